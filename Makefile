@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` and `make test`. Both build .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SOURCES := bot handlers storage
+
+.PHONY: install demo test lint format bench soak i18n clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rentan-bot demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(SOURCES) tests bench
+	$(BIN)/ruff format --check $(SOURCES) tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(SOURCES) tests bench
+	$(BIN)/ruff format $(SOURCES) tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# Re-extract translatable strings and merge them into both catalogs.
+i18n: $(STAMP)
+	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k N_ -k ngettext:1,2 \
+		-o locales/messages.pot $(SOURCES)
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete --omit-header \
+		-i locales/messages.pot -d locales -D messages
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,149 @@
+"""The composition root: builds the PTB Application with every service and handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ContextTypes,
+    TypeHandler,
+    filters,
+)
+from telegram.ext import MessageHandler as _MessageHandler
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bot.context import BotData, Context, Services
+from bot.i18n import Catalogs
+from bot.logs import configure_logging
+from bot.processor import PerChatUpdateProcessor
+from bot.settings import Settings
+from handlers import common, errors, start
+from storage.engine import Database
+from storage.migrate import upgrade
+from storage.preferences import PreferenceRepository
+
+log = logging.getLogger(__name__)
+
+RentanApp = Application[Any, Context, Any, Any, BotData, Any]
+
+# Handler groups: lower runs first. The language is picked before anything answers.
+GROUP_LANGUAGE = -20
+GROUP_PRIVATE_ONLY = -10
+
+
+def build_services(settings: Settings, database: Database | None = None) -> Services:
+    """Create the database handle, catalogs and repositories from settings."""
+    database = database or Database.from_url(settings.database_url)
+    return Services(
+        settings=settings,
+        database=database,
+        catalogs=Catalogs(settings.default_language),
+        preferences=PreferenceRepository(database),
+    )
+
+
+def build_application(
+    settings: Settings,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    services: Services | None = None,
+    rate_limit: float | None = 30.0,
+) -> RentanApp:
+    """The bot as production runs it; tests pass their own request or services."""
+    services = services or build_services(settings)
+    api = settings.telegram_api_url
+    builder = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .context_types(ContextTypes(context=Context, bot_data=BotData))
+        .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates))
+        .post_init(on_startup)
+        .post_shutdown(on_shutdown)
+    )
+    if rate_limit:
+        limiter = AIORateLimiter(overall_max_rate=rate_limit, overall_time_period=1, max_retries=3)
+        # ApplicationBuilder's generics tie the limiter to its (unused) per-call argument type.
+        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
+    # PTB's default pool holds one connection: every concurrent send would queue behind it.
+    builder = builder.request(
+        request or HTTPXRequest(connection_pool_size=settings.concurrent_updates + 4)
+    )
+    builder = builder.get_updates_request(
+        get_updates_request or HTTPXRequest(connection_pool_size=2, read_timeout=30)
+    )
+    application: RentanApp = builder.build()
+    application.bot_data.services = services
+    register_handlers(application)
+    return application
+
+
+def register_handlers(application: RentanApp) -> None:
+    """Every handler, in the order a worker meets them."""
+    application.add_handler(TypeHandler(Update, common.set_language), group=GROUP_LANGUAGE)
+    application.add_handler(
+        _MessageHandler(~filters.ChatType.PRIVATE, common.refuse_non_private),
+        group=GROUP_PRIVATE_ONLY,
+    )
+    application.add_handler(TypeHandler(Update, _drop_non_private_other), group=GROUP_PRIVATE_ONLY)
+    application.add_handlers(start.build())
+    application.add_error_handler(errors.on_error)
+
+
+async def _drop_non_private_other(update: Update, context: Context) -> None:
+    """Callback queries, edits and channel posts from outside private chats are ignored."""
+    chat = update.effective_chat
+    if chat is not None and chat.type != "private":
+        await common.refuse_non_private(update, context)
+
+
+def bot_commands(context_catalogs: Catalogs, language: str) -> list[BotCommand]:
+    """The command menu in one language."""
+    _ = context_catalogs.get(language)._
+    return [
+        BotCommand("start", _("Start or continue registration")),
+    ]
+
+
+async def on_startup(application: RentanApp) -> None:
+    """Publish the command menu in every language (run by run_polling and the test harness)."""
+    services = application.bot_data.services
+    assert services is not None
+    for language in ("id", "en"):
+        await application.bot.set_my_commands(
+            bot_commands(services.catalogs, language),
+            language_code=None if language == services.catalogs.default else language,
+        )
+
+
+async def on_shutdown(application: RentanApp) -> None:
+    """Close database connections."""
+    services = application.bot_data.services
+    if services is not None:
+        await services.database.dispose()
+
+
+async def migrate_database(settings: Settings) -> None:
+    """Apply migrations with a short-lived engine, before the bot's own engine opens."""
+    database = Database.from_url(settings.database_url)
+    try:
+        await upgrade(database)
+    finally:
+        await database.dispose()
+
+
+def run_polling(settings: Settings) -> None:
+    """Production entry point: migrate, then long-poll until SIGINT/SIGTERM."""
+    configure_logging(settings.log_level)
+    asyncio.run(migrate_database(settings))
+    application = build_application(settings)
+    log.info("rentan-bot polling %s", settings.telegram_api_url)
+    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)

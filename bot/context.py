@@ -1,0 +1,75 @@
+"""Typed callback context: `context.settings`, `context.services`, `context._` for this user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.i18n import Catalogs, Translator
+from bot.settings import Settings
+from storage.engine import Database
+from storage.preferences import PreferenceRepository
+
+
+@dataclass
+class Services:
+    """Everything handlers reach through the context, built once by `build_application`."""
+
+    settings: Settings
+    database: Database
+    catalogs: Catalogs
+    preferences: PreferenceRepository
+    # Language per user, filled on first contact; the database keeps the truth.
+    languages: dict[int, str | None] = field(default_factory=dict)
+
+
+class BotData:
+    """`application.bot_data`: holds the services (PTB instantiates it with no arguments)."""
+
+    __slots__ = ("services",)
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+
+class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """The context every handler receives."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        chat_id: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        super().__init__(application=application, chat_id=chat_id, user_id=user_id)
+        self.translator: Translator | None = None
+
+    @property
+    def services(self) -> Services:
+        """The application's services."""
+        services = self.bot_data.services
+        if services is None:
+            raise RuntimeError("services are not wired; build the app with build_application")
+        return services
+
+    @property
+    def settings(self) -> Settings:
+        """The one settings object."""
+        return self.services.settings
+
+    def _(self, message: str) -> str:
+        """Translate a message into this update's language."""
+        return self.tr._(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """Translate a counted message into this update's language."""
+        return self.tr.ngettext(singular, plural, n)
+
+    @property
+    def tr(self) -> Translator:
+        """This update's translator (set by the language pre-handler, else the default)."""
+        if self.translator is None:
+            self.translator = self.services.catalogs.get(None)
+        return self.translator

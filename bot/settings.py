@@ -1,0 +1,138 @@
+"""The one settings object, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IdList = Annotated[frozenset[int], NoDecode]
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; names match the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite+aiosqlite:///rentan.db"
+    admin_ids: IdList = frozenset()
+    reviewer_ids: IdList = frozenset()
+
+    program_region_code: str = "3275"
+    program_quota: int = Field(default=10_000, ge=0)
+    program_budget_idr: int = Field(default=2_000_000_000, ge=0)
+    program_premium_idr: int = Field(default=201_600, gt=0)
+    program_max_desil: int = Field(default=5, ge=1, le=10)
+    program_min_age: int = Field(default=18, ge=0, le=120)
+    program_max_age: int = Field(default=65, ge=0, le=120)
+    program_name_match_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+
+    pii_secret: SecretStr | None = None
+
+    application_code_prefix: str = Field(default="BKS", pattern=r"^[A-Z0-9]{1,8}$")
+    office_contact: str = "Disnaker Kota Bekasi, Jl. Ir. H. Juanda No. 100, Bekasi"
+    default_language: str = Field(default="id", pattern=r"^(id|en)$")
+
+    draft_reminder_minutes: int = Field(default=24 * 60, gt=0)
+    draft_expiry_hours: int = Field(default=72, gt=0)
+    ineligible_retention_days: int = Field(default=30, gt=0)
+    nik_attempts_per_day: int = Field(default=5, gt=0)
+    dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    concurrent_updates: int = Field(default=32, ge=1, le=256)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("admin_ids", "reviewer_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("expected comma-separated numeric Telegram user ids") from None
+        return value
+
+    @field_validator("program_region_code")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        digits = value.replace(".", "").strip()
+        if not digits.isdigit() or len(digits) not in (2, 4, 6):
+            raise ValueError("expected a Kemendagri code of 2, 4 or 6 digits, e.g. 3275")
+        return digits
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("expected sqlite+aiosqlite:///FILE or postgresql+asyncpg://...")
+        return value
+
+    @model_validator(mode="after")
+    def _check_age_range(self) -> Settings:
+        if self.program_min_age > self.program_max_age:
+            raise ValueError("PROGRAM_MIN_AGE must not exceed PROGRAM_MAX_AGE")
+        return self
+
+    @property
+    def effective_quota(self) -> int:
+        """Places the budget and the headcount both allow."""
+        return min(self.program_quota, self.program_budget_idr // self.program_premium_idr)
+
+    @property
+    def staff_ids(self) -> frozenset[int]:
+        """Every id configured as staff in the environment."""
+        return self.admin_ids | self.reviewer_ids
+
+    def require_token(self) -> str:
+        """The bot token, or a SettingsError naming TELEGRAM_BOT_TOKEN."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise SettingsError("TELEGRAM_BOT_TOKEN is not set: get one from @BotFather")
+        return self.telegram_bot_token.get_secret_value()
+
+    def require_pii_secret(self) -> bytes:
+        """The key for blind indexes, or a SettingsError naming PII_SECRET."""
+        if self.pii_secret is None or len(self.pii_secret.get_secret_value()) < 16:
+            raise SettingsError(
+                "PII_SECRET is not set or shorter than 16 characters: "
+                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return self.pii_secret.get_secret_value().encode()
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad variable, for operators rather than developers."""
+    parts = []
+    for item in error.errors():
+        name = ".".join(str(p) for p in item["loc"]).upper() or "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {message}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings(*, env_file: str | None = ".env", **overrides: object) -> Settings:
+    """Build the settings once, turning validation errors into one-line SettingsErrors."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None

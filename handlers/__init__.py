@@ -1,0 +1,1 @@
+"""Telegram update handlers: thin adapters between updates, domain rules and storage."""

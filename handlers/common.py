@@ -1,0 +1,62 @@
+"""Helpers every handler module shares: narrow accessors and the per-update language."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import Chat, Message, Update, User
+from telegram.ext import ApplicationHandlerStop
+
+from bot.context import Context
+
+
+def message_of(update: Update) -> Message:
+    """The update's message; raises if the handler was wired to an update without one."""
+    message = update.effective_message
+    if message is None:
+        raise ValueError("update carries no message")
+    return message
+
+
+def user_of(update: Update) -> User:
+    """The update's sender; raises if there is none (channel posts have none)."""
+    user = update.effective_user
+    if user is None:
+        raise ValueError("update carries no user")
+    return user
+
+
+def chat_of(update: Update) -> Chat:
+    """The update's chat; raises if there is none."""
+    chat = update.effective_chat
+    if chat is None:
+        raise ValueError("update carries no chat")
+    return chat
+
+
+def escape(text: str) -> str:
+    """Escape user-provided text for messages sent with parse_mode HTML."""
+    return html.escape(text, quote=False)
+
+
+async def set_language(update: object, context: Context) -> None:
+    """Pick this update's language: stored preference, else the client's, else the default."""
+    if not isinstance(update, Update) or update.effective_user is None:
+        return
+    user = update.effective_user
+    services = context.services
+    if user.id not in services.languages:
+        services.languages[user.id] = await services.preferences.language_of(user_id=user.id)
+    context.translator = services.catalogs.pick(services.languages[user.id], user.language_code)
+
+
+async def refuse_non_private(update: Update, context: Context) -> None:
+    """Outside a private chat: say so once (never in channels) and stop; nothing is stored."""
+    chat = update.effective_chat
+    if chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP):
+        message = update.effective_message
+        if message is not None and message.text is not None and message.text.startswith("/"):
+            await message.reply_text(
+                context._("This bot only works in a private chat. Open a chat with me directly.")
+            )
+    raise ApplicationHandlerStop

@@ -1,0 +1,227 @@
+"""Every table of the bot, as SQLModel classes; Alembic migrations mirror this file."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; SQLModel 0.0.50 rejects naive datetimes."""
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    """Lifecycle of an application; a draft is the worker's conversation in progress."""
+
+    DRAFT = "draft"
+    INELIGIBLE = "ineligible"
+    PENDING = "pending"
+    NEEDS_FIX = "needs_fix"
+    APPROVED = "approved"
+    WAITLISTED = "waitlisted"
+    REJECTED = "rejected"
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
+
+
+# Statuses in which an application holds its NIK and its Telegram account.
+LIVE_STATUSES = (
+    Status.PENDING,
+    Status.NEEDS_FIX,
+    Status.APPROVED,
+    Status.WAITLISTED,
+    Status.ENROLLED,
+)
+_LIVE_SQL = "status IN ('pending', 'needs_fix', 'approved', 'waitlisted', 'enrolled')"
+_OPEN_SQL = "status IN ('draft', 'pending', 'needs_fix', 'approved', 'waitlisted', 'enrolled')"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: sa.Dialect,  # noqa: ARG002  (part of the TypeDecorator protocol)
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TZDateTime = UTCDateTime()
+
+
+# One person from the city's DTSEN extract; the NIK is only kept as a keyed HMAC.
+# The import loads an unindexed staging table and builds the unique index afterwards.
+class DtsenRecord(SQLModel, table=True):
+    __tablename__ = "dtsen_record"
+    __table_args__ = (sa.Index("uq_dtsen_record_nik_hash", "nik_hash", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    nik_hash: str = Field(max_length=64)
+    nama: str = Field(max_length=200)
+    tanggal_lahir: date
+    jenis_kelamin: str = Field(max_length=1)
+    kode_wilayah: str = Field(max_length=10)
+    desil: int
+    no_kk_hash: str | None = Field(default=None, max_length=64)
+    alamat: str | None = Field(default=None, max_length=500)
+
+
+# Metadata of the DTSEN table in service: when it was imported and from what.
+class DtsenImport(SQLModel, table=True):
+    __tablename__ = "dtsen_import"
+
+    id: int | None = Field(default=None, primary_key=True)
+    imported_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+    source_name: str = Field(max_length=500)
+    rows_loaded: int
+    rows_skipped: int
+    actor: str = Field(max_length=100)
+
+
+# A worker's application; while status is draft, `step` is the conversation state.
+class Application(SQLModel, table=True):
+    __tablename__ = "application"
+    __table_args__ = (
+        sa.Index(
+            "uq_application_live_nik",
+            "nik_hash",
+            unique=True,
+            sqlite_where=sa.text(_LIVE_SQL),
+            postgresql_where=sa.text(_LIVE_SQL),
+        ),
+        sa.Index(
+            "uq_application_open_user",
+            "telegram_user_id",
+            unique=True,
+            sqlite_where=sa.text(_OPEN_SQL),
+            postgresql_where=sa.text(_OPEN_SQL),
+        ),
+        sa.Index("ix_application_queue", "status", "dtsen_desil", "submitted_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str | None = Field(default=None, max_length=20, unique=True)
+    telegram_user_id: int = Field(sa_type=sa.BigInteger, index=True)
+    chat_id: int = Field(sa_type=sa.BigInteger)
+    status: str = Field(default=Status.DRAFT, max_length=16, index=True)
+    step: str | None = Field(default=None, max_length=32)
+    return_to_summary: bool = False
+
+    consent_version: str | None = Field(default=None, max_length=32)
+    consent_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+    nik: str | None = Field(default=None, max_length=16)
+    nik_hash: str | None = Field(default=None, max_length=64)
+    nama: str | None = Field(default=None, max_length=200)
+    tanggal_lahir: date | None = None
+    jenis_kelamin: str | None = Field(default=None, max_length=1)
+    phone: str | None = Field(default=None, max_length=20)
+    occupation: str | None = Field(default=None, max_length=32)
+    occupation_other: str | None = Field(default=None, max_length=100)
+    kecamatan_code: str | None = Field(default=None, max_length=8)
+    kelurahan_code: str | None = Field(default=None, max_length=13)
+    alamat: str | None = Field(default=None, max_length=300)
+    heir_name: str | None = Field(default=None, max_length=200)
+    heir_relation: str | None = Field(default=None, max_length=32)
+
+    dtsen_desil: int | None = None
+    dtsen_kode_wilayah: str | None = Field(default=None, max_length=10)
+    name_score: float | None = None
+    eligibility_reasons: str | None = Field(default=None, max_length=500)
+
+    fix_field: str | None = Field(default=None, max_length=32)
+    decided_by: int | None = Field(default=None, sa_type=sa.BigInteger)
+    decided_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    decision_reason: str | None = Field(default=None, max_length=500)
+    kpj_number: str | None = Field(default=None, max_length=11)
+    coverage_start: date | None = None
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    reminded_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+
+# Staff added by admins in the bot (ADMIN_IDS/REVIEWER_IDS from settings need no row).
+class Staff(SQLModel, table=True):
+    __tablename__ = "staff"
+
+    telegram_user_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    role: str = Field(max_length=16)
+    kecamatan_scope: str | None = Field(default=None, max_length=200)
+    added_by: int = Field(sa_type=sa.BigInteger)
+    added_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
+# Every state change and every refused staff action: who, when, from, to, why.
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime, index=True)
+    actor_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    action: str = Field(max_length=32)
+    application_id: int | None = Field(default=None, index=True)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str | None = Field(default=None, max_length=16)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+# Update ids already handled, so a redelivered update changes nothing twice.
+class ProcessedUpdate(SQLModel, table=True):
+    __tablename__ = "processed_update"
+
+    update_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    processed_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
+# Per-user preferences that outlive any application (the chosen language).
+class UserPreference(SQLModel, table=True):
+    __tablename__ = "user_preference"
+
+    telegram_user_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    language: str = Field(max_length=8)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
+# NIK lookups per Telegram account, to cap eligibility probing and flag risk to staff.
+class NikAttempt(SQLModel, table=True):
+    __tablename__ = "nik_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int = Field(sa_type=sa.BigInteger, index=True)
+    nik_hash: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
+# Messages to workers that must survive a crash: written with the decision, sent after it.
+class Notification(SQLModel, table=True):
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(index=True)
+    chat_id: int = Field(sa_type=sa.BigInteger)
+    kind: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=300)

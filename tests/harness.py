@@ -1,0 +1,83 @@
+"""End-to-end harness: the emulator, a temporary database and the real Application polling it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+
+from bot.app import RentanApp, build_application, build_services, migrate_database, on_startup
+from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.settings import Settings, load_settings
+
+TEST_TOKEN = "123456:TEST-token-for-the-emulator"
+TEST_PII_SECRET = "test-secret-not-for-production-0123456789"
+
+
+def make_settings(api_url: str, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test: no .env file, fast retries, no outgoing rate limit."""
+    values: dict[str, Any] = {
+        "telegram_bot_token": TEST_TOKEN,
+        "telegram_api_url": api_url,
+        "database_url": database_url,
+        "pii_secret": TEST_PII_SECRET,
+        "admin_ids": "900001",
+        "reviewer_ids": "900002",
+    }
+    values.update(overrides)
+    return load_settings(env_file=None, **values)
+
+
+class Harness:
+    """Starts, stops and restarts the bot on one emulator and one database."""
+
+    def __init__(self, emulator: BotApiEmulator, tmp_path: Path, **overrides: Any) -> None:
+        self.emulator = emulator
+        self.database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        self.overrides = overrides
+        self.settings = make_settings(
+            f"http://127.0.0.1:{emulator.port}", self.database_url, **overrides
+        )
+        self.app: RentanApp | None = None
+        self.starts = 0
+
+    async def start(self) -> RentanApp:
+        """Migrate, build and start polling, as `rentan-bot run` does."""
+        await migrate_database(self.settings)
+        app = build_application(
+            self.settings, services=build_services(self.settings), rate_limit=None
+        )
+        await app.initialize()
+        await on_startup(app)
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES
+        )
+        await app.start()
+        self.app = app
+        self.starts += 1
+        return app
+
+    async def stop(self) -> None:
+        """Stop polling and shut down cleanly (confirming the last offset)."""
+        app, self.app = self.app, None
+        if app is None:
+            return
+        assert app.updater is not None
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+        await app.shutdown()
+
+    async def restart(self) -> RentanApp:
+        """A new Application on the same database, like a process restart."""
+        await self.stop()
+        return await self.start()
+
+    def user(self, user_id: int = 100001, **kwargs: Any) -> EmulatedUser:
+        """A Telegram user who talks to the bot in a private chat."""
+        return self.emulator.user(user_id, **kwargs)

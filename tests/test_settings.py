@@ -1,0 +1,98 @@
+"""Settings: names operators rely on, defaults, and one-line errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+
+def test_defaults_describe_kota_bekasi() -> None:
+    """Without configuration the programme is Kota Bekasi's, on a local SQLite file."""
+    settings = load_settings(env_file=None)
+    assert settings.program_region_code == "3275"
+    assert settings.program_quota == 10_000
+    assert settings.program_budget_idr == 2_000_000_000
+    assert settings.program_premium_idr == 201_600
+    assert settings.database_url == "sqlite+aiosqlite:///rentan.db"
+    assert settings.telegram_api_url == "https://api.telegram.org"
+
+
+def test_budget_not_headcount_limits_the_default_quota() -> None:
+    """Rp2 miliar at Rp201.600 a year covers 9.920 people, fewer than the 10.000 quota."""
+    assert load_settings(env_file=None).effective_quota == 9_920
+
+
+def test_id_lists_are_read_from_comma_separated_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ADMIN_IDS and REVIEWER_IDS are comma-separated numeric Telegram ids."""
+    monkeypatch.setenv("ADMIN_IDS", "11, 22")
+    monkeypatch.setenv("REVIEWER_IDS", "33")
+    settings = load_settings(env_file=None)
+    assert frozenset({11, 22}) == settings.admin_ids
+    assert frozenset({11, 22, 33}) == settings.staff_ids
+
+
+def test_usernames_in_admin_ids_fail_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Usernames can be changed by anyone; only numeric ids are accepted."""
+    monkeypatch.setenv("ADMIN_IDS", "@kepala_dinas")
+    with pytest.raises(SettingsError, match="ADMIN_IDS") as error:
+        load_settings(env_file=None)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PROGRAM_QUOTA", "sepuluh ribu"),
+        ("PROGRAM_PREMIUM_IDR", "0"),
+        ("PROGRAM_MAX_DESIL", "11"),
+        ("PROGRAM_REGION_CODE", "32-75"),
+        ("DATABASE_URL", "mysql://localhost/rentan"),
+        ("TELEGRAM_API_URL", "api.telegram.org"),
+    ],
+)
+def test_bad_value_fails_with_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A wrong value is reported as one line that starts the operator at the right variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings(env_file=None)
+    message = str(error.value)
+    assert variable in message
+    assert "\n" not in message
+
+
+def test_min_age_above_max_age_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An impossible age window is caught at start-up, not at the first worker."""
+    monkeypatch.setenv("PROGRAM_MIN_AGE", "70")
+    with pytest.raises(SettingsError, match="PROGRAM_MIN_AGE"):
+        load_settings(env_file=None)
+
+
+def test_dotted_region_code_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operators may copy the code with Kemendagri's dots."""
+    monkeypatch.setenv("PROGRAM_REGION_CODE", "32.16")
+    assert load_settings(env_file=None).program_region_code == "3216"
+
+
+def test_settings_are_read_from_a_dotenv_file(tmp_path: Path) -> None:
+    """An optional .env file in the working directory is honoured."""
+    (tmp_path / ".env").write_text("PROGRAM_QUOTA=500\n")
+    assert load_settings().program_quota == 500
+
+
+def test_missing_token_is_reported_by_name() -> None:
+    """Asking for the token when none is set names TELEGRAM_BOT_TOKEN."""
+    with pytest.raises(SettingsError, match="TELEGRAM_BOT_TOKEN"):
+        load_settings(env_file=None).require_token()
+
+
+def test_short_pii_secret_is_refused() -> None:
+    """A guessable key would make the blind index brute-forceable."""
+    with pytest.raises(SettingsError, match="PII_SECRET"):
+        load_settings(env_file=None, pii_secret="short").require_pii_secret()
