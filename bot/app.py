@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from storage.dtsen import DtsenRepository
 from telegram import BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
@@ -22,8 +23,10 @@ from bot.context import BotData, Context, Services
 from bot.i18n import Catalogs
 from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
+from bot.regions import load_regions
 from bot.settings import Settings
-from handlers import common, errors, start
+from handlers import account, common, errors, registration
+from storage.applications import ApplicationRepository
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.preferences import PreferenceRepository
@@ -40,11 +43,16 @@ GROUP_PRIVATE_ONLY = -10
 def build_services(settings: Settings, database: Database | None = None) -> Services:
     """Create the database handle, catalogs and repositories from settings."""
     database = database or Database.from_url(settings.database_url)
+    secret = settings.require_pii_secret()
     return Services(
         settings=settings,
         database=database,
         catalogs=Catalogs(settings.default_language),
+        regions=load_regions(),
+        secret=secret,
         preferences=PreferenceRepository(database),
+        applications=ApplicationRepository(database),
+        dtsen=DtsenRepository(database, secret),
     )
 
 
@@ -94,7 +102,10 @@ def register_handlers(application: RentanApp) -> None:
         group=GROUP_PRIVATE_ONLY,
     )
     application.add_handler(TypeHandler(Update, _drop_non_private_other), group=GROUP_PRIVATE_ONLY)
-    application.add_handlers(start.build())
+    application.add_handlers(registration.build())
+    application.add_handlers(account.build())
+    application.add_handlers(account.build_unknown())
+    application.add_handlers(registration.build_fallbacks())
     application.add_error_handler(errors.on_error)
 
 
@@ -110,6 +121,11 @@ def bot_commands(context_catalogs: Catalogs, language: str) -> list[BotCommand]:
     _ = context_catalogs.get(language)._
     return [
         BotCommand("start", _("Start or continue registration")),
+        BotCommand("status", _("See where your application stands")),
+        BotCommand("datasaya", _("See the data stored about you")),
+        BotCommand("batal", _("Cancel the registration in progress")),
+        BotCommand("bahasa", _("Change the language")),
+        BotCommand("bantuan", _("Help and contact")),
     ]
 
 

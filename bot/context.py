@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from storage.dtsen import DtsenRepository
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Catalogs, Translator
+from bot.regions import Regions
 from bot.settings import Settings
+from storage.applications import ApplicationRepository
 from storage.engine import Database
+from storage.models import utcnow
 from storage.preferences import PreferenceRepository
 
 
@@ -20,7 +26,13 @@ class Services:
     settings: Settings
     database: Database
     catalogs: Catalogs
+    regions: Regions
+    secret: bytes
     preferences: PreferenceRepository
+    applications: ApplicationRepository
+    dtsen: DtsenRepository
+    # Tests move time forward (reminders, expiry, ages) by swapping the clock.
+    clock: Callable[[], datetime] = utcnow
     # Language per user, filled on first contact; the database keeps the truth.
     languages: dict[int, str | None] = field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""`rentan-bot demo`: the emulator, a fresh database and the real bot, chatted with in a terminal."""
+"""`rentan-bot demo`: emulator, fresh database and the real bot, chatted with in a terminal."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def demo_settings(settings: Settings, data_dir: Path, api_url: str) -> Settings:
 async def seed_demo_data(settings: Settings, data_dir: Path) -> Path | None:
     """Load a synthetic DTSEN sample once, so the registration has people to match."""
     try:
-        from bot.sample_dtsen import write_sample
         from storage.dtsen import DtsenRepository, import_dtsen
+
+        from bot.sample_dtsen import write_sample
         from storage.engine import Database
     except ImportError:
         return None
@@ -144,5 +145,3 @@ def run_demo(settings: Settings, *, data_dir: str) -> int:
     except (KeyboardInterrupt, EOFError):
         console.print("bye")
     return 0
-
-

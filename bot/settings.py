@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -130,9 +130,9 @@ def describe_validation_error(error: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(parts)
 
 
-def load_settings(*, env_file: str | None = ".env", **overrides: object) -> Settings:
+def load_settings(*, env_file: str | None = ".env", **overrides: Any) -> Settings:
     """Build the settings once, turning validation errors into one-line SettingsErrors."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None

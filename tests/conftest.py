@@ -24,6 +24,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.chdir(tmp_path)
+    # PTB 22 warns about RetryAfter's int seconds unless opted into timedelta; warnings are errors.
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
     yield
 
 

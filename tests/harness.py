@@ -8,6 +8,7 @@ from typing import Any
 from telegram import Update
 
 from bot.app import RentanApp, build_application, build_services, migrate_database, on_startup
+from bot.context import Services
 from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.settings import Settings, load_settings
 
@@ -77,6 +78,14 @@ class Harness:
         """A new Application on the same database, like a process restart."""
         await self.stop()
         return await self.start()
+
+    @property
+    def services(self) -> Services:
+        """The running bot's services (database, repositories, clock)."""
+        assert self.app is not None, "the bot is not running"
+        services = self.app.bot_data.services
+        assert services is not None
+        return services
 
     def user(self, user_id: int = 100001, **kwargs: Any) -> EmulatedUser:
         """A Telegram user who talks to the bot in a private chat."""

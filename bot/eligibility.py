@@ -1,0 +1,248 @@
+"""Who may join the programme: a worker's claim checked against their DTSEN row and the rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from bot.i18n import N_
+from bot.names import name_similarity
+from bot.nik import Gender, Nik
+from bot.regions import normalize_code
+
+# Rp16.800 a month (JKK Rp10.000 on the minimum declared income + JKM Rp6.800) x 12.
+ANNUAL_PREMIUM_IDR = 201_600
+
+
+class ReasonCode(StrEnum):
+    """One finding about a claim; all but GENDER_MISMATCH make it ineligible."""
+
+    NOT_IN_DTSEN = "not_in_dtsen"
+    NAME_MISMATCH = "name_mismatch"
+    BIRTH_DATE_MISMATCH = "birth_date_mismatch"  # the date typed vs the DTSEN row
+    NIK_DATE_MISMATCH = "nik_date_mismatch"  # the date typed vs the date inside the NIK
+    OUTSIDE_REGION = "outside_region"
+    DESIL_TOO_HIGH = "desil_too_high"
+    TOO_YOUNG = "too_young"
+    TOO_OLD = "too_old"
+    GENDER_MISMATCH = "gender_mismatch"
+
+
+# A gender mismatch alone points at a data-entry slip in DTSEN more often than at a stranger
+# using someone's NIK (that needs the name and date to match too), so it is a flag for staff
+# review rather than a refusal.
+FLAGS = frozenset({ReasonCode.GENDER_MISMATCH})
+
+_STAFF_TEMPLATES: dict[ReasonCode, str] = {
+    ReasonCode.NOT_IN_DTSEN: N_("NIK not found in the DTSEN extract"),
+    ReasonCode.NAME_MISMATCH: N_(
+        "Name similarity with DTSEN is {score}%, below the threshold of {threshold}%"
+    ),
+    ReasonCode.BIRTH_DATE_MISMATCH: N_(
+        "Birth date given ({claimed}) differs from DTSEN ({dtsen})"
+    ),
+    ReasonCode.NIK_DATE_MISMATCH: N_(
+        "Birth date given ({claimed}) differs from the date in the NIK ({nik_date})"
+    ),
+    ReasonCode.OUTSIDE_REGION: N_(
+        "DTSEN domicile {region} is outside the programme area {programme_region}"
+    ),
+    ReasonCode.DESIL_TOO_HIGH: N_("Desil {desil} is above the programme maximum {max_desil}"),
+    ReasonCode.TOO_YOUNG: N_("Age {age} is below the programme minimum {min_age}"),
+    ReasonCode.TOO_OLD: N_("Age {age} is above the programme maximum {max_age}"),
+    ReasonCode.GENDER_MISMATCH: N_(
+        "Gender in the NIK ({nik_gender}) differs from DTSEN ({dtsen_gender}); "
+        "check before approving"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A finding for staff: translate `staff_template`, then `.format(**params)`."""
+
+    code: ReasonCode
+    params: Mapping[str, str | int] = field(default_factory=dict)
+
+    @property
+    def staff_template(self) -> str:
+        """The N_() template for this code, with named placeholders filled from `params`."""
+        return _STAFF_TEMPLATES[self.code]
+
+    @property
+    def staff_message(self) -> str:
+        """The untranslated English message, for logs and tests."""
+        return self.staff_template.format(**self.params)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether this finding on its own makes the claim ineligible."""
+        return self.code not in FLAGS
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the worker told the bot."""
+
+    nik: Nik
+    name: str
+    birth_date: date
+
+
+@dataclass(frozen=True, slots=True)
+class DtsenPerson:
+    """The parts of a DTSEN row the decision needs (the storage layer converts its row)."""
+
+    nama: str
+    tanggal_lahir: date
+    jenis_kelamin: str
+    kode_wilayah: str
+    desil: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The programme's criteria, from settings."""
+
+    region_code: str
+    max_desil: int
+    min_age: int
+    max_age: int
+    name_threshold: float = 0.85
+
+    def __post_init__(self) -> None:
+        # Configuration errors, for the operator: fail at start-up, not on the first worker.
+        code = normalize_code(self.region_code)
+        if not code.isdigit() or len(code) not in (2, 4, 6, 10):
+            raise ValueError(f"region_code must be a 2/4/6/10-digit region code: {code!r}")
+        if not 1 <= self.max_desil <= 10:
+            raise ValueError(f"max_desil must be between 1 and 10: {self.max_desil}")
+        if not 0 <= self.min_age <= self.max_age:
+            raise ValueError(f"need 0 <= min_age <= max_age: {self.min_age}, {self.max_age}")
+        if not 0 < self.name_threshold <= 1:
+            raise ValueError(f"name_threshold must be in (0, 1]: {self.name_threshold}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome: eligible when no finding is blocking; `name_score` when a row was found."""
+
+    eligible: bool
+    reasons: tuple[Reason, ...]
+    name_score: float | None
+
+    @property
+    def codes(self) -> tuple[ReasonCode, ...]:
+        """The reason codes, in the order they were found."""
+        return tuple(reason.code for reason in self.reasons)
+
+
+def age_on(birth: date, today: date) -> int:
+    """Completed years on `today`; someone born on 29 February turns a year older on 1 March."""
+    before_birthday = (today.month, today.day) < (birth.month, birth.day)
+    return today.year - birth.year - before_birthday
+
+
+def normalize_gender(value: str) -> Gender | None:
+    """DTSEN's gender field as "L"/"P"; None when the value is not one we know."""
+    key = value.strip().casefold()
+    # BPS codes 1 = male, 2 = female; extracts also spell it out.
+    if key in {"l", "lk", "laki-laki", "laki laki", "lakilaki", "pria", "1", "m", "male"}:
+        return "L"
+    if key in {"p", "pr", "perempuan", "wanita", "2", "f", "female"}:
+        return "P"
+    return None
+
+
+def age_reason(birth: date, rules: Rules, today: date) -> Reason | None:
+    """TOO_YOUNG or TOO_OLD for this date of birth, or None; handlers can ask before a lookup."""
+    age = age_on(birth, today)
+    if age < rules.min_age:
+        return Reason(ReasonCode.TOO_YOUNG, {"age": age, "min_age": rules.min_age})
+    if age > rules.max_age:
+        return Reason(ReasonCode.TOO_OLD, {"age": age, "max_age": rules.max_age})
+    return None
+
+
+def assess(claim: Claim, record: DtsenPerson | None, rules: Rules, today: date) -> Decision:
+    """Check a claim against its DTSEN row (None when the NIK is not there) and the rules."""
+    if record is None:
+        return Decision(False, (Reason(ReasonCode.NOT_IN_DTSEN),), None)
+    reasons: list[Reason] = []
+    score = name_similarity(claim.name, record.nama)
+    if score < rules.name_threshold:
+        percent = {"score": round(score * 100), "threshold": round(rules.name_threshold * 100)}
+        reasons.append(Reason(ReasonCode.NAME_MISMATCH, percent))
+    claimed = claim.birth_date.isoformat()
+    if claim.birth_date != record.tanggal_lahir:
+        dtsen_date = record.tanggal_lahir.isoformat()
+        reasons.append(
+            Reason(ReasonCode.BIRTH_DATE_MISMATCH, {"claimed": claimed, "dtsen": dtsen_date})
+        )
+    if claim.birth_date != claim.nik.birth_date:
+        nik_date = claim.nik.birth_date.isoformat()
+        reasons.append(
+            Reason(ReasonCode.NIK_DATE_MISMATCH, {"claimed": claimed, "nik_date": nik_date})
+        )
+    # Domicile comes from DTSEN, never from the NIK prefix (the place of first registration).
+    region = normalize_code(record.kode_wilayah)
+    area = normalize_code(rules.region_code)
+    if not region.startswith(area):
+        reasons.append(
+            Reason(ReasonCode.OUTSIDE_REGION, {"region": region, "programme_region": area})
+        )
+    if record.desil > rules.max_desil:
+        desil = {"desil": record.desil, "max_desil": rules.max_desil}
+        reasons.append(Reason(ReasonCode.DESIL_TOO_HIGH, desil))
+    # Age from the date the worker typed: it is their own information, so telling them about it
+    # reveals nothing from DTSEN (see worker_message).
+    age = age_reason(claim.birth_date, rules, today)
+    if age is not None:
+        reasons.append(age)
+    dtsen_gender = normalize_gender(record.jenis_kelamin)
+    # An unrecognised DTSEN value is not evidence of a mismatch, so it raises no flag.
+    if dtsen_gender is not None and dtsen_gender != claim.nik.gender:
+        genders = {"nik_gender": claim.nik.gender, "dtsen_gender": dtsen_gender}
+        reasons.append(Reason(ReasonCode.GENDER_MISMATCH, genders))
+    eligible = not any(reason.blocking for reason in reasons)
+    return Decision(eligible, tuple(reasons), score)
+
+
+ELIGIBLE_MESSAGE = N_(
+    "Your data matches the programme's list. The city's staff will now review your application "
+    "and let you know the result."
+)
+NO_MATCH_MESSAGE = N_(
+    "We could not match your data to the programme's list, so we cannot register you now. "
+    "Please check that your NIK, name and date of birth are exactly as on your KTP. If they are, "
+    "please visit your kelurahan office to check your data and ask for a DTSEN update, "
+    "or contact the programme office."
+)
+AGE_MESSAGE = N_(
+    "This programme is for workers within a set age range, and your date of birth is outside "
+    "it, so we cannot register you. If the date you typed is wrong, please start again."
+)
+_AGE_CODES = frozenset({ReasonCode.TOO_YOUNG, ReasonCode.TOO_OLD})
+
+
+def worker_message(decision: Decision) -> str:
+    """The one message a worker sees about a decision (an N_() string for `_()`)."""
+    if decision.eligible:
+        return ELIGIBLE_MESSAGE
+    blocking = {reason.code for reason in decision.reasons if reason.blocking}
+    # Every refusal that involves DTSEN gets the same words, so trying NIKs teaches a stranger
+    # nothing about who is listed, where they live or their desil. The age message is shown
+    # only when age is the sole obstacle: the worker can work that out from their own date of
+    # birth, and it tells no more than "eligible" would have told a worker of the right age.
+    if blocking and blocking <= _AGE_CODES:
+        return AGE_MESSAGE
+    return NO_MATCH_MESSAGE
+
+
+def effective_quota(quota: int, budget_idr: int, premium_idr: int) -> int:
+    """How many people the budget really covers: min(quota, budget // annual premium)."""
+    if premium_idr <= 0 or quota < 0 or budget_idr < 0:
+        raise ValueError("quota and budget must be >= 0 and the premium > 0")
+    return min(quota, budget_idr // premium_idr)

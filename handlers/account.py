@@ -1,0 +1,213 @@
+"""A worker's own account: /status, /datasaya, /bahasa, /bantuan and unknown commands."""
+
+from __future__ import annotations
+
+import json
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import Context
+from bot.eligibility import Decision, Reason, ReasonCode, worker_message
+from bot.i18n import LANGUAGES, N_
+from handlers.common import escape, message_of, user_of
+from handlers.registration import STEPS, Step, ask_again, format_date, summary_text
+from storage.models import Application, Status
+
+STATUS_WORDS: dict[str, str] = {
+    Status.DRAFT: N_("registration in progress"),
+    Status.INELIGIBLE: N_("not eligible"),
+    Status.PENDING: N_("waiting for verification"),
+    Status.NEEDS_FIX: N_("needs a correction from you"),
+    Status.APPROVED: N_("approved"),
+    Status.WAITLISTED: N_("on the waiting list"),
+    Status.REJECTED: N_("rejected"),
+    Status.ENROLLED: N_("registered with BPJS Ketenagakerjaan"),
+    Status.WITHDRAWN: N_("withdrawn"),
+    Status.CANCELLED: N_("cancelled"),
+}
+LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+
+
+async def status(update: Update, context: Context) -> None:
+    """/status: the worker's own application in words."""
+    message = message_of(update)
+    application = await context.services.applications.latest_for(user_id=user_of(update).id)
+    if application is None:
+        await message.reply_text(
+            context._("You have no application yet. Send /start to register.")
+        )
+        return
+    await message.reply_text(await status_text(application, context), parse_mode=ParseMode.HTML)
+    if application.status == Status.DRAFT:
+        await ask_again(message, application, context)
+
+
+async def status_text(application: Application, context: Context) -> str:
+    """Number, status in words and what it means for this status."""
+    _ = context._
+    words = _(STATUS_WORDS.get(application.status, application.status))
+    lines = []
+    if application.code:
+        lines.append(_("Application number: <b>{code}</b>").format(code=escape(application.code)))
+    lines.append(_("Status: <b>{status}</b>").format(status=escape(words)))
+    if application.status == Status.PENDING:
+        position = await context.services.applications.queue_position(application=application)
+        lines.append(
+            _("Your place in the verification queue: {position}.").format(position=position)
+        )
+    elif application.status == Status.REJECTED and application.decision_reason:
+        lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
+    elif application.status == Status.ENROLLED:
+        lines.append(
+            _("KPJ card number: <b>{kpj}</b>\nCovered from: {start}").format(
+                kpj=escape(application.kpj_number or "-"),
+                start=format_date(application.coverage_start, context)
+                if application.coverage_start
+                else "-",
+            )
+        )
+    elif application.status == Status.INELIGIBLE:
+        lines.append(_(ineligible_note(application)))
+    elif application.status == Status.DRAFT:
+        lines.append(_("Answer the question below to continue, or send /batal to cancel."))
+    return "\n".join(lines)
+
+
+def ineligible_note(application: Application) -> str:
+    """The same neutral wording the worker saw at the end of the check."""
+    reasons = json.loads(application.eligibility_reasons or "[]")
+    decision = Decision(
+        eligible=False,
+        reasons=tuple(Reason(ReasonCode(item["code"]), item["params"]) for item in reasons),
+        name_score=application.name_score,
+    )
+    return worker_message(decision)
+
+
+async def my_data(update: Update, context: Context) -> None:
+    """/datasaya: everything stored about the worker (UU PDP right of access)."""
+    message = message_of(update)
+    user = user_of(update)
+    application = await context.services.applications.latest_for(user_id=user.id)
+    if application is None:
+        await message.reply_text(context._("We store no registration data about you."))
+        return
+    _ = context._
+    consent = (
+        _("Consent given: {when} (version {version})").format(
+            when=application.consent_at.strftime("%Y-%m-%d %H:%M UTC"),
+            version=escape(application.consent_version or "-"),
+        )
+        if application.consent_at
+        else ""
+    )
+    text = "\n".join(
+        part
+        for part in (
+            _("<b>Your stored data</b>"),
+            summary_text(application, context),
+            _("Status: {status}").format(
+                status=escape(_(STATUS_WORDS.get(application.status, application.status)))
+            ),
+            consent,
+        )
+        if part
+    )
+    await message.reply_text(text, parse_mode=ParseMode.HTML)
+
+
+async def choose_language(update: Update, context: Context) -> None:
+    """/bahasa: pick Bahasa Indonesia or English."""
+    buttons = [
+        [InlineKeyboardButton(LANGUAGE_NAMES[code], callback_data=f"lang:{code}")]
+        for code in LANGUAGES
+    ]
+    await message_of(update).reply_text(
+        context._("Choose your language:"), reply_markup=InlineKeyboardMarkup(buttons)
+    )
+
+
+async def set_language(update: Update, context: Context) -> None:
+    """A language button: remember the choice for this user."""
+    query = update.callback_query
+    if query is None:
+        return
+    code = (query.data or "").removeprefix("lang:")
+    if code not in LANGUAGES:
+        await query.answer()
+        return
+    services = context.services
+    user = user_of(update)
+    await services.preferences.set_language(user_id=user.id, language=code)
+    services.languages[user.id] = code
+    context.translator = services.catalogs.get(code)
+    await query.answer()
+    await query.edit_message_text(
+        context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
+    )
+
+
+async def help_text(update: Update, context: Context) -> None:
+    """/bantuan: what the bot does, its commands and the office to contact."""
+    _ = context._
+    text = "\n".join(
+        (
+            _("<b>Help</b>"),
+            _("/start – register for the programme (or continue)"),
+            _("/status – see where your application stands"),
+            _("/datasaya – see the data we store about you"),
+            _("/batal – cancel the registration in progress"),
+            _("/bahasa – change the language"),
+            "",
+            _("Office: {office}").format(office=escape(context.settings.office_contact)),
+        )
+    )
+    await message_of(update).reply_text(text, parse_mode=ParseMode.HTML)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command the bot does not know: say so, and where the worker is."""
+    message = message_of(update)
+    await message.reply_text(
+        context._("I don't know that command. Send /bantuan to see what I can do.")
+    )
+    application = await context.services.applications.open_for(user_id=user_of(update).id)
+    if application is not None and application.status == Status.DRAFT:
+        await _remind_step(message, application, context)
+
+
+async def _remind_step(message: Message, application: Application, context: Context) -> None:
+    step = Step(application.step or Step.NIK)
+    if step in STEPS:
+        await ask_again(message, application, context)
+
+
+async def edited(update: Update, context: Context) -> None:
+    """Edits are never answers: ask for a new message instead."""
+    message = update.edited_message
+    if message is None or message.chat.type != "private":
+        return
+    await message.reply_text(
+        context._("I don't read edited messages. Please send your answer as a new message.")
+    )
+
+
+def build() -> list[BaseHandler[Update, Context, None]]:
+    """Account commands for workers."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    return [
+        CommandHandler("status", status, filters=private),
+        CommandHandler("datasaya", my_data, filters=private),
+        CommandHandler("bahasa", choose_language, filters=private),
+        CommandHandler(["bantuan", "help"], help_text, filters=private),
+        CallbackQueryHandler(set_language, pattern=r"^lang:"),
+        MessageHandler(filters.UpdateType.EDITED_MESSAGE, edited),
+    ]
+
+
+def build_unknown() -> list[BaseHandler[Update, Context, None]]:
+    """Registered last: any other command."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    return [MessageHandler(private & filters.COMMAND, unknown_command)]

@@ -1,0 +1,49 @@
+"""Periodic jobs: remind idle workers once, delete expired drafts and old ineligible checks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram.error import Forbidden, TelegramError
+
+from bot.context import Context
+
+log = logging.getLogger(__name__)
+
+
+async def tidy_drafts(context: Context) -> None:
+    """Remind workers whose draft has been idle, then delete what retention no longer allows."""
+    services = context.services
+    settings = services.settings
+    now = services.clock()
+    idle = await services.applications.drafts_to_remind(
+        idle_since=now - timedelta(minutes=settings.draft_reminder_minutes)
+    )
+    for draft in idle:
+        if draft.id is None:
+            continue
+        language = services.languages.get(draft.telegram_user_id)
+        if language is None:
+            language = await services.preferences.language_of(user_id=draft.telegram_user_id)
+        _ = services.catalogs.pick(language, None)._
+        try:
+            await context.bot.send_message(
+                draft.chat_id,
+                _(
+                    "Your registration is not finished yet. Send /start to continue where you "
+                    "left off. Unfinished registrations are deleted after {hours} hours."
+                ).format(hours=settings.draft_expiry_hours),
+            )
+        except Forbidden:
+            pass  # the worker blocked the bot; the draft expires on its own
+        except TelegramError as error:
+            log.warning("reminder for draft %s not sent: %s", draft.id, error)
+            continue
+        await services.applications.mark_reminded(application_id=draft.id)
+    deleted = await services.applications.delete_expired(
+        drafts_idle_since=now - timedelta(hours=settings.draft_expiry_hours),
+        ineligible_before=now - timedelta(days=settings.ineligible_retention_days),
+    )
+    if deleted:
+        log.info("deleted %d expired drafts and ineligible checks", deleted)

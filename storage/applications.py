@@ -1,0 +1,371 @@
+"""Applications: the worker's draft (the conversation state) and the submitted record."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from storage.engine import Database
+from storage.models import (
+    LIVE_STATUSES,
+    Application,
+    AuditEvent,
+    NikAttempt,
+    ProcessedUpdate,
+    Status,
+    utcnow,
+)
+
+OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Outcome(StrEnum):
+    """What happened to a write that a Telegram update asked for."""
+
+    DONE = "done"
+    DUPLICATE = "duplicate"  # the same update_id was handled before
+    STALE = "stale"  # the draft moved on (or vanished) since the update was read
+    NIK_TAKEN = "nik_taken"  # another live application holds this NIK
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The outcome of a submission and, when it went through, the application number."""
+
+    outcome: Outcome
+    code: str | None = None
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to undo it and report an outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+def new_application_code(prefix: str) -> str:
+    """`BKS-4F7K2Q`: the configured prefix and six random Crockford base32 characters."""
+    return prefix + "-" + "".join(secrets.choice(CROCKFORD) for _ in range(6))
+
+
+class ApplicationRepository:
+    """Reads and writes applications; every write is one short transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def _claim_update(self, session: AsyncSession, update_id: int | None) -> bool:
+        """Record an update id in this transaction; False when it was handled before."""
+        if update_id is None:
+            return True
+        dialect_insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
+        statement = (
+            dialect_insert(ProcessedUpdate)
+            .values(update_id=update_id, processed_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["update_id"])
+        )
+        result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def open_for(self, *, user_id: int) -> Application | None:
+        """The user's draft or live application, if any."""
+        async with self._db.read() as session:
+            query = select(Application).where(
+                Application.telegram_user_id == user_id,
+                col(Application.status).in_(OPEN_STATUSES),
+            )
+            return (await session.execute(query)).scalars().first()
+
+    async def latest_for(self, *, user_id: int) -> Application | None:
+        """The user's open application, else their most recent closed one."""
+        async with self._db.read() as session:
+            query = (
+                select(Application)
+                .where(Application.telegram_user_id == user_id)
+                .order_by(
+                    col(Application.status).in_(OPEN_STATUSES).desc(),
+                    col(Application.id).desc(),
+                )
+                .limit(1)
+            )
+            return (await session.execute(query)).scalars().first()
+
+    async def get(self, *, application_id: int) -> Application | None:
+        """One application by id."""
+        async with self._db.read() as session:
+            return await session.get(Application, application_id)
+
+    async def start_draft(
+        self,
+        *,
+        user_id: int,
+        chat_id: int,
+        consent_version: str,
+        first_step: str,
+        update_id: int | None,
+    ) -> Application | None:
+        """Open a draft after consent; the user's existing open application wins a race."""
+        try:
+            async with self._db.write() as session, session.begin():
+                if not await self._claim_update(session, update_id):
+                    return None
+                now = utcnow()
+                draft = Application(
+                    telegram_user_id=user_id,
+                    chat_id=chat_id,
+                    status=Status.DRAFT,
+                    step=first_step,
+                    consent_version=consent_version,
+                    consent_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(draft)
+                await session.flush()
+                session.add(
+                    AuditEvent(
+                        actor_id=user_id,
+                        action="consent",
+                        application_id=draft.id,
+                        to_status=Status.DRAFT,
+                        reason=consent_version,
+                    )
+                )
+                return draft
+        except IntegrityError:
+            return None
+
+    async def advance(
+        self,
+        *,
+        application_id: int,
+        from_step: str,
+        to_step: str | None,
+        values: Mapping[str, Any],
+        update_id: int | None,
+        return_to_summary: bool | None = None,
+    ) -> Outcome:
+        """Store an answer and move the draft to its next step, in one transaction."""
+        changes = dict(values)
+        changes.update(step=to_step, updated_at=utcnow(), reminded_at=None)
+        if return_to_summary is not None:
+            changes["return_to_summary"] = return_to_summary
+        return await self._update_draft(application_id, from_step, changes, update_id)
+
+    async def _update_draft(
+        self,
+        application_id: int,
+        from_step: str,
+        changes: Mapping[str, Any],
+        update_id: int | None,
+        audit: AuditEvent | None = None,
+    ) -> Outcome:
+        try:
+            async with self._db.write() as session, session.begin():
+                if not await self._claim_update(session, update_id):
+                    raise _Rollback(Outcome.DUPLICATE)
+                result = await session.execute(
+                    update(Application)
+                    .where(
+                        col(Application.id) == application_id,
+                        col(Application.status) == Status.DRAFT,
+                        col(Application.step) == from_step,
+                    )
+                    .values(**changes)
+                )
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    raise _Rollback(Outcome.STALE)
+                if audit is not None:
+                    session.add(audit)
+        except _Rollback as rollback:
+            return rollback.outcome
+        return Outcome.DONE
+
+    async def mark_ineligible(
+        self,
+        *,
+        application_id: int,
+        user_id: int,
+        from_step: str,
+        values: Mapping[str, Any],
+        reasons: str,
+        update_id: int | None,
+    ) -> Outcome:
+        """Close a draft as ineligible, keeping the exact reasons for staff."""
+        changes = dict(values)
+        changes.update(
+            status=Status.INELIGIBLE,
+            step=None,
+            eligibility_reasons=reasons,
+            updated_at=utcnow(),
+        )
+        audit = AuditEvent(
+            actor_id=user_id,
+            action="assess",
+            application_id=application_id,
+            from_status=Status.DRAFT,
+            to_status=Status.INELIGIBLE,
+            reason=reasons,
+        )
+        return await self._update_draft(application_id, from_step, changes, update_id, audit)
+
+    async def submit(
+        self,
+        *,
+        application_id: int,
+        user_id: int,
+        from_step: str,
+        prefix: str,
+        update_id: int | None,
+    ) -> SubmitResult:
+        """Turn a complete draft into a pending application with a fresh number."""
+        for _attempt in range(5):
+            code = new_application_code(prefix)
+            try:
+                async with self._db.write() as session, session.begin():
+                    if not await self._claim_update(session, update_id):
+                        raise _Rollback(Outcome.DUPLICATE)
+                    now = utcnow()
+                    result = await session.execute(
+                        update(Application)
+                        .where(
+                            col(Application.id) == application_id,
+                            col(Application.status) == Status.DRAFT,
+                            col(Application.step) == from_step,
+                        )
+                        .values(
+                            status=Status.PENDING,
+                            step=None,
+                            code=code,
+                            submitted_at=now,
+                            updated_at=now,
+                            return_to_summary=False,
+                        )
+                    )
+                    if not result.rowcount:  # type: ignore[attr-defined]
+                        raise _Rollback(Outcome.STALE)
+                    session.add(
+                        AuditEvent(
+                            actor_id=user_id,
+                            action="submit",
+                            application_id=application_id,
+                            from_status=Status.DRAFT,
+                            to_status=Status.PENDING,
+                        )
+                    )
+            except _Rollback as rollback:
+                return SubmitResult(rollback.outcome)
+            except IntegrityError as error:
+                if "code" in str(error.orig).lower() and "nik" not in str(error.orig).lower():
+                    continue  # two submissions drew the same number: draw again
+                return SubmitResult(Outcome.NIK_TAKEN)
+            return SubmitResult(Outcome.DONE, code)
+        raise RuntimeError("could not draw a free application number")
+
+    async def discard_draft(self, *, user_id: int) -> bool:
+        """Delete the user's draft (data minimisation); True when there was one."""
+        async with self._db.write() as session, session.begin():
+            result = await session.execute(
+                delete(Application).where(
+                    col(Application.telegram_user_id) == user_id,
+                    col(Application.status) == Status.DRAFT,
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def nik_is_taken(self, *, nik_hash: str, except_application: int | None) -> bool:
+        """Whether a live application (other than this one) already holds this NIK."""
+        async with self._db.read() as session:
+            query = select(func.count()).where(
+                col(Application.nik_hash) == nik_hash,
+                col(Application.status).in_(LIVE_STATUSES),
+                col(Application.id) != (except_application or -1),
+            )
+            return bool((await session.execute(query)).scalar_one())
+
+    async def record_nik_attempt(self, *, user_id: int, nik_hash: str, since: datetime) -> int:
+        """Log a NIK look-up by this account; returns how many it made since `since`."""
+        async with self._db.write() as session, session.begin():
+            session.add(NikAttempt(telegram_user_id=user_id, nik_hash=nik_hash))
+            await session.flush()
+            query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
+                col(NikAttempt.telegram_user_id) == user_id, col(NikAttempt.at) >= since
+            )
+            return int((await session.execute(query)).scalar_one())
+
+    async def queue_position(self, *, application: Application) -> int:
+        """1-based place among pending applications: lower desil first, then earlier."""
+        async with self._db.read() as session:
+            desil = application.dtsen_desil or 10
+            submitted = application.submitted_at or utcnow()
+            query = select(func.count()).where(
+                col(Application.status) == Status.PENDING,
+                or_(
+                    func.coalesce(Application.dtsen_desil, 10) < desil,
+                    (func.coalesce(Application.dtsen_desil, 10) == desil)
+                    & (col(Application.submitted_at) < submitted),
+                ),
+            )
+            return int((await session.execute(query)).scalar_one()) + 1
+
+    async def drafts_to_remind(
+        self, *, idle_since: datetime, limit: int = 500
+    ) -> list[Application]:
+        """Drafts untouched since `idle_since` whose worker was not reminded yet."""
+        async with self._db.read() as session:
+            query = (
+                select(Application)
+                .where(
+                    col(Application.status) == Status.DRAFT,
+                    col(Application.updated_at) < idle_since,
+                    col(Application.reminded_at).is_(None),
+                )
+                .limit(limit)
+            )
+            return list((await session.execute(query)).scalars())
+
+    async def mark_reminded(self, *, application_id: int) -> None:
+        """Remember that a draft's worker was reminded, so it happens once."""
+        async with self._db.write() as session, session.begin():
+            await session.execute(
+                update(Application)
+                .where(col(Application.id) == application_id)
+                .values(reminded_at=utcnow())
+            )
+
+    async def delete_expired(
+        self, *, drafts_idle_since: datetime, ineligible_before: datetime
+    ) -> int:
+        """Delete abandoned drafts and old ineligible records (data minimisation)."""
+        async with self._db.write() as session, session.begin():
+            drafts = await session.execute(
+                delete(Application).where(
+                    col(Application.status) == Status.DRAFT,
+                    col(Application.updated_at) < drafts_idle_since,
+                )
+            )
+            ineligible = await session.execute(
+                delete(Application).where(
+                    col(Application.status) == Status.INELIGIBLE,
+                    col(Application.updated_at) < ineligible_before,
+                )
+            )
+            old_updates = await session.execute(
+                delete(ProcessedUpdate).where(
+                    col(ProcessedUpdate.processed_at) < drafts_idle_since - timedelta(days=7)
+                )
+            )
+            del old_updates
+            return int(drafts.rowcount + ineligible.rowcount)  # type: ignore[attr-defined]

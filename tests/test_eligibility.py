@@ -1,0 +1,358 @@
+"""Eligibility: every rule on its own, what staff see, and what the worker is (not) told."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.eligibility import (
+    AGE_MESSAGE,
+    ELIGIBLE_MESSAGE,
+    NO_MATCH_MESSAGE,
+    Decision,
+    Reason,
+    ReasonCode,
+    Rules,
+    age_on,
+    assess,
+    effective_quota,
+    normalize_gender,
+    worker_message,
+)
+from bot.parsing import ParseError
+from tests.factories import TODAY, make_people, make_person
+
+RULES = Rules(region_code="3275", max_desil=5, min_age=18, max_age=64)
+PERSON = make_person(7, name="Budi Santoso", birth_date=date(1985, 8, 17), gender="L", desil=3)
+
+
+def test_a_person_matching_everything_is_eligible() -> None:
+    """Same name, same dates, Kota Bekasi, desil 3, aged 41: eligible with a perfect score."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(), RULES, TODAY)
+    assert Decision(True, (), 1.0) == decision
+    assert worker_message(decision) == ELIGIBLE_MESSAGE
+
+
+def test_synthetic_people_are_eligible_against_their_own_rows() -> None:
+    """Every factory person (aged 20-60, desil 1-5, Kota Bekasi) passes against their own row."""
+    for person in make_people(50, seed=3):
+        assert assess(person.claim(), person.dtsen(), RULES, TODAY).eligible
+
+
+def test_nik_not_in_dtsen_has_that_single_reason() -> None:
+    """Without a row nothing else can be checked: NOT_IN_DTSEN only, and no name score."""
+    decision = assess(PERSON.claim(), None, RULES, TODAY)
+    assert (
+        decision.eligible,
+        decision.codes,
+        decision.name_score,
+    ) == (False, (ReasonCode.NOT_IN_DTSEN,), None)
+
+
+def test_different_name_is_a_name_mismatch_with_its_score() -> None:
+    """Agus Salim claiming Budi Santoso's row is refused; the score is kept for staff."""
+    decision = assess(PERSON.claim(name="Agus Salim"), PERSON.dtsen(), RULES, TODAY)
+    assert decision.codes == (ReasonCode.NAME_MISMATCH,)
+    assert decision.name_score is not None
+    assert decision.name_score < 0.6
+    assert {"score", "threshold"} == set(decision.reasons[0].params)
+
+
+def test_titles_typos_and_word_order_in_the_name_still_match() -> None:
+    """Bpk. Santosa Budi, S.E. is close enough to BUDI SANTOSO."""
+    decision = assess(PERSON.claim(name="Bpk. Santoso Budi, S.E."), PERSON.dtsen(), RULES, TODAY)
+    assert decision.eligible
+    decision = assess(PERSON.claim(name="Budi Santosa"), PERSON.dtsen(), RULES, TODAY)
+    assert decision.eligible
+    assert decision.name_score is not None
+    assert 0.85 <= decision.name_score < 1.0
+
+
+def test_stricter_name_threshold_refuses_a_typo() -> None:
+    """The threshold comes from the rules."""
+    strict = replace(RULES, name_threshold=0.99)
+    decision = assess(PERSON.claim(name="Budi Santosa"), PERSON.dtsen(), strict, TODAY)
+    assert decision.codes == (ReasonCode.NAME_MISMATCH,)
+
+
+def test_birth_date_differing_from_dtsen_is_a_birth_date_mismatch() -> None:
+    """NIK and claim agree but DTSEN holds another date."""
+    record = PERSON.dtsen(tanggal_lahir=date(1985, 8, 18))
+    decision = assess(PERSON.claim(), record, RULES, TODAY)
+    assert decision.codes == (ReasonCode.BIRTH_DATE_MISMATCH,)
+    assert decision.reasons[0].params == {"claimed": "1985-08-17", "dtsen": "1985-08-18"}
+
+
+def test_birth_date_differing_from_the_nik_is_a_nik_date_mismatch() -> None:
+    """DTSEN and claim agree but the NIK encodes another date."""
+    other = make_person(7, birth_date=date(1985, 8, 18), gender="L")
+    claim = replace(PERSON.claim(), nik=other.claim().nik)
+    decision = assess(claim, PERSON.dtsen(), RULES, TODAY)
+    assert decision.codes == (ReasonCode.NIK_DATE_MISMATCH,)
+
+
+def test_claimed_date_differing_from_both_gives_both_mismatches() -> None:
+    """A wrong typed date disagrees with DTSEN and with the NIK."""
+    decision = assess(PERSON.claim(birth_date=date(1986, 8, 17)), PERSON.dtsen(), RULES, TODAY)
+    assert decision.codes == (ReasonCode.BIRTH_DATE_MISMATCH, ReasonCode.NIK_DATE_MISMATCH)
+
+
+def test_domicile_outside_the_programme_area_is_refused() -> None:
+    """A Kabupaten Bekasi (32.16) resident is outside Kota Bekasi (32.75)."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(kode_wilayah="3216011001"), RULES, TODAY)
+    assert decision.codes == (ReasonCode.OUTSIDE_REGION,)
+    assert decision.reasons[0].params == {"region": "3216011001", "programme_region": "3275"}
+
+
+def test_domicile_is_read_from_dtsen_not_from_the_nik_prefix() -> None:
+    """A NIK first issued in Bandung (3273) belongs to a Bekasi resident now: eligible."""
+    moved = make_person(7, district="327301", name="Budi Santoso", birth_date=date(1985, 8, 17))
+    decision = assess(moved.claim(), moved.dtsen(kode_wilayah="3275011001"), RULES, TODAY)
+    assert decision.eligible
+
+
+def test_dotted_domicile_code_is_accepted() -> None:
+    """DTSEN extracts may carry Kemendagri's dots."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(kode_wilayah="32.75.01.1001"), RULES, TODAY)
+    assert decision.eligible
+
+
+def test_desil_above_the_maximum_is_refused() -> None:
+    """Desil 6 with a maximum of 5 is DESIL_TOO_HIGH."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(desil=6), RULES, TODAY)
+    assert decision.codes == (ReasonCode.DESIL_TOO_HIGH,)
+    assert decision.reasons[0].staff_message == "Desil 6 is above the programme maximum 5"
+
+
+def test_desil_equal_to_the_maximum_is_eligible() -> None:
+    """The maximum itself is allowed."""
+    assert assess(PERSON.claim(), PERSON.dtsen(desil=5), RULES, TODAY).eligible
+
+
+def _born(birth: date) -> tuple[Decision, str]:
+    person = make_person(7, name="Budi Santoso", birth_date=birth)
+    decision = assess(person.claim(), person.dtsen(), RULES, TODAY)
+    return decision, worker_message(decision)
+
+
+def test_worker_under_the_minimum_age_is_too_young() -> None:
+    """Turning 18 tomorrow is still 17 today."""
+    decision, message = _born(date(2008, 11, 26))
+    assert decision.codes == (ReasonCode.TOO_YOUNG,)
+    assert message == AGE_MESSAGE
+
+
+def test_worker_turning_18_today_is_eligible() -> None:
+    """The 18th birthday counts."""
+    assert _born(date(2008, 11, 25))[0].eligible
+
+
+def test_worker_aged_64_is_eligible_and_65_too_old() -> None:
+    """max_age is inclusive: 64 is in, 65 is out."""
+    assert _born(date(1962, 11, 26))[0].eligible  # 64, turning 65 tomorrow
+    decision, message = _born(date(1961, 11, 25))  # 65 today
+    assert decision.codes == (ReasonCode.TOO_OLD,)
+    assert message == AGE_MESSAGE
+
+
+def test_gender_mismatch_is_a_flag_not_a_refusal() -> None:
+    """A man's NIK against a DTSEN row saying P: still eligible, flagged for staff review."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(jenis_kelamin="Perempuan"), RULES, TODAY)
+    assert decision.eligible
+    assert decision.codes == (ReasonCode.GENDER_MISMATCH,)
+    assert not decision.reasons[0].blocking
+    assert worker_message(decision) == ELIGIBLE_MESSAGE
+
+
+def test_unknown_dtsen_gender_value_raises_no_flag() -> None:
+    """A value we cannot read is not evidence of a mismatch."""
+    decision = assess(PERSON.claim(), PERSON.dtsen(jenis_kelamin="?"), RULES, TODAY)
+    assert Decision(True, (), 1.0) == decision
+
+
+@pytest.mark.parametrize(
+    ("value", "gender"),
+    [
+        ("L", "L"),
+        ("laki-laki", "L"),
+        ("LAKI-LAKI", "L"),
+        ("1", "L"),
+        ("P", "P"),
+        (" Perempuan ", "P"),
+        ("2", "P"),
+        ("", None),
+        ("X", None),
+    ],
+)
+def test_dtsen_gender_spellings_are_understood(value: str, gender: str | None) -> None:
+    """Letters, words and BPS codes 1/2."""
+    assert gender == normalize_gender(value)
+
+
+def test_all_failures_are_reported_together() -> None:
+    """Every broken rule is listed, in a fixed order, so staff see the whole picture."""
+    record = PERSON.dtsen(
+        nama="AGUS SALIM",
+        tanggal_lahir=date(1990, 1, 1),
+        jenis_kelamin="P",
+        kode_wilayah="3216011001",
+        desil=9,
+    )
+    claim = PERSON.claim(birth_date=date(2015, 1, 1))
+    decision = assess(claim, record, RULES, TODAY)
+    assert decision.codes == (
+        ReasonCode.NAME_MISMATCH,
+        ReasonCode.BIRTH_DATE_MISMATCH,
+        ReasonCode.NIK_DATE_MISMATCH,
+        ReasonCode.OUTSIDE_REGION,
+        ReasonCode.DESIL_TOO_HIGH,
+        ReasonCode.TOO_YOUNG,
+        ReasonCode.GENDER_MISMATCH,
+    )
+    assert not decision.eligible
+
+
+# --- what the worker is told -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"record": None},
+        {"nama": "AGUS SALIM"},
+        {"tanggal_lahir": date(1985, 8, 18)},
+        {"kode_wilayah": "3216011001"},
+        {"desil": 10},
+    ],
+    ids=["not-found", "name", "birth-date", "region", "desil"],
+)
+def test_every_dtsen_refusal_gives_the_worker_the_same_message(change: dict[str, object]) -> None:
+    """Not found, name, date, region and desil look alike, so trying NIKs reveals nothing."""
+    record = None if "record" in change else PERSON.dtsen(**change)
+    decision = assess(PERSON.claim(), record, RULES, TODAY)
+    assert not decision.eligible
+    assert worker_message(decision) == NO_MATCH_MESSAGE
+
+
+def test_age_refusal_combined_with_a_dtsen_refusal_gives_the_neutral_message() -> None:
+    """The age message appears only when age is the sole obstacle."""
+    person = make_person(7, name="Budi Santoso", birth_date=date(2010, 1, 1))
+    decision = assess(person.claim(), person.dtsen(desil=9), RULES, TODAY)
+    assert worker_message(decision) == NO_MATCH_MESSAGE
+
+
+def test_neutral_message_says_what_to_do_next() -> None:
+    """The worker is sent to the kelurahan office for a DTSEN check or to the programme office."""
+    assert "kelurahan" in NO_MATCH_MESSAGE
+    assert "DTSEN" in NO_MATCH_MESSAGE
+    assert "office" in NO_MATCH_MESSAGE
+
+
+# --- staff messages ----------------------------------------------------------------------------
+
+
+def test_every_reason_template_fills_from_its_params() -> None:
+    """Each staff template names exactly the placeholders its params provide."""
+    record = PERSON.dtsen(
+        nama="AGUS SALIM",
+        tanggal_lahir=date(1990, 1, 1),
+        jenis_kelamin="P",
+        kode_wilayah="3216011001",
+        desil=9,
+    )
+    reasons = list(assess(PERSON.claim(birth_date=date(2015, 1, 1)), record, RULES, TODAY).reasons)
+    reasons += assess(PERSON.claim(), None, RULES, TODAY).reasons
+    reasons += _born(date(1950, 1, 1))[0].reasons
+    assert {reason.code for reason in reasons} == set(ReasonCode)
+    for reason in reasons:
+        assert reason.staff_template.format(**reason.params) == reason.staff_message
+        assert "{" not in reason.staff_message
+
+
+def test_staff_template_is_a_plain_catalog_string() -> None:
+    """The handler translates the template, then formats it; params are str or int."""
+    reason = Reason(ReasonCode.DESIL_TOO_HIGH, {"desil": 7, "max_desil": 5})
+    assert reason.staff_template == "Desil {desil} is above the programme maximum {max_desil}"
+    assert all(isinstance(value, str | int) for value in reason.params.values())
+
+
+# --- rules, ages and quota ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"region_code": ""},
+        {"region_code": "32-75"},
+        {"region_code": "327"},
+        {"max_desil": 0},
+        {"max_desil": 11},
+        {"min_age": 65, "max_age": 64},
+        {"min_age": -1},
+        {"name_threshold": 0.0},
+        {"name_threshold": 1.5},
+    ],
+)
+def test_impossible_rules_are_refused_at_construction(bad: dict[str, Any]) -> None:
+    """A misconfiguration fails at start-up, not on the first worker."""
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        replace(RULES, **bad)
+
+
+def test_dotted_programme_region_is_accepted() -> None:
+    """Rules may be written with Kemendagri's dots."""
+    assert assess(
+        PERSON.claim(), PERSON.dtsen(), replace(RULES, region_code="32.75"), TODAY
+    ).eligible
+
+
+@pytest.mark.parametrize(
+    ("birth", "today", "age"),
+    [
+        (date(1985, 8, 17), date(2026, 8, 16), 40),
+        (date(1985, 8, 17), date(2026, 8, 17), 41),
+        (date(2000, 2, 29), date(2026, 2, 28), 25),
+        (date(2000, 2, 29), date(2026, 3, 1), 26),
+        (date(2000, 2, 29), date(2028, 2, 29), 28),
+        (date(2026, 11, 25), date(2026, 11, 25), 0),
+    ],
+)
+def test_age_counts_completed_years(birth: date, today: date, age: int) -> None:
+    """Birthdays are honoured; a 29 February birthday comes on 1 March in other years."""
+    assert age == age_on(birth, today)
+
+
+@given(st.lists(st.dates(), min_size=3, max_size=3).map(sorted))
+def test_age_never_decreases_with_time(dates: list[date]) -> None:
+    """A later `today` never gives a smaller age, and the age is never negative."""
+    birth, earlier, later = dates
+    assert 0 <= age_on(birth, earlier) <= age_on(birth, later)
+
+
+def test_the_default_budget_covers_9920_people() -> None:
+    """Rp2 miliar at Rp201.600 a year covers 9.920 people, below the quota of 10.000."""
+    assert effective_quota(10_000, 2_000_000_000, 201_600) == 9_920
+
+
+def test_a_generous_budget_is_capped_by_the_quota() -> None:
+    """The headcount quota still applies when money is plentiful."""
+    assert effective_quota(10_000, 5_000_000_000, 201_600) == 10_000
+
+
+@pytest.mark.parametrize(
+    ("quota", "budget", "premium"), [(10, 100, 0), (-1, 100, 10), (10, -1, 10)]
+)
+def test_effective_quota_refuses_nonsense(quota: int, budget: int, premium: int) -> None:
+    """A zero premium or negative amounts are configuration errors."""
+    with pytest.raises(ValueError, match="premium"):
+        effective_quota(quota, budget, premium)
+
+
+def test_parse_errors_are_value_errors() -> None:
+    """Handlers can catch ParseError or ValueError for any of the four parsers."""
+    assert issubclass(ParseError, ValueError)

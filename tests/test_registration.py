@@ -1,0 +1,596 @@
+"""Worker self-registration end to end: the real bot polling the emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from bot.emulator import EmulatedUser
+from bot.regions import load_regions
+from storage.models import Application, Status
+from tests.factories import Person, make_person
+from tests.fakes import row_of, seed_dtsen
+from tests.harness import Harness
+
+MONTHS_ID = [
+    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
+    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
+]  # fmt: skip
+CODE = re.compile(r"BKS-[0-9A-HJKMNP-TV-Z]{6}")
+NO_MATCH = r"belum dapat dicocokkan dengan daftar penerima program"
+
+
+def spaced(nik: str) -> str:
+    """A NIK as workers type it: in groups of four."""
+    return " ".join(nik[i : i + 4] for i in range(0, 16, 4))
+
+
+def in_words(value: date) -> str:
+    """`17 Agustus 1985`."""
+    return f"{value.day} {MONTHS_ID[value.month - 1]} {value.year}"
+
+
+async def seed(harness: Harness, *people: Person, **changes: object) -> None:
+    """Put people into DTSEN, optionally with a field that disagrees with what they type."""
+    services = harness.services
+    await seed_dtsen(services.database, services.secret, [row_of(p, **changes) for p in people])
+
+
+async def reach_nik(user: EmulatedUser) -> None:
+    """/start, consent, and the NIK question."""
+    await user.send("/start")
+    await user.expect(r"Selamat datang")
+    await user.press("✅ Setuju")
+    await user.expect(r"\(1/9\) Kirim NIK")
+
+
+async def give_identity(user: EmulatedUser, person: Person, *, name: str | None = None) -> None:
+    """NIK, name and date of birth, the way a worker types them."""
+    await user.send(spaced(person.nik))
+    await user.expect(r"\(2/9\)")
+    await user.send(name or person.name)
+    await user.expect(r"\(3/9\)")
+    await user.send(in_words(person.birth_date))
+
+
+async def finish(
+    user: EmulatedUser, person: Person, *, occupation: str = "Sopir", other: str | None = None
+) -> str:
+    """Every step after the eligibility check, up to the application number."""
+    regions = load_regions()
+    await user.expect(r"\(4/9\) Kirim nomor HP")
+    await user.share_contact(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press(occupation)
+    if other is not None:
+        await user.expect(r"Tulis pekerjaan")
+        await user.send(other)
+    await user.expect(r"\(6/9\)")
+    kecamatan = regions.district(person.kode_wilayah[:6])
+    kelurahan = regions.village(person.kode_wilayah)
+    assert kecamatan is not None
+    assert kelurahan is not None
+    await user.press(kecamatan.name)
+    await user.expect(r"\(6/9\) Pilih kelurahan")
+    await user.press(kelurahan.name)
+    await user.expect(r"\(7/9\)")
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    await user.expect(r"\(8/9\)")
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Suami/Istri")
+    await user.expect(r"Periksa kembali data Anda")
+    await user.press("✅ Kirim")
+    sent = await user.expect(r"Pendaftaran Anda sudah dikirim")
+    match = CODE.search(sent.text)
+    assert match is not None
+    return match.group(0)
+
+
+async def applications_of(harness: Harness, user_id: int) -> list[Application]:
+    """Every application row of a Telegram account."""
+    async with harness.services.database.read() as session:
+        result = await session.execute(
+            sa.select(Application).where(Application.telegram_user_id == user_id)
+        )
+        return list(result.scalars())
+
+
+@pytest.mark.parametrize(
+    ("occupation", "code"),
+    [
+        ("Ojek online", "ojol"),
+        ("Sopir", "sopir"),
+        ("Kuli bangunan", "kuli_bangunan"),
+        ("Pedagang kecil", "pedagang_kecil"),
+        ("Pemulung", "pemulung"),
+        ("Lainnya", "lainnya"),
+    ],
+)
+async def test_eligible_worker_registers_and_gets_an_application_number(
+    harness: Harness, occupation: str, code: str
+) -> None:
+    """The whole conversation, for each occupation, ends pending with a BKS- number."""
+    person = make_person(11)
+    await seed(harness, person)
+    user = harness.user(200001)
+    await reach_nik(user)
+    await give_identity(user, person)
+    other = "tukang cukur" if code == "lainnya" else None
+    number = await finish(user, person, occupation=occupation, other=other)
+
+    [stored] = await applications_of(harness, 200001)
+    assert stored.status == Status.PENDING
+    assert stored.code == number
+    assert stored.occupation == code
+    assert stored.occupation_other == other
+    assert stored.nik == person.nik
+    assert stored.phone == person.phone
+    assert stored.kelurahan_code == person.kode_wilayah
+    assert stored.dtsen_desil == person.desil
+    assert stored.consent_version is not None
+    assert stored.consent_at is not None
+
+
+async def test_nothing_is_stored_before_consent(harness: Harness) -> None:
+    """The welcome asks for consent first; refusing keeps no row at all."""
+    user = harness.user(200002)
+    await user.send("/start")
+    welcome = await user.expect(r"Selamat datang")
+    assert "UU PDP" in welcome.text
+    assert ["✅ Setuju", "Tidak setuju"] == welcome.button_labels()
+    await user.press("Tidak setuju")
+    await user.expect(r"tidak ada data yang disimpan")
+    assert await applications_of(harness, 200002) == []
+
+
+INELIGIBLE_CASES = {
+    "not_in_dtsen": (None, {}, None),
+    "name_mismatch": ("name", {}, "name_mismatch"),
+    "birth_date_mismatch": (None, {"tanggal_lahir": date(1980, 1, 2)}, "birth_date_mismatch"),
+    "desil_too_high": (None, {"desil": 9}, "desil_too_high"),
+    "outside_region": (None, {"kode_wilayah": "3216011001"}, "outside_region"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INELIGIBLE_CASES))
+async def test_ineligible_worker_reads_the_neutral_wording_and_staff_see_the_reason(
+    harness: Harness, case: str
+) -> None:
+    """Not found, mismatches, desil and region all read the same; the row keeps the reason."""
+    typed_name, dtsen_changes, expected_code = INELIGIBLE_CASES[case]
+    person = make_person(21)
+    if case != "not_in_dtsen":
+        await seed(harness, person, **dtsen_changes)
+    user = harness.user(200010)
+    await reach_nik(user)
+    await give_identity(user, person, name="Agus Salim Wibowo" if typed_name else None)
+    reply = await user.expect(NO_MATCH)
+    assert "desil" not in reply.text.lower()
+
+    [stored] = await applications_of(harness, 200010)
+    assert stored.status == Status.INELIGIBLE
+    codes = [item["code"] for item in json.loads(stored.eligibility_reasons or "[]")]
+    assert codes == [expected_code or "not_in_dtsen"]
+
+
+@pytest.mark.parametrize(
+    ("birth_date", "code"), [(date(1950, 3, 4), "too_old"), (date(2010, 3, 4), "too_young")]
+)
+async def test_worker_outside_the_age_range_is_told_so(
+    harness: Harness, birth_date: date, code: str
+) -> None:
+    """Age is the worker's own information, so the message may say it is the age."""
+    person = make_person(31, birth_date=birth_date)
+    await seed(harness, person)
+    user = harness.user(200020)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"rentang usia")
+    [stored] = await applications_of(harness, 200020)
+    assert stored.status == Status.INELIGIBLE
+    assert code in (stored.eligibility_reasons or "")
+
+
+async def test_worker_with_wrong_birth_date_is_asked_again(harness: Harness) -> None:
+    """An impossible date is explained, with an example, and the step stays."""
+    person = make_person(41)
+    await seed(harness, person)
+    user = harness.user(200030)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.send(person.name)
+    await user.expect(r"\(3/9\)")
+    await user.send("31-02-1985")
+    reply = await user.expect(r"Tanggal itu tidak ada")
+    assert "(3/9)" in reply.text
+    assert "Contoh" in reply.text
+    await user.send(f"{person.birth_date:%d-%m-%Y}")
+    await user.expect(r"\(4/9\)")
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("1234", r"tepat 16 angka"),
+        ("3275 01xx 0885 0001", r"hanya berisi angka"),
+        ("9975011708850001", r"bukan kode provinsi"),
+        ("3275013102850001", r"bukan tanggal yang benar"),
+        ("3275011708850000", r"tidak mungkin 0000"),
+    ],
+)
+async def test_bad_nik_is_explained_and_asked_again(
+    harness: Harness, typed: str, reason: str
+) -> None:
+    """Each kind of bad NIK gets its own short reason and the NIK question again."""
+    user = harness.user(200040)
+    await reach_nik(user)
+    await user.send(typed)
+    reply = await user.expect(reason)
+    assert "(1/9)" in reply.text
+
+
+async def test_worker_can_type_phone_instead_of_sharing_it(harness: Harness) -> None:
+    """A typed 0812-3456-7890 is stored as +6281234567890; a landline is refused."""
+    person = make_person(51)
+    await seed(harness, person)
+    user = harness.user(200050)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send("021-8800-1234")
+    await user.expect(r"bukan nomor HP")
+    await user.send("0812-3456-7890")
+    await user.expect(r"Nomor tersimpan: 0812-3456-7890")
+    await user.expect(r"\(5/9\)")
+    [stored] = await applications_of(harness, 200050)
+    assert stored.phone == "+6281234567890"
+
+
+async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
+    """Only the sender's own contact counts as their number."""
+    person = make_person(52)
+    await seed(harness, person)
+    user = harness.user(200051)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.share_contact("+6281298765432", user_id=999999)
+    await user.expect(r"nomor Anda sendiri")
+    [stored] = await applications_of(harness, 200051)
+    assert stored.phone is None
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["photo", "sticker", "voice", "location", "contact", "long", "emoji", "markup"],
+)
+async def test_anything_at_the_name_step_gets_a_short_re_prompt(
+    harness: Harness, action: str
+) -> None:
+    """Photos, stickers, voice, locations, stray contacts, junk text: the step is asked again."""
+    person = make_person(61)
+    await seed(harness, person)
+    user = harness.user(200060)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.expect(r"\(2/9\)")
+    if action == "photo":
+        await user.send_photo()
+    elif action == "sticker":
+        await user.send_sticker()
+    elif action == "voice":
+        await user.send_voice()
+    elif action == "location":
+        await user.send_location(-6.24, 106.99)
+    elif action == "contact":
+        await user.share_contact(person.phone)
+    elif action == "long":
+        await user.send("A" * 4000)
+    elif action == "emoji":
+        await user.send("😀😀😀")
+    else:
+        await user.send("<b>Budi</b> & *Santoso*")
+    reply = await user.expect(r"\(2/9\)")
+    assert reply.text.startswith("⚠️")
+    [stored] = await applications_of(harness, 200060)
+    assert stored.step == "name"
+    assert stored.nama is None
+
+
+async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harness) -> None:
+    """HTML-looking input is stored as typed and shown as text, never as markup."""
+    person = make_person(62)
+    await seed(harness, person)
+    user = harness.user(200061)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press("Sopir")
+    await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
+    await user.send("Jl. <Mawar> & Co *1*")
+    await user.expect(r"\(8/9\)")
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Anak")
+    summary = await user.expect(r"Periksa kembali")
+    assert "Jl. <Mawar> & Co *1*" in summary.text
+
+
+async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) -> None:
+    """Typing at the occupation step re-sends the buttons."""
+    person = make_person(63)
+    await seed(harness, person)
+    user = harness.user(200062)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.send("ojol")
+    reply = await user.expect(r"pilih salah satu tombol")
+    assert "Ojek online" in reply.button_labels()
+
+
+async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None:
+    """Ubah -> Alamat -> new address -> back at the summary with the new value."""
+    person = make_person(71)
+    await seed(harness, person)
+    user = harness.user(200070)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press("Pemulung")
+    await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
+    await user.send("Jl. Lama 1")
+    await user.expect(r"\(8/9\)")
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Anak")
+    await user.expect(r"Periksa kembali")
+    await user.press("✏️ Ubah")
+    await user.expect(r"Data mana")
+    await user.press("Alamat")
+    await user.expect(r"\(7/9\)")
+    await user.send("Jl. Baru 2")
+    summary = await user.expect(r"Periksa kembali")
+    assert "Jl. Baru 2" in summary.text
+    assert "Jl. Lama 1" not in summary.text
+
+
+async def test_kelurahan_keyboard_has_a_way_back(harness: Harness) -> None:
+    """A worker who picked the wrong kecamatan goes back and picks another."""
+    person = make_person(72)
+    await seed(harness, person)
+    user = harness.user(200071)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press("Sopir")
+    await user.expect(r"\(6/9\)")
+    await user.press("Bantargebang")
+    await user.expect(r"Pilih kelurahan")
+    await user.press("« Kembali ke kecamatan")
+    keyboard = await user.expect(r"Pilih kecamatan")
+    assert len(keyboard.button_labels()) == 12
+
+
+async def test_cancel_in_the_middle_deletes_the_draft(harness: Harness) -> None:
+    """/batal at any step leaves nothing half-saved."""
+    person = make_person(81)
+    await seed(harness, person)
+    user = harness.user(200080)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.expect(r"\(2/9\)")
+    await user.send("/batal")
+    await user.expect(r"Pendaftaran dibatalkan")
+    assert await applications_of(harness, 200080) == []
+    await user.send("/status")
+    await user.expect(r"belum punya pendaftaran")
+
+
+async def test_same_nik_from_a_second_account_is_refused(harness: Harness) -> None:
+    """A NIK registered by one account cannot be registered again by another."""
+    person = make_person(91)
+    await seed(harness, person)
+    first = harness.user(200090)
+    await reach_nik(first)
+    await give_identity(first, person)
+    await finish(first, person)
+    second = harness.user(200091)
+    await reach_nik(second)
+    await second.send(person.nik)
+    await second.expect(r"NIK ini sudah terdaftar")
+    [original] = await applications_of(harness, 200090)
+    assert original.status == Status.PENDING
+    [draft] = await applications_of(harness, 200091)
+    assert draft.nik is None
+
+
+async def test_second_registration_from_the_same_account_is_refused(harness: Harness) -> None:
+    """One Telegram account holds one live application; /start shows it instead."""
+    person = make_person(92)
+    await seed(harness, person, desil=1)
+    user = harness.user(200092)
+    await reach_nik(user)
+    await give_identity(user, person)
+    number = await finish(user, person)
+    await user.send("/start")
+    reply = await user.expect(r"sudah punya pendaftaran")
+    assert number in reply.text
+    assert len(await applications_of(harness, 200092)) == 1
+
+
+async def test_status_shows_number_and_queue_position(harness: Harness) -> None:
+    """A pending worker sees the number, 'menunggu verifikasi' and a queue place."""
+    person = make_person(93)
+    await seed(harness, person)
+    user = harness.user(200093)
+    await reach_nik(user)
+    await give_identity(user, person)
+    number = await finish(user, person)
+    await user.send("/status")
+    reply = await user.expect(r"menunggu verifikasi")
+    assert number in reply.text
+    assert "antrean verifikasi: 1" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("status", "changes", "expected"),
+    [
+        (Status.APPROVED, {}, r"disetujui"),
+        (Status.WAITLISTED, {}, r"daftar tunggu"),
+        (Status.NEEDS_FIX, {}, r"perlu perbaikan"),
+        (Status.REJECTED, {"decision_reason": "Bukan pekerja informal"}, r"Bukan pekerja"),
+        (
+            Status.ENROLLED,
+            {"kpj_number": "12345678901", "coverage_start": date(2026, 12, 1)},
+            r"12345678901[\s\S]*1 Desember 2026",
+        ),
+    ],
+)
+async def test_status_describes_each_decision(
+    harness: Harness, status: Status, changes: dict[str, object], expected: str
+) -> None:
+    """Whatever staff decided, /status says it in words (with reason, KPJ, start date)."""
+    person = make_person(94)
+    await seed(harness, person)
+    user = harness.user(200094)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await finish(user, person)
+    async with harness.services.database.write() as session, session.begin():
+        await session.execute(
+            sa.update(Application)
+            .where(Application.telegram_user_id == 200094)
+            .values(status=status, **changes)
+        )
+    await user.send("/status")
+    await user.expect(expected)
+
+
+async def test_status_of_an_ineligible_check_repeats_the_neutral_wording(
+    harness: Harness,
+) -> None:
+    """The reason stays hidden from the worker after the fact too."""
+    person = make_person(95)
+    user = harness.user(200095)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(NO_MATCH)
+    await user.send("/status")
+    reply = await user.expect(r"tidak memenuhi syarat")
+    assert re.search(NO_MATCH, reply.text)
+
+
+async def test_language_switch_is_remembered(harness: Harness) -> None:
+    """/bahasa -> English: prompts come in English, also after a restart."""
+    user = harness.user(200096)
+    await user.send("/bahasa")
+    await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    await harness.restart()
+    await user.send("/start")
+    await user.expect(r"Welcome to the BPJS Ketenagakerjaan registration")
+
+
+async def test_my_data_shows_what_is_stored(harness: Harness) -> None:
+    """/datasaya lists the stored fields and the consent."""
+    person = make_person(97)
+    await seed(harness, person)
+    user = harness.user(200097)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await finish(user, person)
+    await user.send("/datasaya")
+    reply = await user.expect(r"Data Anda yang tersimpan")
+    assert person.nik in reply.text
+    assert person.name in reply.text
+    assert "Persetujuan diberikan" in reply.text
+
+
+async def test_unknown_command_in_the_middle_says_where_the_worker_is(harness: Harness) -> None:
+    """An unknown command is named as such and the current question comes again."""
+    user = harness.user(200098)
+    await reach_nik(user)
+    await user.send("/foo")
+    await user.expect(r"tidak mengenal perintah")
+    await user.expect(r"\(1/9\)")
+
+
+async def test_start_in_the_middle_continues_the_draft(harness: Harness) -> None:
+    """/start halfway tells the worker where they are; nothing is lost."""
+    person = make_person(99)
+    user = harness.user(200099)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.expect(r"\(2/9\)")
+    await user.send("/start")
+    await user.expect(r"belum selesai")
+    await user.expect(r"\(2/9\)")
+
+
+async def test_edited_message_is_not_an_answer(harness: Harness) -> None:
+    """Editing an earlier answer changes nothing stored."""
+    person = make_person(100)
+    await seed(harness, person)
+    user = harness.user(200100)
+    await reach_nik(user)
+    sent = await user.send(person.nik)
+    await user.expect(r"\(2/9\)")
+    await user.edit(sent["message_id"], "3275011708850001")
+    await user.expect(r"tidak saya baca")
+    [stored] = await applications_of(harness, 200100)
+    assert stored.nik == person.nik
+    assert stored.step == "name"
+
+
+async def test_group_chat_is_told_to_use_a_private_chat_and_nothing_is_stored(
+    harness: Harness,
+) -> None:
+    """In a group the bot answers once and stores nothing."""
+    group = harness.emulator.group(-100500, "Grup Ojol")
+    user = harness.user(200101)
+    await group.send(user, "/start")
+    await group.expect(r"chat pribadi")
+    await group.send(user, "3275011708850001")
+    assert await applications_of(harness, 200101) == []
+
+
+async def test_old_button_after_moving_on_does_nothing(harness: Harness) -> None:
+    """A keyboard from an earlier step (or a forged press) cannot skip or change a step."""
+    person = make_person(102)
+    await seed(harness, person)
+    user = harness.user(200102)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    occupation = await user.expect(r"\(5/9\)")
+    await user.press("Sopir")
+    await user.expect(r"\(6/9\)")
+    await user.press_data("reg:occupation:pemulung", occupation.message_id)
+    await user.press_data("reg:summary:send", occupation.message_id)
+    await user.expect(r"\(6/9\)")
+    [stored] = await applications_of(harness, 200102)
+    assert (stored.occupation, stored.step, stored.status) == ("sopir", "kecamatan", "draft")
