@@ -25,17 +25,19 @@ from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
 from bot.regions import load_regions
 from bot.settings import Settings
-from handlers import account, common, errors, registration
+from handlers import account, common, errors, housekeeping, registration
 from storage.applications import ApplicationRepository
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.preferences import PreferenceRepository
+from storage.updates import UpdateLog
 
 log = logging.getLogger(__name__)
 
 RentanApp = Application[Any, Context, Any, Any, BotData, Any]
 
-# Handler groups: lower runs first. The language is picked before anything answers.
+# Handler groups: lower runs first. Redeliveries are dropped, then the language is picked.
+GROUP_DUPLICATES = -30
 GROUP_LANGUAGE = -20
 GROUP_PRIVATE_ONLY = -10
 
@@ -53,6 +55,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         preferences=PreferenceRepository(database),
         applications=ApplicationRepository(database),
         dtsen=DtsenRepository(database, secret),
+        updates=UpdateLog(database),
     )
 
 
@@ -91,11 +94,26 @@ def build_application(
     application: RentanApp = builder.build()
     application.bot_data.services = services
     register_handlers(application)
+    schedule_jobs(application, settings)
     return application
+
+
+def schedule_jobs(application: RentanApp, settings: Settings) -> None:
+    """Reminders and retention run on PTB's JobQueue (started with the application)."""
+    job_queue = application.job_queue
+    if job_queue is None:
+        raise RuntimeError("python-telegram-bot[job-queue] is required")
+    job_queue.run_repeating(
+        housekeeping.tidy_drafts,
+        interval=settings.housekeeping_interval_seconds,
+        first=settings.housekeeping_interval_seconds,
+        name="tidy-drafts",
+    )
 
 
 def register_handlers(application: RentanApp) -> None:
     """Every handler, in the order a worker meets them."""
+    application.add_handler(TypeHandler(Update, common.DuplicateGuard()), group=GROUP_DUPLICATES)
     application.add_handler(TypeHandler(Update, common.set_language), group=GROUP_LANGUAGE)
     application.add_handler(
         _MessageHandler(~filters.ChatType.PRIVATE, common.refuse_non_private),

@@ -17,6 +17,7 @@ from storage.applications import ApplicationRepository
 from storage.engine import Database
 from storage.models import utcnow
 from storage.preferences import PreferenceRepository
+from storage.updates import UpdateLog
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     preferences: PreferenceRepository
     applications: ApplicationRepository
     dtsen: DtsenRepository
+    updates: UpdateLog
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # Language per user, filled on first contact; the database keeps the truth.

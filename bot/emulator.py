@@ -1266,6 +1266,8 @@ class BotApiEmulator:
         self._updates: collections.deque[JSONDict] = collections.deque()
         self._next_update_id = 1
         self._delivered_up_to = 0
+        # Recently delivered updates, so a test can replay what a crashed bot never confirmed.
+        self._delivered: collections.deque[JSONDict] = collections.deque(maxlen=5000)
         self._allowed_updates: frozenset[str] | None = None
         self._updates_signal = _Signal()
         self._activity = _Signal()
@@ -1620,6 +1622,26 @@ class BotApiEmulator:
             raise ValueError("times must be at least 1")
         self._faults.append(_Fault(method, kind, times, retry_after, delay, status))
 
+    @property
+    def last_update_id(self) -> int:
+        """The id of the newest update created so far (0 when none)."""
+        return self._next_update_id - 1
+
+    def redeliver(self, *update_ids: int) -> None:
+        """Queue already delivered updates again, as Telegram does after a crash before the
+        bot confirmed them (same update_id); a bot restarting with offset 0 receives them."""
+        by_id = {u["update_id"]: u for u in self._delivered}
+        missing = [i for i in update_ids if i not in by_id]
+        if missing:
+            raise KeyError(f"updates {missing} were never delivered (or are too old)")
+        queued = {u["update_id"] for u in self._updates}
+        merged = list(self._updates) + [
+            copy.deepcopy(by_id[i]) for i in update_ids if i not in queued
+        ]
+        self._updates = collections.deque(sorted(merged, key=lambda u: int(u["update_id"])))
+        self._updates_signal.fire()
+        self._touch()
+
     def clear_faults(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()
@@ -1861,6 +1883,8 @@ class BotApiEmulator:
                 break
             await self._updates_signal.wait(remaining)
         if batch:
+            fresh = [u for u in batch if u["update_id"] > self._delivered_up_to]
+            self._delivered.extend(copy.deepcopy(u) for u in fresh)
             self._delivered_up_to = max(self._delivered_up_to, batch[-1]["update_id"])
             self._touch()
         return batch

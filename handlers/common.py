@@ -60,3 +60,27 @@ async def refuse_non_private(update: Update, context: Context) -> None:
                 context._("This bot only works in a private chat. Open a chat with me directly.")
             )
     raise ApplicationHandlerStop
+
+
+class DuplicateGuard:
+    """Drops updates that were handled before a crash and delivered again.
+
+    Telegram redelivers what a bot did not confirm, with the same update_id. Within one process
+    PTB's offset prevents repeats, so only ids up to the newest one handled before this process
+    started need a database look-up; the rest pass without one.
+    """
+
+    def __init__(self) -> None:
+        self._boot_newest: int | None = None
+
+    async def __call__(self, update: object, context: Context) -> None:
+        """Stop processing when the update was already handled."""
+        if not isinstance(update, Update):
+            return
+        updates = context.services.updates
+        if self._boot_newest is None:
+            self._boot_newest = await updates.newest()
+        if update.update_id <= self._boot_newest and await updates.was_processed(
+            update_id=update.update_id
+        ):
+            raise ApplicationHandlerStop

@@ -142,7 +142,7 @@ async def test_nothing_is_stored_before_consent(harness: Harness) -> None:
     await user.send("/start")
     welcome = await user.expect(r"Selamat datang")
     assert "UU PDP" in welcome.text
-    assert ["✅ Setuju", "Tidak setuju"] == welcome.button_labels()
+    assert welcome.button_labels() == ["✅ Setuju", "Tidak setuju"]
     await user.press("Tidak setuju")
     await user.expect(r"tidak ada data yang disimpan")
     assert await applications_of(harness, 200002) == []
