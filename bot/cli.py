@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import run_polling
-
     settings.require_token()
     settings.require_pii_secret()
+    from bot.app import run_polling
+
     run_polling(settings)
     return 0
 
@@ -85,9 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level)
         code: int = args.func(args, settings)
     except SettingsError as error:
         print(f"rentan-bot: {error}", file=sys.stderr)

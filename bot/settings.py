@@ -67,6 +67,22 @@ class Settings(BaseSettings):
                 raise ValueError("expected comma-separated numeric Telegram user ids") from None
         return value
 
+    @field_validator(
+        "program_quota",
+        "program_budget_idr",
+        "program_premium_idr",
+        "program_max_desil",
+        "program_min_age",
+        "program_max_age",
+        mode="before",
+    )
+    @classmethod
+    def _plain_integer(cls, value: object) -> object:
+        # Indonesians write 10.000 for ten thousand; pydantic would read "10.000" as 10.
+        if isinstance(value, str) and not value.strip().isdigit():
+            raise ValueError("write digits only, without dots or commas (10000, not 10.000)")
+        return value
+
     @field_validator("program_region_code")
     @classmethod
     def _check_region(cls, value: str) -> str:
