@@ -6,7 +6,6 @@ import asyncio
 import logging
 from typing import Any
 
-from storage.dtsen import DtsenRepository
 from telegram import BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
@@ -25,11 +24,15 @@ from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
 from bot.regions import load_regions
 from bot.settings import Settings
-from handlers import account, common, errors, housekeeping, registration
+from handlers import account, common, errors, housekeeping, notifications, registration, staff
 from storage.applications import ApplicationRepository
+from storage.dtsen import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
+from storage.notifications import NotificationRepository
 from storage.preferences import PreferenceRepository
+from storage.review import ReviewRepository
+from storage.staff import StaffRepository
 from storage.updates import UpdateLog
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ RentanApp = Application[Any, Context, Any, Any, BotData, Any]
 GROUP_DUPLICATES = -30
 GROUP_LANGUAGE = -20
 GROUP_PRIVATE_ONLY = -10
+GROUP_STAFF_INPUT = -5
 
 
 def build_services(settings: Settings, database: Database | None = None) -> Services:
@@ -56,6 +60,9 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         applications=ApplicationRepository(database),
         dtsen=DtsenRepository(database, secret),
         updates=UpdateLog(database),
+        review=ReviewRepository(database),
+        staff=StaffRepository(database),
+        notifications=NotificationRepository(database),
     )
 
 
@@ -109,6 +116,12 @@ def schedule_jobs(application: RentanApp, settings: Settings) -> None:
         first=settings.housekeeping_interval_seconds,
         name="tidy-drafts",
     )
+    job_queue.run_repeating(
+        notifications.deliver_notifications,
+        interval=settings.notification_interval_seconds,
+        first=1,
+        name="deliver-notifications",
+    )
 
 
 def register_handlers(application: RentanApp) -> None:
@@ -120,6 +133,8 @@ def register_handlers(application: RentanApp) -> None:
         group=GROUP_PRIVATE_ONLY,
     )
     application.add_handler(TypeHandler(Update, _drop_non_private_other), group=GROUP_PRIVATE_ONLY)
+    application.add_handlers(staff.build_reason_input(), group=GROUP_STAFF_INPUT)
+    application.add_handlers(staff.build())
     application.add_handlers(registration.build())
     application.add_handlers(account.build())
     application.add_handlers(account.build_unknown())

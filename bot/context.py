@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.dtsen import DtsenRepository
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Catalogs, Translator
 from bot.regions import Regions
 from bot.settings import Settings
 from storage.applications import ApplicationRepository
+from storage.dtsen import DtsenRepository
 from storage.engine import Database
 from storage.models import utcnow
+from storage.notifications import NotificationRepository
 from storage.preferences import PreferenceRepository
+from storage.review import ReviewRepository
+from storage.staff import StaffRepository
 from storage.updates import UpdateLog
 
 
@@ -33,8 +37,13 @@ class Services:
     applications: ApplicationRepository
     dtsen: DtsenRepository
     updates: UpdateLog
+    review: ReviewRepository
+    staff: StaffRepository
+    notifications: NotificationRepository
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
+    # One outbox sender at a time in this process (rows are also claimed in the database).
+    delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Language per user, filled on first contact; the database keeps the truth.
     languages: dict[int, str | None] = field(default_factory=dict)
 

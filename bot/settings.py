@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     draft_expiry_hours: int = Field(default=72, gt=0)
     ineligible_retention_days: int = Field(default=30, gt=0)
     housekeeping_interval_seconds: int = Field(default=300, gt=0)
+    notification_interval_seconds: int = Field(default=15, gt=0)
     nik_attempts_per_day: int = Field(default=5, gt=0)
     dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
 

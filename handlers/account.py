@@ -12,7 +12,15 @@ from bot.context import Context
 from bot.eligibility import Decision, Reason, ReasonCode, worker_message
 from bot.i18n import LANGUAGES, N_
 from handlers.common import escape, message_of, user_of
-from handlers.registration import STEPS, Step, ask_again, format_date, summary_text
+from handlers.registration import (
+    FIELD_LABELS,
+    STEPS,
+    Step,
+    ask_again,
+    format_date,
+    summary_text,
+)
+from storage.applications import EDITABLE_STATUSES
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {
@@ -40,7 +48,7 @@ async def status(update: Update, context: Context) -> None:
         )
         return
     await message.reply_text(await status_text(application, context), parse_mode=ParseMode.HTML)
-    if application.status == Status.DRAFT:
+    if application.status in EDITABLE_STATUSES and application.step:
         await ask_again(message, application, context)
 
 
@@ -70,6 +78,13 @@ async def status_text(application: Application, context: Context) -> str:
         )
     elif application.status == Status.INELIGIBLE:
         lines.append(_(ineligible_note(application)))
+    elif application.status == Status.NEEDS_FIX and application.fix_field:
+        field = FIELD_LABELS.get(Step(application.fix_field), application.fix_field)
+        lines.append(
+            _("Staff asked you to correct: {field}. Answer the question below.").format(
+                field=escape(_(field))
+            )
+        )
     elif application.status == Status.DRAFT:
         lines.append(_("Answer the question below to continue, or send /batal to cancel."))
     return "\n".join(lines)
@@ -174,13 +189,12 @@ async def unknown_command(update: Update, context: Context) -> None:
         context._("I don't know that command. Send /bantuan to see what I can do.")
     )
     application = await context.services.applications.open_for(user_id=user_of(update).id)
-    if application is not None and application.status == Status.DRAFT:
+    if application is not None and application.status in EDITABLE_STATUSES:
         await _remind_step(message, application, context)
 
 
 async def _remind_step(message: Message, application: Application, context: Context) -> None:
-    step = Step(application.step or Step.NIK)
-    if step in STEPS:
+    if application.step and Step(application.step) in STEPS:
         await ask_again(message, application, context)
 
 

@@ -49,7 +49,7 @@ from bot.program import (
     relation_label,
 )
 from handlers.common import escape, message_of, user_of
-from storage.applications import Outcome
+from storage.applications import EDITABLE_STATUSES, Outcome
 from storage.models import Application, Status
 
 ADDRESS_MAX = 200
@@ -320,7 +320,7 @@ async def start(update: Update, context: Context) -> None:
     message = message_of(update)
     user = user_of(update)
     existing = await context.services.applications.open_for(user_id=user.id)
-    if existing is not None and existing.status == Status.DRAFT:
+    if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
         await message.reply_text(
             context._(
                 "You are in the middle of your registration. Let's continue where you "
@@ -472,7 +472,12 @@ async def answer_button(update: Update, context: Context) -> None:
     parts = (query.data or "").split(":", 2)
     draft = await context.services.applications.open_for(user_id=user.id)
     message = query.message if isinstance(query.message, Message) else None
-    if draft is None or draft.status != Status.DRAFT or len(parts) != 3 or message is None:
+    if (
+        draft is None
+        or draft.status not in EDITABLE_STATUSES
+        or len(parts) != 3
+        or message is None
+    ):
         await query.answer(context._("This button is no longer active."))
         return
     _prefix, step_name, value = parts
@@ -690,6 +695,7 @@ async def _save_and_continue(
             outcome = await services.applications.mark_ineligible(
                 application_id=_id(draft),
                 user_id=draft.telegram_user_id,
+                from_status=draft.status,
                 from_step=step,
                 values=values,
                 reasons=_reasons_json(decision),
@@ -892,7 +898,7 @@ async def _mark_choice(query: CallbackQuery, label: str) -> None:
 async def _draft_or_hint(message: Message, update: Update, context: Context) -> Application | None:
     """The worker's draft, or a hint about /start and /status when there is none."""
     existing = await context.services.applications.open_for(user_id=user_of(update).id)
-    if existing is not None and existing.status == Status.DRAFT and existing.step:
+    if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
         return existing
     if existing is not None:
         await message.reply_text(

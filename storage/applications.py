@@ -28,6 +28,8 @@ from storage.models import (
 )
 
 OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
+# Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
+EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -180,7 +182,7 @@ class ApplicationRepository:
                     update(Application)
                     .where(
                         col(Application.id) == application_id,
-                        col(Application.status) == Status.DRAFT,
+                        col(Application.status).in_(EDITABLE_STATUSES),
                         col(Application.step) == from_step,
                     )
                     .values(**changes)
@@ -202,6 +204,7 @@ class ApplicationRepository:
         values: Mapping[str, Any],
         reasons: str,
         update_id: int | None,
+        from_status: str = Status.DRAFT,
     ) -> Outcome:
         """Close a draft as ineligible, keeping the exact reasons for staff."""
         changes = dict(values)
@@ -215,7 +218,7 @@ class ApplicationRepository:
             actor_id=user_id,
             action="assess",
             application_id=application_id,
-            from_status=Status.DRAFT,
+            from_status=from_status,
             to_status=Status.INELIGIBLE,
             reason=reasons,
         )
@@ -230,41 +233,40 @@ class ApplicationRepository:
         prefix: str,
         update_id: int | None,
     ) -> SubmitResult:
-        """Turn a complete draft into a pending application with a fresh number."""
+        """Send a complete draft (or a fixed application) to the queue, with its number."""
         for _attempt in range(5):
-            code = new_application_code(prefix)
             try:
                 async with self._db.write() as session, session.begin():
                     if not await self._claim_update(session, update_id):
                         raise _Rollback(Outcome.DUPLICATE)
-                    now = utcnow()
-                    result = await session.execute(
-                        update(Application)
-                        .where(
-                            col(Application.id) == application_id,
-                            col(Application.status) == Status.DRAFT,
-                            col(Application.step) == from_step,
-                        )
-                        .values(
-                            status=Status.PENDING,
-                            step=None,
-                            code=code,
-                            submitted_at=now,
-                            updated_at=now,
-                            return_to_summary=False,
-                        )
-                    )
-                    if not result.rowcount:  # type: ignore[attr-defined]
+                    application = await session.get(Application, application_id)
+                    if (
+                        application is None
+                        or application.status not in EDITABLE_STATUSES
+                        or application.step != from_step
+                    ):
                         raise _Rollback(Outcome.STALE)
+                    before = application.status
+                    now = utcnow()
+                    application.code = application.code or new_application_code(prefix)
+                    application.status = Status.PENDING
+                    application.step = None
+                    application.fix_field = None
+                    application.return_to_summary = False
+                    # A fixed application keeps its place: the submission time stays.
+                    application.submitted_at = application.submitted_at or now
+                    application.updated_at = now
                     session.add(
                         AuditEvent(
                             actor_id=user_id,
-                            action="submit",
+                            action="submit" if before == Status.DRAFT else "resubmit",
                             application_id=application_id,
-                            from_status=Status.DRAFT,
+                            from_status=before,
                             to_status=Status.PENDING,
                         )
                     )
+                    await session.flush()
+                    code = application.code
             except _Rollback as rollback:
                 return SubmitResult(rollback.outcome)
             except IntegrityError as error:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from bot.pii import hash_identifier
 from storage.engine import Database
-from storage.models import DtsenRecord
+from storage.models import Application, DtsenRecord
 from tests.factories import Person
 
 
@@ -52,3 +52,49 @@ async def seed_dtsen(database: Database, secret: bytes, rows: Iterable[DtsenRow]
                     desil=row.desil,
                 )
             )
+
+
+async def add_application(
+    database: Database,
+    secret: bytes,
+    person: Person,
+    *,
+    user_id: int,
+    code: str,
+    status: str = "pending",
+    desil: int | None = None,
+    submitted_at: datetime | None = None,
+) -> int:
+    """A submitted application written straight to the database; returns its id."""
+    submitted = submitted_at or datetime.now(UTC)
+    async with database.write() as session, session.begin():
+        application = Application(
+            code=code,
+            telegram_user_id=user_id,
+            chat_id=user_id,
+            status=status,
+            consent_version="test",
+            consent_at=submitted,
+            nik=person.nik,
+            nik_hash=hash_identifier(person.nik, secret),
+            nama=person.name,
+            tanggal_lahir=person.birth_date,
+            jenis_kelamin=person.gender,
+            phone=person.phone,
+            occupation="sopir",
+            kecamatan_code=person.kode_wilayah[:6],
+            kelurahan_code=person.kode_wilayah,
+            alamat="Jl. Uji No. 1",
+            heir_name="Siti Aminah",
+            heir_relation="anak",
+            dtsen_desil=person.desil if desil is None else desil,
+            dtsen_kode_wilayah=person.kode_wilayah,
+            name_score=1.0,
+            submitted_at=submitted,
+            created_at=submitted,
+            updated_at=submitted,
+        )
+        session.add(application)
+        await session.flush()
+        assert application.id is not None
+        return application.id

@@ -226,7 +226,8 @@ async def test_sigkill_of_a_real_bot_process_mid_conversation_resumes(
         for _name, step in STEPS[5:]:
             await step(user, person)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        # Wait off the event loop: the emulator lives on it and must answer the final poll.
+        assert await asyncio.to_thread(process.wait, 20) == 0
         async with database.read() as session:
             rows = (await session.execute(sa.select(Application))).scalars().all()
     finally:

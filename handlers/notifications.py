@@ -1,0 +1,100 @@
+"""Delivering the outbox: one short message per decision, in the worker's language."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from bot.context import Context
+from handlers.common import escape
+from handlers.registration import FIELD_LABELS, Step, format_date, keyboard_for, prompt_text
+from storage.models import Application, Notification, Status
+
+log = logging.getLogger(__name__)
+
+
+async def render(notification: Notification, application: Application, context: Context) -> str:
+    """The message for one notification (the context's translator is the worker's)."""
+    _ = context._
+    code = escape(application.code or "-")
+    kind = notification.kind
+    if kind == Status.APPROVED:
+        return _(
+            "🎉 Your application {code} has been approved. We will now register you with BPJS "
+            "Ketenagakerjaan and message you your KPJ card number."
+        ).format(code=code)
+    if kind == Status.REJECTED:
+        return _(
+            "Your application {code} was not approved.\nReason: {reason}\n"
+            "Questions? Send /bantuan."
+        ).format(code=code, reason=escape(application.decision_reason or "-"))
+    if kind == Status.WAITLISTED:
+        position = await context.services.review.waitlist_position(application=application)
+        return _(
+            "The programme's places are full for now. Your application {code} is on the waiting "
+            "list at position {position}; we will message you when a place is free."
+        ).format(code=code, position=position)
+    if kind == Status.ENROLLED:
+        start = (
+            format_date(application.coverage_start, context) if application.coverage_start else "-"
+        )
+        return _(
+            "✅ You are now registered with BPJS Ketenagakerjaan (JKK and JKM).\n"
+            "KPJ card number: <b>{kpj}</b>\nCovered from: {start}"
+        ).format(kpj=escape(application.kpj_number or "-"), start=start)
+    if kind == Status.NEEDS_FIX:
+        field = FIELD_LABELS.get(Step(application.fix_field or Step.ADDRESS), "")
+        return _("Staff checking your application {code} ask you to correct: {field}.").format(
+            code=code, field=escape(_(field))
+        )
+    if kind == Status.WITHDRAWN:
+        return _("Your application {code} has been withdrawn from the programme.").format(
+            code=code
+        )
+    return _("Your application {code} has changed: send /status to see it.").format(code=code)
+
+
+async def deliver_notifications(context: Context) -> None:
+    """Send every pending notification once; failures are recorded, decisions stay."""
+    services = context.services
+    async with services.delivery_lock:
+        for notification, application in await services.notifications.pending():
+            if notification.id is None or not await services.notifications.claim(
+                notification=notification
+            ):
+                continue
+            language = await services.preferences.language_of(user_id=application.telegram_user_id)
+            context.translator = services.catalogs.pick(language, None)
+            try:
+                await _send(notification, application, context)
+            except Forbidden as error:
+                # Blocked by the worker: the decision stands; /status still tells the truth.
+                await services.notifications.mark_failed(
+                    notification_id=notification.id, error=str(error), final=True
+                )
+                continue
+            except (TimeoutError, BadRequest, TelegramError) as error:
+                log.warning("notification %s not delivered: %s", notification.id, error)
+                await services.notifications.mark_failed(
+                    notification_id=notification.id,
+                    error=str(error),
+                    final=isinstance(error, BadRequest),
+                )
+                continue
+            await services.notifications.mark_sent(notification_id=notification.id)
+
+
+async def _send(notification: Notification, application: Application, context: Context) -> None:
+    text = await render(notification, application, context)
+    await context.bot.send_message(application.chat_id, text, parse_mode=ParseMode.HTML)
+    if notification.kind == Status.NEEDS_FIX and application.step:
+        # Straight to the field: the worker's next answer goes through the registration flow.
+        step = Step(application.step)
+        await context.bot.send_message(
+            application.chat_id,
+            prompt_text(step, application, context),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard_for(step, application, context),
+        )

@@ -1,0 +1,320 @@
+"""Staff decisions: the queue, approvals under the quota, rejections, fixes, and the audit trail.
+
+Every decision is one transaction that checks the application's current status, applies the
+change, writes its audit event and queues the worker's notification (the outbox). Approvals
+also count the places taken inside that transaction, under a lock (BEGIN IMMEDIATE on SQLite,
+an advisory lock on PostgreSQL), so two reviewers can never approve past the quota.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement, func, or_, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from storage.engine import Database
+from storage.models import Application, AuditEvent, NikAttempt, Notification, Status, utcnow
+
+# Places are taken by approved and enrolled workers; the rest wait.
+PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
+# PostgreSQL advisory lock key for "the quota" (any constant shared by every process).
+QUOTA_LOCK_KEY = 0x52454E54
+
+
+class Decision(StrEnum):
+    """What a reviewer can do to an application."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    FIX = "fix"
+    WITHDRAW = "withdraw"
+
+
+class Result(StrEnum):
+    """How a decision ended."""
+
+    DONE = "done"
+    WAITLISTED = "waitlisted"  # the quota was full: the application waits instead
+    ALREADY_DECIDED = "already_decided"  # not in a state this decision applies to
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """The result plus what the reviewer needs to hear about it."""
+
+    result: Result
+    application: Application | None = None
+    previous_status: str | None = None
+    waitlist_position: int | None = None
+    freed_place: bool = False
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One line of the review queue."""
+
+    application_id: int
+    code: str
+    desil: int | None
+    kecamatan_code: str | None
+    submitted_at: datetime | None
+    status: str
+
+
+@dataclass(frozen=True)
+class RiskFlags:
+    """Signals a reviewer should see before deciding."""
+
+    same_phone: int  # other live applications with this phone number
+    nik_attempts: int  # distinct NIKs tried from this Telegram account
+    name_score: float | None
+
+
+def _priority() -> tuple[ColumnElement[Any], ...]:
+    """Lowest desil first (unknown last), then oldest submission, then id for stability."""
+    return (
+        func.coalesce(Application.dtsen_desil, 11),
+        col(Application.submitted_at).asc(),
+        col(Application.id).asc(),
+    )
+
+
+class ReviewRepository:
+    """Queue reads and decision writes for staff."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def _lock_quota(self, session: AsyncSession) -> None:
+        # SQLite write sessions already hold the database write lock (BEGIN IMMEDIATE).
+        if self._db.dialect == "postgresql":
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY}
+            )
+
+    async def counts(self, *, kecamatan: Sequence[str] | None = None) -> dict[str, int]:
+        """Applications per status (optionally within some kecamatan)."""
+        async with self._db.read() as session:
+            query = select(col(Application.status), func.count()).group_by(col(Application.status))
+            if kecamatan:
+                query = query.where(col(Application.kecamatan_code).in_(kecamatan))
+            rows = (await session.execute(query)).all()
+        return {str(status): int(count) for status, count in rows}
+
+    async def places_taken(self) -> int:
+        """Approved plus enrolled applications."""
+        async with self._db.read() as session:
+            query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
+            return int((await session.execute(query)).scalar_one())
+
+    async def queue(
+        self,
+        *,
+        status: str = Status.PENDING,
+        offset: int = 0,
+        limit: int = 10,
+        kecamatan: Sequence[str] | None = None,
+        exclude: Sequence[int] = (),
+    ) -> list[QueueEntry]:
+        """A page of the queue in priority order."""
+        async with self._db.read() as session:
+            query = sa.select(
+                col(Application.id),
+                col(Application.code),
+                col(Application.dtsen_desil),
+                col(Application.kecamatan_code),
+                col(Application.submitted_at),
+                col(Application.status),
+            ).where(col(Application.status) == status)
+            if kecamatan:
+                query = query.where(col(Application.kecamatan_code).in_(kecamatan))
+            if exclude:
+                query = query.where(col(Application.id).not_in(exclude))
+            query = query.order_by(*_priority()).offset(offset).limit(limit)
+            rows = (await session.execute(query)).all()
+        return [
+            QueueEntry(
+                application_id=int(row[0] or 0),
+                code=str(row[1] or "-"),
+                desil=row[2],
+                kecamatan_code=row[3],
+                submitted_at=row[4],
+                status=str(row[5]),
+            )
+            for row in rows
+        ]
+
+    async def find(
+        self, *, code: str | None = None, nik_hash: str | None = None
+    ) -> Application | None:
+        """An application by its number or by the blind index of its NIK (newest first)."""
+        async with self._db.read() as session:
+            query = select(Application)
+            if code is not None:
+                query = query.where(func.upper(col(Application.code)) == code.upper())
+            elif nik_hash is not None:
+                query = query.where(col(Application.nik_hash) == nik_hash)
+            else:
+                return None
+            query = query.order_by(col(Application.id).desc()).limit(1)
+            return (await session.execute(query)).scalars().first()
+
+    async def get(self, *, application_id: int) -> Application | None:
+        """One application by id."""
+        async with self._db.read() as session:
+            return await session.get(Application, application_id)
+
+    async def risk_flags(self, *, application: Application) -> RiskFlags:
+        """Same phone elsewhere, NIK attempts from the account, and the name score."""
+        async with self._db.read() as session:
+            same_phone = 0
+            if application.phone:
+                query = select(func.count()).where(
+                    col(Application.phone) == application.phone,
+                    col(Application.id) != application.id,
+                    col(Application.status).not_in((Status.DRAFT, Status.CANCELLED)),
+                )
+                same_phone = int((await session.execute(query)).scalar_one())
+            attempts_query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
+                col(NikAttempt.telegram_user_id) == application.telegram_user_id
+            )
+            attempts = int((await session.execute(attempts_query)).scalar_one())
+        return RiskFlags(
+            same_phone=same_phone, nik_attempts=attempts, name_score=application.name_score
+        )
+
+    async def history(self, *, application_id: int) -> list[AuditEvent]:
+        """The audit trail of one application, oldest first."""
+        async with self._db.read() as session:
+            query = (
+                select(AuditEvent)
+                .where(col(AuditEvent.application_id) == application_id)
+                .order_by(col(AuditEvent.at), col(AuditEvent.id))
+            )
+            return list((await session.execute(query)).scalars())
+
+    async def waitlist_position(self, *, application: Application) -> int:
+        """1-based place on the waiting list, in the same priority order as the queue."""
+        async with self._db.read() as session:
+            return await self._position(session, application, Status.WAITLISTED)
+
+    async def _position(self, session: AsyncSession, application: Application, status: str) -> int:
+        desil = application.dtsen_desil if application.dtsen_desil is not None else 11
+        submitted = application.submitted_at or utcnow()
+        query = select(func.count()).where(
+            col(Application.status) == status,
+            col(Application.id) != application.id,
+            or_(
+                func.coalesce(Application.dtsen_desil, 11) < desil,
+                (func.coalesce(Application.dtsen_desil, 11) == desil)
+                & (col(Application.submitted_at) < submitted),
+            ),
+        )
+        return int((await session.execute(query)).scalar_one()) + 1
+
+    async def first_waitlisted(self) -> Application | None:
+        """The waiting application with the highest priority."""
+        async with self._db.read() as session:
+            query = (
+                select(Application)
+                .where(col(Application.status) == Status.WAITLISTED)
+                .order_by(*_priority())
+                .limit(1)
+            )
+            return (await session.execute(query)).scalars().first()
+
+    async def decide(
+        self,
+        *,
+        application_id: int,
+        decision: Decision,
+        actor_id: int,
+        allowed_from: Sequence[str],
+        effective_quota: int,
+        reason: str | None = None,
+        fix_field: str | None = None,
+    ) -> DecisionOutcome:
+        """Apply one decision if the application is in one of `allowed_from`; audit and notify."""
+        async with self._db.write() as session, session.begin():
+            if decision is Decision.APPROVE:
+                await self._lock_quota(session)
+            application = await session.get(Application, application_id)
+            if application is None:
+                return DecisionOutcome(Result.NOT_FOUND)
+            before = application.status
+            if before not in allowed_from:
+                return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
+            result = Result.DONE
+            if decision is Decision.APPROVE:
+                taken_query = select(func.count()).where(
+                    col(Application.status).in_(PLACE_HOLDING)
+                )
+                taken = int((await session.execute(taken_query)).scalar_one())
+                target = Status.APPROVED if taken < effective_quota else Status.WAITLISTED
+                if target is Status.WAITLISTED:
+                    result = Result.WAITLISTED
+            elif decision is Decision.REJECT:
+                target = Status.REJECTED
+            elif decision is Decision.WITHDRAW:
+                target = Status.WITHDRAWN
+            else:
+                target = Status.NEEDS_FIX
+            now = utcnow()
+            values: dict[str, object] = {
+                "status": target,
+                "decided_by": actor_id,
+                "decided_at": now,
+                "updated_at": now,
+            }
+            if decision in (Decision.REJECT, Decision.WITHDRAW):
+                values["decision_reason"] = reason
+            if decision is Decision.FIX:
+                values.update(fix_field=fix_field, step=fix_field, return_to_summary=True)
+            if target == before:
+                # A waitlisted application "approved" again while still full: nothing changes.
+                return DecisionOutcome(
+                    Result.WAITLISTED,
+                    application,
+                    before,
+                    await self._position(session, application, Status.WAITLISTED),
+                )
+            await session.execute(
+                update(Application).where(col(Application.id) == application_id).values(**values)
+            )
+            session.add(
+                AuditEvent(
+                    actor_id=actor_id,
+                    action=decision.value,
+                    application_id=application_id,
+                    from_status=before,
+                    to_status=target,
+                    reason=reason or fix_field,
+                )
+            )
+            session.add(
+                Notification(
+                    application_id=application_id, chat_id=application.chat_id, kind=target
+                )
+            )
+            await session.flush()
+            await session.refresh(application)
+            position = None
+            if target is Status.WAITLISTED:
+                position = await self._position(session, application, Status.WAITLISTED)
+            freed = before in PLACE_HOLDING and target not in PLACE_HOLDING
+            return DecisionOutcome(result, application, before, position, freed)
+
+    async def record_denied(self, *, actor_id: int, action: str, detail: str) -> None:
+        """Audit a refused staff action (not staff, forged button, wrong role)."""
+        async with self._db.write() as session, session.begin():
+            session.add(
+                AuditEvent(actor_id=actor_id, action="denied", reason=f"{action}: {detail}"[:500])
+            )

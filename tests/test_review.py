@@ -1,0 +1,369 @@
+"""Staff review end to end: queue, card, decisions, quota under concurrency, audit, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.emulator import BotApiEmulator, EmulatedUser
+from storage.models import Application, AuditEvent, Notification, Status
+from storage.review import Decision, ReviewRepository
+from tests.factories import make_person
+from tests.fakes import add_application
+from tests.harness import Harness
+from tests.test_registration import finish, give_identity, reach_nik, seed
+
+ADMIN = 900001
+REVIEWER = 900002
+STRANGER = 555555
+
+
+async def register(harness: Harness, user_id: int, seed_value: int) -> tuple[EmulatedUser, str]:
+    """A worker who registers through the conversation; returns the user and the number."""
+    person = make_person(seed_value)
+    await seed(harness, person)
+    user = harness.user(user_id)
+    await reach_nik(user)
+    await give_identity(user, person)
+    return user, await finish(user, person)
+
+
+async def status_of(harness: Harness, code: str) -> str:
+    """The stored status of an application."""
+    async with harness.services.database.read() as session:
+        result = await session.execute(
+            sa.select(Application.status).where(Application.code == code)
+        )
+        return str(result.scalar_one())
+
+
+async def pending_batch(harness: Harness, count: int, *, first_user: int = 700000) -> list[str]:
+    """`count` pending applications written directly, each with its own worker account."""
+    codes = []
+    services = harness.services
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    for index in range(count):
+        person = make_person(5000 + first_user + index)
+        code = f"BKS-T{index:05d}"
+        await add_application(
+            services.database,
+            services.secret,
+            person,
+            user_id=first_user + index,
+            code=code,
+            desil=(index % 5) + 1,
+            submitted_at=base + timedelta(minutes=index),
+        )
+        codes.append(code)
+    return codes
+
+
+async def test_reviewer_approves_from_the_card_and_the_worker_is_told(harness: Harness) -> None:
+    """/tinjau shows the card; Setujui approves; the worker gets a message and /status agrees."""
+    worker, code = await register(harness, 210001, 1)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/tinjau")
+    card = await reviewer.expect(re.escape(code))
+    assert "DTSEN" in card.text
+    assert "desil" in card.text
+    await reviewer.press("✅ Setujui")
+    await reviewer.expect(rf"{re.escape(code)} disetujui")
+    await worker.expect(r"sudah disetujui")
+    await worker.send("/status")
+    await worker.expect(r"Status: disetujui")
+    assert await status_of(harness, code) == Status.APPROVED
+    await reviewer.send(f"/riwayat {code}")
+    trail = await reviewer.expect(r"Riwayat")
+    assert "submit" in trail.text
+    assert f"pending → approved · {REVIEWER}" in trail.text
+
+
+async def test_reviewer_rejects_with_a_listed_reason(harness: Harness) -> None:
+    """Tolak -> a reason button; the worker reads that reason."""
+    worker, code = await register(harness, 210002, 2)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("❌ Tolak")
+    await reviewer.expect(r"Mengapa")
+    await reviewer.press("Bukan pekerja informal")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    assert "Bukan pekerja informal" in notice.text
+    await worker.send("/status")
+    await worker.expect(r"Alasan: Bukan pekerja informal")
+
+
+async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
+    """A reason typed by the reviewer reaches the worker verbatim (escaped)."""
+    worker, code = await register(harness, 210003, 3)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("❌ Tolak")
+    await reviewer.expect(r"Mengapa")
+    await reviewer.press("✍️ Ketik alasan")
+    await reviewer.expect(r"Ketik alasan")
+    await reviewer.send("KTP <luar kota>")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    assert "KTP <luar kota>" in notice.text
+
+
+async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
+    harness: Harness,
+) -> None:
+    """Perlu perbaikan -> Alamat: the worker fixes it, resends, and the reviewer approves."""
+    worker, code = await register(harness, 210004, 4)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("✏️ Perlu perbaikan")
+    await reviewer.expect(r"Bagian mana")
+    await reviewer.press("Alamat")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"memperbaiki: Alamat")
+    await worker.expect(r"\(7/9\) Kirim alamat")
+    await worker.send("Jl. Perbaikan No. 9")
+    await worker.expect(r"Periksa kembali")
+    await worker.press("✅ Kirim")
+    await worker.expect(re.escape(code))
+    assert await status_of(harness, code) == Status.PENDING
+    await reviewer.send(f"/setujui {code}")
+    await reviewer.expect(r"disetujui")
+    async with harness.services.database.read() as session:
+        stored = (
+            await session.execute(sa.select(Application).where(Application.code == code))
+        ).scalar_one()
+    assert (stored.alamat, stored.status) == ("Jl. Perbaikan No. 9", Status.APPROVED)
+
+
+async def test_second_decision_on_the_same_application_changes_nothing(harness: Harness) -> None:
+    """Two reviewers, one application: the second hears who decided and when."""
+    _worker, code = await register(harness, 210005, 5)
+    admin = harness.user(ADMIN)
+    reviewer = harness.user(REVIEWER)
+    await admin.send(f"/setujui {code}")
+    await admin.expect(r"disetujui")
+    await reviewer.send(f"/tolak {code} terlambat")
+    reply = await reviewer.expect(r"Tidak ada perubahan")
+    assert str(ADMIN) in reply.text
+    assert await status_of(harness, code) == Status.APPROVED
+
+
+STAFF_COMMANDS = [
+    "/antrian",
+    "/tinjau",
+    "/setujui BKS-T00000",
+    "/tolak BKS-T00000 alasan",
+    "/perbaiki BKS-T00000 address",
+    "/riwayat BKS-T00000",
+    "/cari BKS-T00000",
+    "/staf",
+    "/staf tambah 555555 admin",
+]
+
+
+@pytest.mark.parametrize("command", STAFF_COMMANDS)
+async def test_non_staff_staff_command_reads_like_an_unknown_command(
+    harness: Harness, command: str
+) -> None:
+    """A stranger learns nothing: the same answer as a typo, and the attempt is audited."""
+    await pending_batch(harness, 1)
+    stranger = harness.user(STRANGER)
+    await stranger.send(command)
+    await stranger.expect(r"tidak mengenal perintah")
+    await stranger.expect_no_reply(within=0.2)
+    assert await status_of(harness, "BKS-T00000") == Status.PENDING
+    async with harness.services.database.read() as session:
+        denied = (
+            (
+                await session.execute(
+                    sa.select(AuditEvent).where(
+                        AuditEvent.actor_id == STRANGER, AuditEvent.action == "denied"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(denied) == 1
+
+
+async def test_reviewer_cannot_manage_staff(harness: Harness) -> None:
+    """/staf is for admins only."""
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/staf tambah 555555 admin")
+    await reviewer.expect(r"tidak mengenal perintah")
+
+
+@pytest.mark.parametrize(
+    "data", ["sv:ap:{id}", "sv:rr:{id}:not_informal", "sv:ff:{id}:address", "sv:rj:{id}", "sq:1"]
+)
+async def test_forged_staff_button_from_a_stranger_changes_nothing(
+    harness: Harness, data: str
+) -> None:
+    """A modified client sending staff callback data gets nothing, and it is audited."""
+    await pending_batch(harness, 1)
+    async with harness.services.database.read() as session:
+        application_id = (await session.execute(sa.select(Application.id))).scalar_one()
+    stranger = harness.user(STRANGER)
+    await stranger.send("/bantuan")
+    anchor = await stranger.expect(r"Bantuan")
+    query_id = await stranger.press_data(data.format(id=application_id), anchor.message_id)
+    for _ in range(50):
+        if query_id in harness.emulator.answered_callbacks:
+            break
+        await asyncio.sleep(0.02)
+    assert "tidak aktif" in harness.emulator.answered_callbacks[query_id][0]
+    assert await status_of(harness, "BKS-T00000") == Status.PENDING
+    async with harness.services.database.read() as session:
+        denied = (
+            (await session.execute(sa.select(AuditEvent).where(AuditEvent.action == "denied")))
+            .scalars()
+            .all()
+        )
+    assert [event.actor_id for event in denied] == [STRANGER]
+
+
+async def test_admin_adds_and_removes_a_reviewer_by_numeric_id(harness: Harness) -> None:
+    """/staf tambah gives access to that id; /staf hapus takes it away."""
+    admin = harness.user(ADMIN)
+    newcomer = harness.user(600600)
+    await admin.send("/staf tambah 600600 reviewer")
+    await admin.expect(r"600600")
+    await newcomer.send("/antrian")
+    await newcomer.expect(r"Pendaftaran")
+    await admin.send("/staf hapus 600600")
+    await admin.expect(r"dihapus")
+    await newcomer.send("/antrian")
+    await newcomer.expect(r"tidak mengenal perintah")
+
+
+async def test_queue_lists_lowest_desil_first_then_oldest(harness: Harness) -> None:
+    """/antrian orders the pending queue by desil, then submission time, and pages it."""
+    codes = await pending_batch(harness, 25)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/antrian")
+    page = await reviewer.expect(r"Menunggu verifikasi")
+    listed = re.findall(r"BKS-T\d{5}", page.text)
+    # desil = index % 5 + 1: desil 1 holds indexes 0, 5, 10, 15, 20 in submission order.
+    assert listed[:5] == [codes[i] for i in (0, 5, 10, 15, 20)]
+    assert len(listed) == 10
+    assert len(page.text) < 4096
+    await reviewer.press("▶")
+    second = await reviewer.expect(r"Menunggu verifikasi")
+    assert re.findall(r"BKS-T\d{5}", second.text)[0] == codes[2]
+
+
+async def test_search_masks_the_nik_for_reviewers_but_not_admins(harness: Harness) -> None:
+    """/cari by NIK finds the application; only admins see the whole NIK."""
+    person = make_person(5700000)
+    services = harness.services
+    await add_application(
+        services.database, services.secret, person, user_id=710000, code="BKS-CARI01"
+    )
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/cari {person.nik}")
+    card = await reviewer.expect(r"BKS-CARI01")
+    assert person.nik not in card.text
+    assert f"{person.nik[:4]}********{person.nik[-4:]}" in card.text
+    admin = harness.user(ADMIN)
+    await admin.send("/cari BKS-CARI01")
+    assert person.nik in (await admin.expect(r"BKS-CARI01")).text
+
+
+async def test_quota_holds_under_concurrent_reviewers_and_a_freed_place_is_offered(
+    emulator: BotApiEmulator, tmp_path: object
+) -> None:
+    """Quota N, 3N applications, four reviewers approving at once: exactly N approved."""
+    from pathlib import Path
+
+    quota = 5
+    harness = Harness(
+        emulator,
+        Path(str(tmp_path)),
+        program_quota=str(quota),
+        reviewer_ids="900002,900003,900004,900005",
+    )
+    await harness.start()
+    try:
+        codes = await pending_batch(harness, 3 * quota)
+        reviewers = [harness.user(uid) for uid in (900002, 900003, 900004, 900005)]
+
+        async def approve_all(reviewer: EmulatedUser, mine: list[str]) -> None:
+            for code in mine:
+                await reviewer.send(f"/setujui {code}")
+                await reviewer.expect(re.escape(code))
+
+        # Every reviewer tries every application, in a different order.
+        await asyncio.gather(
+            *(approve_all(r, codes[i:] + codes[:i]) for i, r in enumerate(reviewers))
+        )
+        async with harness.services.database.read() as session:
+            rows = (await session.execute(sa.select(Application))).scalars().all()
+        approved = [r for r in rows if r.status == Status.APPROVED]
+        waiting = sorted(
+            (r for r in rows if r.status == Status.WAITLISTED),
+            key=lambda r: (r.dtsen_desil, r.submitted_at),
+        )
+        assert len(approved) == quota
+        assert len(waiting) == 2 * quota
+        first_in_line = waiting[0].code
+
+        admin = harness.user(ADMIN)
+        await admin.send(f"/tarik {approved[0].code} data ganda")
+        await admin.expect(r"ditarik")
+        await admin.expect(rf"tempat kosong.*{re.escape(str(first_in_line))}")
+        await admin.send(f"/setujui {first_in_line}")
+        await admin.expect(r"disetujui")
+        assert await status_of(harness, str(first_in_line)) == Status.APPROVED
+    finally:
+        await harness.stop()
+
+
+async def test_repository_approvals_in_parallel_never_exceed_the_quota(harness: Harness) -> None:
+    """Thirty concurrent approve transactions against quota 7: seven approvals, no more."""
+    codes = await pending_batch(harness, 30)
+    services = harness.services
+    review = ReviewRepository(services.database)
+    async with services.database.read() as session:
+        ids = (await session.execute(sa.select(Application.id))).scalars().all()
+    results = await asyncio.gather(
+        *(
+            review.decide(
+                application_id=int(app_id),
+                decision=Decision.APPROVE,
+                actor_id=REVIEWER,
+                allowed_from=(Status.PENDING,),
+                effective_quota=7,
+            )
+            for app_id in ids
+        )
+    )
+    assert sum(1 for r in results if r.result == "done") == 7
+    assert await review.places_taken() == 7
+    assert len(codes) == 30
+
+
+async def test_decision_stands_when_the_worker_blocked_the_bot(harness: Harness) -> None:
+    """A blocked worker cannot receive the news; the approval stays and the failure is kept."""
+    worker, code = await register(harness, 210006, 6)
+    await worker.block()
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/setujui {code}")
+    await reviewer.expect(r"disetujui")
+    for _ in range(100):
+        async with harness.services.database.read() as session:
+            note = (await session.execute(sa.select(Notification))).scalars().first()
+        if note is not None and note.last_error:
+            break
+        await asyncio.sleep(0.05)
+    assert note is not None
+    assert note.sent_at is None
+    assert "blocked" in (note.last_error or "")
+    assert await status_of(harness, code) == Status.APPROVED
