@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from bot.emulator import BotApiEmulator
 from bot.settings import Settings
 from tests.harness import Harness
+from tests.postgres import PostgresServer, find_bindir
 
 hypothesis_settings.register_profile("default", max_examples=100, deadline=None)
 hypothesis_settings.register_profile("soak", max_examples=2000, deadline=None)
@@ -39,10 +41,49 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
         await emu.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """One throwaway PostgreSQL cluster for the session, when PostgreSQL is installed."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("RENTAN_REQUIRE_POSTGRES"):
+            raise RuntimeError("RENTAN_REQUIRE_POSTGRES is set but PostgreSQL is not installed")
+        yield None
+        return
+    server = PostgresServer(bindir)
+    server.start()
+    try:
+        server.template = asyncio.run(server.create_migrated_template())
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, and (where installed) a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    if postgres_server is None:
+        pytest.skip(
+            "PostgreSQL is not installed here; CI runs this half (RENTAN_REQUIRE_POSTGRES)"
+        )
+    name = await postgres_server.create_database(postgres_server.template)
+    try:
+        yield postgres_server.url(name)
+    finally:
+        await postgres_server.drop_database(name)
+
+
 @pytest.fixture
-async def harness(emulator: BotApiEmulator, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The real bot polling the emulator, on a temporary SQLite database."""
-    h = Harness(emulator, tmp_path)
+async def harness(
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
+) -> AsyncIterator[Harness]:
+    """The real bot polling the emulator, on a fresh database of each backend."""
+    h = Harness(emulator, tmp_path, database_url=database_url)
     await h.start()
     try:
         yield h

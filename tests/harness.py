@@ -33,9 +33,16 @@ def make_settings(api_url: str, database_url: str, **overrides: Any) -> Settings
 class Harness:
     """Starts, stops and restarts the bot on one emulator and one database."""
 
-    def __init__(self, emulator: BotApiEmulator, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(
+        self,
+        emulator: BotApiEmulator,
+        tmp_path: Path,
+        *,
+        database_url: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self.emulator = emulator
-        self.database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        self.database_url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
         self.overrides = overrides
         self.settings = make_settings(
             f"http://127.0.0.1:{emulator.port}", self.database_url, **overrides

@@ -162,8 +162,8 @@ async def test_redelivered_submit_creates_one_application(harness: Harness) -> N
 
 
 async def test_many_workers_at_once_all_finish(harness: Harness) -> None:
-    """Forty workers registering concurrently each end with exactly one pending application."""
-    people = [make_person(400 + i) for i in range(40)]
+    """Twenty workers registering concurrently each end with exactly one pending application."""
+    people = [make_person(400 + i) for i in range(20)]
     await seed(harness, *people)
 
     async def register(index: int, person: Person) -> None:
@@ -174,7 +174,7 @@ async def test_many_workers_at_once_all_finish(harness: Harness) -> None:
     await asyncio.gather(*(register(i, p) for i, p in enumerate(people)))
     async with harness.services.database.read() as session:
         statuses = (await session.execute(sa.select(Application.status))).scalars().all()
-    assert statuses == [Status.PENDING] * 40
+    assert statuses == [Status.PENDING] * 20
 
 
 async def _start_process(

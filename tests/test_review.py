@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -278,15 +279,14 @@ async def test_search_masks_the_nik_for_reviewers_but_not_admins(harness: Harnes
 
 
 async def test_quota_holds_under_concurrent_reviewers_and_a_freed_place_is_offered(
-    emulator: BotApiEmulator, tmp_path: object
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
 ) -> None:
     """Quota N, 3N applications, four reviewers approving at once: exactly N approved."""
-    from pathlib import Path
-
     quota = 5
     harness = Harness(
         emulator,
-        Path(str(tmp_path)),
+        tmp_path,
+        database_url=database_url,
         program_quota=str(quota),
         reviewer_ids="900002,900003,900004,900005",
     )
