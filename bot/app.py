@@ -24,13 +24,24 @@ from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
 from bot.regions import load_regions
 from bot.settings import Settings
-from handlers import account, common, errors, housekeeping, notifications, registration, staff
+from handlers import (
+    account,
+    common,
+    errors,
+    housekeeping,
+    notifications,
+    registration,
+    staff,
+    staff_reports,
+)
 from storage.applications import ApplicationRepository
 from storage.dtsen import DtsenRepository
 from storage.engine import Database
+from storage.exports import ExportRepository
 from storage.migrate import upgrade
 from storage.notifications import NotificationRepository
 from storage.preferences import PreferenceRepository
+from storage.reports import ReportRepository
 from storage.review import ReviewRepository
 from storage.staff import StaffRepository
 from storage.updates import UpdateLog
@@ -63,6 +74,8 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         review=ReviewRepository(database),
         staff=StaffRepository(database),
         notifications=NotificationRepository(database),
+        reports=ReportRepository(database),
+        exports=ExportRepository(database),
     )
 
 
@@ -134,7 +147,9 @@ def register_handlers(application: RentanApp) -> None:
     )
     application.add_handler(TypeHandler(Update, _drop_non_private_other), group=GROUP_PRIVATE_ONLY)
     application.add_handlers(staff.build_reason_input(), group=GROUP_STAFF_INPUT)
+    application.add_handlers(staff_reports.build_documents(), group=GROUP_STAFF_INPUT)
     application.add_handlers(staff.build())
+    application.add_handlers(staff_reports.build())
     application.add_handlers(registration.build())
     application.add_handlers(account.build())
     application.add_handlers(account.build_unknown())

@@ -16,9 +16,11 @@ from bot.settings import Settings
 from storage.applications import ApplicationRepository
 from storage.dtsen import DtsenRepository
 from storage.engine import Database
+from storage.exports import ExportRepository
 from storage.models import utcnow
 from storage.notifications import NotificationRepository
 from storage.preferences import PreferenceRepository
+from storage.reports import ReportRepository
 from storage.review import ReviewRepository
 from storage.staff import StaffRepository
 from storage.updates import UpdateLog
@@ -40,6 +42,8 @@ class Services:
     review: ReviewRepository
     staff: StaffRepository
     notifications: NotificationRepository
+    reports: ReportRepository
+    exports: ExportRepository
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # One outbox sender at a time in this process (rows are also claimed in the database).

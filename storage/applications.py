@@ -310,13 +310,15 @@ class ApplicationRepository:
     async def queue_position(self, *, application: Application) -> int:
         """1-based place among pending applications: lower desil first, then earlier."""
         async with self._db.read() as session:
-            desil = application.dtsen_desil or 10
+            # Same order as the staff queue: lower desil first, then earlier submission.
+            desil = application.dtsen_desil if application.dtsen_desil is not None else 11
             submitted = application.submitted_at or utcnow()
             query = select(func.count()).where(
                 col(Application.status) == Status.PENDING,
+                col(Application.id) != application.id,
                 or_(
-                    func.coalesce(Application.dtsen_desil, 10) < desil,
-                    (func.coalesce(Application.dtsen_desil, 10) == desil)
+                    col(Application.dtsen_desil) < desil,
+                    (col(Application.dtsen_desil) == desil)
                     & (col(Application.submitted_at) < submitted),
                 ),
             )

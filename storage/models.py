@@ -116,6 +116,9 @@ class Application(SQLModel, table=True):
             postgresql_where=sa.text(_OPEN_SQL),
         ),
         sa.Index("ix_application_queue", "status", "dtsen_desil", "submitted_at"),
+        # Counts for a reviewer scoped to some kecamatan.
+        sa.Index("ix_application_kecamatan_status", "kecamatan_code", "status"),
+        sa.Index("ix_application_phone", "phone"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -79,9 +79,13 @@ class RiskFlags:
 
 
 def _priority() -> tuple[ColumnElement[Any], ...]:
-    """Lowest desil first (unknown last), then oldest submission, then id for stability."""
+    """Lowest desil first, then oldest submission, then id for stability.
+
+    A submitted application always matched a DTSEN row, so its desil is never NULL; ordering on
+    the bare column lets the (status, dtsen_desil, submitted_at) index serve the queue.
+    """
     return (
-        func.coalesce(Application.dtsen_desil, 11),
+        col(Application.dtsen_desil).asc(),
         col(Application.submitted_at).asc(),
         col(Application.id).asc(),
     )
@@ -213,8 +217,8 @@ class ReviewRepository:
             col(Application.status) == status,
             col(Application.id) != application.id,
             or_(
-                func.coalesce(Application.dtsen_desil, 11) < desil,
-                (func.coalesce(Application.dtsen_desil, 11) == desil)
+                col(Application.dtsen_desil) < desil,
+                (col(Application.dtsen_desil) == desil)
                 & (col(Application.submitted_at) < submitted),
             ),
         )

@@ -1,0 +1,85 @@
+"""Rows of the BPJS Ketenagakerjaan list: approved (or enrolled) applications, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from bot.exports import ExportRow
+from storage.engine import Database
+from storage.models import Application, Status
+
+__all__ = ["BATCH_ROWS", "ExportRepository", "ExportRow"]
+
+# Rows per query: large enough that per-query costs vanish, small enough to stay a few MB.
+BATCH_ROWS = 2_000
+
+_COLUMNS = (
+    col(Application.id),
+    col(Application.nik),
+    col(Application.nama),
+    col(Application.tanggal_lahir),
+    col(Application.jenis_kelamin),
+    col(Application.alamat),
+    col(Application.kecamatan_code),
+    col(Application.kelurahan_code),
+    col(Application.phone),
+    col(Application.occupation),
+    col(Application.occupation_other),
+    col(Application.heir_name),
+    col(Application.heir_relation),
+    col(Application.code),
+)
+
+
+class ExportRepository:
+    """Reads the list handed to BPJS; full NIKs and phones, so admins only, never logged."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def approved_rows(
+        self, *, statuses: Sequence[Status] = (Status.APPROVED,), batch_rows: int = BATCH_ROWS
+    ) -> AsyncIterator[ExportRow]:
+        """Every application in `statuses`, oldest first, read in batches of `batch_rows`.
+
+        One read transaction for the whole list, so the file is the list as it stood at one
+        moment even while reviewers keep approving (SQLite WAL and PostgreSQL both give a reader
+        a snapshot). Selecting columns rather than models skips the ORM's per-row cost. Read it
+        to the end (or wrap it in `contextlib.aclosing`) so the transaction ends promptly.
+        """
+        last_id = 0
+        async with self._db.read() as session, session.begin():
+            while True:
+                query = (
+                    sa.select(*_COLUMNS)
+                    .where(col(Application.status).in_(statuses), col(Application.id) > last_id)
+                    .order_by(col(Application.id))
+                    .limit(batch_rows)
+                )
+                batch = (await session.execute(query)).all()
+                for row in batch:
+                    yield ExportRow(
+                        nik=row.nik or "",
+                        nama=row.nama or "",
+                        tanggal_lahir=row.tanggal_lahir,
+                        jenis_kelamin=row.jenis_kelamin or "",
+                        alamat=row.alamat or "",
+                        kecamatan_code=row.kecamatan_code or "",
+                        kelurahan_code=row.kelurahan_code or "",
+                        phone=row.phone or "",
+                        occupation=row.occupation or "",
+                        occupation_other=row.occupation_other or "",
+                        heir_name=row.heir_name or "",
+                        heir_relation=row.heir_relation or "",
+                        code=row.code or "",
+                    )
+                if len(batch) < batch_rows:
+                    return
+                last_id = batch[-1].id
+
+    async def collect(self, *, statuses: Sequence[Status] = (Status.APPROVED,)) -> list[ExportRow]:
+        """The whole list in memory (10,000 rows are a few MB), for the synchronous writers."""
+        return [row async for row in self.approved_rows(statuses=statuses)]

@@ -1,0 +1,102 @@
+"""Staff reports through the bot: /statistik, /ekspor and an admin's KPJ file."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+import openpyxl
+import sqlalchemy as sa
+
+from storage.models import Application, Status
+from tests.factories import make_person
+from tests.fakes import add_application
+from tests.harness import Harness
+
+ADMIN = 900001
+REVIEWER = 900002
+
+
+async def _approved(harness: Harness, count: int) -> list[str]:
+    """Approved applications written directly; returns their NIKs."""
+    services = harness.services
+    niks = []
+    for index in range(count):
+        person = make_person(8100 + index)
+        await add_application(
+            services.database,
+            services.secret,
+            person,
+            user_id=810000 + index,
+            code=f"BKS-A{index:05d}",
+            status=Status.APPROVED,
+        )
+        niks.append(person.nik)
+    return niks
+
+
+async def test_statistics_come_as_text_and_as_a_chart(harness: Harness) -> None:
+    """/statistik answers with quota and budget in words, then a PNG chart."""
+    await _approved(harness, 3)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/statistik")
+    text = await reviewer.expect(r"Kuota terpakai")
+    assert "3 / 9.920" in text.text
+    assert "Rp604.800" in text.text
+    for _ in range(100):
+        last = reviewer.last_bot_message()
+        if last is not None and last.photo is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert last is not None
+    assert last.photo is not None
+    assert last.photo.startswith(b"\x89PNG")
+
+
+async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: Harness) -> None:
+    """/ekspor sends both files; parsed back they hold every approved NIK as text."""
+    niks = await _approved(harness, 4)
+    admin = harness.user(ADMIN)
+    await admin.send("/ekspor")
+    csv_message = await admin.expect(r"4 pendaftaran")
+    assert csv_message.document is not None
+    name, data = csv_message.document
+    assert name.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert sorted(row["NIK"] for row in rows) == sorted(niks)
+    for _ in range(100):
+        last = admin.last_bot_message()
+        if last is not None and last.document is not None and last.document[0].endswith("xlsx"):
+            break
+        await asyncio.sleep(0.05)
+    assert last is not None
+    assert last.document is not None
+    sheet = openpyxl.load_workbook(io.BytesIO(last.document[1]), read_only=True).active
+    assert sheet is not None
+    values = [row for row in sheet.iter_rows(values_only=True)]
+    assert sorted(str(row[0]) for row in values[1:]) == sorted(niks)
+
+
+async def test_reviewer_cannot_export(harness: Harness) -> None:
+    """The full-NIK export is for admins only."""
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/ekspor")
+    await reviewer.expect(r"tidak mengenal perintah")
+
+
+async def test_admin_kpj_file_enrols_and_notifies_the_worker(harness: Harness) -> None:
+    """A KPJ CSV sent to the bot moves the worker to enrolled and tells them their KPJ."""
+    [nik] = await _approved(harness, 1)
+    admin = harness.user(ADMIN)
+    worker = harness.user(810000)
+    await worker.send("/bantuan")
+    await worker.expect(r"Bantuan")
+    content = f"nik,kpj,tgl_mulai\n{nik},12345678901,01-12-2026\n0000000000000000,1,x\n"
+    await admin.send_document(content.encode(), "kpj.csv")
+    summary = await admin.expect(r"1 dari 2 baris diterapkan")
+    assert nik not in summary.text
+    await worker.expect(r"12345678901")
+    async with harness.services.database.read() as session:
+        stored = (await session.execute(sa.select(Application))).scalar_one()
+    assert (stored.status, stored.kpj_number) == (Status.ENROLLED, "12345678901")
