@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from bot.app import RentanApp, build_application, migrate_database, on_startup
+from bot.eligibility import age_on
 from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
+from bot.logs import configure_logging
+from bot.sample_dtsen import SamplePerson, demo_people, write_sample
 from bot.settings import Settings
+from storage.dtsen import DtsenRepository, import_dtsen
+from storage.engine import Database
 
 DEMO_USER_ID = 555001
 DEMO_TOKEN = "100000:demo-token-for-the-local-emulator"
@@ -28,29 +35,22 @@ def demo_settings(settings: Settings, data_dir: Path, api_url: str) -> Settings:
         secret_file.write_text(secrets.token_hex(32))
     return settings.model_copy(
         update={
-            "telegram_bot_token": DEMO_TOKEN,
+            "telegram_bot_token": SecretStr(DEMO_TOKEN),
             "telegram_api_url": api_url,
             "database_url": f"sqlite+aiosqlite:///{data_dir / 'demo.db'}",
-            "pii_secret": secret_file.read_text().strip(),
+            "pii_secret": SecretStr(secret_file.read_text().strip()),
             "admin_ids": frozenset({DEMO_USER_ID}) | settings.admin_ids,
         }
     )
 
 
-async def seed_demo_data(settings: Settings, data_dir: Path) -> Path | None:
+async def seed_demo_data(settings: Settings, data_dir: Path) -> None:
     """Load a synthetic DTSEN sample once, so the registration has people to match."""
-    try:
-        from storage.dtsen import DtsenRepository, import_dtsen
-
-        from bot.sample_dtsen import write_sample
-        from storage.engine import Database
-    except ImportError:
-        return None
-    sample = data_dir / "dtsen_sample.csv"
     database = Database.from_url(settings.database_url)
     try:
         repository = DtsenRepository(database, settings.require_pii_secret())
         if await repository.count() == 0:
+            sample = data_dir / "dtsen_sample.csv"
             write_sample(sample, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
             await import_dtsen(
                 database,
@@ -61,7 +61,54 @@ async def seed_demo_data(settings: Settings, data_dir: Path) -> Path | None:
             )
     finally:
         await database.dispose()
-    return sample
+
+
+def sample_people(settings: Settings, today: date) -> list[tuple[SamplePerson, bool]]:
+    """A few people of the demo sample who pass, and a few who do not (synthetic)."""
+    region = settings.program_region_code
+
+    def passes(person: SamplePerson) -> bool:
+        age = age_on(person.tanggal_lahir, today)
+        return (
+            person.kode_wilayah.startswith(region)
+            and person.desil <= settings.program_max_desil
+            and settings.program_min_age <= age <= settings.program_max_age
+        )
+
+    def refused_for(reason: str) -> Callable[[SamplePerson], bool]:
+        def check(person: SamplePerson) -> bool:
+            if passes(person):
+                return False
+            if reason == "desil":
+                return person.desil > settings.program_max_desil
+            if reason == "region":
+                return not person.kode_wilayah.startswith(region)
+            return age_on(person.tanggal_lahir, today) > settings.program_max_age
+
+        return check
+
+    good = demo_people(DEMO_SAMPLE_SEED, count=3, where=passes)
+    bad = [
+        demo_people(DEMO_SAMPLE_SEED, count=1, where=refused_for(reason))[0]
+        for reason in ("desil", "region", "age")
+    ]
+    return [(p, True) for p in good] + [(p, False) for p in bad]
+
+
+def _show_people(console: Console, settings: Settings) -> None:
+    table = Table(title="Synthetic people in the demo DTSEN (none is real)")
+    for column in ("NIK", "Nama", "Tanggal lahir", "Desil", "Domisili", "Expected"):
+        table.add_column(column)
+    for person, passes in sample_people(settings, date.today()):
+        table.add_row(
+            person.nik,
+            person.nama,
+            person.tanggal_lahir.strftime("%d-%m-%Y"),
+            str(person.desil),
+            person.kode_wilayah,
+            "passes" if passes else "refused",
+        )
+    console.print(table)
 
 
 def _render(console: Console, message: BotMessage) -> None:
@@ -118,6 +165,7 @@ async def _run(settings: Settings, data_dir: Path, console: Console) -> None:
         settings = demo_settings(settings, data_dir, f"http://127.0.0.1:{emulator.port}")
         await migrate_database(settings)
         await seed_demo_data(settings, data_dir)
+        _show_people(console, settings)
         app = build_application(settings)
         await app.initialize()
         await on_startup(app)
@@ -138,6 +186,8 @@ async def _run(settings: Settings, data_dir: Path, console: Console) -> None:
 def run_demo(settings: Settings, *, data_dir: str) -> int:
     """Run the terminal chat until the person quits."""
     console = Console()
+    # Log lines would tear the chat apart; warnings and errors still show.
+    configure_logging("WARNING")
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     try:
