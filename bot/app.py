@@ -30,6 +30,7 @@ from handlers import (
     errors,
     housekeeping,
     notifications,
+    privacy,
     registration,
     staff,
     staff_reports,
@@ -152,6 +153,7 @@ def register_handlers(application: RentanApp) -> None:
     application.add_handlers(staff_reports.build())
     application.add_handlers(registration.build())
     application.add_handlers(account.build())
+    application.add_handlers(privacy.build())
     application.add_handlers(account.build_unknown())
     application.add_handlers(registration.build_fallbacks())
     application.add_error_handler(errors.on_error)
@@ -173,6 +175,7 @@ def bot_commands(context_catalogs: Catalogs, language: str) -> list[BotCommand]:
         BotCommand("datasaya", _("See the data stored about you")),
         BotCommand("batal", _("Cancel the registration in progress")),
         BotCommand("bahasa", _("Change the language")),
+        BotCommand("hapusdata", _("Withdraw consent and delete my data")),
         BotCommand("bantuan", _("Help and contact")),
     ]
 

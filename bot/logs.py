@@ -38,6 +38,9 @@ def configure_logging(level: str) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # PTB's DEBUG records carry whole updates and API payloads (names, desil, addresses):
+    # never let them through, even when the operator asks for DEBUG.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

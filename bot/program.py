@@ -35,7 +35,8 @@ CONSENT_TEXT = N_(
     "• <b>How long:</b> unfinished registrations are deleted after {draft_hours} hours, "
     "ineligible checks after {ineligible_days} days; registered data while you are in the "
     "programme.\n"
-    "You can see your data at any time with /datasaya.\n\n"
+    "You can see your data at any time with /datasaya and withdraw your consent with "
+    "/hapusdata.\n\n"
     "Do you agree?"
 )
 

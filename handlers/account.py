@@ -175,6 +175,7 @@ async def help_text(update: Update, context: Context) -> None:
             _("/datasaya – see the data we store about you"),
             _("/batal – cancel the registration in progress"),
             _("/bahasa – change the language"),
+            _("/hapusdata – withdraw consent and delete your data"),
             "",
             _("Office: {office}").format(office=escape(context.settings.office_contact)),
         )

@@ -561,7 +561,7 @@ async def _decide(
     if outcome.result in (Result.DONE, Result.WAITLISTED):
         context.application.create_task(deliver_notifications(context))
     if outcome.freed_place:
-        await _offer_freed_place(context)
+        await offer_freed_place(context)
 
 
 async def _outcome_text(outcome: DecisionOutcome, decision: Decision, context: Context) -> str:
@@ -601,7 +601,7 @@ async def _outcome_text(outcome: DecisionOutcome, decision: Decision, context: C
     return _("✏️ {code} sent back to the worker to correct.").format(code=code)
 
 
-async def _offer_freed_place(context: Context) -> None:
+async def offer_freed_place(context: Context) -> None:
     """A place came free: offer the first waiting application to every staff member."""
     services = context.services
     waiting = await services.review.first_waitlisted()

@@ -22,8 +22,10 @@ from storage.models import (
     Application,
     AuditEvent,
     NikAttempt,
+    Notification,
     ProcessedUpdate,
     Status,
+    UserPreference,
     utcnow,
 )
 
@@ -373,3 +375,67 @@ class ApplicationRepository:
             )
             del old_updates
             return int(drafts.rowcount + ineligible.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What erasing a worker's data removed; codes that held a place are returned for staff."""
+
+    applications: int
+    withdrawn_codes: tuple[str, ...]
+
+
+async def erase_user(database: Database, *, user_id: int) -> Erasure:
+    """Withdraw consent: delete every application, attempt and preference of one account.
+
+    An approved or enrolled application is withdrawn first (its place is freed); the audit
+    trail keeps the state changes, but no personal data.
+    """
+    async with database.write() as session, session.begin():
+        rows = (
+            (
+                await session.execute(
+                    select(Application).where(col(Application.telegram_user_id) == user_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        withdrawn: list[str] = []
+        for application in rows:
+            if application.status in (Status.APPROVED, Status.ENROLLED) and application.code:
+                withdrawn.append(application.code)
+                session.add(
+                    AuditEvent(
+                        actor_id=user_id,
+                        action="withdraw",
+                        application_id=application.id,
+                        from_status=application.status,
+                        to_status=Status.WITHDRAWN,
+                        reason="consent withdrawn",
+                    )
+                )
+            session.add(
+                AuditEvent(
+                    actor_id=user_id,
+                    action="erase",
+                    application_id=application.id,
+                    from_status=Status.WITHDRAWN
+                    if application.code in withdrawn
+                    else application.status,
+                    reason="consent withdrawn (UU PDP)",
+                )
+            )
+        ids = [a.id for a in rows if a.id is not None]
+        if ids:
+            await session.execute(
+                delete(Notification).where(col(Notification.application_id).in_(ids))
+            )
+            await session.execute(delete(Application).where(col(Application.id).in_(ids)))
+        await session.execute(
+            delete(NikAttempt).where(col(NikAttempt.telegram_user_id) == user_id)
+        )
+        await session.execute(
+            delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
+        )
+        return Erasure(applications=len(ids), withdrawn_codes=tuple(withdrawn))

@@ -367,3 +367,25 @@ async def test_decision_stands_when_the_worker_blocked_the_bot(harness: Harness)
     assert note.sent_at is None
     assert "blocked" in (note.last_error or "")
     assert await status_of(harness, code) == Status.APPROVED
+
+
+async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: Harness) -> None:
+    """/hapusdata: the approved worker leaves the programme, staff are told, nothing remains."""
+    worker, code = await register(harness, 210007, 7)
+    admin = harness.user(ADMIN)
+    await admin.send(f"/setujui {code}")
+    await admin.expect(r"disetujui")
+    await worker.expect(r"sudah disetujui")
+    await worker.send("/hapusdata")
+    await worker.expect(r"menarik persetujuan")
+    await worker.press("🗑 Ya, hapus data saya")
+    await worker.expect(r"sudah dihapus")
+    await admin.expect(rf"{re.escape(code)} keluar dari program")
+    async with harness.services.database.read() as session:
+        left = (await session.execute(sa.select(Application))).scalars().all()
+        trail = (await session.execute(sa.select(AuditEvent.action))).scalars().all()
+    assert left == []
+    assert "withdraw" in trail
+    assert "erase" in trail
+    await worker.send("/status")
+    await worker.expect(r"belum punya pendaftaran")
