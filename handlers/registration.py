@@ -471,6 +471,8 @@ async def answer_button(update: Update, context: Context) -> None:
     user = user_of(update)
     parts = (query.data or "").split(":", 2)
     draft = await context.services.applications.open_for(user_id=user.id)
+    if is_redelivery(update, draft):
+        return
     message = query.message if isinstance(query.message, Message) else None
     if (
         draft is None
@@ -855,6 +857,17 @@ def _reasons_json(decision: Decision) -> str:
 # --- small helpers -----------------------------------------------------------------------------
 
 
+def is_redelivery(update: Update, draft: Application | None) -> bool:
+    """An update this draft already applied (Telegram resends what was not confirmed)."""
+    # One chat's updates are handled in order and update ids only grow, so anything at or
+    # below the newest applied id is a repeat.
+    return (
+        draft is not None
+        and draft.last_update_id is not None
+        and update.update_id <= draft.last_update_id
+    )
+
+
 def _today(context: Context) -> date:
     return context.services.clock().date()
 
@@ -898,6 +911,8 @@ async def _mark_choice(query: CallbackQuery, label: str) -> None:
 async def _draft_or_hint(message: Message, update: Update, context: Context) -> Application | None:
     """The worker's draft, or a hint about /start and /status when there is none."""
     existing = await context.services.applications.open_for(user_id=user_of(update).id)
+    if is_redelivery(update, existing):
+        return None
     if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
         return existing
     if existing is not None:
