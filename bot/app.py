@@ -214,3 +214,28 @@ def run_polling(settings: Settings) -> None:
     application = build_application(settings)
     log.info("rentan-bot polling %s", settings.telegram_api_url)
     application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+
+
+def run_webhook(settings: Settings) -> None:
+    """Production entry point behind a reverse proxy: migrate, then serve webhooks."""
+    configure_logging(settings.log_level)
+    asyncio.run(migrate_database(settings))
+    application = build_application(settings)
+    log.info(
+        "rentan-bot webhook on %s:%d%s for %s",
+        settings.webhook_listen,
+        settings.webhook_port,
+        settings.webhook_path,
+        settings.webhook_url,
+    )
+    # PTB's server answers 403 to a request without this secret, so only Telegram can inject
+    # updates; TLS is the proxy's job, hence no cert/key here.
+    application.run_webhook(
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        url_path=settings.webhook_path,
+        secret_token=settings.require_webhook_secret(),
+        webhook_url=settings.webhook_url,
+        allowed_updates=Update.ALL_TYPES,
+        drop_pending_updates=False,
+    )

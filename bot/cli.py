@@ -17,9 +17,12 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
     settings.require_pii_secret()
-    from bot.app import run_polling
+    from bot.app import run_polling, run_webhook
 
-    run_polling(settings)
+    if settings.webhook_url:
+        run_webhook(settings)
+    else:
+        run_polling(settings)
     return 0
 
 
@@ -38,6 +41,30 @@ def _cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     revision = asyncio.run(_migrate())
     print(f"database is at revision {revision}")
     return 0
+
+
+def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from storage.backup import BackupError, BackupReport, backup_sqlite, pg_dump_command
+    from storage.engine import is_sqlite
+
+    target = Path(args.file)
+    if not is_sqlite(settings.database_url):
+        # pg_dump takes a consistent snapshot of a live PostgreSQL database already.
+        print("rentan-bot: backup copies SQLite only; for PostgreSQL run:", file=sys.stderr)
+        print(pg_dump_command(settings.database_url, target))
+        return 2
+    if not target.parent.is_dir():
+        print(f"rentan-bot: no such folder: {target.parent}", file=sys.stderr)
+        return 1
+    try:
+        report: BackupReport = asyncio.run(backup_sqlite(settings.database_url, target))
+    except BackupError as error:
+        print(f"rentan-bot: backup: {error}", file=sys.stderr)
+        return 1
+    print(report.describe())
+    return 0 if report.ok else 1
 
 
 def _cmd_emulator(args: argparse.Namespace, _settings: Settings) -> int:
@@ -60,8 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rentan-bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=_cmd_run)
+    sub.add_parser(
+        "run", help="run the bot (long polling, or a webhook when WEBHOOK_URL is set)"
+    ).set_defaults(func=_cmd_run)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_cmd_migrate)
+
+    backup = sub.add_parser(
+        "backup", help="copy the SQLite database while the bot runs, then verify the copy"
+    )
+    backup.add_argument("file", help="where to write the copy (mode 0600; replaced atomically)")
+    backup.set_defaults(func=_cmd_backup)
 
     emulator = sub.add_parser("emulator", help="run the local Telegram Bot API emulator")
     emulator.add_argument("--port", type=int, default=8081)

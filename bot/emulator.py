@@ -4,7 +4,8 @@ It speaks the HTTP dialect python-telegram-bot uses (form-encoded or multipart b
 JSON-in-string fields, a real long poll on getUpdates) and enforces the limits that bite in
 production: text length after entity parsing, strict HTML, callback_data size, "message is not
 modified", blocked users. Tests act as users through `EmulatedUser`; other processes use the
-control API under `/_emulator/` (see `bot.emulator_client`).
+control API under `/_emulator/` (see `bot.emulator_client`). After `setWebhook` it POSTs updates to
+the bot's URL instead, retrying failed deliveries as Telegram does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from http import HTTPStatus
 from typing import Any, Final, Literal, TypeAlias, get_args
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ MAX_CAPTION: Final = 1024
 MAX_CALLBACK_DATA_BYTES: Final = 64
 MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024
 MAX_LONG_POLL: Final = 50.0
+# setWebhook's secret_token: 1-256 characters of A-Z, a-z, 0-9, _ and -.
+_SECRET_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 NOT_MODIFIED: Final = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
@@ -1245,16 +1249,31 @@ class BotApiEmulator:
         bot_username: str = "rentan_test_bot",
         bot_name: str = "Rentan Bot",
         latency: float = 0.0,
+        require_https: bool = False,
     ) -> None:
         self.bot_id = bot_id
         self.bot_username = bot_username
         self.bot_name = bot_name
         self.latency = latency
+        # Real Telegram only calls https:// webhooks; tests serve plain http on 127.0.0.1.
+        self.require_https = require_https
         self.last_token: str | None = None
         self.calls: collections.Counter[str] = collections.Counter()
         self.requests_log: collections.deque[tuple[str, JSONDict]] = collections.deque(maxlen=2000)
         self.answered_callbacks: dict[str, tuple[str | None, bool]] = {}
         self.webhook_url: str | None = None
+        self.webhook_secret: str | None = None
+        self.webhook_max_connections = 40
+        # Telegram retries a failed delivery with growing pauses for hours; these keep tests fast.
+        self.webhook_retry_initial = 0.1
+        self.webhook_retry_max = 1.0
+        self.webhook_timeout = 10.0
+        self.webhook_deliveries = 0
+        self.webhook_failures = 0
+        self.webhook_last_error: str | None = None
+        self._webhook_last_error_at = 0
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._webhook_signal = _Signal()
         self.commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.menu_buttons: dict[int | None, JSONDict] = {}
         self._chats: dict[int, _Chat] = {}
@@ -1313,6 +1332,7 @@ class BotApiEmulator:
         self._activity.fire()
         for chat in self._chats.values():
             chat.signal.fire()
+        await self._stop_webhook_delivery()
         await runner.cleanup()
 
     async def __aenter__(self) -> BotApiEmulator:
@@ -1891,17 +1911,42 @@ class BotApiEmulator:
 
     async def _set_webhook(self, params: JSONDict) -> bool:
         url = _opt_str(params, "url") or ""
-        if url and not url.startswith("https://"):
+        schemes = ("https://",) if self.require_https else ("https://", "http://")
+        if url and not url.startswith(schemes):
             raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = _opt_str(params, "secret_token")
+        if secret and not _SECRET_TOKEN_RE.fullmatch(secret):
+            raise _bad("secret token contains unallowed characters")
+        max_connections = _opt_int(params, "max_connections", 40)
+        if not 1 <= max_connections <= 100:
+            raise _bad("bad webhook: max_connections must be between 1 and 100")
+        if "allowed_updates" in params:
+            allowed = params["allowed_updates"]
+            if not isinstance(allowed, list):
+                raise _bad("can't parse allowed_updates JSON object")
+            self._allowed_updates = frozenset(map(str, allowed)) if allowed else None
         self.webhook_url = url or None
+        self.webhook_secret = secret or None
+        self.webhook_max_connections = max_connections
+        self.webhook_last_error = None
         if _truthy(params.get("drop_pending_updates")):
             self._updates.clear()
+        # A new address deserves an attempt now, not after the old one's backoff.
+        self._webhook_signal.fire()
+        if self.webhook_url and (self._webhook_task is None or self._webhook_task.done()):
+            self._webhook_task = asyncio.create_task(
+                self._deliver_webhooks(), name="emulator-webhook-delivery"
+            )
         return True
 
     async def _delete_webhook(self, params: JSONDict) -> bool:
         self.webhook_url = None
+        self.webhook_secret = None
         if _truthy(params.get("drop_pending_updates")):
             self._updates.clear()
+        # The delivery loop notices the missing URL and ends; pending updates wait for getUpdates.
+        self._webhook_signal.fire()
+        self._updates_signal.fire()
         return True
 
     async def _get_webhook_info(self, _params: JSONDict) -> JSONDict:
@@ -1910,9 +1955,84 @@ class BotApiEmulator:
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+        if self.webhook_last_error is not None:
+            info["last_error_date"] = self._webhook_last_error_at
+            info["last_error_message"] = self.webhook_last_error
         if self._allowed_updates is not None:
             info["allowed_updates"] = sorted(self._allowed_updates)
         return info
+
+    # -- webhook delivery -----------------------------------------------------------------------
+
+    async def _deliver_webhooks(self) -> None:
+        """POST pending updates to the webhook one at a time in update_id order until it is
+        deleted; a failed delivery is retried (same update) after a growing, capped pause."""
+        # One POST in flight (max_connections is only reported): it keeps update_id order, which
+        # tests can then rely on, and PTB answers as soon as an update is queued anyway.
+        delay = self.webhook_retry_initial
+        async with aiohttp.ClientSession() as session:
+            while self.webhook_url and not self._closing.is_set():
+                batch = self._deliverable(1)
+                if not batch:
+                    await self._updates_signal.wait(MAX_LONG_POLL)
+                    continue
+                update = batch[0]
+                if await self._post_update(session, self.webhook_url, update):
+                    delay = self.webhook_retry_initial
+                    self._webhook_delivered(update)
+                    continue
+                # Woken early by setWebhook/deleteWebhook, so a fixed endpoint is tried at once.
+                await self._webhook_signal.wait(delay)
+                delay = min(delay * 2, self.webhook_retry_max)
+
+    async def _post_update(
+        self, session: aiohttp.ClientSession, url: str, update: JSONDict
+    ) -> bool:
+        """One delivery attempt; True when the bot answered 2xx."""
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+        body = _dumps(update).encode()
+        timeout = aiohttp.ClientTimeout(total=self.webhook_timeout)
+        try:
+            async with session.post(url, data=body, headers=headers, timeout=timeout) as answer:
+                await answer.read()
+                if 200 <= answer.status < 300:
+                    return True
+                error = f"Wrong response from the webhook: {answer.status} {answer.reason}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as failure:
+            error = f"Connection failed: {type(failure).__name__} {failure}".strip()
+        self.webhook_failures += 1
+        self.webhook_last_error = error
+        self._webhook_last_error_at = int(time.time())
+        log.debug("webhook delivery of update %s failed: %s", update["update_id"], error)
+        self._touch()
+        return False
+
+    def _webhook_delivered(self, update: JSONDict) -> None:
+        update_id = update["update_id"]
+        if self._updates and self._updates[0]["update_id"] == update_id:
+            self._updates.popleft()
+        else:
+            # redeliver() or allowed_updates reshaped the queue while the POST was in flight.
+            self._updates = collections.deque(
+                u for u in self._updates if u["update_id"] != update_id
+            )
+        if update_id > self._delivered_up_to:
+            self._delivered.append(copy.deepcopy(update))
+        self._delivered_up_to = max(self._delivered_up_to, update_id)
+        self.webhook_deliveries += 1
+        self._touch()
+
+    async def _stop_webhook_delivery(self) -> None:
+        task, self._webhook_task = self._webhook_task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _set_my_commands(self, params: JSONDict) -> bool:
         commands = params.get("commands")
@@ -2397,6 +2517,9 @@ class BotApiEmulator:
                 "faults": len(self._faults),
                 "chats": len(self._chats),
                 "last_token_seen": self.last_token is not None,
+                "webhook": self.webhook_url is not None,
+                "webhook_deliveries": self.webhook_deliveries,
+                "webhook_failures": self.webhook_failures,
             }
         )
 

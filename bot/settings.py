@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[frozenset[int], NoDecode]
+# What Telegram accepts as a webhook secret_token (setWebhook): 1-256 of these characters.
+WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class SettingsError(Exception):
@@ -56,6 +68,14 @@ class Settings(BaseSettings):
 
     concurrent_updates: int = Field(default=32, ge=1, le=256)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # Empty: long polling. Set: Telegram POSTs updates to this public URL (a reverse proxy).
+    webhook_url: str = ""
+    # Checked after webhook_url, so it can tell whether a webhook needs it.
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9._~/-]*$")
 
     @field_validator("admin_ids", "reviewer_ids", mode="before")
     @classmethod
@@ -106,6 +126,46 @@ class Settings(BaseSettings):
             raise ValueError("expected sqlite+aiosqlite:///FILE or postgresql+asyncpg://...")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        # Telegram only calls https URLs; plain http is for a local emulator on this machine.
+        local = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+        if not parts.hostname or not (parts.scheme == "https" or local):
+            raise ValueError("expected the public https:// URL Telegram should call")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        secret = value.get_secret_value() if value is not None else ""
+        if secret and not WEBHOOK_SECRET_RE.fullmatch(secret):
+            raise ValueError("expected 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if not secret and info.data.get("webhook_url"):
+            raise ValueError(
+                "required when WEBHOOK_URL is set: generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return value if secret else None
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _check_webhook_path(cls, value: str, info: ValidationInfo) -> str:
+        # PTB's own default path is the token; a path in proxy logs must not be a credential.
+        token = info.data.get("telegram_bot_token")
+        if isinstance(token, SecretStr) and token.get_secret_value():
+            secret = token.get_secret_value()
+            tail = secret.rpartition(":")[2]
+            if secret in value or (tail and tail in value):
+                raise ValueError("must not contain the bot token")
+        return value
+
     @model_validator(mode="after")
     def _check_age_range(self) -> Settings:
         if self.program_min_age > self.program_max_age:
@@ -127,6 +187,12 @@ class Settings(BaseSettings):
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
             raise SettingsError("TELEGRAM_BOT_TOKEN is not set: get one from @BotFather")
         return self.telegram_bot_token.get_secret_value()
+
+    def require_webhook_secret(self) -> str:
+        """The webhook secret_token, or a SettingsError naming WEBHOOK_SECRET."""
+        if self.webhook_secret is None:
+            raise SettingsError("WEBHOOK_SECRET is not set: it is required when WEBHOOK_URL is")
+        return self.webhook_secret.get_secret_value()
 
     def require_pii_secret(self) -> bytes:
         """The key for blind indexes, or a SettingsError naming PII_SECRET."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import html
 
 from telegram import Chat, Message, Update, User
@@ -63,20 +64,37 @@ async def refuse_non_private(update: Update, context: Context) -> None:
 
 
 class DuplicateGuard:
-    """Drops updates that were handled before a crash and delivered again.
+    """Drops updates that were handled before and delivered again.
 
-    Telegram redelivers what a bot did not confirm, with the same update_id. Within one process
-    PTB's offset prevents repeats, so only ids up to the newest one handled before this process
-    started need a database look-up; the rest pass without one.
+    Telegram redelivers what a bot did not confirm (polling, after a crash) or did not answer
+    with 2xx (webhooks), with the same update_id. Ids seen by this process are remembered in a
+    bounded window; ids up to the newest one handled before this process started are looked
+    up in the database. Newer ids from other processes are caught by the draft's own
+    last_update_id and the database constraints.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 10_000) -> None:
         self._boot_newest: int | None = None
+        self._seen: set[int] = set()
+        self._order: collections.deque[int] = collections.deque()
+        self._window = window
+
+    def _remember(self, update_id: int) -> bool:
+        """Record an id; False when it was already seen."""
+        if update_id in self._seen:
+            return False
+        self._seen.add(update_id)
+        self._order.append(update_id)
+        if len(self._order) > self._window:
+            self._seen.discard(self._order.popleft())
+        return True
 
     async def __call__(self, update: object, context: Context) -> None:
         """Stop processing when the update was already handled."""
         if not isinstance(update, Update):
             return
+        if not self._remember(update.update_id):
+            raise ApplicationHandlerStop
         updates = context.services.updates
         if self._boot_newest is None:
             self._boot_newest = await updates.newest()

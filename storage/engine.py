@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.util.concurrency import await_
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
