@@ -1,0 +1,630 @@
+"""DTSEN import: replaces the table atomically, skips and reports bad rows, never shows a mix."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import fcntl
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from bot.cli import main
+from bot.pii import hash_identifier
+from bot.sample_dtsen import demo_people, write_sample
+from storage.dtsen import (
+    DtsenImportError,
+    DtsenRepository,
+    ImportSummary,
+    SkipReason,
+    import_dtsen,
+    parse_column_map,
+)
+from storage.engine import Database
+from storage.migrate import upgrade
+from tests.factories import TODAY, Person, make_people, make_person
+
+SECRET = b"test-pii-secret-0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = "nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,desil"
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file of its own."""
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'dtsen.db'}")
+    await upgrade(db)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def repo(database: Database) -> DtsenRepository:
+    """Lookups with the test secret."""
+    return DtsenRepository(database, SECRET)
+
+
+def row_of(person: Person, **changes: str) -> str:
+    """A CSV line for a synthetic person, with any field replaced as text."""
+    fields = {
+        "nik": person.nik,
+        "nama": person.name.upper(),
+        "tanggal_lahir": person.birth_date.strftime("%d-%m-%Y"),
+        "jenis_kelamin": person.gender,
+        "kode_wilayah": person.kode_wilayah,
+        "desil": str(person.desil),
+    } | changes
+    return ",".join(fields.values())
+
+
+def write_csv(path: Path, lines: Sequence[str], header: str = HEADER) -> Path:
+    """A small CSV file with a header line."""
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+async def run_import(database: Database, source: Path, **options: object) -> ImportSummary:
+    """import_dtsen with the test secret and date."""
+    return await import_dtsen(database, source, secret=SECRET, today=TODAY, **options)  # type: ignore[arg-type]
+
+
+def tables(database: Database) -> set[str]:
+    """Tables and indexes whose name starts with dtsen_record or uq_dtsen (schema objects)."""
+    with sqlite3.connect(str(database.engine.url.database)) as connection:
+        rows = connection.execute(
+            "SELECT name FROM sqlite_schema "
+            "WHERE name LIKE 'dtsen_record%' OR name LIKE 'uq_dtsen%'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+async def test_csv_import_loads_every_row_and_lookups_find_them(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """A clean sample loads completely; find() returns the row and None for an unknown NIK."""
+    source = tmp_path / "dtsen.csv"
+    write_sample(source, rows=300, seed=1)
+    summary = await run_import(database, source)
+    assert (summary.rows_loaded, summary.rows_skipped) == (300, 0)
+    assert await repo.count() == 300
+    for person in demo_people(1, count=5):
+        found = await repo.find(nik=person.nik)
+        assert found is not None
+        assert (found.nama, found.tanggal_lahir, found.desil) == (
+            person.nama,
+            person.tanggal_lahir,
+            person.desil,
+        )
+        assert (found.jenis_kelamin, found.kode_wilayah) == (
+            person.jenis_kelamin,
+            person.kode_wilayah,
+        )
+    assert await repo.find(nik=make_person(seed=999_999).nik) is None
+
+
+async def test_lookup_accepts_a_nik_typed_with_spaces(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """The NIK is cleaned before hashing, as the bot would clean what a worker typed."""
+    person = make_person(seed=3)
+    await run_import(database, write_csv(tmp_path / "one.csv", [row_of(person)]))
+    spaced = f"{person.nik[:6]} {person.nik[6:12]} {person.nik[12:]}"
+    assert await repo.find(nik=spaced) == person.dtsen()
+
+
+async def test_xlsx_import_reads_the_first_sheet(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """An XLSX export (typed dates and numbers) loads like the CSV of the same people."""
+    source = tmp_path / "dtsen.xlsx"
+    write_sample(source, rows=60, seed=2, bad_rows=3, fmt="xlsx")
+    summary = await run_import(database, source)
+    assert (summary.rows_loaded, summary.rows_skipped) == (57, 3)
+    person = demo_people(2, count=1)[0]
+    found = await repo.find(nik=person.nik)
+    assert found is not None
+    assert (found.tanggal_lahir, found.desil) == (person.tanggal_lahir, person.desil)
+
+
+async def test_semicolon_csv_with_byte_order_mark_is_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Excel's "CSV UTF-8" in an Indonesian locale: BOM and semicolons."""
+    source = tmp_path / "excel.csv"
+    write_sample(source, rows=80, seed=4, delimiter=";", bom=True)
+    assert source.read_bytes().startswith(b"\xef\xbb\xbfnik;nama")
+    summary = await run_import(database, source)
+    assert summary.rows_loaded == 80
+    assert await repo.find(nik=demo_people(4, count=1)[0].nik) is not None
+
+
+async def test_column_map_reads_other_header_names(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """`--map` names the columns of an extract that does not use the canonical header."""
+    person = make_person(seed=5)
+    header = "NO,NIK_ART,NAMA_LENGKAP,TGL LAHIR,JK,KODE_KEL,DESIL_NASIONAL"
+    line = (
+        f"1,{person.nik},{person.name.upper()},{person.birth_date.isoformat()},"
+        f"{person.gender},{person.kode_wilayah},{person.desil}"
+    )
+    source = write_csv(tmp_path / "mapped.csv", [line], header=header)
+    mapping = parse_column_map(
+        "nik=NIK_ART, nama=nama_lengkap,tanggal_lahir=TGL LAHIR,jenis_kelamin=JK,"
+        "kode_wilayah=KODE_KEL,desil=DESIL_NASIONAL"
+    )
+    summary = await run_import(database, source, column_map=mapping)
+    assert summary.rows_loaded == 1
+    assert await repo.find(nik=person.nik) == person.dtsen()
+
+
+def test_column_map_rejects_unknown_fields_and_bad_syntax() -> None:
+    """A typo in --map is reported instead of silently ignored."""
+    with pytest.raises(ValueError, match="unknown field 'niik'"):
+        parse_column_map("niik=NIK_ART")
+    with pytest.raises(ValueError, match="FIELD=COLUMN"):
+        parse_column_map("nik")
+
+
+async def test_missing_column_aborts_with_a_one_line_message(
+    database: Database, tmp_path: Path
+) -> None:
+    """A header without desil names the field and the columns it did find."""
+    source = write_csv(tmp_path / "nodesil.csv", ["x"], header="nik,nama,tanggal_lahir,jk")
+    with pytest.raises(DtsenImportError, match="lacks jenis_kelamin, kode_wilayah, desil") as info:
+        await run_import(database, source)
+    assert "\n" not in str(info.value)
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+
+
+async def test_values_in_their_usual_spellings_are_normalised(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Dotted region codes, Laki-laki/Perempuan/1/2/M/F, ISO or dd/mm/yyyy, pasted NIKs."""
+    people = make_people(6, seed=6)
+    spellings = [
+        ("Laki-laki", people[0].birth_date.isoformat()),
+        ("perempuan", people[1].birth_date.strftime("%d/%m/%Y")),
+        ("1", people[2].birth_date.strftime("%d-%m-%Y")),
+        ("2", people[3].birth_date.strftime("%d.%m.%Y")),
+        ("M", people[4].birth_date.strftime("%d %B %Y")),
+        (" F ", people[5].birth_date.isoformat()),
+    ]
+    lines = []
+    for person, (gender, born) in zip(people, spellings, strict=True):
+        code = person.kode_wilayah
+        dotted = f"{code[:2]}.{code[2:4]}.{code[4:6]}.{code[6:]}"
+        nik = f"'{person.nik[:6]} {person.nik[6:]}"  # as pasted from a spreadsheet
+        lines.append(row_of(person, nik=nik, jenis_kelamin=gender, tanggal_lahir=born,
+                            kode_wilayah=dotted, desil=f" {person.desil}.0"))  # fmt: skip
+    summary = await run_import(database, write_csv(tmp_path / "spellings.csv", lines))
+    assert summary.rows_skipped == 0
+    expected = ["L", "P", "L", "P", "L", "P"]
+    for person, gender in zip(people, expected, strict=True):
+        assert await repo.find(nik=person.nik) == person.dtsen(jenis_kelamin=gender)
+
+
+async def test_bad_rows_are_skipped_and_reported_by_line_with_masked_niks(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Every kind of bad row is skipped, counted by reason and listed by line; NIKs masked."""
+    people = make_people(12, seed=7)
+    good = [row_of(p) for p in people[:4]]
+    zero_serial = people[4].nik[:12] + "0000"
+    bad = [
+        row_of(people[4], nik=zero_serial),  # line 6
+        row_of(people[5], tanggal_lahir="30-02-1990"),  # line 7
+        row_of(people[6], desil="11"),  # line 8
+        row_of(people[7], kode_wilayah="327501"),  # line 9
+        row_of(people[8], jenis_kelamin="X"),  # line 10
+        row_of(people[9], nama="  "),  # line 11
+        f"{people[10].nik},ONLY TWO CELLS",  # line 12
+        row_of(people[0], nama="SOMEONE ELSE"),  # line 13: the NIK of line 2 again
+    ]
+    report = tmp_path / "report.csv"
+    summary = await run_import(
+        database, write_csv(tmp_path / "bad.csv", good + bad), report_path=report, max_bad_share=1
+    )
+    assert (summary.rows_loaded, summary.rows_skipped) == (4, 8)
+    assert summary.skipped_by_reason == {reason: 1 for reason in SkipReason}
+    with report.open(newline="") as handle:
+        listed = list(csv.reader(handle))
+    assert listed[0] == ["line", "reason", "detail", "nik"]
+    assert [(line, reason) for line, reason, _detail, _nik in listed[1:]] == [
+        ("6", "bad_nik"),
+        ("7", "bad_date"),
+        ("8", "bad_desil"),
+        ("9", "bad_kode_wilayah"),
+        ("10", "bad_jenis_kelamin"),
+        ("11", "missing_nama"),
+        ("12", "short_row"),
+        ("13", "duplicate_nik"),
+    ]
+    assert listed[1][2:] == ["zero_serial", zero_serial[:4] + "*" * 8 + "0000"]
+    assert listed[8][3] == people[0].nik[:4] + "*" * 8 + people[0].nik[12:]
+    text = report.read_text()
+    for person in people:
+        assert person.nik not in text
+    # The first listing of a NIK wins.
+    assert await repo.find(nik=people[0].nik) == people[0].dtsen()
+
+
+async def test_import_with_too_many_bad_rows_keeps_the_old_table(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Above max_bad_share nothing changes, and the report still says why."""
+    old = make_people(3, seed=8)
+    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(p) for p in old]))
+    new = make_people(10, seed=9)
+    lines = [row_of(p) for p in new[:8]] + [row_of(p, desil="0") for p in new[8:]]
+    report = tmp_path / "report.csv"
+    with pytest.raises(DtsenImportError, match=r"2 of 10 rows are bad \(20.0%, allowed 5.0%\)"):
+        await run_import(database, write_csv(tmp_path / "new.csv", lines), report_path=report)
+    assert await repo.count() == 3
+    assert await repo.find(nik=old[0].nik) == old[0].dtsen()
+    assert await repo.find(nik=new[0].nik) is None
+    assert len(report.read_text().splitlines()) == 3
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    last = await repo.last_import()
+    assert last is not None
+    assert last.source_name == "old.csv"
+
+
+async def test_reimport_replaces_the_whole_table(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """A NIK that is only in the old extract is gone after the new one is imported."""
+    people = make_people(4, seed=10)
+    await run_import(database, write_csv(tmp_path / "q1.csv", [row_of(p) for p in people[:3]]))
+    await run_import(database, write_csv(tmp_path / "q2.csv", [row_of(p) for p in people[1:]]))
+    assert await repo.find(nik=people[0].nik) is None
+    assert await repo.find(nik=people[3].nik) == people[3].dtsen()
+    assert await repo.count() == 3
+    last = await repo.last_import()
+    assert last is not None
+    assert (last.source_name, last.rows_loaded, last.rows_skipped, last.actor) == (
+        "q2.csv",
+        3,
+        0,
+        "cli",
+    )
+
+
+async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models(
+    database: Database, tmp_path: Path
+) -> None:
+    """After swaps the live table still has uq_dtsen_record_nik_hash and matches models.py."""
+    for number in range(3):
+        source = tmp_path / f"{number}.csv"
+        write_sample(source, rows=20, seed=number)
+        await run_import(database, source)
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    with sqlite3.connect(str(database.engine.url.database)) as connection:
+        unique = connection.execute("PRAGMA index_list(dtsen_record)").fetchall()
+    assert [(name, is_unique) for _seq, name, is_unique, *_ in unique] == [
+        ("uq_dtsen_record_nik_hash", 1)
+    ]
+
+    def differences(sync: Connection) -> list[object]:
+        found = compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
+        return [diff for diff in found if "dtsen" in str(diff)]
+
+    async with database.engine.connect() as live:
+        assert await live.run_sync(differences) == []
+
+
+async def test_stored_rows_hold_keyed_hashes_not_numbers(
+    database: Database, tmp_path: Path
+) -> None:
+    """NIK and KK number are HMAC-SHA256 under PII_SECRET; name, date and address are kept."""
+    person = make_person(seed=11)
+    no_kk = "3275011203150007"
+    header = HEADER + ",no_kk,alamat"
+    line = row_of(person) + f',{no_kk},"JL. MAWAR NO. 3, RT 001 RW 002"'
+    long_secret = b"k" * 100  # longer than a SHA-256 block: HMAC hashes the key first
+    await import_dtsen(
+        database,
+        write_csv(tmp_path / "kk.csv", [line], header=header),
+        secret=long_secret,
+        today=TODAY,
+    )
+    with sqlite3.connect(str(database.engine.url.database)) as connection:
+        stored = connection.execute(
+            "SELECT id, nik_hash, no_kk_hash, nama, tanggal_lahir, alamat FROM dtsen_record"
+        ).fetchall()
+    assert stored == [
+        (
+            2,
+            hash_identifier(person.nik, long_secret),
+            hash_identifier(no_kk, long_secret),
+            person.name.upper(),
+            person.birth_date.isoformat(),
+            "JL. MAWAR NO. 3, RT 001 RW 002",
+        )
+    ]
+    assert await DtsenRepository(database, long_secret).find(nik=person.nik) is not None
+
+
+async def test_parallel_import_loads_exactly_what_the_inline_import_loads(
+    database: Database, tmp_path: Path
+) -> None:
+    """Parser processes (blocks written in file order) give the same table and report."""
+    source = tmp_path / "big.csv"
+    write_sample(source, rows=3_000, seed=12, bad_rows=40)
+    db_path = str(database.engine.url.database)
+
+    async def load(parallel: bool) -> tuple[ImportSummary, list[tuple[object, ...]], str]:
+        report = tmp_path / f"report-{parallel}.csv"
+        summary = await run_import(
+            database, source, parallel=parallel, chunk_rows=400, report_path=report
+        )
+        with sqlite3.connect(db_path) as connection:
+            rows = connection.execute("SELECT * FROM dtsen_record ORDER BY id").fetchall()
+        return summary, rows, report.read_text()
+
+    inline, inline_rows, inline_report = await load(False)
+    parallel, parallel_rows, parallel_report = await load(True)
+    assert (parallel.rows_loaded, parallel.rows_skipped) == (2_960, 40)
+    assert parallel.skipped_by_reason == inline.skipped_by_reason
+    assert parallel_rows == inline_rows
+    assert parallel_report == inline_report
+
+
+async def test_parallel_import_names_the_line_of_a_bad_byte_and_keeps_the_old_table(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """An error inside a parser process aborts the whole import with a one-line reason."""
+    old = make_person(seed=26)
+    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    source = tmp_path / "latin1.csv"
+    write_sample(source, rows=3_000, seed=27)
+    lines = source.read_bytes().split(b"\n")
+    lines[2_500] = lines[2_500].replace(b",", b",\xc9", 1)  # a Latin-1 "É" in line 2501
+    source.write_bytes(b"\n".join(lines))
+    with pytest.raises(DtsenImportError, match=r"not UTF-8 text \(line 2501\)"):
+        await run_import(database, source, parallel=True, chunk_rows=400)
+    assert await repo.find(nik=old.nik) == old.dtsen()
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+
+
+async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Cancelling the task mid-load (Ctrl-C in the CLI) leaves the old table serving."""
+    old = make_person(seed=13)
+    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    source = tmp_path / "new.csv"
+    write_sample(source, rows=2_000, seed=14)
+    staged = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(
+        run_import(
+            database,
+            source,
+            chunk_rows=100,
+            on_progress=lambda _rows: loop.call_soon_threadsafe(staged.set),
+        )
+    )
+    await staged.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await repo.count() == 1
+    assert await repo.find(nik=old.nik) == old.dtsen()
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+
+
+async def test_error_during_the_load_keeps_the_old_table(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """An exception half-way (here from the progress callback) changes nothing."""
+    old = make_person(seed=15)
+    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    source = tmp_path / "new.csv"
+    write_sample(source, rows=500, seed=16)
+
+    def explode(rows: int) -> None:
+        raise RuntimeError(f"disk full after {rows} rows")
+
+    with pytest.raises(RuntimeError, match="disk full after 100 rows"):
+        await run_import(database, source, chunk_rows=100, on_progress=explode)
+    assert await repo.find(nik=old.nik) == old.dtsen()
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+
+
+KILLED_IMPORT = """
+import asyncio, sys, time
+from datetime import date
+from pathlib import Path
+from storage.dtsen import import_dtsen
+from storage.engine import Database
+
+def staged(rows):
+    print("staged", rows, flush=True)
+    time.sleep(60)  # killed here, with committed chunks in the staging table
+
+async def run():
+    database = Database.from_url(sys.argv[1])
+    await import_dtsen(database, Path(sys.argv[2]), secret=sys.argv[3].encode(),
+                       today=date(2026, 11, 25), parallel=True, chunk_rows=500,
+                       on_progress=staged)
+
+asyncio.run(run())
+"""
+
+
+async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cleans_up(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """SIGKILL mid-load: lookups still see the old rows; the next import drops the leftovers."""
+    old = make_person(seed=17)
+    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    source = tmp_path / "new.csv"
+    write_sample(source, rows=4_000, seed=18)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_IMPORT, database.url, str(source), SECRET.decode()],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert process.stdout is not None
+    line = await asyncio.to_thread(process.stdout.readline)
+    assert line.startswith(b"staged")
+    process.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(process.wait)
+    process.stdout.close()
+    assert "dtsen_record__staging" in tables(database)
+    assert await repo.count() == 1
+    assert await repo.find(nik=old.nik) == old.dtsen()
+
+    summary = await run_import(database, source)
+    assert summary.rows_loaded == 4_000
+    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await repo.find(nik=old.nik) is None
+
+
+async def test_lookups_during_a_reimport_see_the_old_or_the_new_table(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Readers running beside an import never see a partly loaded or empty table."""
+    old_source = tmp_path / "old.csv"
+    write_sample(old_source, rows=1_000, seed=19)
+    await run_import(database, old_source)
+    new_source = tmp_path / "new.csv"
+    write_sample(new_source, rows=3_000, seed=20)
+    old_person = demo_people(19, count=1)[0]
+    new_person = demo_people(20, count=1)[0]
+    seen: set[tuple[int, bool, bool]] = set()
+
+    async def watch(done: asyncio.Event) -> None:
+        while not done.is_set():
+            seen.add(
+                (
+                    await repo.count(),
+                    await repo.find(nik=old_person.nik) is not None,
+                    await repo.find(nik=new_person.nik) is not None,
+                )
+            )
+
+    done = asyncio.Event()
+    watchers = [asyncio.create_task(watch(done)) for _ in range(3)]
+    await run_import(database, new_source, chunk_rows=200)
+    await asyncio.sleep(0.05)
+    done.set()
+    await asyncio.gather(*watchers)
+    # Counts are only ever the old or the new size; each lookup matches one of the two tables
+    # (a watcher may read the count before the swap and a lookup after it).
+    assert {count for count, _old, _new in seen} <= {1_000, 3_000}
+    assert (1_000, True, False) in seen
+    assert (3_000, False, True) in seen
+
+
+async def test_second_import_while_one_runs_is_refused(database: Database, tmp_path: Path) -> None:
+    """Two imports on one database would drop each other's staging table: one is refused."""
+    source = write_csv(tmp_path / "one.csv", [row_of(make_person(seed=21))])
+    lock_path = f"{database.engine.url.database}.dtsen-import.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(DtsenImportError, match="another DTSEN import is running"):
+            await run_import(database, source)
+
+
+async def test_unreadable_files_are_refused_with_a_reason(
+    database: Database, tmp_path: Path
+) -> None:
+    """A missing file, a non-UTF-8 export, a header without rows: one line each."""
+    with pytest.raises(DtsenImportError, match="no such file"):
+        await run_import(database, tmp_path / "missing.csv")
+    latin1 = tmp_path / "latin1.csv"
+    person = make_person(seed=22)
+    latin1.write_bytes((HEADER + "\n" + row_of(person, nama="JOSÉ") + "\n").encode("latin-1"))
+    with pytest.raises(DtsenImportError, match=r"not UTF-8 text \(line 2\)"):
+        await run_import(database, latin1)
+    with pytest.raises(DtsenImportError, match="no data rows"):
+        await run_import(database, write_csv(tmp_path / "empty.csv", []))
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DtsenImportError, match=r"cannot open broken\.xlsx as XLSX"):
+        await run_import(database, broken)
+
+
+def test_cli_writes_a_sample_and_imports_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rentan-bot sample-dtsen` then `rentan-bot import-dtsen --report` with env settings."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    sample = tmp_path / "sample.csv"
+    report = tmp_path / "skipped.csv"
+    assert main(["migrate"]) == 0
+    assert (
+        main(
+            ["sample-dtsen", "--rows", "200", "--seed", "23", "--bad-rows", "4", "-o", str(sample)]
+        )
+        == 0
+    )
+    assert main(["import-dtsen", str(sample), "--report", str(report)]) == 0
+    output = capsys.readouterr().out
+    assert "wrote 200 synthetic rows (4 bad)" in output
+    assert "loaded 196 rows from sample.csv, skipped 4" in output
+    assert f"skipped rows (masked NIKs): {report}" in output
+    assert len(report.read_text().splitlines()) == 5
+    for person in demo_people(23, count=3):
+        assert person.nik not in output
+
+
+def test_cli_maps_columns_and_refuses_a_bad_extract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--map reaches the import; an aborted import exits 1 with a one-line reason."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    assert main(["migrate"]) == 0
+    person = make_person(seed=24)
+    header = "NIK_ART,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,desil"
+    mapped = write_csv(tmp_path / "mapped.csv", [row_of(person)], header=header)
+    assert main(["import-dtsen", str(mapped), "--map", "nik=NIK_ART"]) == 0
+    assert main(["import-dtsen", str(mapped)]) == 1
+    assert main(["import-dtsen", str(mapped), "--map", "nik"]) == 2
+    bad = write_csv(tmp_path / "bad.csv", [row_of(person, desil="12")])
+    assert main(["import-dtsen", str(bad), "--max-bad-share", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert "the header lacks nik" in err
+    assert "--map: expected FIELD=COLUMN" in err
+    assert "1 of 1 rows are bad (100.0%, allowed 50.0%)" in err
+
+
+def test_cli_import_needs_the_pii_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PII_SECRET nothing is read and the exit code says configuration error."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    source = write_csv(tmp_path / "one.csv", [row_of(make_person(seed=25))])
+    assert main(["import-dtsen", str(source)]) == 2
+
+
+def test_summary_describes_counts_without_personal_data() -> None:
+    """The one-line summary the CLI prints."""
+    summary = ImportSummary(
+        source_name="q3.csv",
+        rows_loaded=2_600_000,
+        rows_skipped=3,
+        skipped_by_reason={SkipReason.BAD_NIK: 2, SkipReason.DUPLICATE_NIK: 1},
+        seconds=10.0,
+        report_path=None,
+    )
+    assert summary.describe() == (
+        "loaded 2,600,000 rows from q3.csv, skipped 3 (bad_nik 2, duplicate_nik 1), "
+        "in 10.0 s (260,000 rows/s)"
+    )
+    assert date(2026, 1, 1) < TODAY
