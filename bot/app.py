@@ -16,9 +16,10 @@ from telegram.ext import (
     filters,
 )
 from telegram.ext import MessageHandler as _MessageHandler
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
 
 from bot.context import BotData, Context, Services
+from bot.http import AiohttpRequest
 from bot.i18n import Catalogs
 from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
@@ -105,12 +106,12 @@ def build_application(
         limiter = AIORateLimiter(overall_max_rate=rate_limit, overall_time_period=1, max_retries=3)
         # ApplicationBuilder's generics tie the limiter to its (unused) per-call argument type.
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
-    # PTB's default pool holds one connection: every concurrent send would queue behind it.
+    # One connection per concurrent update: PTB's default pool of one would serialise sends.
     builder = builder.request(
-        request or HTTPXRequest(connection_pool_size=settings.concurrent_updates + 4)
+        request or AiohttpRequest(connection_pool_size=settings.concurrent_updates + 4)
     )
     builder = builder.get_updates_request(
-        get_updates_request or HTTPXRequest(connection_pool_size=2, read_timeout=30)
+        get_updates_request or AiohttpRequest(connection_pool_size=2, read_timeout=30)
     )
     application: RentanApp = builder.build()
     application.bot_data.services = services

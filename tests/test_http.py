@@ -1,0 +1,54 @@
+"""The aiohttp-based Bot API client: PTB's request contract, errors and uploads."""
+
+from __future__ import annotations
+
+import pytest
+from telegram import Bot
+from telegram.error import NetworkError, TimedOut
+
+from bot.emulator import BotApiEmulator
+from bot.http import AiohttpRequest
+
+
+async def _bot(emulator: BotApiEmulator) -> Bot:
+    return Bot(
+        "123:ABC",
+        base_url=emulator.base_url,
+        base_file_url=emulator.base_file_url,
+        request=AiohttpRequest(connection_pool_size=4),
+        get_updates_request=AiohttpRequest(connection_pool_size=1),
+    )
+
+
+async def test_messages_and_documents_round_trip(emulator: BotApiEmulator) -> None:
+    """Plain calls and multipart uploads arrive at the emulator intact."""
+    user = emulator.user(4001)
+    await user.send("/start")
+    async with await _bot(emulator) as bot:
+        await bot.send_message(4001, "<b>Halo</b> &amp; selamat", parse_mode="HTML")
+        await bot.send_document(4001, b"nik,nama\n", filename="daftar.csv", caption="ekspor")
+    reply = await user.expect(r"Halo & selamat")
+    assert reply.raw_text == "<b>Halo</b> &amp; selamat"
+    document = await user.expect(r"ekspor")
+    assert document.document == ("daftar.csv", b"nik,nama\n")
+
+
+async def test_server_errors_and_drops_become_network_errors(emulator: BotApiEmulator) -> None:
+    """A 5xx or a dropped connection is a NetworkError, as with PTB's own client."""
+    emulator.user(4002)
+    async with await _bot(emulator) as bot:
+        emulator.inject_fault("sendMessage", "5xx")
+        with pytest.raises(NetworkError):
+            await bot.send_message(4002, "x")
+        emulator.inject_fault("sendMessage", "drop")
+        with pytest.raises(NetworkError):
+            await bot.send_message(4002, "x")
+
+
+async def test_slow_answer_times_out(emulator: BotApiEmulator) -> None:
+    """A read timeout surfaces as TimedOut."""
+    emulator.user(4003)
+    async with await _bot(emulator) as bot:
+        emulator.inject_fault("sendMessage", "slow", delay=1.0)
+        with pytest.raises(TimedOut):
+            await bot.send_message(4003, "x", read_timeout=0.2)
