@@ -44,6 +44,7 @@ async def confirm_erase(update: Update, context: Context) -> None:
     user = user_of(update)
     services = context.services
     erasure = await erase_user(services.database, user_id=user.id)
+    services.applications.forget(user_id=user.id)
     services.languages.pop(user.id, None)
     if message is not None:
         await message.reply_text(

@@ -719,6 +719,9 @@ async def _save_and_continue(
         update_id=update.update_id,
         return_to_summary=False if following is Step.SUMMARY else None,
     )
+    if outcome is Outcome.STALE:
+        await _resync(message, update, context)
+        return
     if outcome is not Outcome.DONE:
         return
     merged = _merged(draft, {**values, "step": following})
@@ -765,6 +768,8 @@ async def _navigate(
     )
     if outcome is Outcome.DONE:
         await ask(message, following, _merged(draft, {"step": following}), context)
+    elif outcome is Outcome.STALE:
+        await _resync(message, update, context)
 
 
 async def _submit(message: Message, update: Update, draft: Application, context: Context) -> None:
@@ -796,6 +801,13 @@ async def _submit(message: Message, update: Update, draft: Application, context:
         ).format(code=escape(result.code or "")),
         parse_mode=ParseMode.HTML,
     )
+
+
+async def _resync(message: Message, update: Update, context: Context) -> None:
+    """The draft changed elsewhere (another process, expiry): show where it really is now."""
+    fresh = await _draft_or_hint(message, update, context)
+    if fresh is not None:
+        await ask_again(message, fresh, context)
 
 
 async def cancel(update: Update, context: Context) -> None:

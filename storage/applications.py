@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,8 +68,39 @@ def new_application_code(prefix: str) -> str:
 class ApplicationRepository:
     """Reads and writes applications; every write is one short transaction."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, cache_size: int = 20_000) -> None:
         self._db = database
+        # Drafts being answered, by Telegram user id: saves a read per answer. The database
+        # stays the truth: every write is guarded by the draft's step and last_update_id, and
+        # a guard that fails (another process, expiry, erasure) evicts the entry.
+        self._drafts: OrderedDict[int, Application] = OrderedDict()
+        self._owners: dict[int, int] = {}
+        self._cache_size = cache_size
+
+    def _remember(self, application: Application | None, user_id: int) -> None:
+        if application is None or application.status not in EDITABLE_STATUSES:
+            self._forget(user_id)
+            return
+        self._drafts[user_id] = application
+        self._drafts.move_to_end(user_id)
+        if application.id is not None:
+            self._owners[application.id] = user_id
+        if len(self._drafts) > self._cache_size:
+            _, oldest = self._drafts.popitem(last=False)
+            self._owners.pop(oldest.id or -1, None)
+
+    def _forget(self, user_id: int) -> None:
+        dropped = self._drafts.pop(user_id, None)
+        if dropped is not None and dropped.id is not None:
+            self._owners.pop(dropped.id, None)
+
+    def forget(self, *, user_id: int | None = None) -> None:
+        """Drop cached drafts (one user's, or all after changes made elsewhere)."""
+        if user_id is None:
+            self._drafts.clear()
+            self._owners.clear()
+        else:
+            self._forget(user_id)
 
     async def _claim_update(self, session: AsyncSession, update_id: int | None) -> bool:
         """Record an update id in this transaction; False when it was handled before."""
@@ -85,12 +117,17 @@ class ApplicationRepository:
 
     async def open_for(self, *, user_id: int) -> Application | None:
         """The user's draft or live application, if any."""
+        cached = self._drafts.get(user_id)
+        if cached is not None:
+            return cached
         async with self._db.read() as session:
             query = select(Application).where(
                 Application.telegram_user_id == user_id,
                 col(Application.status).in_(OPEN_STATUSES),
             )
-            return (await session.execute(query)).scalars().first()
+            found = (await session.execute(query)).scalars().first()
+        self._remember(found, user_id)
+        return found
 
     async def latest_for(self, *, user_id: int) -> Application | None:
         """The user's open application, else their most recent closed one."""
@@ -121,6 +158,7 @@ class ApplicationRepository:
         update_id: int | None,
     ) -> Application | None:
         """Open a draft after consent; the user's existing open application wins a race."""
+        self._forget(user_id)
         try:
             async with self._db.write() as session, session.begin():
                 if not await self._claim_update(session, update_id):
@@ -193,6 +231,7 @@ class ApplicationRepository:
                 )
             )
             changes = {**changes, "last_update_id": update_id}
+        owner = self._owners.get(application_id)
         try:
             async with self._db.write() as session, session.begin():
                 if claim and not await self._claim_update(session, update_id):
@@ -208,7 +247,13 @@ class ApplicationRepository:
                 if audit is not None:
                     session.add(audit)
         except _Rollback as rollback:
+            if owner is not None:
+                self._forget(owner)
             return rollback.outcome
+        if owner is not None:
+            cached = self._drafts.get(owner)
+            if cached is not None:
+                self._remember(cached.model_copy(update=changes), owner)
         return Outcome.DONE
 
     async def mark_ineligible(
@@ -250,6 +295,7 @@ class ApplicationRepository:
         update_id: int | None,
     ) -> SubmitResult:
         """Send a complete draft (or a fixed application) to the queue, with its number."""
+        self._forget(user_id)
         for _attempt in range(5):
             try:
                 async with self._db.write() as session, session.begin():
@@ -294,6 +340,7 @@ class ApplicationRepository:
 
     async def discard_draft(self, *, user_id: int) -> bool:
         """Delete the user's draft (data minimisation); True when there was one."""
+        self._forget(user_id)
         async with self._db.write() as session, session.begin():
             result = await session.execute(
                 delete(Application).where(
@@ -369,6 +416,7 @@ class ApplicationRepository:
         self, *, drafts_idle_since: datetime, ineligible_before: datetime
     ) -> int:
         """Delete abandoned drafts and old ineligible records (data minimisation)."""
+        self.forget()
         async with self._db.write() as session, session.begin():
             drafts = await session.execute(
                 delete(Application).where(
