@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := bot handlers storage
 
-.PHONY: install demo test lint format bench soak i18n clean
+.PHONY: install demo test lint format bench i18n clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(SOURCES) tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint postgres
 	$(BIN)/pytest
+
+# The suite runs storage and end-to-end tests on SQLite and on a throwaway PostgreSQL cluster.
+postgres:
+	@sh scripts/ensure-postgres.sh
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix $(SOURCES) tests bench

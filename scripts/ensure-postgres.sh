@@ -1,0 +1,15 @@
+#!/bin/sh
+# Make PostgreSQL's server binaries available for the PostgreSQL half of the test suite.
+# The tests start (and stop) their own throwaway cluster on 127.0.0.1; this only installs.
+set -eu
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then
+    exit 0
+fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing PostgreSQL from Debian's packages for the test suite..."
+    export DEBIAN_FRONTEND=noninteractive
+    if apt-get update -qq >/dev/null && apt-get install -y -qq postgresql >/dev/null; then
+        exit 0
+    fi
+fi
+echo "PostgreSQL is not installed: the PostgreSQL half of the suite will be skipped."
