@@ -1,0 +1,76 @@
+"""What the flow benchmark's three processes share: identities, the line protocol, statistics."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import sys
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeAlias
+
+JSONDict: TypeAlias = dict[str, Any]
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+BENCH_TOKEN = "424242:BENCH-token-for-the-local-emulator"
+BENCH_PII_SECRET = "bench-secret-not-for-production-0123456789"
+# Telegram user ids of the simulated workers: USER_BASE + index into the people list.
+USER_BASE = 700_000_000
+PEOPLE_SEED = 20261125
+
+# Protocol lines are JSON objects on stdout with this prefix, so a stray print from a library
+# can never be mistaken for a result.
+PREFIX = "@@bench "
+
+
+def emit(message: JSONDict) -> None:
+    """Send one protocol message to the parent process."""
+    sys.stdout.write(PREFIX + json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def parse_line(line: bytes | str) -> JSONDict | None:
+    """The protocol message in a line of a child's stdout, or None for anything else."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    if not text.startswith(PREFIX):
+        return None
+    body = json.loads(text[len(PREFIX) :])
+    return body if isinstance(body, dict) else None
+
+
+@cache
+def people(count: int) -> list[Any]:
+    """The same synthetic DTSEN people in every process (both sides derive them from the seed)."""
+    from tests.factories import make_people
+
+    return make_people(count, seed=PEOPLE_SEED)
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (inf stands for "never answered")."""
+    if not sorted_values:
+        return math.nan
+    rank = max(math.ceil(fraction * len(sorted_values)) - 1, 0)
+    return sorted_values[min(rank, len(sorted_values) - 1)]
+
+
+def cpu_in_window(
+    samples: Sequence[Sequence[float]], start: float, end: float, column: int = 1
+) -> float:
+    """CPU seconds spent between two wall-clock times, interpolated from (time, cpu...) samples."""
+
+    def at(moment: float) -> float:
+        if moment <= samples[0][0]:
+            return samples[0][column]
+        for a, b in itertools.pairwise(samples):
+            if a[0] <= moment <= b[0]:
+                share = (moment - a[0]) / (b[0] - a[0]) if b[0] > a[0] else 1.0
+                return a[column] + share * (b[column] - a[column])
+        return samples[-1][column]
+
+    if not samples:
+        return math.nan
+    return at(end) - at(start)
