@@ -12,6 +12,8 @@ from hypothesis import settings as hypothesis_settings
 
 from bot.emulator import BotApiEmulator
 from bot.settings import Settings
+from storage.engine import Database
+from storage.migrate import upgrade
 from tests.harness import Harness
 from tests.postgres import PostgresServer, find_bindir
 
@@ -76,6 +78,17 @@ async def database_url(
         yield postgres_server.url(name)
     finally:
         await postgres_server.drop_database(name)
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file of this test's own, for storage-level tests."""
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}")
+    await upgrade(db)
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from bot.pii import hash_identifier
 from storage.engine import Database
@@ -54,6 +55,55 @@ async def seed_dtsen(database: Database, secret: bytes, rows: Iterable[DtsenRow]
             )
 
 
+def make_application(
+    person: Person,
+    *,
+    secret: bytes,
+    user_id: int,
+    code: str,
+    status: str = "pending",
+    desil: int | None = None,
+    submitted_at: datetime | None = None,
+    **fields: Any,
+) -> Application:
+    """A complete, submitted application of a synthetic person (status set directly)."""
+    submitted = submitted_at or datetime.now(UTC)
+    values: dict[str, Any] = {
+        "code": code,
+        "telegram_user_id": user_id,
+        "chat_id": user_id,
+        "status": status,
+        "consent_version": "test",
+        "consent_at": submitted,
+        "nik": person.nik,
+        "nik_hash": hash_identifier(person.nik, secret),
+        "nama": person.name,
+        "tanggal_lahir": person.birth_date,
+        "jenis_kelamin": person.gender,
+        "phone": person.phone,
+        "occupation": "sopir",
+        "kecamatan_code": person.kode_wilayah[:6],
+        "kelurahan_code": person.kode_wilayah,
+        "alamat": "Jl. Uji No. 1",
+        "heir_name": "Siti Aminah",
+        "heir_relation": "anak",
+        "dtsen_desil": person.desil if desil is None else desil,
+        "dtsen_kode_wilayah": person.kode_wilayah,
+        "name_score": 1.0,
+        "submitted_at": submitted,
+        "created_at": submitted,
+        "updated_at": submitted,
+    }
+    values.update(fields)
+    return Application(**values)
+
+
+async def add_applications(database: Database, *applications: Application) -> None:
+    """Insert applications as they are (no workflow)."""
+    async with database.write() as session, session.begin():
+        session.add_all(applications)
+
+
 async def add_application(
     database: Database,
     secret: bytes,
@@ -65,36 +115,16 @@ async def add_application(
     desil: int | None = None,
     submitted_at: datetime | None = None,
 ) -> int:
-    """A submitted application written straight to the database; returns its id."""
-    submitted = submitted_at or datetime.now(UTC)
-    async with database.write() as session, session.begin():
-        application = Application(
-            code=code,
-            telegram_user_id=user_id,
-            chat_id=user_id,
-            status=status,
-            consent_version="test",
-            consent_at=submitted,
-            nik=person.nik,
-            nik_hash=hash_identifier(person.nik, secret),
-            nama=person.name,
-            tanggal_lahir=person.birth_date,
-            jenis_kelamin=person.gender,
-            phone=person.phone,
-            occupation="sopir",
-            kecamatan_code=person.kode_wilayah[:6],
-            kelurahan_code=person.kode_wilayah,
-            alamat="Jl. Uji No. 1",
-            heir_name="Siti Aminah",
-            heir_relation="anak",
-            dtsen_desil=person.desil if desil is None else desil,
-            dtsen_kode_wilayah=person.kode_wilayah,
-            name_score=1.0,
-            submitted_at=submitted,
-            created_at=submitted,
-            updated_at=submitted,
-        )
-        session.add(application)
-        await session.flush()
-        assert application.id is not None
-        return application.id
+    """One submitted application written straight to the database; returns its id."""
+    application = make_application(
+        person,
+        secret=secret,
+        user_id=user_id,
+        code=code,
+        status=status,
+        desil=desil,
+        submitted_at=submitted_at,
+    )
+    await add_applications(database, application)
+    assert application.id is not None
+    return application.id

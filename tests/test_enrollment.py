@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from itertools import count
 from pathlib import Path
@@ -26,6 +25,7 @@ from storage.enrollment import (
 from storage.migrate import upgrade
 from storage.models import Application, AuditEvent, Notification, Status
 from tests.factories import make_person
+from tests.fakes import add_applications
 from tests.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
@@ -64,19 +64,7 @@ def application(status: Status, **fields: Any) -> Application:
 
 async def add(database: Database, *applications: Application) -> None:
     """Insert applications as they are."""
-    async with database.write() as session, session.begin():
-        session.add_all(applications)
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of this test's own."""
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'enrollment.db'}")
-    await upgrade(db)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+    await add_applications(database, *applications)
 
 
 def csv_file(*rows: tuple[str, str, str], header: str = "NIK,KPJ,tgl_mulai") -> bytes:

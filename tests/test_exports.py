@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import stat
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from itertools import count
 from pathlib import Path
@@ -24,6 +23,7 @@ from storage.exports import ExportRepository
 from storage.migrate import upgrade
 from storage.models import Application, Status
 from tests.factories import make_person
+from tests.fakes import add_applications
 from tests.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
@@ -61,19 +61,7 @@ def application(status: Status, **fields: Any) -> Application:
 
 async def add(database: Database, *applications: Application) -> None:
     """Insert applications as they are."""
-    async with database.write() as session, session.begin():
-        session.add_all(applications)
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of this test's own."""
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'exports.db'}")
-    await upgrade(db)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+    await add_applications(database, *applications)
 
 
 def budi(**changes: Any) -> ExportRow:

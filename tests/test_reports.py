@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -22,6 +21,7 @@ from storage.migrate import upgrade
 from storage.models import Application, Status
 from storage.reports import ReportRepository
 from tests.factories import make_person
+from tests.fakes import add_applications
 from tests.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
@@ -61,20 +61,8 @@ def application(status: Status, **fields: Any) -> Application:
 
 
 async def add(database: Database, *applications: Application) -> None:
-    """Insert applications as they are (statuses set directly, no workflow)."""
-    async with database.write() as session, session.begin():
-        session.add_all(applications)
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of this test's own."""
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'reports.db'}")
-    await upgrade(db)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+    """Insert applications as they are."""
+    await add_applications(database, *applications)
 
 
 async def statistics(database: Database, **kwargs: Any) -> Statistics:
