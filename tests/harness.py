@@ -49,12 +49,14 @@ class Harness:
         )
         self.app: RentanApp | None = None
         self.starts = 0
+        # No outgoing limiter by default (tests send fast); fault tests switch PTB's on.
+        self.rate_limit: float | None = None
 
     async def start(self) -> RentanApp:
         """Migrate, build and start polling, as `rentan-bot run` does."""
         await migrate_database(self.settings)
         app = build_application(
-            self.settings, services=build_services(self.settings), rate_limit=None
+            self.settings, services=build_services(self.settings), rate_limit=self.rate_limit
         )
         await app.initialize()
         await on_startup(app)
