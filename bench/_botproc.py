@@ -144,6 +144,7 @@ class BotProcess:
         self.samples: list[tuple[float, float, float]] = []
         self.profiler: Any = None
         self.statements: collections.Counter[str] = collections.Counter()
+        self.baseline_snapshot: Any = None
 
     async def start(self) -> JSONDict:
         """Migrate and seed (flow), build, then start polling exactly as the e2e harness does."""
@@ -188,6 +189,12 @@ class BotProcess:
         await app.start()
         self.app = app
         gc.collect()
+        if self.config.get("tracemalloc"):
+            import tracemalloc
+
+            # Diagnosis only: tracing slows every allocation, so figures of such runs are off.
+            tracemalloc.start(8)
+            self.baseline_snapshot = tracemalloc.take_snapshot()
         return {
             "event": "ready",
             "pid": os.getpid(),
@@ -255,6 +262,8 @@ class BotProcess:
         }
         if self.statements:
             body["sql_statements"] = dict(self.statements)
+        if self.baseline_snapshot is not None:
+            body["memory_growth"] = self.memory_growth()
         processor = app.update_processor
         if isinstance(processor, PerChatUpdateProcessor):
             body["waiting_chats"] = processor.waiting_chats
@@ -269,6 +278,26 @@ class BotProcess:
                 )
                 body["applications"] = {str(row[0]): int(row[1]) for row in result}
         return body
+
+    def memory_growth(self, top: int = 15) -> list[str]:
+        """Where memory allocated since startup and still alive was allocated (tracemalloc)."""
+        import tracemalloc
+
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+        differences = snapshot.compare_to(self.baseline_snapshot, "traceback")
+        lines = []
+        for stat in differences[:top]:
+            frames = [
+                f"{Path(frame.filename).name}:{frame.lineno}"
+                for frame in reversed(stat.traceback)
+                if "tracemalloc" not in frame.filename
+            ]
+            lines.append(
+                f"{stat.size_diff / 1024:9.0f} KiB {stat.count_diff:8d} blocks  "
+                + " <- ".join(frames[:6])
+            )
+        return lines
 
     def collect(self) -> JSONDict:
         """RSS after a full collection, and after returning free heap pages to the OS."""

@@ -222,7 +222,9 @@ def _py_spy() -> str | None:
     return None
 
 
-async def run_scenario(scenario: Scenario, profile: str | None) -> JSONDict:
+async def run_scenario(
+    scenario: Scenario, profile: str | None, tracemalloc: bool = False
+) -> JSONDict:
     """Load generator up, bot up, go, collect; every wait bounded."""
     logs = OUT_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -249,6 +251,8 @@ async def run_scenario(scenario: Scenario, profile: str | None) -> JSONDict:
             }
             if profile:
                 bot_config["count_db"] = True
+            if tracemalloc:
+                bot_config["tracemalloc"] = True
             seeded = int(scenario.bot.get("seed_people", 0))
             if seeded:
                 bot_config["people_file"] = str(write_people(Path(tmp), seeded))
@@ -880,7 +884,12 @@ def _layer(frames: list[str]) -> str:
 
 
 async def run(
-    parts: list[str], quick: bool, profile: str | None, only: list[str] | None = None
+    parts: list[str],
+    quick: bool,
+    profile: str | None,
+    only: list[str] | None = None,
+    tracemalloc: bool = False,
+    diagnosis: bool = False,
 ) -> JSONDict:
     """Every scenario of the chosen parts, then the table and the JSON."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -892,7 +901,7 @@ async def run(
             if only and not any(text in scenario.name for text in only):
                 continue
             try:
-                results[scenario.name] = await run_scenario(scenario, profile)
+                results[scenario.name] = await run_scenario(scenario, profile, tracemalloc)
             except BenchError as error:
                 print(f" FAILED\n{error}", flush=True)
                 errors[scenario.name] = str(error)
@@ -912,6 +921,9 @@ async def run(
             per = max(result["load"]["answered_total"], 1)
             shown = ", ".join(f"{verb} {n / per:.2f}" for verb, n in sorted(statements.items()))
             print(f"{name}: SQL per update: {shown}")
+    for name, result in results.items():
+        for line in result["bot_state"].get("memory_growth", []):
+            print(f"{name}: {line}")
     if profile == "py-spy":
         for name in results:
             path = OUT_DIR / f"profile-{name}.txt"
@@ -922,13 +934,15 @@ async def run(
     report: JSONDict = {
         "quick": quick,
         "profiled": profile,
+        "tracemalloc": tracemalloc,
         "machine": machine(),
         "figures": figures,
         "notes": notes,
         "scenarios": results,
         "errors": errors,
     }
-    name = "flow-profile.json" if profile else "flow.json"
+    # Diagnostic runs (profiled, traced) must not overwrite the real figures.
+    name = "flow-diagnosis.json" if diagnosis else "flow.json"
     (OUT_DIR / name).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nresults: {OUT_DIR / name}  (child logs: {OUT_DIR / 'logs'})")
     return report
@@ -949,10 +963,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", help="run only scenarios whose name contains this text"
     )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="diagnosis: list what the bot allocated and kept (slows the bot down)",
+    )
     args = parser.parse_args(argv)
     chosen = args.part or ["all"]
     parts = list(DEFAULT_PARTS) if "all" in chosen else list(dict.fromkeys(chosen))
-    report = asyncio.run(run(parts, args.quick, args.profile, args.only))
+    diagnosis = args.profile is not None or args.tracemalloc
+    report = asyncio.run(
+        run(parts, args.quick, args.profile, args.only, args.tracemalloc, diagnosis)
+    )
     return 1 if report["errors"] else 0
 
 
