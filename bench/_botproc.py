@@ -193,7 +193,7 @@ class BotProcess:
             import tracemalloc
 
             # Diagnosis only: tracing slows every allocation, so figures of such runs are off.
-            tracemalloc.start(8)
+            tracemalloc.start(6)
             self.baseline_snapshot = tracemalloc.take_snapshot()
         return {
             "event": "ready",

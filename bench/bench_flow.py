@@ -233,11 +233,17 @@ async def run_scenario(
     if quiet >= QUIET_CORES:
         print(f" (machine busy: {quiet:.2f} cores used by other programs)", end="", flush=True)
     started = time.monotonic()
+    load = scenario.load
+    timeout = scenario.timeout
+    if tracemalloc:
+        # A traced bot is several times slower: fewer phones at once, far more patience.
+        load = load | {"step_timeout": 600.0, "concurrency": 100, "cap": 1800.0}
+        timeout = 2400.0
     with tempfile.TemporaryDirectory(prefix="rentan-bench-") as tmp:
         loadgen = await Child.spawn(
             "load generator",
             "bench._loadgen",
-            scenario.load,
+            load,
             logs / f"{scenario.name}-loadgen.log",
         )
         bot: Child | None = None
@@ -265,7 +271,7 @@ async def run_scenario(
             await loadgen.send(cmd="go")
             if profile:
                 spy = await _start_profile(profile, scenario, bot, ready["pid"])
-            result = await loadgen.receive("result", scenario.timeout)
+            result = await loadgen.receive("result", timeout)
             foreign = meter.foreign_cores()
             if profile == "cprofile":
                 path = OUT_DIR / f"profile-{scenario.name}.pstats"
