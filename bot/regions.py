@@ -110,9 +110,10 @@ class Regions:
             return []
         codes = self._sorted_codes[level]
         names = self._names[level]
-        start = bisect.bisect_left(codes, parent)
+        # The village list holds all of Indonesia; walk from the first child, never slice it.
         children = []
-        for code in codes[start:]:
+        for index in range(bisect.bisect_left(codes, parent), len(codes)):
+            code = codes[index]
             if not code.startswith(parent):
                 break
             children.append(Region(code, names[code], level))

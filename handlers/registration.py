@@ -365,14 +365,13 @@ async def consent_given(update: Update, context: Context) -> None:
     await _drop_buttons(query)
     existing = await context.services.applications.open_for(user_id=user.id)
     if existing is None:
-        await context.services.applications.start_draft(
+        existing = await context.services.applications.start_draft(
             user_id=user.id,
             chat_id=query.message.chat.id if query.message else user.id,
             consent_version=CONSENT_VERSION,
             first_step=Step.NIK,
             update_id=update.update_id,
-        )
-        existing = await context.services.applications.open_for(user_id=user.id)
+        ) or await context.services.applications.open_for(user_id=user.id)
     if existing is None:
         return
     message = query.message

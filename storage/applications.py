@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import Insert, Update, bindparam, delete, func, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -60,9 +62,77 @@ class _Rollback(Exception):
         self.outcome = outcome
 
 
+@lru_cache(maxsize=256)
+def _draft_update_statement(keys: frozenset[str], *, guard: bool) -> Update:
+    """UPDATE of an editable draft at a known step, built once per set of changed columns.
+
+    Statements built per answer cost more Python than the database spends running them.
+    """
+    table = Application.__table__  # type: ignore[attr-defined]
+    columns = table.c
+    conditions = [
+        columns.id == bindparam("_id"),
+        columns.status.in_([str(status) for status in EDITABLE_STATUSES]),
+        columns.step == bindparam("_from_step"),
+    ]
+    if guard:
+        conditions.append(
+            or_(columns.last_update_id.is_(None), columns.last_update_id < bindparam("_update_id"))
+        )
+    values: dict[str, Any] = {key: bindparam(key) for key in sorted(keys) if not key.startswith("_")}
+    return update(table).where(*conditions).values(values)
+
+
 def new_application_code(prefix: str) -> str:
     """`BKS-4F7K2Q`: the configured prefix and six random Crockford base32 characters."""
     return prefix + "-" + "".join(secrets.choice(CROCKFORD) for _ in range(6))
+
+
+_APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
+_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_ATTEMPTS = NikAttempt.__table__  # type: ignore[attr-defined]
+
+# Hot-path statements are built once: building them per message costs more Python than the
+# database spends running them.
+_INSERT_APPLICATION = insert(_APPLICATIONS).returning(_APPLICATIONS.c.id)
+_INSERT_AUDIT = insert(_AUDIT)
+_INSERT_NIK_ATTEMPT = insert(_ATTEMPTS)
+_NIK_TAKEN = (
+    core_select(_APPLICATIONS.c.id)
+    .where(
+        _APPLICATIONS.c.nik_hash == bindparam("nik_hash"),
+        _APPLICATIONS.c.status.in_([str(status) for status in LIVE_STATUSES]),
+        _APPLICATIONS.c.id != bindparam("except_id"),
+    )
+    .limit(1)
+)
+_COUNT_NIK_ATTEMPTS = core_select(func.count(func.distinct(_ATTEMPTS.c.nik_hash))).where(
+    _ATTEMPTS.c.telegram_user_id == bindparam("telegram_user_id"),
+    _ATTEMPTS.c.at >= bindparam("since"),
+)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Insert:
+    """INSERT of a processed update id that does nothing when it is already there."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        dialect_insert(ProcessedUpdate)
+        .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
+
+
+def _audit_values(**values: Any) -> dict[str, Any]:
+    """A complete audit row for a Core insert (every column bound, `at` now)."""
+    row: dict[str, Any] = {column.name: None for column in _AUDIT.c if column.name != "id"}
+    row["at"] = utcnow()
+    row.update(values)
+    return row
+
+
+def _audit_row(audit: AuditEvent) -> dict[str, Any]:
+    return _audit_values(**audit.model_dump(exclude={"id", "at"}), at=audit.at)
 
 
 class ApplicationRepository:
@@ -107,14 +177,12 @@ class ApplicationRepository:
         """Record an update id in this transaction; False when it was handled before."""
         if update_id is None:
             return True
-        dialect_insert = pg_insert if self._db.dialect == "postgresql" else sqlite_insert
-        statement = (
-            dialect_insert(ProcessedUpdate)
-            .values(update_id=update_id, processed_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["update_id"])
+        connection = await session.connection()
+        result = await connection.execute(
+            _claim_statement(self._db.dialect),
+            {"update_id": update_id, "processed_at": utcnow()},
         )
-        result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     async def open_for(self, *, user_id: int) -> Application | None:
         """The user's draft or live application, if any."""
@@ -160,35 +228,38 @@ class ApplicationRepository:
     ) -> Application | None:
         """Open a draft after consent; the user's existing open application wins a race."""
         self._forget(user_id)
+        now = utcnow()
+        draft = Application(
+            telegram_user_id=user_id,
+            chat_id=chat_id,
+            status=Status.DRAFT,
+            step=first_step,
+            consent_version=consent_version,
+            consent_at=now,
+            created_at=now,
+            updated_at=now,
+        )
         try:
             async with self._db.write() as session, session.begin():
                 if not await self._claim_update(session, update_id):
                     return None
-                now = utcnow()
-                draft = Application(
-                    telegram_user_id=user_id,
-                    chat_id=chat_id,
-                    status=Status.DRAFT,
-                    step=first_step,
-                    consent_version=consent_version,
-                    consent_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(draft)
-                await session.flush()
-                session.add(
-                    AuditEvent(
+                connection = await session.connection()
+                values = draft.model_dump(exclude={"id"})
+                draft.id = (await connection.execute(_INSERT_APPLICATION, values)).scalar_one()
+                await connection.execute(
+                    _INSERT_AUDIT,
+                    _audit_values(
                         actor_id=user_id,
                         action="consent",
                         application_id=draft.id,
                         to_status=Status.DRAFT,
                         reason=consent_version,
-                    )
+                    ),
                 )
-                return draft
         except IntegrityError:
             return None
+        self._remember(draft, user_id)
+        return draft
 
     async def advance(
         self,
@@ -219,34 +290,22 @@ class ApplicationRepository:
         *,
         claim: bool = True,
     ) -> Outcome:
-        conditions = [
-            col(Application.id) == application_id,
-            col(Application.status).in_(EDITABLE_STATUSES),
-            col(Application.step) == from_step,
-        ]
+        params: dict[str, Any] = {**changes, "_id": application_id, "_from_step": from_step}
         if update_id is not None:
-            conditions.append(
-                or_(
-                    col(Application.last_update_id).is_(None),
-                    col(Application.last_update_id) < update_id,
-                )
-            )
-            changes = {**changes, "last_update_id": update_id}
+            params["last_update_id"] = update_id
+            params["_update_id"] = update_id
+        statement = _draft_update_statement(frozenset(params), guard=update_id is not None)
         owner = self._owners.get(application_id)
         try:
             async with self._db.write() as session, session.begin():
                 if claim and not await self._claim_update(session, update_id):
                     raise _Rollback(Outcome.DUPLICATE)
-                result = await session.execute(
-                    update(Application)
-                    .where(*conditions)
-                    .values(**changes)
-                    .execution_options(synchronize_session=False)
-                )
-                if not result.rowcount:  # type: ignore[attr-defined]
+                connection = await session.connection()
+                result = await connection.execute(statement, params)
+                if not result.rowcount:
                     raise _Rollback(Outcome.STALE)
                 if audit is not None:
-                    session.add(audit)
+                    await connection.execute(_INSERT_AUDIT, _audit_row(audit))
         except _Rollback as rollback:
             if owner is not None:
                 self._forget(owner)
@@ -254,7 +313,8 @@ class ApplicationRepository:
         if owner is not None:
             cached = self._drafts.get(owner)
             if cached is not None:
-                self._remember(cached.model_copy(update=changes), owner)
+                stored = {k: v for k, v in params.items() if not k.startswith("_")}
+                self._remember(cached.model_copy(update=stored), owner)
         return Outcome.DONE
 
     async def mark_ineligible(
@@ -353,23 +413,22 @@ class ApplicationRepository:
 
     async def nik_is_taken(self, *, nik_hash: str, except_application: int | None) -> bool:
         """Whether a live application (other than this one) already holds this NIK."""
-        async with self._db.read() as session:
-            query = select(func.count()).where(
-                col(Application.nik_hash) == nik_hash,
-                col(Application.status).in_(LIVE_STATUSES),
-                col(Application.id) != (except_application or -1),
-            )
-            return bool((await session.execute(query)).scalar_one())
+        async with self._db.engine.connect() as connection:
+            params = {"nik_hash": nik_hash, "except_id": except_application or -1}
+            return (await connection.execute(_NIK_TAKEN, params)).first() is not None
 
     async def record_nik_attempt(self, *, user_id: int, nik_hash: str, since: datetime) -> int:
         """Log a NIK look-up by this account; returns how many it made since `since`."""
         async with self._db.write() as session, session.begin():
-            session.add(NikAttempt(telegram_user_id=user_id, nik_hash=nik_hash))
-            await session.flush()
-            query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
-                col(NikAttempt.telegram_user_id) == user_id, col(NikAttempt.at) >= since
+            connection = await session.connection()
+            await connection.execute(
+                _INSERT_NIK_ATTEMPT,
+                {"telegram_user_id": user_id, "nik_hash": nik_hash, "at": utcnow()},
             )
-            return int((await session.execute(query)).scalar_one())
+            counted = await connection.execute(
+                _COUNT_NIK_ATTEMPTS, {"telegram_user_id": user_id, "since": since}
+            )
+            return int(counted.scalar_one())
 
     async def queue_position(self, *, application: Application) -> int:
         """1-based place among pending applications: lower desil first, then earlier."""
