@@ -79,7 +79,9 @@ def _draft_update_statement(keys: frozenset[str], *, guard: bool) -> Update:
         conditions.append(
             or_(columns.last_update_id.is_(None), columns.last_update_id < bindparam("_update_id"))
         )
-    values: dict[str, Any] = {key: bindparam(key) for key in sorted(keys) if not key.startswith("_")}
+    values: dict[str, Any] = {
+        key: bindparam(key) for key in sorted(keys) if not key.startswith("_")
+    }
     return update(table).where(*conditions).values(values)
 
 

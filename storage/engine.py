@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.util.concurrency import await_
 
+from storage.sqlite_driver import one_hop_dbapi
+
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
 WRITE_OPTIONS = {"rentan_write": True}
@@ -36,6 +38,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         pool_size=4,
         max_overflow=0,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        module=one_hop_dbapi(),
         # Sessions always end their own transaction; the pool's extra ROLLBACK on check-in
         # would be one more round trip to aiosqlite's thread per session.
         pool_reset_on_return=None,
