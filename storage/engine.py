@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from storage.sqlite_driver import one_hop_dbapi
+from storage.sqlite_driver import OneHopConnection, one_hop_dbapi
 
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
@@ -73,8 +73,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def _begin_immediate(connection: Any) -> None:
-    """BEGIN IMMEDIATE in one hop to aiosqlite's thread (a cursor would take three)."""
+    """BEGIN IMMEDIATE, sent along with the transaction's first statement when possible."""
     adapted = connection.connection.dbapi_connection
+    if isinstance(adapted, OneHopConnection):
+        adapted.begin_with_next_statement("BEGIN IMMEDIATE")
+        return
     driver = getattr(adapted, "_connection", None)
     if driver is None or not hasattr(driver, "execute"):
         # Not the aiosqlite adapter (or its internals moved): the portable, slower way.

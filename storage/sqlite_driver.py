@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -25,8 +25,12 @@ from sqlalchemy.util import EMPTY_DICT
 _Snapshot = tuple[Any, int, int | None, list[Any]]
 
 
-def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Snapshot:
-    """Execute, fetch everything and close, on aiosqlite's thread."""
+def _run(
+    connection: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
+) -> _Snapshot:
+    """(Begin,) execute, fetch everything and close, on aiosqlite's thread."""
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.cursor()
     try:
         if many:
@@ -77,9 +81,11 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
+        adapted = cast(OneHopConnection, self._adapt_connection)
+        async with adapted._execute_mutex:
+            begin, adapted.pending_begin = adapted.pending_begin, None
             snapshot: _Snapshot = await connection._execute(  # type: ignore[no-untyped-call]
-                _run, connection._conn, operation, parameters, many
+                _run, connection._conn, begin, operation, parameters, many
             )
         self._description, self._rowcount, self._lastrowid, rows = snapshot
         self._rows = collections.deque(rows)
@@ -94,8 +100,17 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     """aiosqlite connection adapter using OneHopCursor; no COMMIT/ROLLBACK trip when idle."""
 
-    __slots__ = ()
+    __slots__ = ("pending_begin",)
     _cursor_cls = OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # A BEGIN to send together with the transaction's first statement (one hand-off less).
+        self.pending_begin: str | None = None
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Send `begin` (e.g. BEGIN IMMEDIATE) in the same hand-off as the next statement."""
+        self.pending_begin = begin
 
     def _in_transaction(self) -> bool:
         # Reading the flag from the event loop's thread is safe: it is sqlite3_get_autocommit.
@@ -103,10 +118,12 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         return driver is not None and bool(driver.in_transaction)
 
     def rollback(self) -> None:
+        self.pending_begin = None
         if self._in_transaction():
             super().rollback()
 
     def commit(self) -> None:
+        self.pending_begin = None
         if self._in_transaction():
             super().commit()
 
