@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     nik_attempts_per_day: int = Field(default=5, gt=0)
     dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
 
-    concurrent_updates: int = Field(default=32, ge=1, le=256)
+    # Telegram is 50-200 ms away: throughput comes from having many chats in flight at once.
+    concurrent_updates: int = Field(default=128, ge=1, le=512)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     # Empty: long polling. Set: Telegram POSTs updates to this public URL (a reverse proxy).
