@@ -171,6 +171,10 @@ FIELD_LABELS: dict[Step, str] = {
 # --- prompts -------------------------------------------------------------------------------
 
 
+# A button answer: the query whose message may become the next question, and the choice.
+Answered = tuple[CallbackQuery, str]
+
+
 def _button(label: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=data)
 
@@ -246,13 +250,29 @@ def prompt_text(step: Step, draft: Application, context: Context) -> str:
     return text
 
 
-async def ask(message: Message, step: Step, draft: Application, context: Context) -> None:
-    """Send the prompt of `step`."""
-    await message.reply_text(
-        prompt_text(step, draft, context),
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard_for(step, draft, context),
-    )
+async def ask(
+    message: Message,
+    step: Step,
+    draft: Application,
+    context: Context,
+    answered: Answered | None = None,
+) -> None:
+    """Send the prompt of `step`; after a button answer, the pressed message becomes it."""
+    text = prompt_text(step, draft, context)
+    markup = keyboard_for(step, draft, context)
+    if answered is not None:
+        query, label = answered
+        # One call instead of two (mark the choice, then send the next question), and the
+        # chat still reads as a record: the choice heads the next question. A reply keyboard
+        # cannot ride on an edit, and an old message may refuse edits: then send anew.
+        if not isinstance(markup, ReplyKeyboardMarkup):
+            with contextlib.suppress(BadRequest):
+                await query.edit_message_text(
+                    f"✅ {escape(label)}\n\n{text}", parse_mode=ParseMode.HTML, reply_markup=markup
+                )
+                return
+        await _mark_choice(query, label)
+    await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
 async def ask_again(
@@ -497,8 +517,7 @@ async def answer_button(update: Update, context: Context) -> None:
         await _navigate(message, update, draft, step, chosen, context)
         return
     label, values = chosen
-    await _mark_choice(query, label)
-    await _save_and_continue(message, update, draft, step, values, context)
+    await _save_and_continue(message, update, draft, step, values, context, (query, label))
 
 
 # --- readers: one small function per kind of answer --------------------------------------------
@@ -685,6 +704,7 @@ async def _save_and_continue(
     step: Step,
     values: Values,
     context: Context,
+    answered: Answered | None = None,
 ) -> None:
     """Store an answer, assessing eligibility once the identity is complete, then ask on."""
     services = context.services
@@ -732,7 +752,7 @@ async def _save_and_continue(
             ),
             reply_markup=ReplyKeyboardRemove(),
         )
-    await ask(message, following, merged, context)
+    await ask(message, following, merged, context, answered)
 
 
 async def _navigate(
