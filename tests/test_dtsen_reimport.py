@@ -15,9 +15,9 @@ from tests.harness import Harness
 from tests.test_dtsen_import import row_of, write_csv
 from tests.test_registration import give_identity, reach_nik
 
-WORKERS = 16
+WORKERS = 12
 # Rows besides the workers', so an import takes long enough to overlap the registrations.
-PADDING = 2_000
+PADDING = 1_000
 # Set A and set B hold the same people with a different desil and kelurahan.
 DESIL_A, DESIL_B = 1, 2
 

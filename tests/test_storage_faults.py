@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 
 from bot.emulator import BotApiEmulator, EmulatedUser
-from storage.engine import is_sqlite
+from storage.engine import is_sqlite, is_unwritable
 from tests.factories import Person, make_person
 from tests.harness import Harness
 from tests.test_registration import applications_of, reach_nik, seed
@@ -163,3 +164,31 @@ async def test_answer_waits_for_a_writer_holding_the_sqlite_lock_and_then_succee
     assert not any(e.from_bot and "gangguan" in (e.message.text or "") for e in user.transcript())
     [draft] = await applications_of(harness, user.id)
     assert (draft.step, draft.nama) == ("birth_date", person.name)
+
+
+class _PostgresError(Exception):
+    """Stands in for asyncpg's errors, which carry the SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("error", "unwritable"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), True),
+        (sqlite3.OperationalError("attempt to write a readonly database"), True),
+        (sqlite3.OperationalError("no such table: application"), False),
+        (_PostgresError("53100"), True),  # disk_full
+        (_PostgresError("25006"), True),  # read_only_sql_transaction
+        (_PostgresError("23505"), False),  # unique_violation: a bug or a race, not the disk
+        (ValueError("database or disk is full"), False),
+    ],
+)
+def test_only_full_or_read_only_storage_counts_as_unwritable(
+    error: Exception, unwritable: bool
+) -> None:
+    """The error handler's "try later" is for the disk, wrapped as SQLAlchemy wraps it."""
+    wrapped = sa_exc.OperationalError("UPDATE application ...", {}, error)
+    assert is_unwritable(wrapped) is unwritable
