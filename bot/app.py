@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 
 RentanApp = Application[Any, Context, Any, Any, BotData, Any]
 
-# Handler groups: lower runs first. Redeliveries are dropped, then the language is picked.
+# Handler groups: lower runs first. Floods are dropped, then redeliveries, then the language is
+# picked.
+GROUP_FLOOD = -40
 GROUP_DUPLICATES = -30
 GROUP_LANGUAGE = -20
 GROUP_PRIVATE_ONLY = -10
@@ -115,7 +117,7 @@ def build_application(
     )
     application: RentanApp = builder.build()
     application.bot_data.services = services
-    register_handlers(application)
+    register_handlers(application, settings)
     schedule_jobs(application, settings)
     return application
 
@@ -139,8 +141,14 @@ def schedule_jobs(application: RentanApp, settings: Settings) -> None:
     )
 
 
-def register_handlers(application: RentanApp) -> None:
+def register_handlers(application: RentanApp, settings: Settings) -> None:
     """Every handler, in the order a worker meets them."""
+    flood = common.FloodGuard(
+        limit=settings.flood_max_updates,
+        window=settings.flood_window_seconds,
+        exempt=settings.staff_ids,
+    )
+    application.add_handler(TypeHandler(Update, flood), group=GROUP_FLOOD)
     application.add_handler(TypeHandler(Update, common.DuplicateGuard()), group=GROUP_DUPLICATES)
     application.add_handler(TypeHandler(Update, common.set_language), group=GROUP_LANGUAGE)
     application.add_handler(

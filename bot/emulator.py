@@ -835,8 +835,11 @@ class _Fault:
     retry_after: int
     delay: float
     status: int
+    chat_id: int | None = None
 
-    def matches(self, method: str) -> bool:
+    def matches(self, method: str, params: JSONDict) -> bool:
+        if self.chat_id is not None and str(params.get("chat_id")) != str(self.chat_id):
+            return False
         if self.method is None:
             return method.lower() != "getupdates"
         return self.method.lower() == method.lower()
@@ -1632,15 +1635,17 @@ class BotApiEmulator:
         retry_after: int = 1,
         delay: float = 2.0,
         status: int = 502,
+        chat_id: int | None = None,
     ) -> None:
-        """Make the next `times` calls of `method` (None: any but getUpdates) fail this way."""
+        """Make the next `times` calls of `method` (None: any but getUpdates) fail this way;
+        with `chat_id`, only calls addressed to that chat."""
         if kind not in get_args(FaultKind):
             raise ValueError(f"unknown fault kind {kind!r}")
         if kind == "5xx" and not 500 <= status <= 599:
             raise ValueError("a 5xx fault needs a status from 500 to 599")
         if times < 1:
             raise ValueError("times must be at least 1")
-        self._faults.append(_Fault(method, kind, times, retry_after, delay, status))
+        self._faults.append(_Fault(method, kind, times, retry_after, delay, status, chat_id))
 
     @property
     def last_update_id(self) -> int:
@@ -1666,9 +1671,9 @@ class BotApiEmulator:
         """Forget every pending fault."""
         self._faults.clear()
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: JSONDict) -> _Fault | None:
         for fault in self._faults:
-            if fault.matches(method):
+            if fault.matches(method, params):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
@@ -1768,7 +1773,7 @@ class BotApiEmulator:
             self.requests_log.append((method, params))
             if entry is None:
                 return await self._answer(404, ApiError(404, "Not Found").body())
-            fault = self._take_fault(method)
+            fault = self._take_fault(method, params)
             if fault is not None and fault.kind == "drop":
                 return self._drop(request)
             if fault is not None and fault.kind == "429":

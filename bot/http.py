@@ -6,6 +6,8 @@ with the requests in flight, encode/httpcore#1035) against ~0.9 ms with aiohttp,
 project already depends on for its emulator. PTB documents `BaseRequest` as the extension
 point for other HTTP libraries; this class keeps HTTPXRequest's contract (status, body) and
 maps failures to PTB's own NetworkError/TimedOut so retries and error handling are unchanged.
+A request that was sent but never answered raises `Unanswered`, because Telegram may have
+carried it out: senders that must not repeat a visible message treat it differently.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from typing import Any
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+class Unanswered(TimedOut):
+    """The request was sent but no answer came back (read timeout, connection dropped): Telegram
+    may or may not have carried it out, so repeating it could show the user a message twice."""
 
 
 def _seconds(value: Any, default: float | None) -> float | None:
@@ -113,7 +120,12 @@ class AiohttpRequest(BaseRequest):
                 timeout=timeout,
             ) as response:
                 return response.status, await response.read()
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
+            # Never connected: nothing reached Telegram, so a retry is safe.
+            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
         except TimeoutError as error:
-            raise TimedOut(f"aiohttp timed out: {error}") from error
+            raise Unanswered(f"aiohttp timed out: {error}") from error
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+            raise Unanswered(f"aiohttp.{type(error).__name__}: {error}") from error
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     housekeeping_interval_seconds: int = Field(default=300, gt=0)
     notification_interval_seconds: int = Field(default=15, gt=0)
     nik_attempts_per_day: int = Field(default=5, gt=0)
+    # Per account: more updates than this in the window are dropped (staff in settings exempt).
+    flood_max_updates: int = Field(default=20, gt=0)
+    flood_window_seconds: int = Field(default=10, gt=0)
     dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
 
     # Telegram is 50-200 ms away: throughput comes from having many chats in flight at once.

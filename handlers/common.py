@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import collections
 import html
+import logging
+import time
 
 from telegram import Chat, Message, Update, User
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
+from bot.flood import FloodGate, Verdict
+
+log = logging.getLogger(__name__)
 
 
 def message_of(update: Update) -> Message:
@@ -102,3 +108,46 @@ class DuplicateGuard:
             update_id=update.update_id
         ):
             raise ApplicationHandlerStop
+
+
+class FloodGuard:
+    """Drops an account's updates beyond FLOOD_MAX_UPDATES per FLOOD_WINDOW_SECONDS.
+
+    Runs before every other group and touches no database: a flooding account costs a dict
+    lookup per update, while other chats are processed as usual (the per-chat processor keeps
+    the flood in its own lane). The first dropped update of a window gets one short message;
+    staff configured in ADMIN_IDS/REVIEWER_IDS are exempt.
+    """
+
+    def __init__(self, *, limit: int, window: float, exempt: frozenset[int]) -> None:
+        self._gate = FloodGate(limit=limit, window=window)
+        self._exempt = exempt
+
+    async def __call__(self, update: object, context: Context) -> None:
+        """Let the update through, or stop it (after one slow-down message per window)."""
+        if not isinstance(update, Update) or update.effective_user is None:
+            return
+        user = update.effective_user
+        if user.id in self._exempt:
+            return
+        verdict = self._gate.check(user.id, time.monotonic())
+        if verdict is Verdict.ADMIT:
+            return
+        chat = update.effective_chat
+        if verdict is Verdict.DROP_AND_WARN and chat is not None and chat.type == Chat.PRIVATE:
+            log.info("throttling user %s: too many updates", user.id)
+            services = context.services
+            # The language pre-handler has not run: use what is cached, never the database.
+            language = services.languages.get(user.id)
+            translator = services.catalogs.pick(language, user.language_code)
+            try:
+                await context.bot.send_message(
+                    chat.id,
+                    translator._(
+                        "Slow down a little, please: you are sending messages very fast. "
+                        "Wait a moment, then send your answer again."
+                    ),
+                )
+            except TelegramError as error:
+                log.warning("could not send the slow-down message: %s", error)
+        raise ApplicationHandlerStop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
 from bot.context import Context
 from handlers.common import escape
@@ -57,7 +57,14 @@ async def render(notification: Notification, application: Application, context: 
 
 
 async def deliver_notifications(context: Context) -> None:
-    """Send every pending notification once; failures are recorded, decisions stay."""
+    """Send every pending notification at most once visibly; failures are recorded, decisions stay.
+
+    Telegram has no idempotency key, so a send that got no answer (timeout, dropped connection)
+    may or may not have reached the worker. Such a notification is recorded as unconfirmed and
+    not sent again: a worker reading the same decision twice is worse than one missed message,
+    because /status always tells the truth. Sends Telegram answered with an error (429, 5xx) did
+    not happen and are retried on the next run.
+    """
     services = context.services
     async with services.delivery_lock:
         for notification, application in await services.notifications.pending():
@@ -75,7 +82,13 @@ async def deliver_notifications(context: Context) -> None:
                     notification_id=notification.id, error=str(error), final=True
                 )
                 continue
-            except (TimeoutError, BadRequest, TelegramError) as error:
+            except (TimedOut, TimeoutError) as error:
+                log.warning("notification %s unconfirmed: %s", notification.id, error)
+                await services.notifications.mark_unconfirmed(
+                    notification_id=notification.id, error=str(error)
+                )
+                continue
+            except (BadRequest, TelegramError) as error:
                 log.warning("notification %s not delivered: %s", notification.id, error)
                 await services.notifications.mark_failed(
                     notification_id=notification.id,
@@ -84,17 +97,28 @@ async def deliver_notifications(context: Context) -> None:
                 )
                 continue
             await services.notifications.mark_sent(notification_id=notification.id)
+            await _follow_up(notification, application, context)
 
 
 async def _send(notification: Notification, application: Application, context: Context) -> None:
     text = await render(notification, application, context)
     await context.bot.send_message(application.chat_id, text, parse_mode=ParseMode.HTML)
-    if notification.kind == Status.NEEDS_FIX and application.step:
-        # Straight to the field: the worker's next answer goes through the registration flow.
-        step = Step(application.step)
+
+
+async def _follow_up(
+    notification: Notification, application: Application, context: Context
+) -> None:
+    """After a fix request, the field's question; the notice itself is already delivered, so a
+    failure here is only logged (the worker's next message or /start asks it again)."""
+    if notification.kind != Status.NEEDS_FIX or not application.step:
+        return
+    step = Step(application.step)
+    try:
         await context.bot.send_message(
             application.chat_id,
             prompt_text(step, application, context),
             parse_mode=ParseMode.HTML,
             reply_markup=keyboard_for(step, application, context),
         )
+    except TelegramError as error:
+        log.warning("fix prompt after notification %s not sent: %s", notification.id, error)

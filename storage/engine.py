@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.util.concurrency import await_
@@ -19,6 +21,34 @@ from storage.sqlite_driver import OneHopConnection, one_hop_dbapi
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
 WRITE_OPTIONS = {"rentan_write": True}
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+# SQLite's messages when the database cannot take writes (SQLITE_FULL, SQLITE_READONLY), and
+# PostgreSQL's SQLSTATEs for the same: disk_full and read_only_sql_transaction (a standby, or
+# default_transaction_read_only).
+_SQLITE_UNWRITABLE = ("database or disk is full", "readonly database")
+_POSTGRES_UNWRITABLE = frozenset({"53100", "25006"})
+
+
+def is_unwritable(error: BaseException) -> bool:
+    """Whether an error means the database cannot take writes right now (full or read-only
+    disk), as opposed to a bug: the worker can simply try again later."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error) and any(
+            text in str(current).lower() for text in _SQLITE_UNWRITABLE
+        ):
+            return True
+        if getattr(current, "sqlstate", None) in _POSTGRES_UNWRITABLE:
+            return True
+        if isinstance(current, DBAPIError):
+            pending.append(current.orig)
+        pending.extend((current.__cause__, current.__context__))
+    return False
 
 
 def is_sqlite(url: str) -> bool:

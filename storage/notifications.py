@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 
 from storage.engine import Database
@@ -10,6 +10,9 @@ from storage.models import Application, Notification, utcnow
 
 # After this many failed attempts a message is given up (and stays recorded as failed).
 MAX_ATTEMPTS = 5
+# last_error of a claimed notification until its send is answered: a process killed in between
+# may have delivered it, so such a row is not picked up again (see deliver_notifications).
+IN_FLIGHT = "in flight"
 
 
 class NotificationRepository:
@@ -27,6 +30,10 @@ class NotificationRepository:
                 .where(
                     col(Notification.sent_at).is_(None),
                     col(Notification.attempts) < MAX_ATTEMPTS,
+                    or_(
+                        col(Notification.last_error).is_(None),
+                        col(Notification.last_error) != IN_FLIGHT,
+                    ),
                 )
                 .order_by(col(Notification.id))
                 .limit(limit)
@@ -43,7 +50,7 @@ class NotificationRepository:
                     col(Notification.attempts) == notification.attempts,
                     col(Notification.sent_at).is_(None),
                 )
-                .values(attempts=notification.attempts + 1)
+                .values(attempts=notification.attempts + 1, last_error=IN_FLIGHT)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -54,6 +61,16 @@ class NotificationRepository:
                 update(Notification)
                 .where(col(Notification.id) == notification_id)
                 .values(sent_at=utcnow(), last_error=None)
+            )
+
+    async def mark_unconfirmed(self, *, notification_id: int, error: str) -> None:
+        """Record a send that got no answer: it may have been delivered, so it is never repeated
+        (sent_at is when it was handed to Telegram; last_error says it was unconfirmed)."""
+        async with self._db.write() as session, session.begin():
+            await session.execute(
+                update(Notification)
+                .where(col(Notification.id) == notification_id)
+                .values(sent_at=utcnow(), last_error=f"unconfirmed: {error}"[:300])
             )
 
     async def mark_failed(self, *, notification_id: int, error: str, final: bool) -> None:

@@ -10,6 +10,7 @@ from telegram import Update
 from bot.app import RentanApp, build_application, build_services, migrate_database, on_startup
 from bot.context import Services
 from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.http import AiohttpRequest
 from bot.settings import Settings, load_settings
 
 TEST_TOKEN = "123456:TEST-token-for-the-emulator"
@@ -51,12 +52,23 @@ class Harness:
         self.starts = 0
         # No outgoing limiter by default (tests send fast); fault tests switch PTB's on.
         self.rate_limit: float | None = None
+        # The bot's read timeout for Bot API calls; fault tests shorten it to lose answers.
+        self.read_timeout: float | None = None
 
     async def start(self) -> RentanApp:
         """Migrate, build and start polling, as `rentan-bot run` does."""
         await migrate_database(self.settings)
+        request = None
+        if self.read_timeout is not None:
+            request = AiohttpRequest(
+                connection_pool_size=self.settings.concurrent_updates + 4,
+                read_timeout=self.read_timeout,
+            )
         app = build_application(
-            self.settings, services=build_services(self.settings), rate_limit=self.rate_limit
+            self.settings,
+            request=request,
+            services=build_services(self.settings),
+            rate_limit=self.rate_limit,
         )
         await app.initialize()
         await on_startup(app)
