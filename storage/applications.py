@@ -16,7 +16,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
 from storage.engine import Database
@@ -175,11 +175,17 @@ class ApplicationRepository:
         else:
             self._forget(user_id)
 
-    async def _claim_update(self, session: AsyncSession, update_id: int | None) -> bool:
+    async def _claim_update(
+        self, transaction: AsyncSession | AsyncConnection, update_id: int | None
+    ) -> bool:
         """Record an update id in this transaction; False when it was handled before."""
         if update_id is None:
             return True
-        connection = await session.connection()
+        connection = (
+            await transaction.connection()
+            if isinstance(transaction, AsyncSession)
+            else transaction
+        )
         result = await connection.execute(
             _claim_statement(self._db.dialect),
             {"update_id": update_id, "processed_at": utcnow()},
@@ -242,10 +248,9 @@ class ApplicationRepository:
             updated_at=now,
         )
         try:
-            async with self._db.write() as session, session.begin():
-                if not await self._claim_update(session, update_id):
+            async with self._db.transaction() as connection:
+                if not await self._claim_update(connection, update_id):
                     return None
-                connection = await session.connection()
                 values = draft.model_dump(exclude={"id"})
                 draft.id = (await connection.execute(_INSERT_APPLICATION, values)).scalar_one()
                 await connection.execute(
@@ -299,10 +304,9 @@ class ApplicationRepository:
         statement = _draft_update_statement(frozenset(params), guard=update_id is not None)
         owner = self._owners.get(application_id)
         try:
-            async with self._db.write() as session, session.begin():
-                if claim and not await self._claim_update(session, update_id):
+            async with self._db.transaction() as connection:
+                if claim and not await self._claim_update(connection, update_id):
                     raise _Rollback(Outcome.DUPLICATE)
-                connection = await session.connection()
                 result = await connection.execute(statement, params)
                 if not result.rowcount:
                     raise _Rollback(Outcome.STALE)
@@ -421,8 +425,7 @@ class ApplicationRepository:
 
     async def record_nik_attempt(self, *, user_id: int, nik_hash: str, since: datetime) -> int:
         """Log a NIK look-up by this account; returns how many it made since `since`."""
-        async with self._db.write() as session, session.begin():
-            connection = await session.connection()
+        async with self._db.transaction() as connection:
             await connection.execute(
                 _INSERT_NIK_ATTEMPT,
                 {"telegram_user_id": user_id, "nik_hash": nik_hash, "at": utcnow()},

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.util.concurrency import await_
 
@@ -141,6 +141,17 @@ class Database:
             return
         async with self._write_turn, self._write_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one write transaction, committed on success (no ORM session)."""
+        writer = self.engine.execution_options(**WRITE_OPTIONS)
+        if self._write_turn is None:
+            async with writer.begin() as connection:
+                yield connection
+            return
+        async with self._write_turn, writer.begin() as connection:
+            yield connection
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
