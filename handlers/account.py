@@ -222,7 +222,18 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     ]
 
 
+async def unknown_button(update: Update, context: Context) -> None:
+    """A press whose data no handler knows (forged or from an old version): answer it anyway,
+    so the client stops its spinner, and change nothing."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context._("This button is no longer active."))
+
+
 def build_unknown() -> list[BaseHandler[Update, Context, None]]:
-    """Registered last: any other command."""
+    """Registered last: any other command or button."""
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    return [MessageHandler(private & filters.COMMAND, unknown_command)]
+    return [
+        MessageHandler(private & filters.COMMAND, unknown_command),
+        CallbackQueryHandler(unknown_button),
+    ]

@@ -594,3 +594,20 @@ async def test_old_button_after_moving_on_does_nothing(harness: Harness) -> None
     await user.expect(r"\(6/9\)")
     [stored] = await applications_of(harness, 200102)
     assert (stored.occupation, stored.step, stored.status) == ("sopir", "kecamatan", "draft")
+
+
+@pytest.mark.parametrize("data", ["x", "consent:maybe", "erase:later", "sv", "🎉"])
+async def test_button_with_data_no_handler_knows_is_answered(harness: Harness, data: str) -> None:
+    """A forged or outdated press is answered (no endless spinner) and stores nothing."""
+    user = harness.user(200777)
+    await user.send("/bantuan")
+    anchor = await user.expect(r"Bantuan")
+    query_id = await user.press_data(data, anchor.message_id)
+    # One chat's updates are handled in order: once this is answered, the press was handled.
+    await user.send("/bantuan")
+    await user.expect(r"Bantuan")
+    assert harness.emulator.answered_callbacks[query_id] == (
+        "Tombol ini sudah tidak aktif.",
+        False,
+    )
+    assert await applications_of(harness, 200777) == []
