@@ -1662,6 +1662,11 @@ class BotApiEmulator:
         self._updates_signal.fire()
         self._touch()
 
+    def expire_callback_queries(self) -> None:
+        """Forget every unanswered callback query, as Telegram does after its answer window
+        (about 15 seconds): answering one of them later fails with 400."""
+        self._open_queries.clear()
+
     def clear_faults(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()

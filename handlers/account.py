@@ -11,7 +11,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot.context import Context
 from bot.eligibility import Decision, Reason, ReasonCode, worker_message
 from bot.i18n import LANGUAGES, N_
-from handlers.common import escape, message_of, user_of
+from handlers.common import answer_query, escape, message_of, user_of
 from handlers.registration import (
     FIELD_LABELS,
     STEPS,
@@ -151,14 +151,14 @@ async def set_language(update: Update, context: Context) -> None:
         return
     code = (query.data or "").removeprefix("lang:")
     if code not in LANGUAGES:
-        await query.answer()
+        await answer_query(query)
         return
     services = context.services
     user = user_of(update)
     await services.preferences.set_language(user_id=user.id, language=code)
     services.languages[user.id] = code
     context.translator = services.catalogs.get(code)
-    await query.answer()
+    await answer_query(query)
     await query.edit_message_text(
         context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
     )
@@ -227,7 +227,7 @@ async def unknown_button(update: Update, context: Context) -> None:
     so the client stops its spinner, and change nothing."""
     query = update.callback_query
     if query is not None:
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
 
 
 def build_unknown() -> list[BaseHandler[Update, Context, None]]:
