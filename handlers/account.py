@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import Context
@@ -159,9 +161,11 @@ async def set_language(update: Update, context: Context) -> None:
     services.languages[user.id] = code
     context.translator = services.catalogs.get(code)
     await answer_query(query)
-    await query.edit_message_text(
-        context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
-    )
+    # A second tap on the same button finds the text already changed, which Telegram refuses.
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_text(
+            context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
+        )
 
 
 async def help_text(update: Update, context: Context) -> None:

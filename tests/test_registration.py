@@ -514,6 +514,24 @@ async def test_language_switch_is_remembered(harness: Harness) -> None:
     await user.expect(r"Welcome to the BPJS Ketenagakerjaan registration")
 
 
+async def test_language_button_pressed_twice_sets_it_once_without_an_apology(
+    harness: Harness,
+) -> None:
+    """A double tap (or the press again after a crash) finds the text already changed."""
+    user = harness.user(200095)
+    await user.send("/bahasa")
+    choice = await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    await user.press_data("lang:en", choice.message_id)
+    await user.send("/bantuan")
+    await user.expect(r"Help")
+    # Nothing but the help between the two (no apology, in either language).
+    replies = [e.message.text for e in user.transcript() if e.from_bot and e.kind == "message"]
+    assert len(replies) == 2
+    assert replies[1].startswith("Help")
+
+
 async def test_my_data_shows_what_is_stored(harness: Harness) -> None:
     """/datasaya lists the stored fields and the consent."""
     person = make_person(97)
