@@ -946,6 +946,10 @@ class _ChatView:
         """Bot messages and edits after the cursor, without waiting or moving the cursor."""
         return [e.message for e in self._bot_events_after_cursor()]
 
+    def messages(self) -> list[BotMessage]:
+        """Every message of the chat as it stands now (after edits), oldest first."""
+        return [self._chat.messages[m].view() for m in sorted(self._chat.messages)]
+
     def skip_to_end(self) -> None:
         """Move the cursor past everything already in the transcript."""
         self.cursor = len(self._chat.events)
