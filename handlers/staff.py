@@ -363,7 +363,9 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
     _ = context._
     if action == "ap":
         await answer_query(query)
-        await _decide(message, context, member, application, Decision.APPROVE, CARD_FROM)
+        await _decide(
+            update.update_id, message, context, member, application, Decision.APPROVE, CARD_FROM
+        )
     elif action == "rj":
         await answer_query(query)
         rows = [
@@ -381,7 +383,14 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         await answer_query(query)
         reason = context.services.catalogs.get(None)._(REJECT_REASONS[extra])
         await _decide(
-            message, context, member, application, Decision.REJECT, CARD_FROM, reason=reason
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.REJECT,
+            CARD_FROM,
+            reason=reason,
         )
     elif action == "rt":
         await answer_query(query)
@@ -403,7 +412,16 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         )
     elif action == "ff" and extra in FIELD_LABELS:
         await answer_query(query)
-        await _decide(message, context, member, application, Decision.FIX, CARD_FROM, field=extra)
+        await _decide(
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.FIX,
+            CARD_FROM,
+            field=extra,
+        )
     elif action == "sk":
         await answer_query(query)
         if context.user_data is not None:
@@ -437,7 +455,16 @@ async def typed_reason(update: Update, context: Context) -> None:
     application = await context.services.review.get(application_id=application_id)
     if application is None or not reason:
         raise ApplicationHandlerStop
-    await _decide(message, context, member, application, Decision.REJECT, CARD_FROM, reason=reason)
+    await _decide(
+        update.update_id,
+        message,
+        context,
+        member,
+        application,
+        Decision.REJECT,
+        CARD_FROM,
+        reason=reason,
+    )
     raise ApplicationHandlerStop
 
 
@@ -449,7 +476,13 @@ async def approve_command(update: Update, context: Context, member: StaffMember)
     application = await _named_application(update, context, member)
     if application is not None:
         await _decide(
-            message_of(update), context, member, application, Decision.APPROVE, COMMAND_FROM
+            update.update_id,
+            message_of(update),
+            context,
+            member,
+            application,
+            Decision.APPROVE,
+            COMMAND_FROM,
         )
 
 
@@ -463,6 +496,7 @@ async def reject_command(update: Update, context: Context, member: StaffMember) 
     if application is not None:
         reason = " ".join(args[1:])[:300]
         await _decide(
+            update.update_id,
             message_of(update),
             context,
             member,
@@ -484,7 +518,14 @@ async def withdraw_command(update: Update, context: Context, member: StaffMember
         reason = " ".join(args[1:])[:300]
         message = message_of(update)
         await _decide(
-            message, context, member, application, Decision.WITHDRAW, COMMAND_FROM, reason=reason
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.WITHDRAW,
+            COMMAND_FROM,
+            reason=reason,
         )
 
 
@@ -502,6 +543,7 @@ async def fix_command(update: Update, context: Context, member: StaffMember) -> 
     application = await _named_application(update, context, member)
     if application is not None:
         await _decide(
+            update.update_id,
             message_of(update),
             context,
             member,
@@ -529,6 +571,7 @@ async def _named_application(
 
 
 async def _decide(
+    update_id: int,
     message: Message,
     context: Context,
     member: StaffMember,
@@ -550,6 +593,7 @@ async def _decide(
         effective_quota=context.settings.effective_quota,
         reason=reason,
         fix_field=field,
+        update_id=update_id,
     )
     await message.reply_text(
         await _outcome_text(outcome, decision, context),

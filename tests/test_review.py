@@ -389,3 +389,30 @@ async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: 
     assert "erase" in trail
     await worker.send("/status")
     await worker.expect(r"belum punya pendaftaran")
+
+
+async def test_decision_delivered_again_after_a_crash_changes_nothing(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """'/setujui' that waitlisted an application, redelivered after a place came free, does
+    not approve it: the same update is not decided twice."""
+    harness = Harness(emulator, tmp_path, program_quota="1")
+    await harness.start()
+    try:
+        first, second = await pending_batch(harness, 2)
+        admin, reviewer = harness.user(ADMIN), harness.user(REVIEWER)
+        await admin.send(f"/setujui {first}")
+        await admin.expect(r"disetujui")
+        await reviewer.send(f"/setujui {second}")
+        await reviewer.expect(r"daftar tunggu")
+        waitlisting = emulator.last_update_id
+        await admin.send(f"/tarik {first} data ganda")
+        await admin.expect(r"ditarik")
+        await harness.stop()
+        emulator.redeliver(waitlisting)
+        await harness.start()
+        await reviewer.send("/antrian")
+        await reviewer.expect(r"Kuota terpakai: 0 dari 1")
+        assert await status_of(harness, second) == Status.WAITLISTED
+    finally:
+        await harness.stop()
