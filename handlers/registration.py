@@ -488,8 +488,13 @@ async def answer_button(update: Update, context: Context) -> None:
         await ask_again(message, draft, context)
         return
     step = Step(step_name)
+    chooser = CHOICES.get(step)
+    if chooser is None:
+        # Forged: this step is answered by typing, it never had buttons.
+        await answer_query(query, context._("This button is no longer active."))
+        return
     try:
-        chosen = await CHOICES[step](value, draft, context)
+        chosen = await chooser(value, draft, context)
     except Retry:
         await answer_query(query, context._("This button is no longer active."))
         return

@@ -629,3 +629,22 @@ async def test_button_with_data_no_handler_knows_is_answered(harness: Harness, d
         False,
     )
     assert await applications_of(harness, 200777) == []
+
+
+@pytest.mark.parametrize("data", ["reg:nik:3275011708850001", "reg:nik:"])
+async def test_forged_button_for_a_typed_step_is_refused_without_an_error(
+    harness: Harness, data: str
+) -> None:
+    """The NIK step has no buttons: a press claiming one is answered and changes nothing."""
+    user = harness.user(200778)
+    await reach_nik(user)
+    query_id = await user.press_data(data)
+    await user.send("/status")
+    await user.expect(r"Status")
+    assert harness.emulator.answered_callbacks[query_id] == (
+        "Tombol ini sudah tidak aktif.",
+        False,
+    )
+    assert not [e for e in user.transcript() if e.from_bot and "gangguan" in e.message.text]
+    [draft] = await applications_of(harness, 200778)
+    assert (draft.step, draft.nik) == ("nik", None)
