@@ -58,7 +58,7 @@ from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
 from bot.processor import PerChatUpdateProcessor
 from bot.program import HEIR_RELATIONS, OCCUPATIONS
-from handlers.registration import FIELD_LABELS
+from handlers.registration import FIELD_LABELS, Step
 from handlers.staff import REJECT_REASONS
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
 from tests.factories import Person, make_people
@@ -539,6 +539,12 @@ class BotMachine(RuleBasedStateMachine):
         forged = data.draw(
             st.one_of(
                 st.sampled_from(FORGED_DATA),
+                # A step's own prefix with a value it never offered (or a step without buttons).
+                st.builds(
+                    "reg:{}:{}".format,
+                    st.sampled_from(sorted(Step)),
+                    st.sampled_from(["", "x", "back", "send", "edit", "nik", "3275011001"]),
+                ),
                 st.text(min_size=1, max_size=64).filter(lambda s: len(s.encode()) <= 64),
             )
         )
