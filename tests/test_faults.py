@@ -34,3 +34,15 @@ async def test_5xx_on_a_reply_keeps_the_answer_and_apologises(harness: Harness) 
     await user.expect(r"ada gangguan")
     await user.send("/status")
     await user.expect(r"\(2/9\)")
+
+
+async def test_apology_comes_in_the_language_the_worker_chose(harness: Harness) -> None:
+    """A worker who switched to English is apologised to in English."""
+    user = harness.user(770003)
+    await user.send("/bahasa")
+    await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    harness.emulator.inject_fault("sendMessage", "5xx", times=1)
+    await user.send("/bantuan")
+    await user.expect(r"Sorry, something went wrong")
