@@ -453,7 +453,17 @@ async def typed_reason(update: Update, context: Context) -> None:
         return
     reason = " ".join((message.text or "").split())[:300]
     application = await context.services.review.get(application_id=application_id)
-    if application is None or not reason:
+    if application is None:
+        # Erased by the worker while the reviewer was typing.
+        await message.reply_text(context._("No application with that number."))
+        raise ApplicationHandlerStop
+    if not reason:
+        context.user_data["reason_for"] = application_id
+        await message.reply_text(
+            context._("Type the reason for rejecting {code} (the worker will read it).").format(
+                code=application.code
+            )
+        )
         raise ApplicationHandlerStop
     await _decide(
         update.update_id,

@@ -597,14 +597,18 @@ class BotMachine(RuleBasedStateMachine):
         if action == "rj":
             reason = data.draw(st.sampled_from([*sorted(REJECT_REASONS), "typed"]))
             if reason == "typed":
+                # The reason itself comes with staff_types, maybe after other things happened.
                 self.step(lambda: self.press(reviewer, f"sv:rt:{card_id}"))
-                text = data.draw(st.sampled_from(MARKUP_TEXT))
-                self.step(lambda: self.say(reviewer, text))
             else:
                 self.step(lambda: self.press(reviewer, f"sv:rr:{card_id}:{reason}"))
         elif action == "fx":
             field_name = data.draw(st.sampled_from(sorted(FIELD_LABELS)))
             self.step(lambda: self.press(reviewer, f"sv:ff:{card_id}:{field_name}"))
+
+    @rule(reviewer=st.sampled_from(STAFF), text=st.sampled_from(MARKUP_TEXT))
+    def staff_types(self, reviewer: int, text: str) -> None:
+        """Free text from staff: a rejection reason when one was asked for, else just text."""
+        self.step(lambda: self.say(reviewer, text))
 
     async def _open_card(self, reviewer: int, data: st.DataObject) -> None:
         codes = [a.code for a in await self.applications() if a.code]

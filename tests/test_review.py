@@ -115,6 +115,26 @@ async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
     assert "KTP <luar kota>" in notice.text
 
 
+async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
+    harness: Harness,
+) -> None:
+    """The worker erases their data while the reviewer types a reason: the reviewer is told."""
+    worker, code = await register(harness, 210004, 4)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("❌ Tolak")
+    await reviewer.expect(r"Mengapa")
+    await reviewer.press("✍️ Ketik alasan")
+    await reviewer.expect(r"Ketik alasan")
+    await worker.send("/hapusdata")
+    await worker.expect(r"hapus")
+    await worker.press("🗑 Ya, hapus data saya")
+    await worker.expect(r"sudah dihapus")
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Tidak ada pendaftaran dengan nomor itu")
+
+
 async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     harness: Harness,
 ) -> None:
