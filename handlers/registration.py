@@ -714,6 +714,8 @@ async def _save_and_continue(
                     parse_mode=ParseMode.HTML,
                     reply_markup=ReplyKeyboardRemove(),
                 )
+            elif outcome is Outcome.STALE:
+                await _resync(message, update, context)
             return
     following = next_step(step, draft, values)
     outcome = await services.applications.advance(

@@ -163,6 +163,25 @@ async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     assert (stored.alamat, stored.status) == ("Jl. Perbaikan No. 9", Status.APPROVED)
 
 
+async def test_worker_correcting_the_nik_of_an_application_rejected_meanwhile_is_answered(
+    harness: Harness,
+) -> None:
+    """Asked to fix the NIK, then rejected before answering: the new NIK gets a reply."""
+    worker, code = await register(harness, 210006, 6)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} nik")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"\(1/9\) Kirim NIK")
+    await worker.send("bukan nik")
+    await worker.expect(r"\(1/9\) Kirim NIK")
+    await reviewer.send(f"/tolak {code} Data ganda")
+    await reviewer.expect(r"ditolak")
+    await worker.expect(r"tidak disetujui")
+    await worker.send(make_person(2106).nik)  # someone DTSEN does not know
+    await worker.expect(r"/status")
+    assert await status_of(harness, code) == Status.REJECTED
+
+
 async def test_second_decision_on_the_same_application_changes_nothing(harness: Harness) -> None:
     """Two reviewers, one application: the second hears who decided and when."""
     _worker, code = await register(harness, 210005, 5)
