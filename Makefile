@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := bot handlers storage
 
-.PHONY: install demo test lint format bench i18n clean postgres
+.PHONY: install demo test soak lint format bench i18n clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 
 test: lint postgres
 	$(BIN)/pytest
+
+# The property tests at length: the whole-bot state machine (200 runs of 50 steps) and every
+# other Hypothesis test with the soak profile's examples. Takes tens of minutes.
+soak: $(STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_bot_state_machine.py \
+		$$(grep -l "from hypothesis" tests/test_*.py | grep -v test_bot_state_machine)
 
 # The suite runs storage and end-to-end tests on SQLite and on a throwaway PostgreSQL cluster.
 postgres:

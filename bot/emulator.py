@@ -949,6 +949,10 @@ class _ChatView:
         """Bot messages and edits after the cursor, without waiting or moving the cursor."""
         return [e.message for e in self._bot_events_after_cursor()]
 
+    def messages(self) -> list[BotMessage]:
+        """Every message of the chat as it stands now (after edits), oldest first."""
+        return [self._chat.messages[m].view() for m in sorted(self._chat.messages)]
+
     def skip_to_end(self) -> None:
         """Move the cursor past everything already in the transcript."""
         self.cursor = len(self._chat.events)
@@ -1666,6 +1670,11 @@ class BotApiEmulator:
         self._updates = collections.deque(sorted(merged, key=lambda u: int(u["update_id"])))
         self._updates_signal.fire()
         self._touch()
+
+    def expire_callback_queries(self) -> None:
+        """Forget every unanswered callback query, as Telegram does after its answer window
+        (about 15 seconds): answering one of them later fails with 400."""
+        self._open_queries.clear()
 
     def clear_faults(self) -> None:
         """Forget every pending fault."""

@@ -41,6 +41,9 @@ def configure_logging(level: str) -> None:
     # PTB's DEBUG records carry whole updates and API payloads (names, desil, addresses):
     # never let them through, even when the operator asks for DEBUG.
     logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))
+    # aiosqlite's DEBUG records repeat every statement with its parameters (names, addresses,
+    # a refused worker's desil in the eligibility reasons): the same rule applies.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

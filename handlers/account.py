@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import Context
 from bot.eligibility import Decision, Reason, ReasonCode, worker_message
 from bot.i18n import LANGUAGES, N_
-from handlers.common import escape, message_of, user_of
+from handlers.common import answer_query, escape, message_of, user_of
 from handlers.registration import (
     FIELD_LABELS,
     STEPS,
@@ -151,17 +153,19 @@ async def set_language(update: Update, context: Context) -> None:
         return
     code = (query.data or "").removeprefix("lang:")
     if code not in LANGUAGES:
-        await query.answer()
+        await answer_query(query)
         return
     services = context.services
     user = user_of(update)
     await services.preferences.set_language(user_id=user.id, language=code)
     services.languages[user.id] = code
     context.translator = services.catalogs.get(code)
-    await query.answer()
-    await query.edit_message_text(
-        context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
-    )
+    await answer_query(query)
+    # A second tap on the same button finds the text already changed, which Telegram refuses.
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_text(
+            context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
+        )
 
 
 async def help_text(update: Update, context: Context) -> None:
@@ -222,7 +226,18 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     ]
 
 
+async def unknown_button(update: Update, context: Context) -> None:
+    """A press whose data no handler knows (forged or from an old version): answer it anyway,
+    so the client stops its spinner, and change nothing."""
+    query = update.callback_query
+    if query is not None:
+        await answer_query(query, context._("This button is no longer active."))
+
+
 def build_unknown() -> list[BaseHandler[Update, Context, None]]:
-    """Registered last: any other command."""
+    """Registered last: any other command or button."""
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    return [MessageHandler(private & filters.COMMAND, unknown_command)]
+    return [
+        MessageHandler(private & filters.COMMAND, unknown_command),
+        CallbackQueryHandler(unknown_button),
+    ]

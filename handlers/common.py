@@ -7,8 +7,8 @@ import html
 import logging
 import time
 
-from telegram import Chat, Message, Update, User
-from telegram.error import TelegramError
+from telegram import CallbackQuery, Chat, Message, Update, User
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
@@ -39,6 +39,18 @@ def chat_of(update: Update) -> Chat:
     if chat is None:
         raise ValueError("update carries no chat")
     return chat
+
+
+async def answer_query(query: CallbackQuery, text: str | None = None) -> None:
+    """Answer a button press. A press handled after Telegram's answer window (the bot was
+    down, or the update came again after a crash) cannot be answered any more, but its work
+    must still be done: that refusal is logged, not raised."""
+    try:
+        await query.answer(text)
+    except BadRequest as error:
+        if "query is too old" not in error.message.lower():
+            raise
+        log.info("callback query answered too late: %s", error.message)
 
 
 def escape(text: str) -> str:

@@ -30,6 +30,13 @@ async def on_error(update: object, context: Context) -> None:
         return
     if update.effective_chat.type != "private":
         return
+    user = update.effective_user
+    if user is not None and context.translator is None:
+        # The error handler gets a context of its own: pick the user's language again.
+        services = context.services
+        context.translator = services.catalogs.pick(
+            services.languages.get(user.id), user.language_code
+        )
     if unwritable:
         text = context._(
             "Sorry, we could not save your answer: our system cannot store data right now. "

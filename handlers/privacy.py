@@ -6,7 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import Context
-from handlers.common import message_of, user_of
+from handlers.common import answer_query, message_of, user_of
 from handlers.staff import offer_freed_place
 from storage.applications import erase_user
 
@@ -35,7 +35,7 @@ async def confirm_erase(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None:
         return
-    await query.answer()
+    await answer_query(query)
     message = query.message if isinstance(query.message, Message) else None
     if query.data != "erase:yes":
         if message is not None:

@@ -48,7 +48,7 @@ from bot.program import (
     occupation_label,
     relation_label,
 )
-from handlers.common import escape, message_of, user_of
+from handlers.common import answer_query, escape, message_of, user_of
 from storage.applications import EDITABLE_STATUSES, Outcome
 from storage.models import Application, Status
 
@@ -381,7 +381,7 @@ async def consent_given(update: Update, context: Context) -> None:
     """Setuju: open the draft (storing the consent version and time) and ask the NIK."""
     query = _query_of(update)
     user = user_of(update)
-    await query.answer()
+    await answer_query(query)
     await _drop_buttons(query)
     existing = await context.services.applications.open_for(user_id=user.id)
     if existing is None:
@@ -409,7 +409,7 @@ async def consent_given(update: Update, context: Context) -> None:
 async def consent_refused(update: Update, context: Context) -> None:
     """Tidak setuju: nothing is stored."""
     query = _query_of(update)
-    await query.answer()
+    await answer_query(query)
     await _drop_buttons(query)
     if isinstance(query.message, Message):
         await query.message.reply_text(
@@ -499,20 +499,25 @@ async def answer_button(update: Update, context: Context) -> None:
         or len(parts) != 3
         or message is None
     ):
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
         return
     _prefix, step_name, value = parts
     if step_name != draft.step:
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
         await ask_again(message, draft, context)
         return
     step = Step(step_name)
-    try:
-        chosen = await CHOICES[step](value, draft, context)
-    except Retry:
-        await query.answer(context._("This button is no longer active."))
+    chooser = CHOICES.get(step)
+    if chooser is None:
+        # Forged: this step is answered by typing, it never had buttons.
+        await answer_query(query, context._("This button is no longer active."))
         return
-    await query.answer()
+    try:
+        chosen = await chooser(value, draft, context)
+    except Retry:
+        await answer_query(query, context._("This button is no longer active."))
+        return
+    await answer_query(query)
     if isinstance(chosen, Navigation):
         await _navigate(message, update, draft, step, chosen, context)
         return
@@ -728,6 +733,8 @@ async def _save_and_continue(
                     parse_mode=ParseMode.HTML,
                     reply_markup=ReplyKeyboardRemove(),
                 )
+            elif outcome is Outcome.STALE:
+                await _resync(message, update, context)
             return
     following = next_step(step, draft, values)
     outcome = await services.applications.advance(

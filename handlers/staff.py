@@ -31,7 +31,7 @@ from bot.pii import hash_identifier, mask_nik
 from bot.program import relation_label
 from bot.roles import Role, StaffMember, resolve_role
 from handlers import account
-from handlers.common import escape, message_of, user_of
+from handlers.common import answer_query, escape, message_of, user_of
 from handlers.notifications import deliver_notifications
 from handlers.registration import FIELD_LABELS, format_date, occupation_text
 from storage.models import Application, Status
@@ -113,7 +113,7 @@ def staff_button(needed: Role, handler: Handler) -> Callback:
             await context.services.review.record_denied(
                 actor_id=user_of(update).id, action="button", detail=(query.data or "")[:60]
             )
-            await query.answer(context._("This button is no longer active."))
+            await answer_query(query, context._("This button is no longer active."))
             return
         await handler(update, context, member)
 
@@ -136,7 +136,7 @@ async def queue_page(update: Update, context: Context, member: StaffMember) -> N
     raw = (query.data or "").removeprefix("sq:")
     page = int(raw) if raw.isdigit() else 0
     text, markup = await _queue_page(context, member, min(page, 10_000))
-    await query.answer()
+    await answer_query(query)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
@@ -352,20 +352,22 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
     parts = (query.data or "").split(":")
     message = query.message if isinstance(query.message, Message) else None
     if len(parts) < 3 or not parts[2].isdigit() or message is None:
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
         return
     action, application_id = parts[1], int(parts[2])
     extra = parts[3] if len(parts) > 3 else ""
     application = await context.services.review.get(application_id=application_id)
     if application is None or not _in_scope(member, application):
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
         return
     _ = context._
     if action == "ap":
-        await query.answer()
-        await _decide(message, context, member, application, Decision.APPROVE, CARD_FROM)
+        await answer_query(query)
+        await _decide(
+            update.update_id, message, context, member, application, Decision.APPROVE, CARD_FROM
+        )
     elif action == "rj":
-        await query.answer()
+        await answer_query(query)
         rows = [
             [InlineKeyboardButton(_(label), callback_data=f"sv:rr:{application_id}:{key}")]
             for key, label in REJECT_REASONS.items()
@@ -378,13 +380,20 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
             reply_markup=InlineKeyboardMarkup(rows),
         )
     elif action == "rr" and extra in REJECT_REASONS:
-        await query.answer()
+        await answer_query(query)
         reason = context.services.catalogs.get(None)._(REJECT_REASONS[extra])
         await _decide(
-            message, context, member, application, Decision.REJECT, CARD_FROM, reason=reason
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.REJECT,
+            CARD_FROM,
+            reason=reason,
         )
     elif action == "rt":
-        await query.answer()
+        await answer_query(query)
         if context.user_data is not None:
             context.user_data["reason_for"] = application_id
         await message.reply_text(
@@ -393,7 +402,7 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
             )
         )
     elif action == "fx":
-        await query.answer()
+        await answer_query(query)
         rows = [
             [InlineKeyboardButton(_(label), callback_data=f"sv:ff:{application_id}:{field}")]
             for field, label in FIELD_LABELS.items()
@@ -402,10 +411,19 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
             _("Which field must the worker correct?"), reply_markup=InlineKeyboardMarkup(rows)
         )
     elif action == "ff" and extra in FIELD_LABELS:
-        await query.answer()
-        await _decide(message, context, member, application, Decision.FIX, CARD_FROM, field=extra)
+        await answer_query(query)
+        await _decide(
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.FIX,
+            CARD_FROM,
+            field=extra,
+        )
     elif action == "sk":
-        await query.answer()
+        await answer_query(query)
         if context.user_data is not None:
             context.user_data.setdefault("skipped", set()).add(application_id)
         following = await _next_pending(context, member)
@@ -414,14 +432,14 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         else:
             await send_card(message, following, context)
     elif action == "nx":
-        await query.answer()
+        await answer_query(query)
         following = await _next_pending(context, member)
         if following is None:
             await message.reply_text(_("Nothing else is waiting for verification."))
         else:
             await send_card(message, following, context)
     else:
-        await query.answer(context._("This button is no longer active."))
+        await answer_query(query, context._("This button is no longer active."))
 
 
 async def typed_reason(update: Update, context: Context) -> None:
@@ -435,9 +453,28 @@ async def typed_reason(update: Update, context: Context) -> None:
         return
     reason = " ".join((message.text or "").split())[:300]
     application = await context.services.review.get(application_id=application_id)
-    if application is None or not reason:
+    if application is None:
+        # Erased by the worker while the reviewer was typing.
+        await message.reply_text(context._("No application with that number."))
         raise ApplicationHandlerStop
-    await _decide(message, context, member, application, Decision.REJECT, CARD_FROM, reason=reason)
+    if not reason:
+        context.user_data["reason_for"] = application_id
+        await message.reply_text(
+            context._("Type the reason for rejecting {code} (the worker will read it).").format(
+                code=application.code
+            )
+        )
+        raise ApplicationHandlerStop
+    await _decide(
+        update.update_id,
+        message,
+        context,
+        member,
+        application,
+        Decision.REJECT,
+        CARD_FROM,
+        reason=reason,
+    )
     raise ApplicationHandlerStop
 
 
@@ -449,7 +486,13 @@ async def approve_command(update: Update, context: Context, member: StaffMember)
     application = await _named_application(update, context, member)
     if application is not None:
         await _decide(
-            message_of(update), context, member, application, Decision.APPROVE, COMMAND_FROM
+            update.update_id,
+            message_of(update),
+            context,
+            member,
+            application,
+            Decision.APPROVE,
+            COMMAND_FROM,
         )
 
 
@@ -463,6 +506,7 @@ async def reject_command(update: Update, context: Context, member: StaffMember) 
     if application is not None:
         reason = " ".join(args[1:])[:300]
         await _decide(
+            update.update_id,
             message_of(update),
             context,
             member,
@@ -484,7 +528,14 @@ async def withdraw_command(update: Update, context: Context, member: StaffMember
         reason = " ".join(args[1:])[:300]
         message = message_of(update)
         await _decide(
-            message, context, member, application, Decision.WITHDRAW, COMMAND_FROM, reason=reason
+            update.update_id,
+            message,
+            context,
+            member,
+            application,
+            Decision.WITHDRAW,
+            COMMAND_FROM,
+            reason=reason,
         )
 
 
@@ -502,6 +553,7 @@ async def fix_command(update: Update, context: Context, member: StaffMember) -> 
     application = await _named_application(update, context, member)
     if application is not None:
         await _decide(
+            update.update_id,
             message_of(update),
             context,
             member,
@@ -529,6 +581,7 @@ async def _named_application(
 
 
 async def _decide(
+    update_id: int,
     message: Message,
     context: Context,
     member: StaffMember,
@@ -550,6 +603,7 @@ async def _decide(
         effective_quota=context.settings.effective_quota,
         reason=reason,
         fix_field=field,
+        update_id=update_id,
     )
     await message.reply_text(
         await _outcome_text(outcome, decision, context),

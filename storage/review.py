@@ -21,6 +21,7 @@ from sqlmodel import col, select
 
 from storage.engine import Database
 from storage.models import Application, AuditEvent, NikAttempt, Notification, Status, utcnow
+from storage.updates import claim_update
 
 # Places are taken by approved and enrolled workers; the rest wait.
 PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
@@ -245,8 +246,14 @@ class ReviewRepository:
         effective_quota: int,
         reason: str | None = None,
         fix_field: str | None = None,
+        update_id: int | None = None,
     ) -> DecisionOutcome:
-        """Apply one decision if the application is in one of `allowed_from`; audit and notify."""
+        """Apply one decision if the application is in one of `allowed_from`; audit and notify.
+
+        The update that asked for it is recorded in the same transaction, so the same update
+        delivered again after a crash is recognised and not decided a second time (a
+        waitlisted approval would otherwise take a place freed in between).
+        """
         async with self._db.write() as session, session.begin():
             if decision is Decision.APPROVE:
                 await self._lock_quota(session)
@@ -254,7 +261,8 @@ class ReviewRepository:
             if application is None:
                 return DecisionOutcome(Result.NOT_FOUND)
             before = application.status
-            if before not in allowed_from:
+            fresh = update_id is None or await claim_update(session, self._db.dialect, update_id)
+            if before not in allowed_from or not fresh:
                 return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
             result = Result.DONE
             if decision is Decision.APPROVE:

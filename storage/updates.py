@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from storage.engine import Database
-from storage.models import ProcessedUpdate
+from storage.models import ProcessedUpdate, utcnow
+
+
+async def claim_update(session: AsyncSession, dialect: str, update_id: int) -> bool:
+    """Record an update id in the caller's transaction; False when it was handled before."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        dialect_insert(ProcessedUpdate)
+        .values(update_id=update_id, processed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 class UpdateLog:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from bot.emulator import BotApiEmulator
@@ -19,6 +20,23 @@ from tests.postgres import PostgresServer, find_bindir
 
 hypothesis_settings.register_profile("default", max_examples=100, deadline=None)
 hypothesis_settings.register_profile("soak", max_examples=2000, deadline=None)
+# The whole-bot state machine (tests/test_bot_state_machine.py): a few short runs in `make test`,
+# many long ones in `make soak`; each example starts the real bot on a new database.
+_MACHINE_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+hypothesis_settings.register_profile(
+    "bot-machine",
+    max_examples=5,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=_MACHINE_HEALTH,
+)
+hypothesis_settings.register_profile(
+    "bot-machine-soak",
+    max_examples=200,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=_MACHINE_HEALTH,
+)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

@@ -208,3 +208,15 @@ async def test_dropped_notification_is_never_sent_twice_and_status_tells_the_dec
     assert await _status(harness, code) == Status.APPROVED
     await worker.send("/status")
     await worker.expect(r"Status: disetujui")
+
+
+async def test_apology_comes_in_the_language_the_worker_chose(harness: Harness) -> None:
+    """A worker who switched to English is apologised to in English."""
+    user = harness.user(770003)
+    await user.send("/bahasa")
+    await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    harness.emulator.inject_fault("sendMessage", "5xx", times=1)
+    await user.send("/bantuan")
+    await user.expect(r"Sorry, something went wrong")

@@ -63,3 +63,20 @@ async def test_full_run_logs_no_nik_phone_or_desil(
     for secret in (person.nik, stranger.nik, person.phone, national, person.phone[1:]):
         assert secret not in output
     assert not re.search(r"desil\W+3", output, re.IGNORECASE)
+
+
+async def test_debug_logs_hold_no_desil_of_a_worker_refused_for_it(
+    harness: Harness, captured_logs: io.StringIO
+) -> None:
+    """A desil above the limit is stored in the refusal's reasons; DEBUG logs never show it."""
+    person = make_person(9903, desil=8)
+    await seed(harness, person)
+    worker = harness.user(990003)
+    await reach_nik(worker)
+    await give_identity(worker, person)
+    await worker.expect(r"belum dapat dicocokkan")
+    await worker.send("/status")
+    await worker.expect(r"Status")
+    output = captured_logs.getvalue()
+    assert not re.search(r"desil\W+8", output, re.IGNORECASE)
+    assert person.name not in output

@@ -514,6 +514,24 @@ async def test_language_switch_is_remembered(harness: Harness) -> None:
     await user.expect(r"Welcome to the BPJS Ketenagakerjaan registration")
 
 
+async def test_language_button_pressed_twice_sets_it_once_without_an_apology(
+    harness: Harness,
+) -> None:
+    """A double tap (or the press again after a crash) finds the text already changed."""
+    user = harness.user(200095)
+    await user.send("/bahasa")
+    choice = await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    await user.press_data("lang:en", choice.message_id)
+    await user.send("/bantuan")
+    await user.expect(r"Help")
+    # Nothing but the help between the two (no apology, in either language).
+    replies = [e.message.text for e in user.transcript() if e.from_bot and e.kind == "message"]
+    assert len(replies) == 2
+    assert replies[1].startswith("Help")
+
+
 async def test_my_data_shows_what_is_stored(harness: Harness) -> None:
     """/datasaya lists the stored fields and the consent."""
     person = make_person(97)
@@ -594,3 +612,39 @@ async def test_old_button_after_moving_on_does_nothing(harness: Harness) -> None
     await user.expect(r"\(6/9\)")
     [stored] = await applications_of(harness, 200102)
     assert (stored.occupation, stored.step, stored.status) == ("sopir", "kecamatan", "draft")
+
+
+@pytest.mark.parametrize("data", ["x", "consent:maybe", "erase:later", "sv", "🎉"])
+async def test_button_with_data_no_handler_knows_is_answered(harness: Harness, data: str) -> None:
+    """A forged or outdated press is answered (no endless spinner) and stores nothing."""
+    user = harness.user(200777)
+    await user.send("/bantuan")
+    anchor = await user.expect(r"Bantuan")
+    query_id = await user.press_data(data, anchor.message_id)
+    # One chat's updates are handled in order: once this is answered, the press was handled.
+    await user.send("/bantuan")
+    await user.expect(r"Bantuan")
+    assert harness.emulator.answered_callbacks[query_id] == (
+        "Tombol ini sudah tidak aktif.",
+        False,
+    )
+    assert await applications_of(harness, 200777) == []
+
+
+@pytest.mark.parametrize("data", ["reg:nik:3275011708850001", "reg:nik:"])
+async def test_forged_button_for_a_typed_step_is_refused_without_an_error(
+    harness: Harness, data: str
+) -> None:
+    """The NIK step has no buttons: a press claiming one is answered and changes nothing."""
+    user = harness.user(200778)
+    await reach_nik(user)
+    query_id = await user.press_data(data)
+    await user.send("/status")
+    await user.expect(r"Status")
+    assert harness.emulator.answered_callbacks[query_id] == (
+        "Tombol ini sudah tidak aktif.",
+        False,
+    )
+    assert not [e for e in user.transcript() if e.from_bot and "gangguan" in e.message.text]
+    [draft] = await applications_of(harness, 200778)
+    assert (draft.step, draft.nik) == ("nik", None)

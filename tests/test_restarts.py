@@ -283,3 +283,41 @@ async def test_reminded_worker_can_still_continue(harness: Harness) -> None:
     await user.expect(r"belum selesai")
     await user.send("/start")
     await user.expect(r"\(2/9\)")
+
+
+async def test_consent_pressed_while_the_bot_was_down_still_opens_the_registration(
+    harness: Harness,
+) -> None:
+    """A press that can no longer be answered (Telegram's window passed) still does its work."""
+    user = harness.user(322000)
+    await user.send("/start")
+    await user.expect(r"Selamat datang")
+    await harness.stop()
+    await user.press("✅ Setuju")
+    harness.emulator.expire_callback_queries()
+    await harness.start()
+    await user.expect(r"\(1/9\) Kirim NIK")
+    [stored] = await applications_of(harness, user.id)
+    assert (stored.status, stored.step) == (Status.DRAFT, "nik")
+
+
+async def test_staff_decision_pressed_too_late_to_answer_is_still_applied(
+    harness: Harness,
+) -> None:
+    """An approval press handled after the answer window approves, and nothing apologises."""
+    person = make_person(323)
+    await seed(harness, person)
+    user = harness.user(323000)
+    for _name, step in STEPS:
+        await step(user, person)
+    reviewer = harness.user(900002)
+    await reviewer.send("/tinjau")
+    await reviewer.expect(r"DTSEN")
+    await harness.stop()
+    await reviewer.press("✅ Setujui")
+    harness.emulator.expire_callback_queries()
+    await harness.start()
+    await reviewer.expect(r"disetujui")
+    [stored] = await applications_of(harness, user.id)
+    assert stored.status == Status.APPROVED
+    assert not any("gangguan" in e.message.text for e in reviewer.transcript() if e.from_bot)

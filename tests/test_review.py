@@ -116,6 +116,26 @@ async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
     assert "KTP <luar kota>" in notice.text
 
 
+async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
+    harness: Harness,
+) -> None:
+    """The worker erases their data while the reviewer types a reason: the reviewer is told."""
+    worker, code = await register(harness, 210004, 4)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("❌ Tolak")
+    await reviewer.expect(r"Mengapa")
+    await reviewer.press("✍️ Ketik alasan")
+    await reviewer.expect(r"Ketik alasan")
+    await worker.send("/hapusdata")
+    await worker.expect(r"hapus")
+    await worker.press("🗑 Ya, hapus data saya")
+    await worker.expect(r"sudah dihapus")
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Tidak ada pendaftaran dengan nomor itu")
+
+
 async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     harness: Harness,
 ) -> None:
@@ -142,6 +162,25 @@ async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
             await session.execute(sa.select(Application).where(Application.code == code))
         ).scalar_one()
     assert (stored.alamat, stored.status) == ("Jl. Perbaikan No. 9", Status.APPROVED)
+
+
+async def test_worker_correcting_the_nik_of_an_application_rejected_meanwhile_is_answered(
+    harness: Harness,
+) -> None:
+    """Asked to fix the NIK, then rejected before answering: the new NIK gets a reply."""
+    worker, code = await register(harness, 210006, 6)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} nik")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"\(1/9\) Kirim NIK")
+    await worker.send("bukan nik")
+    await worker.expect(r"\(1/9\) Kirim NIK")
+    await reviewer.send(f"/tolak {code} Data ganda")
+    await reviewer.expect(r"ditolak")
+    await worker.expect(r"tidak disetujui")
+    await worker.send(make_person(2106).nik)  # someone DTSEN does not know
+    await worker.expect(r"/status")
+    assert await status_of(harness, code) == Status.REJECTED
 
 
 async def test_second_decision_on_the_same_application_changes_nothing(harness: Harness) -> None:
@@ -390,3 +429,30 @@ async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: 
     assert "erase" in trail
     await worker.send("/status")
     await worker.expect(r"belum punya pendaftaran")
+
+
+async def test_decision_delivered_again_after_a_crash_changes_nothing(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """'/setujui' that waitlisted an application, redelivered after a place came free, does
+    not approve it: the same update is not decided twice."""
+    harness = Harness(emulator, tmp_path, program_quota="1")
+    await harness.start()
+    try:
+        first, second = await pending_batch(harness, 2)
+        admin, reviewer = harness.user(ADMIN), harness.user(REVIEWER)
+        await admin.send(f"/setujui {first}")
+        await admin.expect(r"disetujui")
+        await reviewer.send(f"/setujui {second}")
+        await reviewer.expect(r"daftar tunggu")
+        waitlisting = emulator.last_update_id
+        await admin.send(f"/tarik {first} data ganda")
+        await admin.expect(r"ditarik")
+        await harness.stop()
+        emulator.redeliver(waitlisting)
+        await harness.start()
+        await reviewer.send("/antrian")
+        await reviewer.expect(r"Kuota terpakai: 0 dari 1")
+        assert await status_of(harness, second) == Status.WAITLISTED
+    finally:
+        await harness.stop()
