@@ -251,6 +251,24 @@ async def test_worker_can_type_phone_instead_of_sharing_it(harness: Harness) -> 
     assert stored.phone == "+6281234567890"
 
 
+async def test_a_button_answer_turns_its_question_into_the_next_one(harness: Harness) -> None:
+    """One message per button step: the choice stays on record above the next question."""
+    person = make_person(52)
+    await seed(harness, person)
+    user = harness.user(200051)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.share_contact(person.phone)
+    question = await user.expect(r"\(5/9\)")
+    await user.press("Sopir")
+    following = await user.expect(r"\(6/9\) Pilih kecamatan")
+    assert following.message_id == question.message_id
+    assert following.text.startswith("✅ Sopir")
+    assert "Bekasi" in " ".join(following.button_labels())
+    await user.expect_no_reply(within=0.3)
+
+
 async def test_someone_elses_contact_is_refused(harness: Harness) -> None:
     """Only the sender's own contact counts as their number."""
     person = make_person(52)
