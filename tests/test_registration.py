@@ -262,7 +262,7 @@ async def test_a_button_answer_turns_its_question_into_the_next_one(harness: Har
     await user.share_contact(person.phone)
     question = await user.expect(r"\(5/9\)")
     await user.press("Sopir")
-    following = await user.expect(r"\(6/9\) Pilih kecamatan")
+    following = await user.expect(r"\(6/9\) Di mana")
     assert following.message_id == question.message_id
     assert following.text.startswith("✅ Sopir")
     assert "Bekasi" in " ".join(following.button_labels())
