@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import heapq
 import io
+import itertools
 import logging
 import marshal
 import os
@@ -42,7 +43,7 @@ import numpy.typing as npt
 
 from bot.dates import InvalidDate, parse_date
 from bot.eligibility import DtsenPerson
-from bot.nik import check_nik, clean_nik_digits
+from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
 from bot.pii import hash_identifier, mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
@@ -268,8 +269,9 @@ class _Validator:
 
     def chunks(self, records: Iterable[Record], chunk_rows: int) -> Iterator[_Parsed]:
         """The hot loop (~4 µs a row): common values hit dicts, anything odd takes a slow path."""
-        today = self.today
         required = itemgetter(*self.columns.required)
+        # check_nik's fast path, inlined: a call per row costs ~0.5 µs (~1,3 s over the city).
+        provinces, births = nik_fast_sets(self.today)
         kk_at = self.columns.no_kk
         alamat_at = self.columns.alamat
         nik_at = self.columns.required[0]
@@ -290,7 +292,14 @@ class _Validator:
                     nik_text = cells[nik_at].strip() if len(cells) > nik_at else ""
                     bad.append((line, _SHORT_ROW, f"{len(cells)}_cells", mask_nik(nik_text)))
                 continue
-            if check_nik(nik, today) is not None:
+            if not (
+                len(nik) == 16
+                and nik.isdigit()
+                and nik.isascii()
+                and nik[:2] in provinces
+                and nik[6:12] in births
+                and nik[12:] != "0000"
+            ):
                 reason, nik = self._slow_nik(nik)
                 if reason is not None:
                     if any(cell.strip() for cell in cells):  # else a row of empty cells
@@ -429,10 +438,26 @@ def _slow_desil(text: str) -> tuple[int | None, str]:
     return int(number), ""
 
 
-def _csv_records(
+def _csv_records(text: str, delimiter: str, *, quoted: bool, first_line: int) -> Iterable[Record]:
+    """Data rows of a block of CSV text, with the line each one starts on."""
+    plain = text.replace("\r\n", "\n") if "\r" in text else text  # Windows line ends
+    if not quoted and '"' not in plain and "\r" not in plain:
+        # The usual block: no quotes. Splitting in C, with no Python frame per row, saves
+        # ~0.3 µs a row over the loop below. The piece after the last "\n" is empty.
+        lines = plain.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        return zip(itertools.count(first_line), map(str.split, lines, itertools.repeat(delimiter)))
+    # Lines end at "\n" only (str.splitlines would also split at \x85 or U+2028 inside a name).
+    return _csv_lines(
+        io.StringIO(text, newline="\n"), delimiter, quoted=quoted, first_line=first_line
+    )
+
+
+def _csv_lines(
     lines: Iterator[str], delimiter: str, *, quoted: bool, first_line: int
 ) -> Iterator[Record]:
-    """Data rows of CSV text, with the line each one starts on."""
+    """Data rows of CSV lines that may hold quotes or "\r\n" endings."""
     if quoted:
         # Mostly quoted files: the csv module's C parser is the fast way.
         reader = csv.reader(lines, delimiter=delimiter)
@@ -555,16 +580,15 @@ def _csv_blocks(
             carry = data[end:]
 
 
-def _read_block(handle: BinaryIO, path: Path, offset: int, length: int, line: int) -> io.StringIO:
-    """The lines of one block, decoded; DtsenImportError naming the line of bad bytes."""
+def _read_block(handle: BinaryIO, path: Path, offset: int, length: int, line: int) -> str:
+    """The text of one block, decoded; DtsenImportError naming the line of bad bytes."""
     handle.seek(offset)
     data = handle.read(length)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DtsenImportError(_not_utf8(path, line + data.count(b"\n", 0, error.start))) from None
-    # Lines end at "\n" only (str.splitlines would also split at \x85 or U+2028 inside a name).
-    return io.StringIO(text, newline="\n")
+    return text
 
 
 def _csv_chunks(path: Path, layout: _CsvLayout, validator: _Validator, chunk_rows: int
@@ -572,8 +596,8 @@ def _csv_chunks(path: Path, layout: _CsvLayout, validator: _Validator, chunk_row
     """Validated chunks of a whole CSV in this thread, with the byte position reached."""
     with path.open("rb") as handle:
         for offset, length, line in _csv_blocks(path, layout, 1 << 22):
-            lines = _read_block(handle, path, offset, length, line)
-            records = _csv_records(lines, layout.delimiter, quoted=layout.quoted, first_line=line)
+            text = _read_block(handle, path, offset, length, line)
+            records = _csv_records(text, layout.delimiter, quoted=layout.quoted, first_line=line)
             for parsed in validator.chunks(records, chunk_rows):
                 yield parsed, offset + length
 
@@ -955,8 +979,8 @@ def _worker_main() -> None:
             while (message := _receive(commands)) is not None:
                 if message[0] == "block":
                     _, seq, offset, length, line = message
-                    lines = _read_block(handle, path, offset, length, line)
-                    records = _csv_records(lines, delimiter, quoted=quoted, first_line=line)
+                    text = _read_block(handle, path, offset, length, line)
+                    records = _csv_records(text, delimiter, quoted=quoted, first_line=line)
                     # One chunk per block: the coordinator sizes blocks to CHUNK_ROWS rows.
                     parsed[seq] = next(validator.chunks(records, sys.maxsize))
                     _send(output, ("parsed", seq))

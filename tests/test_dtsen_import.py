@@ -151,6 +151,27 @@ async def test_semicolon_csv_with_byte_order_mark_is_read(
     assert await repo.find(nik=demo_people(4, count=1)[0].nik) is not None
 
 
+async def test_windows_line_endings_and_a_quoted_address_are_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """CRLF line ends, with and without a quoted field in the block, give the same rows."""
+    people = make_people(3, seed=30)
+    header = HEADER + ",alamat"
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(
+        "\r\n".join([header, *(row_of(p) + ",JL. MAWAR" for p in people)]).encode() + b"\r\n"
+    )
+    summary = await run_import(database, plain)
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert [await repo.find(nik=p.nik) for p in people] == [p.dtsen() for p in people]
+    quoted = tmp_path / "quoted.csv"
+    lines = [row_of(people[0]) + ',"JL. MAWAR, RT 001"', *(row_of(p) + ",-" for p in people[1:])]
+    quoted.write_bytes("\r\n".join([header, *lines]).encode() + b"\r\n")
+    summary = await run_import(database, quoted)
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert await repo.find(nik=people[2].nik) == people[2].dtsen()
+
+
 async def test_column_map_reads_other_header_names(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
