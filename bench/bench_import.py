@@ -9,7 +9,9 @@ bench/out/, with 0.1 % bad rows of every kind), then measures in the same run:
     session, the way one would write it without thinking about bulk loads;
 (c) the ceiling: plain sqlite3 executemany of rows already parsed and hashed (held in memory)
     into an unindexed table, then the unique index;
-(d) `DtsenRepository.find` latency over 10,000 random NIKs (p50/p99), and peak RSS.
+(d) `DtsenRepository.find` latency over 10,000 random NIKs (p50/p99), and peak RSS;
+(e) where PostgreSQL is installed, `import_dtsen` of 500,000 rows into a throwaway local cluster
+    (COPY into the staging table, indexes, swap; the cluster runs with fsync off).
 Figures go to the terminal and to bench/out/import.json.
 """
 
@@ -275,6 +277,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 again = await measure_import(database, source)
             print(f"(a) over the full table: {again.describe()}", file=sys.stderr)
             results["import_replace"] = _summary(again)
+            # The machine is shared: more re-imports, each with the load average it ran under.
+            results["reimports"] = [_summary(again)]
+            for _ in range(args.repeat - 1):
+                more = await measure_import(database, source)
+                print(f"(a) over the full table again: {more.describe()}", file=sys.stderr)
+                results["reimports"].append(_summary(more))
             results["peak_rss_mb"] = memory.own_mb
             results["peak_rss_parser_mb"] = memory.child_mb
             results["db_mb"] = (directory / "import.db").stat().st_size / 1e6
@@ -291,14 +299,44 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["ceiling"] = measure_ceiling(
             str(directory / "naive.db"), source, min(args.ceiling_rows, args.rows)
         )
+    if args.pg_rows:
+        results["postgres"] = await measure_postgres(args.pg_rows)
     results["ratio_vs_naive"] = (
         results["import_replace"]["rows_per_s"] / results["naive_rows_per_s"]
     )
+    results["load_average_at_end"] = os.getloadavg()
     return results
+
+
+async def measure_postgres(rows: int) -> dict[str, Any] | None:
+    """(e) import_dtsen into PostgreSQL, twice (into the empty table, then the re-import)."""
+    from tests.postgres import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        print("(e) PostgreSQL is not installed: skipped", file=sys.stderr)
+        return None
+    source = sample_path(rows, int(rows * 0.001))
+    server = PostgresServer(bindir)
+    server.start()
+    try:
+        database = Database.from_url(server.url(await server.create_database()))
+        try:
+            await upgrade(database)
+            first = await measure_import(database, source)
+            print(f"(e) PostgreSQL, into the empty table: {first.describe()}", file=sys.stderr)
+            again = await measure_import(database, source)
+            print(f"(e) PostgreSQL, over the full table: {again.describe()}", file=sys.stderr)
+        finally:
+            await database.dispose()
+    finally:
+        server.stop()
+    return {"import_empty": _summary(first), "import_replace": _summary(again)}
 
 
 def _summary(summary: ImportSummary) -> dict[str, Any]:
     return {
+        "load_average_1min": os.getloadavg()[0],
         "phases": PHASES.last,
         "seconds": summary.seconds,
         "rows_per_s": summary.rows_per_second,
@@ -326,6 +364,17 @@ def show(results: dict[str, Any]) -> None:
         ("    phases", results["import_replace"]["phases"]),
         ("    skipped", json.dumps(results["import_replace"]["skipped_by_reason"])),
         (
+            f"    all {len(results['reimports'])} re-imports (load average)",
+            ", ".join(
+                f"{run['rows_per_s']:,.0f} ({run['load_average_1min']:.1f})"
+                for run in results["reimports"]
+            ),
+        ),
+        (
+            "    best re-import",
+            f"{max(run['rows_per_s'] for run in results['reimports']):,.0f} rows/s",
+        ),
+        (
             f"(b) naive ORM, commit per row ({results['naive_rows']:,} rows)",
             f"{results['naive_rows_per_s']:,.0f} rows/s -> import is "
             f"{results['ratio_vs_naive']:,.0f}x faster",
@@ -345,7 +394,20 @@ def show(results: dict[str, Any]) -> None:
             f"{results['peak_rss_mb']:.0f} MB / {results['peak_rss_parser_mb']:.0f} MB",
         ),
         ("database file after the import", f"{results['db_mb']:.0f} MB"),
+        (
+            "load average at the end (1, 5, 15 min; 2 cores)",
+            ", ".join(f"{value:.1f}" for value in results["load_average_at_end"]),
+        ),
     ]
+    if results.get("postgres"):
+        pg = results["postgres"]["import_replace"]
+        lines.append(
+            (
+                f"(e) PostgreSQL re-import of {pg['loaded'] + pg['skipped']:,} rows (COPY)",
+                f"{pg['seconds']:.1f} s, {pg['rows_per_s']:,.0f} rows/s",
+            )
+        )
+        lines.append(("    phases", pg["phases"]))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label:<{width}}  {value}")
@@ -358,6 +420,8 @@ def main() -> None:
     parser.add_argument("--naive-rows", type=int, default=5_000)
     parser.add_argument("--ceiling-rows", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=1, help="re-imports to run (all shown)")
+    parser.add_argument("--pg-rows", type=int, default=500_000, help="0 skips PostgreSQL")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     show(results)

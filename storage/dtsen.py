@@ -1,8 +1,10 @@
 """DTSEN extract import (stream, validate, stage, swap atomically) and the NIK lookup repository.
 
 An import never touches the table the bot is serving until the very end: rows stream into an
-unindexed staging table, bad rows are skipped and reported, and one transaction drops the old
-table, renames the staging table into its place and builds the unique index on `nik_hash`.
+unindexed staging table (SQLite: written by parser processes; PostgreSQL: COPY), bad rows are
+skipped and reported, and one transaction drops the old table and renames the staging table into
+its place, with the unique index on `nik_hash` (built inside that transaction on SQLite, which
+cannot rename an index; before it on PostgreSQL).
 Readers see the old table or the new one, never a mix; a failed, cancelled or killed import
 leaves the old table serving, and the next import drops what it left behind.
 """
@@ -10,12 +12,14 @@ leaves the old table serving, and the next import drops what it left behind.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import csv
 import fcntl
 import hashlib
 import heapq
 import io
+import itertools
 import logging
 import marshal
 import os
@@ -42,14 +46,14 @@ import numpy.typing as npt
 
 from bot.dates import InvalidDate, parse_date
 from bot.eligibility import DtsenPerson
-from bot.nik import check_nik, clean_nik_digits
+from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
 from bot.pii import hash_identifier, mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
 # start-up, so they are imported inside the functions that use them.
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from storage.engine import Database
     from storage.models import DtsenImport
@@ -268,8 +272,10 @@ class _Validator:
 
     def chunks(self, records: Iterable[Record], chunk_rows: int) -> Iterator[_Parsed]:
         """The hot loop (~4 µs a row): common values hit dicts, anything odd takes a slow path."""
-        today = self.today
         required = itemgetter(*self.columns.required)
+        # check_nik's fast path, inlined (one Python call fewer per row); failures take the
+        # full decoder in _slow_nik for their reason.
+        provinces, births = nik_fast_sets(self.today)
         kk_at = self.columns.no_kk
         alamat_at = self.columns.alamat
         nik_at = self.columns.required[0]
@@ -290,7 +296,14 @@ class _Validator:
                     nik_text = cells[nik_at].strip() if len(cells) > nik_at else ""
                     bad.append((line, _SHORT_ROW, f"{len(cells)}_cells", mask_nik(nik_text)))
                 continue
-            if check_nik(nik, today) is not None:
+            if not (
+                len(nik) == 16
+                and nik.isdigit()
+                and nik.isascii()
+                and nik[:2] in provinces
+                and nik[6:12] in births
+                and nik[12:] != "0000"
+            ):
                 reason, nik = self._slow_nik(nik)
                 if reason is not None:
                     if any(cell.strip() for cell in cells):  # else a row of empty cells
@@ -429,10 +442,27 @@ def _slow_desil(text: str) -> tuple[int | None, str]:
     return int(number), ""
 
 
-def _csv_records(
+def _csv_records(text: str, delimiter: str, *, quoted: bool, first_line: int) -> Iterable[Record]:
+    """Data rows of a block of CSV text, with the line each one starts on."""
+    plain = text.replace("\r\n", "\n") if "\r" in text else text  # Windows line ends
+    if not quoted and '"' not in plain and "\r" not in plain:
+        # The usual block: no quotes. Split in C, with no generator frame per row (with the
+        # inlined NIK check: 3.7 % fewer instructions a row under cachegrind). The piece after
+        # the last "\n" is empty.
+        lines = plain.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        return zip(itertools.count(first_line), map(str.split, lines, itertools.repeat(delimiter)))
+    # Lines end at "\n" only (str.splitlines would also split at \x85 or U+2028 inside a name).
+    return _csv_lines(
+        io.StringIO(text, newline="\n"), delimiter, quoted=quoted, first_line=first_line
+    )
+
+
+def _csv_lines(
     lines: Iterator[str], delimiter: str, *, quoted: bool, first_line: int
 ) -> Iterator[Record]:
-    """Data rows of CSV text, with the line each one starts on."""
+    """Data rows of CSV lines that may hold quotes or "\r\n" endings."""
     if quoted:
         # Mostly quoted files: the csv module's C parser is the fast way.
         reader = csv.reader(lines, delimiter=delimiter)
@@ -555,16 +585,15 @@ def _csv_blocks(
             carry = data[end:]
 
 
-def _read_block(handle: BinaryIO, path: Path, offset: int, length: int, line: int) -> io.StringIO:
-    """The lines of one block, decoded; DtsenImportError naming the line of bad bytes."""
+def _read_block(handle: BinaryIO, path: Path, offset: int, length: int, line: int) -> str:
+    """The text of one block, decoded; DtsenImportError naming the line of bad bytes."""
     handle.seek(offset)
     data = handle.read(length)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DtsenImportError(_not_utf8(path, line + data.count(b"\n", 0, error.start))) from None
-    # Lines end at "\n" only (str.splitlines would also split at \x85 or U+2028 inside a name).
-    return io.StringIO(text, newline="\n")
+    return text
 
 
 def _csv_chunks(path: Path, layout: _CsvLayout, validator: _Validator, chunk_rows: int
@@ -572,8 +601,8 @@ def _csv_chunks(path: Path, layout: _CsvLayout, validator: _Validator, chunk_row
     """Validated chunks of a whole CSV in this thread, with the byte position reached."""
     with path.open("rb") as handle:
         for offset, length, line in _csv_blocks(path, layout, 1 << 22):
-            lines = _read_block(handle, path, offset, length, line)
-            records = _csv_records(lines, layout.delimiter, quoted=layout.quoted, first_line=line)
+            text = _read_block(handle, path, offset, length, line)
+            records = _csv_records(text, layout.delimiter, quoted=layout.quoted, first_line=line)
             for parsed in validator.chunks(records, chunk_rows):
                 yield parsed, offset + length
 
@@ -823,87 +852,152 @@ class _SqliteLoader:
                 self._lock_file = None
 
 
-class _CoreLoader:
-    """Other databases through SQLAlchemy Core executemany (PostgreSQL gets COPY later).
+# Key of the session-level advisory lock that serialises PostgreSQL imports ("DTSEN" in ASCII).
+PG_IMPORT_LOCK = 0x4454_5345_4E
+_COLUMNS = ("id", "nik_hash", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil",
+            "no_kk_hash", "alamat")  # fmt: skip
+
+
+class _PostgresLoader:
+    """Loads PostgreSQL with COPY (asyncpg `copy_records_to_table`) on one dedicated connection.
 
     The import runs on a worker thread; each step is run on the event loop that owns the async
-    engine and waited for here.
+    engine. The connection holds a session-level advisory lock for the whole import, so a second
+    import *waits* for the first to finish and then runs (serialised, never interleaved): the
+    server drops the lock when the session ends, including when the importing process is killed,
+    and waiting rather than refusing means an import started right after a crash is not turned
+    away while the server notices the dead session. Its staging table is dropped first: holding
+    the lock, any staging table found is a leftover.
+
+    The staging table gets its primary key and unique index before the swap, under staging
+    names; the swap transaction only drops the old table and renames (PostgreSQL can rename
+    indexes), so lookups wait only for the drop and the renames, never for an index build.
     """
 
     def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop) -> None:
         self._engine = engine
         self._loop = loop
+        self._connection: AsyncConnection | None = None
+        self._pg: Any = None  # the asyncpg connection under `_connection`
+        self._pending: concurrent.futures.Future[None] | None = None
         self._swapped = False
 
     def _run(self, step: Coroutine[Any, Any, None]) -> None:
-        asyncio.run_coroutine_threadsafe(step, self._loop).result()
+        self._wait(asyncio.run_coroutine_threadsafe(step, self._loop))
 
-    def _execute(self, *statements: tuple[str, Any]) -> None:
-        from sqlalchemy import text
+    def _flush(self) -> None:
+        """Wait for the COPY in flight, if any (its error surfaces here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._wait(pending)
 
-        async def run() -> None:
-            async with self._engine.begin() as connection:
-                for sql, params in statements:
-                    await connection.execute(text(sql), params)
-
-        self._run(run())
+    @staticmethod
+    def _wait(step: concurrent.futures.Future[None]) -> None:
+        try:
+            step.result()
+        except DtsenImportError:
+            raise
+        except Exception as error:
+            if not type(error).__module__.startswith("asyncpg"):
+                raise
+            # One line, without the server's detail: a COPY error quotes the row's values.
+            first = str(error).splitlines()[0] if str(error) else ""
+            message = redact_text(f"{type(error).__name__}: {first}")
+            raise DtsenImportError(f"database error: {message}") from None
 
     def prepare(self) -> None:
-        # Known limit: unlike the SQLite loader's file lock, nothing stops two PostgreSQL imports
-        # from dropping each other's staging table; operators run one import at a time.
-        self._execute(
-            (f"DROP TABLE IF EXISTS {STAGING_TABLE}", None),
-            (f"CREATE TABLE {STAGING_TABLE} (LIKE {TABLE} INCLUDING CONSTRAINTS)", None),
-        )
+        async def open_and_lock() -> None:
+            self._connection = await self._engine.connect()
+            raw = await self._connection.get_raw_connection()
+            pg = raw.driver_connection
+            assert pg is not None, "an open pooled connection has its driver connection"
+            self._pg = pg
+            if not await pg.fetchval("SELECT pg_try_advisory_lock($1)", PG_IMPORT_LOCK):
+                log.warning("another DTSEN import is running on this database: waiting for it")
+                await pg.execute("SELECT pg_advisory_lock($1)", PG_IMPORT_LOCK)
+            found = await pg.fetchval("SELECT to_regclass($1)", TABLE)
+            if found is None:
+                raise DtsenImportError(f"table {TABLE} is missing: run `rentan-bot migrate` first")
+            async with pg.transaction():
+                await pg.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+                await pg.execute(
+                    f"CREATE TABLE {STAGING_TABLE} (LIKE {TABLE} INCLUDING CONSTRAINTS)"
+                )
+
+        self._run(open_and_lock())
 
     def write(self, rows: list[Row]) -> None:
-        keys = ("id", "nik_hash", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah",
-                "desil", "no_kk_hash", "alamat")  # fmt: skip
-        params: list[dict[str, object]] = []
-        for row in rows:
-            param: dict[str, object] = dict(zip(keys, row, strict=True))
-            param["tanggal_lahir"] = date.fromisoformat(row[3])  # asyncpg wants a date
-            params.append(param)
-        values = ", ".join(f":{key}" for key in keys)
-        self._execute(
-            (f"INSERT INTO {STAGING_TABLE} ({', '.join(keys)}) VALUES ({values})", params)
-        )
+        # Dates as date objects (binary COPY), built here while the previous COPY runs: the
+        # server stores one chunk while this thread parses the next.
+        fromiso = date.fromisoformat
+        records = [(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        self._flush()
+
+        async def copy() -> None:
+            await self._pg.copy_records_to_table(STAGING_TABLE, records=records, columns=_COLUMNS)
+
+        self._pending = asyncio.run_coroutine_threadsafe(copy(), self._loop)
 
     def remove(self, lines: list[int]) -> None:
-        self._execute(
-            (f"DELETE FROM {STAGING_TABLE} WHERE id = :id", [{"id": line} for line in lines])
-        )
+        self._flush()
+
+        async def delete() -> None:
+            await self._pg.execute(f"DELETE FROM {STAGING_TABLE} WHERE id = ANY($1::int[])", lines)
+
+        self._run(delete())
 
     def swap(self, *, source_name: str, loaded: int, skipped: int, actor: str) -> None:
-        record = {
-            "at": datetime.now(UTC),
-            "source": source_name,
-            "loaded": loaded,
-            "skipped": skipped,
-            "actor": actor,
-        }
-        # PostgreSQL can rename indexes: build under a staging name, rename in the swap.
-        self._execute(
-            (f"ALTER TABLE {STAGING_TABLE} ADD PRIMARY KEY (id)", None),
-            (f"CREATE UNIQUE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_hash)", None),
-            (f"DROP TABLE {TABLE}", None),
-            (f"ALTER TABLE {STAGING_TABLE} RENAME TO {TABLE}", None),
-            (f"ALTER INDEX {NIK_INDEX}__staging RENAME TO {NIK_INDEX}", None),
-            (f"ALTER INDEX {STAGING_TABLE}_pkey RENAME TO {TABLE}_pkey", None),
-            (
-                "INSERT INTO dtsen_import (imported_at, source_name, rows_loaded, rows_skipped, "
-                "actor) VALUES (:at, :source, :loaded, :skipped, :actor)",
-                record,
-            ),
-        )
-        self._swapped = True
+        self._flush()
+
+        async def index_and_swap() -> None:
+            pg = self._pg
+            await pg.execute(
+                f"ALTER TABLE {STAGING_TABLE} ADD CONSTRAINT {STAGING_TABLE}_pkey PRIMARY KEY (id)"
+            )
+            await pg.execute(
+                f"CREATE UNIQUE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_hash)"
+            )
+            await pg.execute(f"ANALYZE {STAGING_TABLE}")
+            async with pg.transaction():
+                await pg.execute(f"DROP TABLE {TABLE}")
+                await pg.execute(f"ALTER TABLE {STAGING_TABLE} RENAME TO {TABLE}")
+                await pg.execute(f"ALTER INDEX {NIK_INDEX}__staging RENAME TO {NIK_INDEX}")
+                await pg.execute(f"ALTER INDEX {STAGING_TABLE}_pkey RENAME TO {TABLE}_pkey")
+                await pg.execute(
+                    "INSERT INTO dtsen_import (imported_at, source_name, rows_loaded, "
+                    "rows_skipped, actor) VALUES ($1, $2, $3, $4, $5)",
+                    datetime.now(UTC),
+                    source_name,
+                    loaded,
+                    skipped,
+                    actor,
+                )
+            self._swapped = True
+
+        self._run(index_and_swap())
 
     def interrupt(self) -> None:
-        """Nothing to interrupt from outside: steps are short transactions on the loop."""
+        """Nothing to interrupt from outside: the thread stops at its next chunk."""
 
     def discard(self) -> None:
-        if not self._swapped:
-            self._execute((f"DROP TABLE IF EXISTS {STAGING_TABLE}", None))
+        async def close() -> None:
+            connection, self._connection = self._connection, None
+            if connection is None:
+                return
+            try:
+                if self._pg is not None and not self._pg.is_closed():
+                    if not self._swapped:
+                        await self._pg.execute(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+                    await self._pg.execute("SELECT pg_advisory_unlock_all()")
+            finally:
+                self._pg = None
+                await connection.close()
+
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(BaseException):  # failed or cancelled: dropped below
+                pending.result()
+        self._run(close())
 
 
 # --- Parser processes -------------------------------------------------------------------------
@@ -955,8 +1049,8 @@ def _worker_main() -> None:
             while (message := _receive(commands)) is not None:
                 if message[0] == "block":
                     _, seq, offset, length, line = message
-                    lines = _read_block(handle, path, offset, length, line)
-                    records = _csv_records(lines, delimiter, quoted=quoted, first_line=line)
+                    text = _read_block(handle, path, offset, length, line)
+                    records = _csv_records(text, delimiter, quoted=quoted, first_line=line)
                     # One chunk per block: the coordinator sizes blocks to CHUNK_ROWS rows.
                     parsed[seq] = next(validator.chunks(records, sys.maxsize))
                     _send(output, ("parsed", seq))
@@ -1424,7 +1518,7 @@ async def import_dtsen(
             raise DtsenImportError("the DTSEN import needs a database file, not :memory:")
         loader = _SqliteLoader(path)
     else:
-        loader = _CoreLoader(database.engine, asyncio.get_running_loop())
+        loader = _PostgresLoader(database.engine, asyncio.get_running_loop())
     report = _Report(report_path)
     job = _ImportJob(
         loader=loader,

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
@@ -41,8 +43,19 @@ HEADER = "nik,nama,tanggal_lahir,jenis_kelamin,kode_wilayah,desil"
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of its own."""
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of its own: a SQLite file, and a PostgreSQL database (COPY loader)."""
+    db = Database.from_url(database_url)
+    await upgrade(db)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def sqlite_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file, for what only the SQLite loader does (parser processes, flock)."""
     db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'dtsen.db'}")
     await upgrade(db)
     try:
@@ -81,14 +94,22 @@ async def run_import(database: Database, source: Path, **options: object) -> Imp
     return await import_dtsen(database, source, secret=SECRET, today=TODAY, **options)  # type: ignore[arg-type]
 
 
-def tables(database: Database) -> set[str]:
-    """Tables and indexes whose name starts with dtsen_record or uq_dtsen (schema objects)."""
-    with sqlite3.connect(str(database.engine.url.database)) as connection:
-        rows = connection.execute(
-            "SELECT name FROM sqlite_schema "
-            "WHERE name LIKE 'dtsen_record%' OR name LIKE 'uq_dtsen%'"
-        ).fetchall()
-    return {name for (name,) in rows}
+async def tables(database: Database) -> set[str]:
+    """Tables named dtsen_record* and indexes named uq_dtsen* (what a swap leaves or not)."""
+    if database.dialect == "sqlite":
+        with sqlite3.connect(str(database.engine.url.database)) as connection:
+            rows = connection.execute(
+                "SELECT name FROM sqlite_schema "
+                "WHERE name LIKE 'dtsen_record%' OR name LIKE 'uq_dtsen%'"
+            ).fetchall()
+        return {name for (name,) in rows}
+    query = text(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND "
+        "((relkind = 'r' AND relname LIKE 'dtsen_record%') OR "
+        "(relkind = 'i' AND relname LIKE 'uq_dtsen%'))"
+    )
+    async with database.engine.connect() as connection:
+        return set((await connection.execute(query)).scalars())
 
 
 async def test_csv_import_loads_every_row_and_lookups_find_them(
@@ -151,6 +172,27 @@ async def test_semicolon_csv_with_byte_order_mark_is_read(
     assert await repo.find(nik=demo_people(4, count=1)[0].nik) is not None
 
 
+async def test_windows_line_endings_and_a_quoted_address_are_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """CRLF line ends, with and without a quoted field in the block, give the same rows."""
+    people = make_people(3, seed=30)
+    header = HEADER + ",alamat"
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(
+        "\r\n".join([header, *(row_of(p) + ",JL. MAWAR" for p in people)]).encode() + b"\r\n"
+    )
+    summary = await run_import(database, plain)
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert [await repo.find(nik=p.nik) for p in people] == [p.dtsen() for p in people]
+    quoted = tmp_path / "quoted.csv"
+    lines = [row_of(people[0]) + ',"JL. MAWAR, RT 001"', *(row_of(p) + ",-" for p in people[1:])]
+    quoted.write_bytes("\r\n".join([header, *lines]).encode() + b"\r\n")
+    summary = await run_import(database, quoted)
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert await repo.find(nik=people[2].nik) == people[2].dtsen()
+
+
 async def test_column_map_reads_other_header_names(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -187,7 +229,7 @@ async def test_missing_column_aborts_with_a_one_line_message(
     with pytest.raises(DtsenImportError, match="lacks jenis_kelamin, kode_wilayah, desil") as info:
         await run_import(database, source)
     assert "\n" not in str(info.value)
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
 
 
 async def test_values_in_their_usual_spellings_are_normalised(
@@ -277,7 +319,7 @@ async def test_import_with_too_many_bad_rows_keeps_the_old_table(
     assert await repo.find(nik=old[0].nik) == old[0].dtsen()
     assert await repo.find(nik=new[0].nik) is None
     assert len(report.read_text().splitlines()) == 3
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
     last = await repo.last_import()
     assert last is not None
     assert last.source_name == "old.csv"
@@ -304,15 +346,15 @@ async def test_reimport_replaces_the_whole_table(
 
 
 async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models(
-    database: Database, tmp_path: Path
+    sqlite_database: Database, tmp_path: Path
 ) -> None:
     """After swaps the live table still has uq_dtsen_record_nik_hash and matches models.py."""
     for number in range(3):
         source = tmp_path / f"{number}.csv"
         write_sample(source, rows=20, seed=number)
-        await run_import(database, source)
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
-    with sqlite3.connect(str(database.engine.url.database)) as connection:
+        await run_import(sqlite_database, source)
+    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
         unique = connection.execute("PRAGMA index_list(dtsen_record)").fetchall()
     assert [(name, is_unique) for _seq, name, is_unique, *_ in unique] == [
         ("uq_dtsen_record_nik_hash", 1)
@@ -322,12 +364,12 @@ async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models
         found = compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
         return [diff for diff in found if "dtsen" in str(diff)]
 
-    async with database.engine.connect() as live:
+    async with sqlite_database.engine.connect() as live:
         assert await live.run_sync(differences) == []
 
 
 async def test_stored_rows_hold_keyed_hashes_not_numbers(
-    database: Database, tmp_path: Path
+    sqlite_database: Database, tmp_path: Path
 ) -> None:
     """NIK and KK number are HMAC-SHA256 under PII_SECRET; name, date and address are kept."""
     person = make_person(seed=11)
@@ -336,12 +378,12 @@ async def test_stored_rows_hold_keyed_hashes_not_numbers(
     line = row_of(person) + f',{no_kk},"JL. MAWAR NO. 3, RT 001 RW 002"'
     long_secret = b"k" * 100  # longer than a SHA-256 block: HMAC hashes the key first
     await import_dtsen(
-        database,
+        sqlite_database,
         write_csv(tmp_path / "kk.csv", [line], header=header),
         secret=long_secret,
         today=TODAY,
     )
-    with sqlite3.connect(str(database.engine.url.database)) as connection:
+    with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
         stored = connection.execute(
             "SELECT id, nik_hash, no_kk_hash, nama, tanggal_lahir, alamat FROM dtsen_record"
         ).fetchall()
@@ -355,21 +397,21 @@ async def test_stored_rows_hold_keyed_hashes_not_numbers(
             "JL. MAWAR NO. 3, RT 001 RW 002",
         )
     ]
-    assert await DtsenRepository(database, long_secret).find(nik=person.nik) is not None
+    assert await DtsenRepository(sqlite_database, long_secret).find(nik=person.nik) is not None
 
 
 async def test_parallel_import_loads_exactly_what_the_inline_import_loads(
-    database: Database, tmp_path: Path
+    sqlite_database: Database, tmp_path: Path
 ) -> None:
     """Parser processes (blocks written in file order) give the same table and report."""
     source = tmp_path / "big.csv"
     write_sample(source, rows=3_000, seed=12, bad_rows=40)
-    db_path = str(database.engine.url.database)
+    db_path = str(sqlite_database.engine.url.database)
 
     async def load(parallel: bool) -> tuple[ImportSummary, list[tuple[object, ...]], str]:
         report = tmp_path / f"report-{parallel}.csv"
         summary = await run_import(
-            database, source, parallel=parallel, chunk_rows=400, report_path=report
+            sqlite_database, source, parallel=parallel, chunk_rows=400, report_path=report
         )
         with sqlite3.connect(db_path) as connection:
             rows = connection.execute("SELECT * FROM dtsen_record ORDER BY id").fetchall()
@@ -384,20 +426,20 @@ async def test_parallel_import_loads_exactly_what_the_inline_import_loads(
 
 
 async def test_parallel_import_names_the_line_of_a_bad_byte_and_keeps_the_old_table(
-    database: Database, repo: DtsenRepository, tmp_path: Path
+    sqlite_database: Database, tmp_path: Path
 ) -> None:
     """An error inside a parser process aborts the whole import with a one-line reason."""
     old = make_person(seed=26)
-    await run_import(database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    await run_import(sqlite_database, write_csv(tmp_path / "old.csv", [row_of(old)]))
     source = tmp_path / "latin1.csv"
     write_sample(source, rows=3_000, seed=27)
     lines = source.read_bytes().split(b"\n")
     lines[2_500] = lines[2_500].replace(b",", b",\xc9", 1)  # a Latin-1 "É" in line 2501
     source.write_bytes(b"\n".join(lines))
     with pytest.raises(DtsenImportError, match=r"not UTF-8 text \(line 2501\)"):
-        await run_import(database, source, parallel=True, chunk_rows=400)
-    assert await repo.find(nik=old.nik) == old.dtsen()
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+        await run_import(sqlite_database, source, parallel=True, chunk_rows=400)
+    assert await DtsenRepository(sqlite_database, SECRET).find(nik=old.nik) == old.dtsen()
+    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
 
 
 async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
@@ -424,7 +466,7 @@ async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
         await task
     assert await repo.count() == 1
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
 
 
 async def test_error_during_the_load_keeps_the_old_table(
@@ -442,7 +484,7 @@ async def test_error_during_the_load_keeps_the_old_table(
     with pytest.raises(RuntimeError, match="disk full after 100 rows"):
         await run_import(database, source, chunk_rows=100, on_progress=explode)
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
 
 
 KILLED_IMPORT = """
@@ -485,13 +527,13 @@ async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cl
     process.send_signal(signal.SIGKILL)
     await asyncio.to_thread(process.wait)
     process.stdout.close()
-    assert "dtsen_record__staging" in tables(database)
+    assert "dtsen_record__staging" in await tables(database)
     assert await repo.count() == 1
     assert await repo.find(nik=old.nik) == old.dtsen()
 
     summary = await run_import(database, source)
     assert summary.rows_loaded == 4_000
-    assert tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
     assert await repo.find(nik=old.nik) is None
 
 
@@ -531,14 +573,60 @@ async def test_lookups_during_a_reimport_see_the_old_or_the_new_table(
     assert (3_000, False, True) in seen
 
 
-async def test_second_import_while_one_runs_is_refused(database: Database, tmp_path: Path) -> None:
-    """Two imports on one database would drop each other's staging table: one is refused."""
+async def test_second_import_while_one_runs_is_refused_on_sqlite(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    """SQLite: two imports would drop each other's staging table, so the second is refused."""
     source = write_csv(tmp_path / "one.csv", [row_of(make_person(seed=21))])
-    lock_path = f"{database.engine.url.database}.dtsen-import.lock"
+    lock_path = f"{sqlite_database.engine.url.database}.dtsen-import.lock"
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(DtsenImportError, match="another DTSEN import is running"):
-            await run_import(database, source)
+            await run_import(sqlite_database, source)
+
+
+async def test_concurrent_imports_on_postgres_run_one_after_the_other(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """PostgreSQL: the second import waits on the advisory lock, then replaces the first table."""
+    if database.dialect != "postgresql":
+        pytest.skip("PostgreSQL's advisory lock; SQLite refuses the second import (test above)")
+    first_source, second_source = tmp_path / "first.csv", tmp_path / "second.csv"
+    write_sample(first_source, rows=1_000, seed=28)
+    write_sample(second_source, rows=700, seed=29)
+    loop = asyncio.get_running_loop()
+    first_staging = asyncio.Event()
+    release = threading.Event()
+
+    def hold(_rows: int) -> None:
+        # On the first import's thread: keep its lock until the second one is seen waiting.
+        loop.call_soon_threadsafe(first_staging.set)
+        release.wait(timeout=30)
+
+    first = asyncio.create_task(
+        run_import(database, first_source, chunk_rows=200, on_progress=hold)
+    )
+    await first_staging.wait()
+    second = asyncio.create_task(run_import(database, second_source))
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    for _ in range(500):
+        async with database.engine.connect() as connection:
+            if (await connection.execute(waiting)).scalar_one():
+                break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the second import never waited for the first one's lock")
+    assert not second.done()
+    release.set()
+    summaries = await asyncio.gather(first, second)
+    assert [s.rows_loaded for s in summaries] == [1_000, 700]
+    assert await repo.count() == 700
+    assert await repo.find(nik=demo_people(29, count=1)[0].nik) is not None
+    assert await repo.find(nik=demo_people(28, count=1)[0].nik) is None
+    last = await repo.last_import()
+    assert last is not None
+    assert last.source_name == "second.csv"
+    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
 
 
 async def test_unreadable_files_are_refused_with_a_reason(
