@@ -43,7 +43,8 @@ from bot.dates import InvalidDate, parse_date
 from bot.nik import InvalidNik, parse_nik
 from bot.pii import hash_identifier
 from bot.sample_dtsen import write_sample
-from storage.dtsen import DtsenRepository, ImportSummary, import_dtsen
+from storage.dtsen import ImportSummary, import_dtsen
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.models import DtsenRecord

@@ -37,7 +37,7 @@ from handlers import (
     staff_reports,
 )
 from storage.applications import ApplicationRepository
-from storage.dtsen import DtsenRepository
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.migrate import upgrade

@@ -14,7 +14,7 @@ from bot.i18n import Catalogs, Translator
 from bot.regions import Regions
 from bot.settings import Settings
 from storage.applications import ApplicationRepository
-from storage.dtsen import DtsenRepository
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.models import utcnow

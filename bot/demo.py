@@ -19,7 +19,8 @@ from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
 from bot.logs import configure_logging
 from bot.sample_dtsen import SamplePerson, demo_people, write_sample
 from bot.settings import Settings
-from storage.dtsen import DtsenRepository, import_dtsen
+from storage.dtsen import import_dtsen
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 
 DEMO_USER_ID = 555001

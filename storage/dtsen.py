@@ -45,9 +45,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.dates import InvalidDate, parse_date
-from bot.eligibility import DtsenPerson
 from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
-from bot.pii import hash_identifier, mask_nik, redact_text
+from bot.pii import mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
 # start-up, so they are imported inside the functions that use them.
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from storage.engine import Database
-    from storage.models import DtsenImport
 
 log = logging.getLogger(__name__)
 
@@ -1555,52 +1553,3 @@ async def import_dtsen(
 
 
 # --- Lookups ------------------------------------------------------------------------------------
-
-
-class DtsenRepository:
-    """Reads the DTSEN table in service: one person by NIK, the row count, the last import."""
-
-    def __init__(self, database: Database, secret: bytes) -> None:
-        from sqlalchemy import bindparam, func, select
-
-        from storage.models import DtsenImport, DtsenRecord
-
-        self._database = database
-        self._secret = secret
-        table = DtsenRecord.__table__  # type: ignore[attr-defined]
-        # Core rather than the ORM: a lookup is one indexed row, and an ORM session roughly
-        # doubles the cost of an async key lookup (~0.5 ms vs ~0.3 ms on this machine).
-        self._find = select(
-            table.c.nama,
-            table.c.tanggal_lahir,
-            table.c.jenis_kelamin,
-            table.c.kode_wilayah,
-            table.c.desil,
-        ).where(table.c.nik_hash == bindparam("nik_hash"))
-        self._count = select(func.count()).select_from(table)
-        self._last = select(DtsenImport).order_by(DtsenImport.id.desc()).limit(1)  # type: ignore[union-attr]
-
-    async def find(self, *, nik: str) -> DtsenPerson | None:
-        """The DTSEN row of this NIK (spaces and dots allowed), or None if the extract lacks it."""
-        nik_hash = hash_identifier(clean_nik_digits(nik), self._secret)
-        async with self._database.engine.connect() as connection:
-            row = (await connection.execute(self._find, {"nik_hash": nik_hash})).first()
-        if row is None:
-            return None
-        return DtsenPerson(
-            nama=row.nama,
-            tanggal_lahir=row.tanggal_lahir,
-            jenis_kelamin=row.jenis_kelamin,
-            kode_wilayah=row.kode_wilayah,
-            desil=row.desil,
-        )
-
-    async def count(self) -> int:
-        """Rows in the table in service."""
-        async with self._database.engine.connect() as connection:
-            return int((await connection.execute(self._count)).scalar_one())
-
-    async def last_import(self) -> DtsenImport | None:
-        """The import that produced the table in service, or None before the first one."""
-        async with self._database.read() as session:
-            return (await session.execute(self._last)).scalars().first()

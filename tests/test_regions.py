@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pytest
@@ -146,15 +145,10 @@ def test_every_packaged_region_has_its_parent(regions: Regions) -> None:
     assert Region("32", "Jawa Barat", Level.PROVINCE).parent_code is None
 
 
-def test_loading_everything_takes_well_under_half_a_second() -> None:
-    """Reading all 91,599 rows from the package (uncached) is fast enough for start-up."""
-    timings = []
-    for _ in range(2):  # best of two, so a busy CI machine does not fail the test alone
-        load_regions.cache_clear()
-        started = time.perf_counter()
-        load_regions()
-        timings.append(time.perf_counter() - started)
-    assert min(timings) < 0.5
+def test_loading_reads_every_region_of_the_package() -> None:
+    """All 91,599 rows come back from the packaged data (its load time is a bench figure)."""
+    load_regions.cache_clear()
+    assert len(load_regions()) == 91_599
 
 
 def test_load_regions_is_cached() -> None:

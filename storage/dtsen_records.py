@@ -1,0 +1,60 @@
+"""The DTSEN table in service: lookups by NIK, its size and the import that produced it.
+
+Apart from the importer (storage/dtsen.py) so the running bot does not load numpy and the
+import machinery it never uses.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, func, select
+
+from bot.eligibility import DtsenPerson
+from bot.nik import clean_nik_digits
+from bot.pii import hash_identifier
+from storage.engine import Database
+from storage.models import DtsenImport, DtsenRecord
+
+
+class DtsenRepository:
+    """Reads the DTSEN table in service: one person by NIK, the row count, the last import."""
+
+    def __init__(self, database: Database, secret: bytes) -> None:
+        self._database = database
+        self._secret = secret
+        table = DtsenRecord.__table__  # type: ignore[attr-defined]
+        # Core rather than the ORM: a lookup is one indexed row, and an ORM session roughly
+        # doubles the cost of an async key lookup (~0.5 ms vs ~0.3 ms on this machine).
+        self._find = select(
+            table.c.nama,
+            table.c.tanggal_lahir,
+            table.c.jenis_kelamin,
+            table.c.kode_wilayah,
+            table.c.desil,
+        ).where(table.c.nik_hash == bindparam("nik_hash"))
+        self._count = select(func.count()).select_from(table)
+        self._last = select(DtsenImport).order_by(DtsenImport.id.desc()).limit(1)  # type: ignore[union-attr]
+
+    async def find(self, *, nik: str) -> DtsenPerson | None:
+        """The DTSEN row of this NIK (spaces and dots allowed), or None if the extract lacks it."""
+        nik_hash = hash_identifier(clean_nik_digits(nik), self._secret)
+        async with self._database.engine.connect() as connection:
+            row = (await connection.execute(self._find, {"nik_hash": nik_hash})).first()
+        if row is None:
+            return None
+        return DtsenPerson(
+            nama=row.nama,
+            tanggal_lahir=row.tanggal_lahir,
+            jenis_kelamin=row.jenis_kelamin,
+            kode_wilayah=row.kode_wilayah,
+            desil=row.desil,
+        )
+
+    async def count(self) -> int:
+        """Rows in the table in service."""
+        async with self._database.engine.connect() as connection:
+            return int((await connection.execute(self._count)).scalar_one())
+
+    async def last_import(self) -> DtsenImport | None:
+        """The import that produced the table in service, or None before the first one."""
+        async with self._database.read() as session:
+            return (await session.execute(self._last)).scalars().first()
