@@ -27,12 +27,12 @@ from bot.pii import hash_identifier
 from bot.sample_dtsen import demo_people, write_sample
 from storage.dtsen import (
     DtsenImportError,
-    DtsenRepository,
     ImportSummary,
     SkipReason,
     import_dtsen,
     parse_column_map,
 )
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
 from tests.factories import TODAY, Person, make_people, make_person
