@@ -398,11 +398,11 @@ def cpu_scenarios(quick: bool) -> list[Scenario]:
     scenarios = []
     for round_ in range(1, (1 if quick else CPU_ROUNDS) + 1):
         scenarios += [
-            # The baseline: "a bare PTB bot that only echoes", i.e. PTB's own HTTP
-            # client (httpx); the prototype's 640 updates/s was measured that way.
+            # The baseline: "a bare PTB bot that only echoes": PTB's defaults, its own
+            # HTTP client (httpx) and one update at a time.
             Scenario(
                 f"cpu-bare-{round_}",
-                {"kind": "echo", "concurrent_updates": 32, "http": "httpx"},
+                {"kind": "echo", "concurrent_updates": 1, "http": "httpx"},
                 _cpu_load("echo", quick),
             ),
             # A stricter ceiling: the echo on the production HTTP client (aiohttp).
@@ -592,7 +592,7 @@ def summarise(results: dict[str, JSONDict]) -> tuple[list[list[str]], JSONDict, 
             figures["cpu"]["bare_echo_cpu_ms_per_update"] = bare["bot_cpu_ms_per_update"]
             rows += [
                 [
-                    "CPU  bare PTB echo bot (httpx), updates/s",
+                    "CPU  bare PTB echo bot (defaults: httpx, sequential), updates/s",
                     f"{bare_rate:.0f}",
                     "rounds " + ", ".join(f"{r:.0f}" for r in _rounds(results, "cpu-bare-")),
                     "-",
