@@ -304,14 +304,19 @@ class ApplicationRepository:
         statement = _draft_update_statement(frozenset(params), guard=update_id is not None)
         owner = self._owners.get(application_id)
         try:
-            async with self._db.transaction() as connection:
-                if claim and not await self._claim_update(connection, update_id):
-                    raise _Rollback(Outcome.DUPLICATE)
-                result = await connection.execute(statement, params)
-                if not result.rowcount:
+            if not claim and audit is None:
+                # The common case, an answer: one guarded UPDATE, a transaction by itself.
+                if not await self._db.execute_alone(statement, params):
                     raise _Rollback(Outcome.STALE)
-                if audit is not None:
-                    await connection.execute(_INSERT_AUDIT, _audit_row(audit))
+            else:
+                async with self._db.transaction() as connection:
+                    if claim and not await self._claim_update(connection, update_id):
+                        raise _Rollback(Outcome.DUPLICATE)
+                    result = await connection.execute(statement, params)
+                    if not result.rowcount:
+                        raise _Rollback(Outcome.STALE)
+                    if audit is not None:
+                        await connection.execute(_INSERT_AUDIT, _audit_row(audit))
         except _Rollback as rollback:
             if owner is not None:
                 self._forget(owner)
@@ -425,11 +430,12 @@ class ApplicationRepository:
 
     async def record_nik_attempt(self, *, user_id: int, nik_hash: str, since: datetime) -> int:
         """Log a NIK look-up by this account; returns how many it made since `since`."""
-        async with self._db.transaction() as connection:
-            await connection.execute(
-                _INSERT_NIK_ATTEMPT,
-                {"telegram_user_id": user_id, "nik_hash": nik_hash, "at": utcnow()},
-            )
+        await self._db.execute_alone(
+            _INSERT_NIK_ATTEMPT,
+            {"telegram_user_id": user_id, "nik_hash": nik_hash, "at": utcnow()},
+        )
+        # Counted after the write, outside it: the write turn is held for one statement only.
+        async with self._db.engine.connect() as connection:
             counted = await connection.execute(
                 _COUNT_NIK_ATTEMPTS, {"telegram_user_id": user_id, "since": since}
             )
