@@ -293,11 +293,11 @@ def summarise(runs: dict[str, JSONDict]) -> tuple[list[list[str]], list[str]]:
         ),
         row("morning wall time, s", lambda r: f"{r['load']['wall_s']:.0f}"),
         row(
-            "offered at plateau, updates/s",
+            "offered by workers at plateau, updates/s",
             lambda r: f"{r['load']['offered_plateau_updates_per_s']:.0f}",
         ),
         row(
-            "served at plateau / whole morning, updates/s",
+            "served (workers + staff) at plateau / morning, updates/s",
             lambda r: (
                 f"{r['load']['plateau_updates_per_s']:.0f} / {r['load']['updates_per_s']:.0f}"
             ),
