@@ -50,15 +50,42 @@ def rss_bytes() -> int:
 
 
 def bench_settings(config: JSONDict) -> Settings:
-    """Production defaults except the endpoints, the secret and the concurrency under test."""
+    """Production defaults except the endpoints, the secret and the concurrency under test.
+
+    `database_url` (PostgreSQL) replaces the SQLite file at `db_path`; `settings` holds further
+    overrides by field name (staff ids, quota).
+    """
     return load_settings(
         env_file=None,
         telegram_bot_token=BENCH_TOKEN,
         telegram_api_url=config["api_url"],
-        database_url=f"sqlite+aiosqlite:///{config['db_path']}",
+        database_url=config.get("database_url") or f"sqlite+aiosqlite:///{config['db_path']}",
         pii_secret=BENCH_PII_SECRET,
         concurrent_updates=int(config.get("concurrent_updates", 32)),
+        **config.get("settings", {}),
     )
+
+
+def peak_rss_bytes() -> int:
+    """The highest resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+async def database_bytes(services: Any, settings: Settings) -> JSONDict:
+    """The database's size on disk: SQLite file plus WAL and shared memory; PostgreSQL's own."""
+    import sqlalchemy as sa
+
+    if settings.database_url.startswith("postgresql"):
+        async with services.database.read() as session:
+            size = await session.execute(sa.text("SELECT pg_database_size(current_database())"))
+            return {"total": int(size.scalar_one())}
+    path = Path(settings.database_url.split(":///", 1)[1])
+    parts = {
+        suffix or "main": Path(f"{path}{suffix}").stat().st_size
+        for suffix in ("", "-wal", "-shm")
+        if Path(f"{path}{suffix}").exists()
+    }
+    return {"total": sum(parts.values()), **parts}
 
 
 async def _echo(update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -277,6 +304,10 @@ class BotProcess:
                     sa.text("SELECT status, count(*) FROM application GROUP BY status")
                 )
                 body["applications"] = {str(row[0]): int(row[1]) for row in result}
+            body["places_taken"] = await services.review.places_taken()
+            body["effective_quota"] = self.settings.effective_quota
+            body["database_bytes"] = await database_bytes(services, self.settings)
+        body["peak_rss"] = peak_rss_bytes()
         return body
 
     def memory_growth(self, top: int = 15) -> list[str]:

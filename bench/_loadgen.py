@@ -7,27 +7,31 @@ is spent on them; only the bot's own Bot API calls cross the loopback.
 
 Closed loop (`timed`, `all`): each user waits for the bot's answer before the next message,
 like a phone. Open loop (`open`): messages leave at a fixed rate whether or not earlier ones
-were answered; a pool of users supplies them, each still in conversation order.
+were answered; a pool of users supplies them, each still in conversation order. Launch
+(`launch`, for `bench.bench_load`): workers arrive on a ramped schedule, each closed loop with a
+pause to think, while staff accounts approve through the real review commands and buttons.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import math
+import random
 import re
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bench._common import USER_BASE, JSONDict, emit, people, percentile
 from bot.dates import format_date_id
-from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
 from bot.regions import load_regions
 
 # Bounds on every wait, so a stuck bot ends the run instead of hanging it.
@@ -107,6 +111,20 @@ class Config:
     deadline: float = 5.0
     step_timeout: float = 60.0
     cap: float = 300.0
+    # `launch` (bench.bench_load): workers arrive, ramping up to `arrival_rate` per second
+    # over `ramp` seconds, and each pauses about `think` seconds before every answer after the
+    # first; the `reviewers` approve meanwhile. Then the capacity phase: `capacity_users`
+    # phones, closed loop, over fresh people from index `workers` on.
+    workers: int = 0
+    arrival_rate: float = 15.0
+    think: float = 3.0
+    reviewers: tuple[int, ...] = ()
+    reviewer_think: float = 0.2
+    queue_every: int = 25
+    capacity_users: int = 0
+    capacity_warmup: float = 10.0
+    capacity_duration: float = 20.0
+    first_index: int = 0
 
     def script(self) -> Callable[[int], list[Step]]:
         """The steps of user `index` in this scenario."""
@@ -184,7 +202,7 @@ def cpu_seconds() -> float:
 
 
 def latency_summary(latencies: list[float]) -> JSONDict:
-    """p50/p90/p99/max in milliseconds (inf when more than that share went unanswered)."""
+    """p50/p90/p95/p99/max in milliseconds (inf when more than that share went unanswered)."""
     ordered = sorted(latencies)
 
     def ms(value: float) -> float | None:
@@ -193,6 +211,7 @@ def latency_summary(latencies: list[float]) -> JSONDict:
     return {
         "p50_ms": ms(percentile(ordered, 0.50)),
         "p90_ms": ms(percentile(ordered, 0.90)),
+        "p95_ms": ms(percentile(ordered, 0.95)),
         "p99_ms": ms(percentile(ordered, 0.99)),
         "max_ms": ms(ordered[-1]) if ordered else None,
     }
@@ -205,7 +224,7 @@ async def closed_timed(emulator: BotApiEmulator, config: Config) -> JSONDict:
     start = time.time()
     window_start = start + config.warmup
     window_end = window_start + config.duration
-    counter = itertools.count()
+    counter = itertools.count(config.first_index)
     marks: dict[str, tuple[float, collections.Counter[str]]] = {}
 
     async def mark(name: str, at: float) -> None:
@@ -391,6 +410,224 @@ async def open_loop(emulator: BotApiEmulator, config: Config) -> JSONDict:
     }
 
 
+# --- launch morning (bench.bench_load) -------------------------------------------------------
+
+# What the reviewer's chat shows, in the default language (id).
+QUEUE_SHOWN = re.compile(r"Menunggu verifikasi")
+CARD_OR_EMPTY = re.compile(r"Pendaftaran (\S+) · |Tidak ada (lagi )?yang menunggu verifikasi")
+DECIDED = re.compile(r"disetujui\. Kuota terpakai|Tidak ada perubahan|Kuota penuh")
+
+
+def arrival_times(config: Config) -> list[float]:
+    """When each worker starts, in seconds from go: a linear ramp to `arrival_rate`, then flat.
+
+    Arrivals by time t are rate*t²/(2*ramp) during the ramp and grow by `rate` a second after;
+    worker i starts where that count reaches i.
+    """
+    rate, ramp = config.arrival_rate, config.ramp
+    during_ramp = rate * ramp / 2
+    times = []
+    for i in range(config.workers):
+        if i < during_ramp:
+            times.append(math.sqrt(2 * ramp * i / rate))
+        else:
+            times.append(ramp + (i - during_ramp) / rate)
+    return times
+
+
+@dataclass
+class StaffStats:
+    """What the reviewers did: decisions by outcome, answer latencies, failures."""
+
+    answered: list[tuple[float, float]] = field(default_factory=list)
+    approved: int = 0
+    already_decided: int = 0
+    waitlisted: int = 0
+    empty_queue: int = 0
+    queue_views: int = 0
+    failures: int = 0
+    samples: list[str] = field(default_factory=list)
+
+
+async def run_reviewer(
+    emulator: BotApiEmulator, user_id: int, config: Config, stats: StaffStats, done: asyncio.Event
+) -> None:
+    """One reviewer at the real staff commands until the workers are done.
+
+    /antrian now and then, /tinjau for the next card, "✅ Setujui" on it, "Berikutnya ▶" on
+    the outcome for the next card; an empty queue means a short wait and /tinjau again. Two
+    reviewers may open the same card: the second hears "Tidak ada perubahan", as in the office.
+    """
+    user = emulator.user(user_id, first_name="Petugas")
+    rng = random.Random(user_id)
+
+    async def act(action: Awaitable[object], expect: re.Pattern[str]) -> BotMessage:
+        sent = time.time()
+        await action
+        message = await user.expect(expect, timeout=config.step_timeout)
+        stats.answered.append((sent, user.transcript()[user.cursor - 1].at))
+        return message
+
+    async def pause() -> None:
+        await asyncio.sleep(config.reviewer_think * rng.uniform(0.5, 1.5))
+
+    since_queue = config.queue_every
+    card: BotMessage | None = None
+    try:
+        while not done.is_set():
+            if since_queue >= config.queue_every:
+                await act(user.send("/antrian"), QUEUE_SHOWN)
+                stats.queue_views += 1
+                since_queue = 0
+                await pause()
+            if card is None:
+                card = await act(user.send("/tinjau"), CARD_OR_EMPTY)
+            if not card.text.startswith("Pendaftaran"):
+                stats.empty_queue += 1
+                card = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), 1.0)
+                continue
+            await pause()
+            outcome = await act(user.press("✅ Setujui", message_id=card.message_id), DECIDED)
+            # "Tidak ada perubahan: X sudah disetujui" also says disetujui: test it first.
+            if "Tidak ada perubahan" in outcome.text:
+                stats.already_decided += 1
+            elif "Kuota penuh" in outcome.text:
+                stats.waitlisted += 1
+            else:
+                stats.approved += 1
+            since_queue += 1
+            await pause()
+            card = await act(
+                user.press("Berikutnya ▶", message_id=outcome.message_id), CARD_OR_EMPTY
+            )
+    except AssertionError as error:
+        stats.failures += 1
+        if len(stats.samples) < FAILURE_SAMPLES:
+            stats.samples.append(str(error)[:1500])
+
+
+async def run_worker(
+    emulator: BotApiEmulator,
+    index: int,
+    steps: list[Step],
+    recorder: Recorder,
+    *,
+    think: float,
+    within: float,
+) -> None:
+    """One worker through the whole registration, pausing to read and type before each answer."""
+    user = emulator.user(USER_BASE + index)
+    rng = random.Random(index)
+    for number, step in enumerate(steps):
+        if number:
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+        sent = time.time()
+        try:
+            await perform(user, step)
+            recorder.sent += 1
+            answered = await answer_time(user, step, within)
+        except AssertionError as error:
+            recorder.fail(str(error))
+            return
+        recorder.answered.append((sent, answered, number))
+    recorder.completed += 1
+
+
+async def launch(emulator: BotApiEmulator, config: Config) -> JSONDict:
+    """Launch morning with reviewers approving, then the capacity phase; both results."""
+    recorder = Recorder()
+    stats = StaffStats()
+    script = config.script()
+    schedule = arrival_times(config)
+    done = asyncio.Event()
+    started = time.time()
+    cpu_start = cpu_seconds()
+
+    async def worker(index: int, at: float) -> None:
+        await asyncio.sleep(max(started + at - time.time(), 0.0))
+        await run_worker(
+            emulator,
+            index,
+            script(index),
+            recorder,
+            think=config.think,
+            within=config.step_timeout,
+        )
+
+    reviewers = [
+        asyncio.create_task(run_reviewer(emulator, uid, config, stats, done))
+        for uid in config.reviewers
+    ]
+    # Every wait inside is bounded by step_timeout; this bounds the whole phase as well.
+    bound = (schedule[-1] if schedule else 0.0) + 14 * (config.think * 1.5 + config.step_timeout)
+    await asyncio.wait_for(
+        asyncio.gather(*(worker(i, at) for i, at in enumerate(schedule))), bound
+    )
+    done.set()
+    await asyncio.wait_for(asyncio.gather(*reviewers), config.step_timeout * 3 + 5)
+    ended = time.time()
+    loadgen_cpu = cpu_seconds() - cpu_start
+    workers_latency = [a - s for s, a, _ in recorder.answered]
+    staff_latency = [a - s for s, a in stats.answered]
+    last_answer = max((a for _, a, _ in recorder.answered), default=ended)
+    # The plateau: every worker arrived at the full rate, before the last one began.
+    plateau = (started + config.ramp, started + (schedule[-1] if schedule else 0.0))
+    plateau_s = max(plateau[1] - plateau[0], 1e-9)
+    in_plateau = sum(1 for _, a, _ in recorder.answered if plateau[0] <= a < plateau[1])
+    in_plateau += sum(1 for _, a in stats.answered if plateau[0] <= a < plateau[1])
+    total = len(recorder.answered) + len(stats.answered)
+    calls = collections.Counter(emulator.calls)
+    polls = calls.pop("getUpdates", 0)
+    result: JSONDict = {
+        "window": [started, last_answer],
+        "wall_s": last_answer - started,
+        "answered": total,
+        "updates_per_s": total / max(last_answer - started, 1e-9),
+        "plateau_window": list(plateau),
+        "plateau_updates_per_s": in_plateau / plateau_s,
+        "offered_plateau_updates_per_s": config.arrival_rate * len(registration_steps(config)),
+        "latency": latency_summary(workers_latency + staff_latency),
+        "latency_workers": latency_summary(workers_latency),
+        "latency_staff": latency_summary(staff_latency),
+        "loadgen_cpu_util": loadgen_cpu / max(ended - started, 1e-9),
+        "api_calls": dict(calls),
+        "updates_per_get_updates": total / max(polls, 1),
+        "staff": {
+            "updates": len(stats.answered),
+            "approved": stats.approved,
+            "already_decided_by_another": stats.already_decided,
+            "waitlisted": stats.waitlisted,
+            "empty_queue": stats.empty_queue,
+            "queue_views": stats.queue_views,
+            "failures": stats.failures,
+            "failure_samples": stats.samples,
+        },
+        **_totals(recorder),
+    }
+    if config.capacity_users:
+        await asyncio.sleep(1.0)  # let the last notifications drain
+        capacity = Config(
+            scenario=config.scenario,
+            mode="timed",
+            users=config.capacity_users,
+            people=config.people,
+            ramp=min(config.capacity_warmup, 5.0),
+            warmup=config.capacity_warmup,
+            duration=config.capacity_duration,
+            step_timeout=config.step_timeout,
+            first_index=config.workers,
+        )
+        result["capacity"] = await closed_timed(emulator, capacity)
+    return result
+
+
+def registration_steps(config: Config) -> list[Step]:
+    """The script of the first worker (every worker's has as many steps)."""
+    return config.script()(0)
+
+
 def _totals(recorder: Recorder) -> JSONDict:
     return {
         "sent": recorder.sent,
@@ -429,7 +666,12 @@ async def main_async(config: Config) -> None:
         emit({"event": "ready", "port": emulator.port})
         if not await read_command(reader, "go", GO_TIMEOUT):
             return
-        runner = {"timed": closed_timed, "all": closed_all, "open": open_loop}[config.mode]
+        runner = {
+            "timed": closed_timed,
+            "all": closed_all,
+            "open": open_loop,
+            "launch": launch,
+        }[config.mode]
         result = await runner(emulator, config)
         emit({"event": "result", **result})
         # The bot's last getUpdates (confirming the offset) must still find the emulator.
@@ -440,7 +682,9 @@ async def main_async(config: Config) -> None:
 
 def main() -> None:
     """Entry point: the configuration is the one JSON argument."""
-    asyncio.run(main_async(Config(**json.loads(sys.argv[1]))))
+    fields = json.loads(sys.argv[1])
+    fields["reviewers"] = tuple(fields.get("reviewers", ()))
+    asyncio.run(main_async(Config(**fields)))
 
 
 if __name__ == "__main__":

@@ -815,9 +815,9 @@ def _ms_pair(latency: JSONDict) -> str:
     return f"{fmt(latency['p50_ms'])} / {fmt(latency['p99_ms'])}"
 
 
-def print_table(rows: list[list[str]]) -> None:
+def print_table(rows: list[list[str]], header: list[str] | None = None) -> None:
     """A plain-text table that survives any terminal and CI log."""
-    header = ["figure", "measured", "baseline (same run)", "target", ""]
+    header = header or ["figure", "measured", "baseline (same run)", "target", ""]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print(line)

@@ -35,8 +35,10 @@ def _free_port() -> int:
 class PostgresServer:
     """initdb + pg_ctl in a temporary directory; trust auth on loopback only."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
+        # Tests throw the cluster away, so they skip fsync; a benchmark wants production's costs.
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="rentan-pg-"))
         self.data = self.root / "data"
         self.port = _free_port()
@@ -50,17 +52,17 @@ class PostgresServer:
         )
 
     def start(self) -> None:
-        """Create and start the cluster (fsync off: it is thrown away)."""
+        """Create and start the cluster (fsync off unless durable: it is thrown away)."""
         if self.run_as:
             shutil.chown(self.root, user="postgres")
         self._run(
             str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
             "--auth=trust", "--encoding=UTF8", "--locale=C",
         )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += " -c max_connections=200"
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.root / "server.log"), "-w", "start",
