@@ -10,6 +10,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.card_leases import CardLeases
 from bot.i18n import Catalogs, Translator
 from bot.regions import Regions
 from bot.settings import Settings
@@ -50,6 +51,8 @@ class Services:
     delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Language per user, filled on first contact; the database keeps the truth.
     languages: dict[int, str | None] = field(default_factory=dict)
+    # Cards open per reviewer, so "next" hands different reviewers different applications.
+    card_leases: CardLeases = field(default_factory=CardLeases)
 
 
 class BotData:

@@ -214,11 +214,14 @@ async def _next_pending(context: Context, member: StaffMember) -> Application | 
     skipped = (
         context.user_data.setdefault("skipped", set()) if context.user_data is not None else set()
     )
+    leases = context.services.card_leases
+    excluded = sorted({*skipped, *leases.held_by_others(member.user_id)})
     entries = await context.services.review.queue(
-        limit=1, kecamatan=member.kecamatan or None, exclude=sorted(skipped)
+        limit=1, kecamatan=member.kecamatan or None, exclude=excluded
     )
     if not entries:
         return None
+    leases.take(entries[0].application_id, member.user_id)
     return await context.services.review.get(application_id=entries[0].application_id)
 
 

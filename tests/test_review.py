@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.card_leases import CardLeases
 from bot.emulator import BotApiEmulator, EmulatedUser
 from storage.models import Application, AuditEvent, Notification, Status
 from storage.notifications import IN_FLIGHT
@@ -181,6 +182,34 @@ async def test_worker_correcting_the_nik_of_an_application_rejected_meanwhile_is
     await worker.send(make_person(2106).nik)  # someone DTSEN does not know
     await worker.expect(r"/status")
     assert await status_of(harness, code) == Status.REJECTED
+
+
+async def test_two_reviewers_asking_for_the_next_card_get_different_applications(
+    harness: Harness,
+) -> None:
+    """An open card is left to its reviewer; when they move on it is free again."""
+    codes = await pending_batch(harness, 3)
+    reviewer, admin = harness.user(REVIEWER), harness.user(ADMIN)
+    await reviewer.send("/tinjau")
+    first = await reviewer.expect(r"BKS-T")
+    await admin.send("/tinjau")
+    second = await admin.expect(r"BKS-T")
+    shown = {code for code in codes if code in first.text} | {
+        code for code in codes if code in second.text
+    }
+    assert len(shown) == 2
+
+
+def test_card_leases_expire_and_follow_their_reviewer() -> None:
+    now = [0.0]
+    leases = CardLeases(seconds=60, clock=lambda: now[0])
+    leases.take(1, reviewer_id=10)
+    assert leases.held_by_others(20) == [1]
+    assert leases.held_by_others(10) == []
+    leases.take(2, reviewer_id=10)  # moving to the next card frees the previous one
+    assert leases.held_by_others(20) == [2]
+    now[0] = 61
+    assert leases.held_by_others(20) == []
 
 
 async def test_second_decision_on_the_same_application_changes_nothing(harness: Harness) -> None:
