@@ -66,38 +66,48 @@ async def deliver_notifications(context: Context) -> None:
     not happen and are retried on the next run.
     """
     services = context.services
-    async with services.delivery_lock:
-        for notification, application in await services.notifications.pending():
-            if notification.id is None or not await services.notifications.claim(
-                notification=notification
-            ):
-                continue
-            language = await services.preferences.language_of(user_id=application.telegram_user_id)
-            context.translator = services.catalogs.pick(language, None)
-            try:
-                await _send(notification, application, context)
-            except Forbidden as error:
-                # Blocked by the worker: the decision stands; /status still tells the truth.
-                await services.notifications.mark_failed(
-                    notification_id=notification.id, error=str(error), final=True
-                )
-                continue
-            except (TimedOut, TimeoutError) as error:
-                log.warning("notification %s unconfirmed: %s", notification.id, error)
-                await services.notifications.mark_unconfirmed(
-                    notification_id=notification.id, error=str(error)
-                )
-                continue
-            except (BadRequest, TelegramError) as error:
-                log.warning("notification %s not delivered: %s", notification.id, error)
-                await services.notifications.mark_failed(
-                    notification_id=notification.id,
-                    error=str(error),
-                    final=isinstance(error, BadRequest),
-                )
-                continue
-            await services.notifications.mark_sent(notification_id=notification.id)
-            await _follow_up(notification, application, context)
+    # Called from a reviewer's handler too: their own language comes back afterwards.
+    reviewer_translator = context.translator
+    try:
+        async with services.delivery_lock:
+            await _deliver_pending(context)
+    finally:
+        context.translator = reviewer_translator
+
+
+async def _deliver_pending(context: Context) -> None:
+    services = context.services
+    for notification, application in await services.notifications.pending():
+        if notification.id is None or not await services.notifications.claim(
+            notification=notification
+        ):
+            continue
+        language = await services.preferences.language_of(user_id=application.telegram_user_id)
+        context.translator = services.catalogs.pick(language, None)
+        try:
+            await _send(notification, application, context)
+        except Forbidden as error:
+            # Blocked by the worker: the decision stands; /status still tells the truth.
+            await services.notifications.mark_failed(
+                notification_id=notification.id, error=str(error), final=True
+            )
+            continue
+        except (TimedOut, TimeoutError) as error:
+            log.warning("notification %s unconfirmed: %s", notification.id, error)
+            await services.notifications.mark_unconfirmed(
+                notification_id=notification.id, error=str(error)
+            )
+            continue
+        except (BadRequest, TelegramError) as error:
+            log.warning("notification %s not delivered: %s", notification.id, error)
+            await services.notifications.mark_failed(
+                notification_id=notification.id,
+                error=str(error),
+                final=isinstance(error, BadRequest),
+            )
+            continue
+        await services.notifications.mark_sent(notification_id=notification.id)
+        await _follow_up(notification, application, context)
 
 
 async def _send(notification: Notification, application: Application, context: Context) -> None:
