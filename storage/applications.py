@@ -11,10 +11,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, delete, func, insert, or_, update
+from sqlalchemy import Update, bindparam, delete, func, insert, or_, update
 from sqlalchemy import select as core_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
@@ -31,6 +29,7 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
+from storage.updates import claim_update
 
 OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
 # Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
@@ -114,17 +113,6 @@ _COUNT_NIK_ATTEMPTS = core_select(func.count(func.distinct(_ATTEMPTS.c.nik_hash)
 )
 
 
-@lru_cache(maxsize=4)
-def _claim_statement(dialect: str) -> Insert:
-    """INSERT of a processed update id that does nothing when it is already there."""
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        dialect_insert(ProcessedUpdate)
-        .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
-        .on_conflict_do_nothing(index_elements=["update_id"])
-    )
-
-
 def _audit_values(**values: Any) -> dict[str, Any]:
     """A complete audit row for a Core insert (every column bound, `at` now)."""
     row: dict[str, Any] = {column.name: None for column in _AUDIT.c if column.name != "id"}
@@ -179,18 +167,7 @@ class ApplicationRepository:
         self, transaction: AsyncSession | AsyncConnection, update_id: int | None
     ) -> bool:
         """Record an update id in this transaction; False when it was handled before."""
-        if update_id is None:
-            return True
-        connection = (
-            await transaction.connection()
-            if isinstance(transaction, AsyncSession)
-            else transaction
-        )
-        result = await connection.execute(
-            _claim_statement(self._db.dialect),
-            {"update_id": update_id, "processed_at": utcnow()},
-        )
-        return bool(result.rowcount)
+        return update_id is None or await claim_update(transaction, self._db.dialect, update_id)
 
     async def open_for(self, *, user_id: int) -> Application | None:
         """The user's draft or live application, if any."""

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
+from functools import lru_cache
+
+from sqlalchemy import Insert, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
 from storage.engine import Database
 from storage.models import ProcessedUpdate, utcnow
 
 
-async def claim_update(session: AsyncSession, dialect: str, update_id: int) -> bool:
-    """Record an update id in the caller's transaction; False when it was handled before."""
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Insert:
+    """INSERT of a handled update id that does nothing when it is already there (built once)."""
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
+    return (
         dialect_insert(ProcessedUpdate)
-        .values(update_id=update_id, processed_at=utcnow())
+        .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
         .on_conflict_do_nothing(index_elements=["update_id"])
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim_update(
+    transaction: AsyncSession | AsyncConnection, dialect: str, update_id: int
+) -> bool:
+    """Record an update id in the caller's transaction; False when it was handled before."""
+    connection = (
+        await transaction.connection() if isinstance(transaction, AsyncSession) else transaction
+    )
+    result = await connection.execute(
+        _claim_statement(dialect), {"update_id": update_id, "processed_at": utcnow()}
+    )
+    return bool(result.rowcount)
 
 
 class UpdateLog:
