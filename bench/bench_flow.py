@@ -142,6 +142,17 @@ class Child:
         return "\n".join(f"  | {line}" for line in text[-lines:])
 
 
+async def stop_children(bot: Child | None, loadgen: Child) -> None:
+    """Ask the bot (if started) and the load generator to stop, and reap both."""
+    if bot is not None:
+        with contextlib.suppress(ConnectionError):
+            await bot.send(cmd="stop")
+        await bot.finish()
+    with contextlib.suppress(ConnectionError):
+        await loadgen.send(cmd="stop")
+    await loadgen.finish()
+
+
 def _clean_environment() -> dict[str, str]:
     # Settings read the environment too; a developer's PROGRAM_* or LOG_LEVEL must not leak in.
     from bot.settings import Settings
@@ -289,13 +300,7 @@ async def run_scenario(
             if spy is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     spy.wait(timeout=60)
-            if bot is not None:
-                with contextlib.suppress(ConnectionError):
-                    await bot.send(cmd="stop")
-                await bot.finish()
-            with contextlib.suppress(ConnectionError):
-                await loadgen.send(cmd="stop")
-            await loadgen.finish()
+            await stop_children(bot, loadgen)
     window = result.get("window") or [0.0, 0.0]
     bot_cpu = cpu_in_window(report["samples"], window[0], window[1])
     loop_cpu = cpu_in_window(report["samples"], window[0], window[1], column=2)

@@ -51,6 +51,7 @@ from bench.bench_flow import (
     CpuMeter,
     machine,
     print_table,
+    stop_children,
     wait_for_quiet,
 )
 
@@ -199,13 +200,7 @@ async def run_backend(backend: str, quick: bool, rate: float, workers: int | Non
                 await bot.send(cmd="stop")
                 await bot.receive("stopped", STOP_TIMEOUT)
             finally:
-                if bot is not None:
-                    with contextlib.suppress(ConnectionError):
-                        await bot.send(cmd="stop")
-                    await bot.finish()
-                with contextlib.suppress(ConnectionError):
-                    await loadgen.send(cmd="stop")
-                await loadgen.finish()
+                await stop_children(bot, loadgen)
     error_lines, error_samples = bot_log_errors(bot_log)
     outcome: JSONDict = {
         "backend": backend,
