@@ -215,7 +215,9 @@ class BotProcess:
         )
         await app.start()
         self.app = app
+        # As production does (bot.app.settle_startup_heap): startup objects leave the collector.
         gc.collect()
+        gc.freeze()
         if self.config.get("tracemalloc"):
             import tracemalloc
 

@@ -628,8 +628,20 @@ def registration_steps(config: Config) -> list[Step]:
     return config.script()(0)
 
 
+def _latency_by_step(recorder: Recorder) -> list[JSONDict]:
+    """p50/p99 per step of the script: shows which step makes the tail."""
+    by_step: dict[int, list[float]] = collections.defaultdict(list)
+    for sent, answered, step in recorder.answered:
+        by_step[step].append(answered - sent)
+    return [
+        {"step": step, "answered": len(values), **latency_summary(values)}
+        for step, values in sorted(by_step.items())
+    ]
+
+
 def _totals(recorder: Recorder) -> JSONDict:
     return {
+        "latency_by_step": _latency_by_step(recorder),
         "sent": recorder.sent,
         "answered_total": len(recorder.answered),
         "failures": recorder.failures,

@@ -357,6 +357,16 @@ async def start(update: Update, context: Context) -> None:
             ).format(code=existing.code or "-")
         )
         return
+    buttons = InlineKeyboardMarkup(
+        [[_button(context._("✅ I agree"), "consent:yes"), _button(context._("No"), "consent:no")]]
+    )
+    await message.reply_text(
+        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=buttons
+    )
+
+
+def welcome_text(context: Context) -> str:
+    """The welcome and the consent text (UU PDP), as /start shows them."""
     settings = context.settings
     welcome = context._(
         "Welcome to the BPJS Ketenagakerjaan registration for informal workers.\n"
@@ -370,12 +380,7 @@ async def start(update: Update, context: Context) -> None:
     consent = context._(CONSENT_TEXT).format(
         draft_hours=settings.draft_expiry_hours, ineligible_days=settings.ineligible_retention_days
     )
-    buttons = InlineKeyboardMarkup(
-        [[_button(context._("✅ I agree"), "consent:yes"), _button(context._("No"), "consent:no")]]
-    )
-    await message.reply_text(
-        f"{welcome}\n{who}\n\n{consent}", parse_mode=ParseMode.HTML, reply_markup=buttons
-    )
+    return f"{welcome}\n{who}\n\n{consent}"
 
 
 async def consent_given(update: Update, context: Context) -> None:
@@ -386,28 +391,43 @@ async def consent_given(update: Update, context: Context) -> None:
 
 async def _open_draft(update: Update, query: CallbackQuery, context: Context) -> None:
     user = user_of(update)
-    await _drop_buttons(query)
-    existing = await context.services.applications.open_for(user_id=user.id)
+    applications = context.services.applications
+    # No read first: the insert itself refuses a second open application (unique index), and
+    # only then is the existing one looked up. Saves a query for nearly every worker.
+    existing = applications.cached_draft(user_id=user.id)
     if existing is None:
-        existing = await context.services.applications.start_draft(
+        existing = await applications.start_draft(
             user_id=user.id,
             chat_id=query.message.chat.id if query.message else user.id,
             consent_version=CONSENT_VERSION,
             first_step=Step.NIK,
             update_id=update.update_id,
-        ) or await context.services.applications.open_for(user_id=user.id)
-    if existing is None:
-        return
+        ) or await applications.open_for(user_id=user.id)
     message = query.message
-    if isinstance(message, Message):
-        if existing.status == Status.DRAFT:
-            await ask_again(message, existing, context)
-        else:
-            await message.reply_text(
-                context._("You already have an application: {code}. Send /status.").format(
-                    code=existing.code or "-"
-                )
+    if existing is not None and existing.status == Status.DRAFT and isinstance(message, Message):
+        # One call: the consent message keeps its text, records the choice and asks the NIK.
+        step = Step(existing.step or Step.NIK)
+        markup = keyboard_for(step, existing, context)
+        text = (
+            f"{welcome_text(context)}\n\n{escape(context._('✅ I agree'))}"
+            f"\n\n{prompt_text(step, existing, context)}"
+        )
+        if not isinstance(markup, ReplyKeyboardMarkup):
+            # Too old to edit, or pressed twice: the buttons go and the step is asked anew.
+            with contextlib.suppress(BadRequest):
+                await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+                return
+    await _drop_buttons(query)
+    if existing is None or not isinstance(message, Message):
+        return
+    if existing.status == Status.DRAFT:
+        await ask_again(message, existing, context)
+    else:
+        await message.reply_text(
+            context._("You already have an application: {code}. Send /status.").format(
+                code=existing.code or "-"
             )
+        )
 
 
 async def consent_refused(update: Update, context: Context) -> None:

@@ -169,6 +169,10 @@ class ApplicationRepository:
         """Record an update id in this transaction; False when it was handled before."""
         return update_id is None or await claim_update(transaction, self._db.dialect, update_id)
 
+    def cached_draft(self, *, user_id: int) -> Application | None:
+        """The user's draft if this process holds it, without touching the database."""
+        return self._drafts.get(user_id)
+
     async def open_for(self, *, user_id: int) -> Application | None:
         """The user's draft or live application, if any."""
         cached = self._drafts.get(user_id)

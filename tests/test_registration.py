@@ -148,6 +148,22 @@ async def test_nothing_is_stored_before_consent(harness: Harness) -> None:
     assert await applications_of(harness, 200002) == []
 
 
+async def test_consent_message_keeps_its_text_records_the_choice_and_asks_the_nik(
+    harness: Harness,
+) -> None:
+    """Setuju turns the consent message into a record of it, followed by the NIK question."""
+    user = harness.user(200003)
+    await user.send("/start")
+    welcome = await user.expect(r"Selamat datang")
+    await user.press("✅ Setuju")
+    asked = await user.expect(r"\(1/9\) Kirim NIK")
+    assert asked.message_id == welcome.message_id
+    assert "UU PDP" in asked.text
+    assert "✅ Setuju" in asked.text
+    assert asked.button_labels() == []
+    assert [m.message_id for m in user.messages() if m.from_bot] == [welcome.message_id]
+
+
 INELIGIBLE_CASES = {
     "not_in_dtsen": (None, {}, None),
     "name_mismatch": ("name", {}, "name_mismatch"),
