@@ -62,6 +62,7 @@ def bench_settings(config: JSONDict) -> Settings:
         database_url=config.get("database_url") or f"sqlite+aiosqlite:///{config['db_path']}",
         pii_secret=BENCH_PII_SECRET,
         concurrent_updates=int(config.get("concurrent_updates", 32)),
+        cpu_affinity=frozenset(config.get("cpu_affinity", ())),
         **config.get("settings", {}),
     )
 
@@ -167,6 +168,9 @@ class BotProcess:
     def __init__(self, config: JSONDict) -> None:
         self.config = config
         self.settings = bench_settings(config)
+        from bot.app import apply_cpu_affinity
+
+        apply_cpu_affinity(self.settings)
         self.app: AnyApp | None = None
         self.samples: list[tuple[float, float, float]] = []
         self.profiler: Any = None

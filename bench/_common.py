@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from functools import cache
@@ -20,6 +21,19 @@ BENCH_PII_SECRET = "bench-secret-not-for-production-0123456789"
 # Telegram user ids of the simulated workers: USER_BASE + index into the people list.
 USER_BASE = 700_000_000
 PEOPLE_SEED = 20261125
+
+
+def cpu_plan() -> tuple[list[int], list[int]]:
+    """CPUs for the bot and for the load generator: one each where there are two or more.
+
+    The bot is pinned through its own CPU_AFFINITY setting, as an operator would run it
+    (README); BENCH_NO_PIN=1 leaves both to the scheduler, for comparison.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or os.environ.get("BENCH_NO_PIN"):
+        return [], []
+    return [cpus[0]], cpus[1:]
+
 
 # Protocol lines are JSON objects on stdout with this prefix, so a stray print from a library
 # can never be mistaken for a result.

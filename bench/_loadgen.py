@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import random
 import re
 import resource
@@ -125,6 +126,8 @@ class Config:
     capacity_warmup: float = 10.0
     capacity_duration: float = 20.0
     first_index: int = 0
+    # CPUs this process keeps to (empty: any), so the bot's CPU time is its own.
+    cpus: tuple[int, ...] = ()
 
     def script(self) -> Callable[[int], list[Step]]:
         """The steps of user `index` in this scenario."""
@@ -696,6 +699,9 @@ def main() -> None:
     """Entry point: the configuration is the one JSON argument."""
     fields = json.loads(sys.argv[1])
     fields["reviewers"] = tuple(fields.get("reviewers", ()))
+    fields["cpus"] = tuple(fields.get("cpus", ()))
+    if fields["cpus"]:
+        os.sched_setaffinity(0, fields["cpus"])
     asyncio.run(main_async(Config(**fields)))
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from bench._common import OUT_DIR, JSONDict, cpu_in_window, parse_line, people
+from bench._common import OUT_DIR, JSONDict, cpu_in_window, cpu_plan, parse_line, people
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
@@ -250,11 +250,12 @@ async def run_scenario(
         # A traced bot is several times slower: fewer phones at once, far more patience.
         load = load | {"step_timeout": 600.0, "concurrency": 100, "cap": 1800.0}
         timeout = 2400.0
+    bot_cpus, load_cpus = cpu_plan()
     with tempfile.TemporaryDirectory(prefix="rentan-bench-") as tmp:
         loadgen = await Child.spawn(
             "load generator",
             "bench._loadgen",
-            load,
+            load | {"cpus": load_cpus},
             logs / f"{scenario.name}-loadgen.log",
         )
         bot: Child | None = None
@@ -263,6 +264,7 @@ async def run_scenario(
             port = (await loadgen.receive("ready", READY_TIMEOUT))["port"]
             bot_config = {
                 **scenario.bot,
+                "cpu_affinity": bot_cpus,
                 "api_url": f"http://127.0.0.1:{port}",
                 "db_path": str(Path(tmp) / "bench.db"),
             }

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import OUT_DIR, JSONDict, cpu_in_window, people
+from bench._common import OUT_DIR, JSONDict, cpu_in_window, cpu_plan, people
 from bench.bench_flow import (
     MB,
     QUIET_CORES,
@@ -164,10 +164,14 @@ async def run_backend(backend: str, quick: bool, rate: float, workers: int | Non
     }
     expected_s = size["ramp"] / 2 + workers / (rate / STEPS) + 60 + 40
     quota = workers + pool
+    bot_cpus, load_cpus = cpu_plan()
     with tempfile.TemporaryDirectory(prefix="rentan-load-") as tmp:
         async with database_for(backend, Path(tmp)) as url:
             loadgen = await Child.spawn(
-                "load generator", "bench._loadgen", load, logs / f"load-{backend}-loadgen.log"
+                "load generator",
+                "bench._loadgen",
+                load | {"cpus": load_cpus},
+                logs / f"load-{backend}-loadgen.log",
             )
             bot: Child | None = None
             bot_log = logs / f"load-{backend}-bot.log"
@@ -177,6 +181,7 @@ async def run_backend(backend: str, quick: bool, rate: float, workers: int | Non
                     "kind": "flow",
                     # The production default (CONCURRENT_UPDATES).
                     "concurrent_updates": 128,
+                    "cpu_affinity": bot_cpus,
                     "api_url": f"http://127.0.0.1:{port}",
                     "db_path": str(Path(tmp) / "load.db"),
                     "database_url": url,

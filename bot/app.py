@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -217,6 +218,13 @@ async def migrate_database(settings: Settings) -> None:
         await database.dispose()
 
 
+def apply_cpu_affinity(settings: Settings) -> None:
+    """Keep this process on the CPUs of CPU_AFFINITY, when set."""
+    if settings.cpu_affinity:
+        os.sched_setaffinity(0, settings.cpu_affinity)
+        log.info("running on CPUs %s", ",".join(map(str, sorted(settings.cpu_affinity))))
+
+
 def settle_startup_heap() -> None:
     """Exempt everything built at startup from garbage collection (`gc.freeze`).
 
@@ -230,6 +238,7 @@ def settle_startup_heap() -> None:
 def run_polling(settings: Settings) -> None:
     """Production entry point: migrate, then long-poll until SIGINT/SIGTERM."""
     configure_logging(settings.log_level)
+    apply_cpu_affinity(settings)
     asyncio.run(migrate_database(settings))
     application = build_application(settings)
     settle_startup_heap()
@@ -240,6 +249,7 @@ def run_polling(settings: Settings) -> None:
 def run_webhook(settings: Settings) -> None:
     """Production entry point behind a reverse proxy: migrate, then serve webhooks."""
     configure_logging(settings.log_level)
+    apply_cpu_affinity(settings)
     asyncio.run(migrate_database(settings))
     application = build_application(settings)
     settle_startup_heap()

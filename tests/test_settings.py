@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from bot.app import apply_cpu_affinity
 from bot.settings import SettingsError, load_settings
 
 
@@ -96,3 +98,26 @@ def test_short_pii_secret_is_refused() -> None:
     """A guessable key would make the blind index brute-forceable."""
     with pytest.raises(SettingsError, match="PII_SECRET"):
         load_settings(env_file=None, pii_secret="short").require_pii_secret()
+
+
+def test_cpu_affinity_keeps_the_bot_on_the_listed_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU_AFFINITY=N pins the process (the bot's loop and its SQLite thread share one CPU)."""
+    available = sorted(os.sched_getaffinity(0))
+    monkeypatch.setenv("CPU_AFFINITY", str(available[-1]))
+    settings = load_settings(env_file=None)
+    assert frozenset({available[-1]}) == settings.cpu_affinity
+    try:
+        apply_cpu_affinity(settings)
+        assert os.sched_getaffinity(0) == {available[-1]}
+    finally:
+        os.sched_setaffinity(0, available)
+
+
+def test_cpu_affinity_is_empty_by_default_and_refuses_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unset: the scheduler decides; a typo names the variable."""
+    assert load_settings(env_file=None).cpu_affinity == frozenset()
+    monkeypatch.setenv("CPU_AFFINITY", "satu")
+    with pytest.raises(SettingsError, match="CPU_AFFINITY"):
+        load_settings(env_file=None)
