@@ -76,8 +76,9 @@ async def test_flooding_account_gets_one_slow_down_message_and_costs_no_database
     await harness.emulator.wait_idle(timeout=30)
     messages = _bot_messages(user)
     assert sum(1 for m in messages if "Pelan-pelan" in m) == 1
-    # Welcome, NIK question, one answer to each of the 8 admitted, one slow-down message.
-    assert len(messages) == 2 + (LIMIT - 2) + 1
+    # The welcome (which became the NIK question), one answer to each of the 8 admitted, one
+    # slow-down message.
+    assert len(messages) == 1 + (LIMIT - 2) + 1
 
     statements = _count_statements(harness)
     await _flood(user, 300)
