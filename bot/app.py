@@ -112,7 +112,10 @@ def build_application(
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
     # One connection per concurrent update: PTB's default pool of one would serialise sends.
     builder = builder.request(
-        request or AiohttpRequest(connection_pool_size=settings.concurrent_updates + 4)
+        request
+        or AiohttpRequest(
+            connection_pool_size=settings.concurrent_updates + 4, trim_sent_keyboards=True
+        )
     )
     builder = builder.get_updates_request(
         get_updates_request or AiohttpRequest(connection_pool_size=2, read_timeout=30)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import NetworkError, TimedOut
 
 from bot.emulator import BotApiEmulator
 from bot.http import AiohttpRequest
 
 
-async def _bot(emulator: BotApiEmulator) -> Bot:
+async def _bot(emulator: BotApiEmulator, *, trim_sent_keyboards: bool = False) -> Bot:
     return Bot(
         "123:ABC",
         base_url=emulator.base_url,
         base_file_url=emulator.base_file_url,
-        request=AiohttpRequest(connection_pool_size=4),
+        request=AiohttpRequest(connection_pool_size=4, trim_sent_keyboards=trim_sent_keyboards),
         get_updates_request=AiohttpRequest(connection_pool_size=1),
     )
 
@@ -31,6 +31,23 @@ async def test_messages_and_documents_round_trip(emulator: BotApiEmulator) -> No
     assert reply.raw_text == "<b>Halo</b> &amp; selamat"
     document = await user.expect(r"ekspor")
     assert document.document == ("daftar.csv", b"nik,nama\n")
+
+
+async def test_sent_keyboards_are_left_out_of_results_only_when_asked(
+    emulator: BotApiEmulator,
+) -> None:
+    """The worker still gets the buttons; only the bot's copy of its own message skips them."""
+    user = emulator.user(4002)
+    await user.send("/start")
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Sopir", callback_data="reg:o:sopir")]])
+    async with await _bot(emulator, trim_sent_keyboards=True) as bot:
+        trimmed = await bot.send_message(4002, "Pekerjaan?", reply_markup=markup)
+    async with await _bot(emulator) as bot:
+        kept = await bot.send_message(4002, "Pekerjaan lagi?", reply_markup=markup)
+    assert trimmed.reply_markup is None
+    assert trimmed.text == "Pekerjaan?"
+    assert kept.reply_markup == markup
+    assert (await user.expect(r"^Pekerjaan\?$")).button_labels() == ["Sopir"]
 
 
 async def test_server_errors_and_drops_become_network_errors(emulator: BotApiEmulator) -> None:
