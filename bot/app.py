@@ -114,11 +114,12 @@ def build_application(
     builder = builder.request(
         request
         or AiohttpRequest(
-            connection_pool_size=settings.concurrent_updates + 4, trim_sent_keyboards=True
+            connection_pool_size=settings.concurrent_updates + 4, trim_keyboards=True
         )
     )
     builder = builder.get_updates_request(
-        get_updates_request or AiohttpRequest(connection_pool_size=2, read_timeout=30)
+        get_updates_request
+        or AiohttpRequest(connection_pool_size=2, read_timeout=30, trim_keyboards=True)
     )
     application: RentanApp = builder.build()
     application.bot_data.services = services

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import NetworkError, TimedOut
 
 from bot.emulator import BotApiEmulator
 from bot.http import AiohttpRequest
 
 
-async def _bot(emulator: BotApiEmulator, *, trim_sent_keyboards: bool = False) -> Bot:
+async def _bot(emulator: BotApiEmulator, *, trim_keyboards: bool = False) -> Bot:
     return Bot(
         "123:ABC",
         base_url=emulator.base_url,
         base_file_url=emulator.base_file_url,
-        request=AiohttpRequest(connection_pool_size=4, trim_sent_keyboards=trim_sent_keyboards),
-        get_updates_request=AiohttpRequest(connection_pool_size=1),
+        request=AiohttpRequest(connection_pool_size=4, trim_keyboards=trim_keyboards),
+        get_updates_request=AiohttpRequest(connection_pool_size=1, trim_keyboards=trim_keyboards),
     )
 
 
@@ -33,21 +33,27 @@ async def test_messages_and_documents_round_trip(emulator: BotApiEmulator) -> No
     assert document.document == ("daftar.csv", b"nik,nama\n")
 
 
-async def test_sent_keyboards_are_left_out_of_results_only_when_asked(
+async def test_keyboards_are_left_out_of_results_only_when_asked(
     emulator: BotApiEmulator,
 ) -> None:
-    """The worker still gets the buttons; only the bot's copy of its own message skips them."""
+    """The worker still gets the buttons; only the bot's copies of messages skip them."""
     user = emulator.user(4002)
     await user.send("/start")
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("Sopir", callback_data="reg:o:sopir")]])
-    async with await _bot(emulator, trim_sent_keyboards=True) as bot:
-        trimmed = await bot.send_message(4002, "Pekerjaan?", reply_markup=markup)
     async with await _bot(emulator) as bot:
         kept = await bot.send_message(4002, "Pekerjaan lagi?", reply_markup=markup)
+    async with await _bot(emulator, trim_keyboards=True) as bot:
+        trimmed = await bot.send_message(4002, "Pekerjaan?", reply_markup=markup)
+        assert (await user.expect(r"^Pekerjaan\?$")).button_labels() == ["Sopir"]
+        await user.press("Sopir")
+        [update] = [u for u in await bot.get_updates() if u.callback_query is not None]
+    assert kept.reply_markup == markup
     assert trimmed.reply_markup is None
     assert trimmed.text == "Pekerjaan?"
-    assert kept.reply_markup == markup
-    assert (await user.expect(r"^Pekerjaan\?$")).button_labels() == ["Sopir"]
+    assert update.callback_query is not None
+    assert update.callback_query.data == "reg:o:sopir"
+    assert isinstance(update.callback_query.message, Message)
+    assert update.callback_query.message.reply_markup is None
 
 
 async def test_server_errors_and_drops_become_network_errors(emulator: BotApiEmulator) -> None:
