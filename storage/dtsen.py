@@ -3,8 +3,8 @@
 An import never touches the table the bot is serving until the very end: rows stream into an
 unindexed staging table (SQLite: written by parser processes; PostgreSQL: COPY), bad rows are
 skipped and reported, and one transaction drops the old table and renames the staging table into
-its place, with the unique index on `nik_hash` (built inside that transaction on SQLite, which
-cannot rename an index; before it on PostgreSQL).
+its place, with the index on `nik_key` (built inside that transaction on SQLite, which cannot
+rename an index; before it on PostgreSQL).
 Readers see the old table or the new one, never a mix; a failed, cancelled or killed import
 leaves the old table serving, and the next import drops what it left behind.
 """
@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from bot.dates import InvalidDate, parse_date
 from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
-from bot.pii import mask_nik, redact_text
+from bot.pii import digest_key, mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
 # start-up, so they are imported inside the functions that use them.
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "dtsen_record"
 STAGING_TABLE = "dtsen_record__staging"
-NIK_INDEX = "uq_dtsen_record_nik_hash"
+NIK_INDEX = "ix_dtsen_record_nik_key"
 # Rows per chunk (one commit each): per-chunk costs vanish, memory stays flat (~10 MB a chunk).
 CHUNK_ROWS = 25_000
 # Parser processes take ~0.5 s to start (imports, region table) and save ~3 µs a row: below
@@ -69,10 +69,11 @@ PARALLEL_MIN_BYTES = 20_000_000
 SQLITE_BUSY_TIMEOUT_S = 15.0  # as storage.engine, without importing SQLAlchemy here
 
 REQUIRED_FIELDS = ("nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil")
+# Columns extracts often carry and --map accepts, but that are not stored: eligibility does not
+# use them, and the city has no reason to keep every resident's address or family card number.
 OPTIONAL_FIELDS = ("no_kk", "alamat")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 MAX_NAMA = 200
-MAX_ALAMAT = 500
 
 
 class SkipReason(StrEnum):
@@ -143,9 +144,10 @@ def parse_column_map(text: str) -> dict[str, str]:
 
 # --- Reading and validating rows (in parser processes, or in a thread for small files) --------
 
-# A loaded row, in staging-table column order: id (the source line), nik_hash, nama,
-# tanggal_lahir (ISO), jenis_kelamin, kode_wilayah, desil, no_kk_hash, alamat.
-Row = tuple[int, str, str, str, str, str, int, str | None, str | None]
+# A loaded row, in staging-table column order: id (the source line), nik_hash (the 32-byte
+# HMAC), nik_key (its first 8 bytes as an integer), nama, tanggal_lahir (ISO), jenis_kelamin,
+# kode_wilayah, desil.
+Row = tuple[int, bytes, int, str, str, str, str, int]
 # A skipped row for the report: line, reason, detail (a code, never the value), masked NIK.
 BadRow = tuple[int, str, str, str]
 # A data row of the source: the line it starts on (the header is line 1) and its cells as text.
@@ -169,7 +171,7 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class _KeyedHash:
-    """HMAC-SHA256 hex digests equal to `bot.pii.hash_identifier`, at less than half the cost.
+    """HMAC-SHA256 digests equal to `bot.pii.identifier_digest`, at less than half the cost.
 
     The keyed inner and outer states are computed once and copied per value; `hmac.new` redoes
     the key schedule every time (~2 µs vs ~0.8 µs a value: 3 s over Kota Bekasi).
@@ -181,12 +183,12 @@ class _KeyedHash:
         self.inner = hashlib.sha256(key.translate(_IPAD))
         self.outer = hashlib.sha256(key.translate(_OPAD))
 
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: str) -> bytes:
         inner = self.inner.copy()
         inner.update(value.encode("ascii"))
         outer = self.outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer.digest()
 
 
 def _normalise_header(name: object) -> str:
@@ -196,11 +198,9 @@ def _normalise_header(name: object) -> str:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where each field sits in a row of the source file."""
+    """Where each stored field sits in a row of the source file."""
 
     required: tuple[int, ...]  # indexes of REQUIRED_FIELDS, in that order
-    no_kk: int | None
-    alamat: int | None
 
     @classmethod
     def resolve(cls, header: Sequence[object], column_map: Mapping[str, str]) -> _Columns:
@@ -211,13 +211,13 @@ class _Columns:
             position.setdefault(name, index)
         found: dict[str, int] = {}
         missing: list[str] = []
-        for field in FIELDS:
+        for field in REQUIRED_FIELDS:  # the optional ones are not stored: nothing to find
             wanted = _normalise_header(column_map.get(field, field))
             if wanted in position:
                 found[field] = position[wanted]
             elif field in column_map:
                 missing.append(f"{column_map[field]} (for {field})")
-            elif field in REQUIRED_FIELDS:
+            else:
                 missing.append(field)
         if missing:
             shown = ", ".join(name for name in names if name)[:300] or "none"
@@ -225,12 +225,7 @@ class _Columns:
                 f"the header lacks {', '.join(missing)}; columns found: {shown} "
                 "(map other names with --map FIELD=COLUMN)"
             )
-        return cls(
-            tuple(found[f] for f in REQUIRED_FIELDS), found.get("no_kk"), found.get("alamat")
-        )
-
-    def to_wire(self) -> tuple[tuple[int, ...], int | None, int | None]:
-        return self.required, self.no_kk, self.alamat
+        return cls(tuple(found[f] for f in REQUIRED_FIELDS))
 
 
 # Spellings of jenis_kelamin in extracts, matched as is and after strip().casefold().
@@ -240,11 +235,9 @@ _GENDERS = {
     "p": "P", "pr": "P", "perempuan": "P", "wanita": "P", "f": "P", "female": "P", "2": "P",
 }  # fmt: skip
 _DESILS = {str(n): n for n in range(1, 11)}
-# Caches of normalised cell texts are cleared past these sizes, so memory stays flat. Birth
-# dates repeat across the file (~40k distinct); a family's rows sit together, so a few thousand
-# card numbers suffice (at 200k the cache alone held ~40 MB per parser process).
+# Caches of normalised cell texts are cleared past this size, so memory stays flat. Birth
+# dates repeat across the file (~40k distinct).
 _CACHE_LIMIT = 100_000
-_NO_KK_CACHE_LIMIT = 4_096
 # Reason codes as plain str: marshal (the parser processes' wire format) refuses str subclasses.
 _SHORT_ROW = SkipReason.SHORT_ROW.value
 _BAD_NIK = SkipReason.BAD_NIK.value
@@ -266,7 +259,6 @@ class _Validator:
         self.hash = _KeyedHash(secret)
         self._dates: dict[str, str] = {}
         self._codes: dict[str, str] = {}
-        self._no_kk: dict[str, str | None] = {}
 
     def chunks(self, records: Iterable[Record], chunk_rows: int) -> Iterator[_Parsed]:
         """The hot loop (~4 µs a row): common values hit dicts, anything odd takes a slow path."""
@@ -274,13 +266,10 @@ class _Validator:
         # check_nik's fast path, inlined (one Python call fewer per row); failures take the
         # full decoder in _slow_nik for their reason.
         provinces, births = nik_fast_sets(self.today)
-        kk_at = self.columns.no_kk
-        alamat_at = self.columns.alamat
         nik_at = self.columns.required[0]
         inner_copy = self.hash.inner.copy
         outer_copy = self.hash.outer.copy
         dates = self._dates
-        no_kks = self._no_kk
         genders = _GENDERS
         desils = _DESILS
         rows: list[Row] = []
@@ -336,23 +325,13 @@ class _Validator:
                 if desil is None:
                     bad.append((line, _BAD_DESIL, detail, mask_nik(nik)))
                     continue
-            kk_hash = None
-            if kk_at is not None and len(cells) > kk_at:
-                # Family members share a card number and sit together: most rows hit the cache.
-                kk_hash = no_kks.get(cells[kk_at], "")
-                if kk_hash == "":
-                    kk_hash = self._slow_no_kk(cells[kk_at])
-            alamat = None
-            if alamat_at is not None and len(cells) > alamat_at:
-                alamat = cells[alamat_at].strip()[:MAX_ALAMAT] or None
             # HMAC-SHA256 inlined (see _KeyedHash): a method call per row is measurable here.
             inner = inner_copy()
             inner.update(nik.encode())
             outer = outer_copy()
             outer.update(inner.digest())
-            rows.append(
-                (line, outer.hexdigest(), nama[:MAX_NAMA], iso, sex, kode, desil, kk_hash, alamat)
-            )
+            digest = outer.digest()
+            rows.append((line, digest, digest_key(digest), nama[:MAX_NAMA], iso, sex, kode, desil))
             niks.append(nik)
             if len(rows) >= chunk_rows:
                 yield _chunk(rows, bad, niks)
@@ -403,17 +382,6 @@ class _Validator:
             self._codes.clear()
         self._codes[text] = code
         return code
-
-    def _slow_no_kk(self, text: str) -> str | None:
-        """The keyed hash of a family card number; None (not a skip) when it is not 16 digits."""
-        digits = text
-        if not (len(text) == 16 and text.isascii() and text.isdigit()):
-            digits = clean_nik_digits(text.lstrip("'’")) if text.strip() else ""
-        value = self.hash(digits) if len(digits) == 16 and digits.isdigit() else None
-        if len(self._no_kk) >= _NO_KK_CACHE_LIMIT:
-            self._no_kk.clear()
-        self._no_kk[text] = value
-        return value
 
 
 def _chunk(rows: list[Row], bad: list[BadRow], niks: list[str]) -> _Parsed:
@@ -662,9 +630,11 @@ class _Loader(Protocol):
     def discard(self) -> None: ...
 
 
-_INSERT = (
-    f"INSERT INTO {STAGING_TABLE} (id, nik_hash, nama, tanggal_lahir, jenis_kelamin, "
-    "kode_wilayah, desil, no_kk_hash, alamat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_COLUMNS = ("id", "nik_hash", "nik_key", "nama", "tanggal_lahir", "jenis_kelamin",
+            "kode_wilayah", "desil")  # fmt: skip
+_INSERT_ONE = (
+    f"INSERT INTO {STAGING_TABLE} ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 
 
@@ -689,7 +659,7 @@ def _sqlite_write(connection: sqlite3.Connection, rows: list[Row]) -> None:
     # Line numbers are the ids and chunks arrive in file order: rows append to the b-tree.
     connection.execute("BEGIN IMMEDIATE")
     try:
-        connection.executemany(_INSERT, rows)
+        connection.executemany(_INSERT_ONE, rows)
     except BaseException:
         connection.execute("ROLLBACK")
         raise
@@ -707,7 +677,7 @@ class _SqliteLoader:
     The swap: SQLite keeps an index's name when its table is renamed and cannot rename an
     index, so an index built on the staging table would keep a staging name for good. Instead
     one transaction drops the old table (its index goes with it), renames the staging table and
-    only then creates `uq_dtsen_record_nik_hash`: the live table always has the index under its
+    only then creates `ix_dtsen_record_nik_key`: the live table always has the index under its
     real name and repeated imports never collide. The price is that the index is built inside
     the swap, holding the write lock ~1.5 s per million rows (4-5 s for Kota Bekasi): bot writes
     wait (busy_timeout 15 s), readers do not (WAL) and see the old table until the commit.
@@ -736,7 +706,7 @@ class _SqliteLoader:
         except BlockingIOError:
             raise DtsenImportError("another DTSEN import is running on this database") from None
         self._connection = db = _sqlite_connect(self.path)
-        # The unique index build sorts every hash; a second sorter thread saves ~15 % of it
+        # The index build sorts every key; a second sorter thread saves ~15 % of it
         # (a bigger cache_size made it slower here: 1.6 s -> 2.3 s a million rows).
         db.execute("PRAGMA threads=2")
         # This SQLite is built with SECURE_DELETE, which zero-fills every freed page: dropping a
@@ -751,9 +721,7 @@ class _SqliteLoader:
         index = db.execute(
             "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", (NIK_INDEX,)
         ).fetchone()
-        self._index_sql = (
-            index[0] if index else f"CREATE UNIQUE INDEX {NIK_INDEX} ON {TABLE} (nik_hash)"
-        )
+        self._index_sql = index[0] if index else f"CREATE INDEX {NIK_INDEX} ON {TABLE} (nik_key)"
         # The staging table is made from the live table's own DDL, so what gets renamed into
         # place is exactly what the migrations built.
         staging_sql = re.sub(
@@ -852,8 +820,6 @@ class _SqliteLoader:
 
 # Key of the session-level advisory lock that serialises PostgreSQL imports ("DTSEN" in ASCII).
 PG_IMPORT_LOCK = 0x4454_5345_4E
-_COLUMNS = ("id", "nik_hash", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil",
-            "no_kk_hash", "alamat")  # fmt: skip
 
 
 class _PostgresLoader:
@@ -867,7 +833,7 @@ class _PostgresLoader:
     away while the server notices the dead session. Its staging table is dropped first: holding
     the lock, any staging table found is a leftover.
 
-    The staging table gets its primary key and unique index before the swap, under staging
+    The staging table gets its primary key and index before the swap, under staging
     names; the swap transaction only drops the old table and renames (PostgreSQL can rename
     indexes), so lookups wait only for the drop and the renames, never for an index build.
     """
@@ -928,7 +894,7 @@ class _PostgresLoader:
         # Dates as date objects (binary COPY), built here while the previous COPY runs: the
         # server stores one chunk while this thread parses the next.
         fromiso = date.fromisoformat
-        records = [(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        records = [(r[0], r[1], r[2], r[3], fromiso(r[4]), r[5], r[6], r[7]) for r in rows]
         self._flush()
 
         async def copy() -> None:
@@ -952,9 +918,7 @@ class _PostgresLoader:
             await pg.execute(
                 f"ALTER TABLE {STAGING_TABLE} ADD CONSTRAINT {STAGING_TABLE}_pkey PRIMARY KEY (id)"
             )
-            await pg.execute(
-                f"CREATE UNIQUE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_hash)"
-            )
+            await pg.execute(f"CREATE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_key)")
             await pg.execute(f"ANALYZE {STAGING_TABLE}")
             async with pg.transaction():
                 await pg.execute(f"DROP TABLE {TABLE}")
@@ -1034,10 +998,10 @@ def _worker_main() -> None:
     try:
         config = _receive(commands)
         assert config is not None
-        source, db_path, (required, no_kk, alamat), delimiter, quoted, secret, today = config
+        source, db_path, required, delimiter, quoted, secret, today = config
         path = Path(source)
         validator = _Validator(
-            _Columns(tuple(required), no_kk, alamat),
+            _Columns(tuple(required)),
             secret=secret,
             today=date.fromordinal(today),
         )
@@ -1386,7 +1350,7 @@ class _ImportJob:
         assert isinstance(self.loader, _SqliteLoader)
         # Absolute paths: the processes must open the same files whatever their working directory.
         config = (str(self.source.resolve()), str(Path(self.loader.path).resolve()),
-                  layout.columns.to_wire(), layout.delimiter, layout.quoted, self.secret,
+                  layout.columns.required, layout.delimiter, layout.quoted, self.secret,
                   self.today.toordinal())  # fmt: skip
         block_bytes = max(1 << 16, int(self.chunk_rows * layout.line_bytes))
         blocks = enumerate(_csv_blocks(self.source, layout, block_bytes))

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from bot.cli import main
-from bot.pii import hash_identifier
+from bot.pii import hash_identifier, identifier_digest
 from bot.sample_dtsen import demo_people, write_sample
 from storage.dtsen import (
     DtsenImportError,
@@ -95,18 +95,18 @@ async def run_import(database: Database, source: Path, **options: object) -> Imp
 
 
 async def tables(database: Database) -> set[str]:
-    """Tables named dtsen_record* and indexes named uq_dtsen* (what a swap leaves or not)."""
+    """Tables named dtsen_record* and indexes named ix_dtsen* (what a swap leaves or not)."""
     if database.dialect == "sqlite":
         with sqlite3.connect(str(database.engine.url.database)) as connection:
             rows = connection.execute(
                 "SELECT name FROM sqlite_schema "
-                "WHERE name LIKE 'dtsen_record%' OR name LIKE 'uq_dtsen%'"
+                "WHERE name LIKE 'dtsen_record%' OR name LIKE 'ix_dtsen%'"
             ).fetchall()
         return {name for (name,) in rows}
     query = text(
         "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND "
         "((relkind = 'r' AND relname LIKE 'dtsen_record%') OR "
-        "(relkind = 'i' AND relname LIKE 'uq_dtsen%'))"
+        "(relkind = 'i' AND relname LIKE 'ix_dtsen%'))"
     )
     async with database.engine.connect() as connection:
         return set((await connection.execute(query)).scalars())
@@ -144,6 +144,32 @@ async def test_lookup_accepts_a_nik_typed_with_spaces(
     await run_import(database, write_csv(tmp_path / "one.csv", [row_of(person)]))
     spaced = f"{person.nik[:6]} {person.nik[6:12]} {person.nik[12:]}"
     assert await repo.find(nik=spaced) == person.dtsen()
+
+
+async def test_lookup_compares_the_whole_hash_not_only_its_key(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Rows are found by the HMAC's first 8 bytes, but only the row with the whole HMAC counts:
+    another NIK sharing that key (about one pair in 10^7 per extract) is not a match."""
+    person = make_person(seed=31)
+    await run_import(database, write_csv(tmp_path / "one.csv", [row_of(person)]))
+    digest = identifier_digest(person.nik, SECRET)
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE dtsen_record SET nik_hash = :other"),
+            {"other": digest[:8] + bytes(24)},  # same key, another hash
+        )
+    assert await repo.find(nik=person.nik) is None
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO dtsen_record (id, nik_hash, nik_key, nama, tanggal_lahir, "
+                "jenis_kelamin, kode_wilayah, desil) SELECT id + 1, :digest, nik_key, nama, "
+                "tanggal_lahir, jenis_kelamin, kode_wilayah, desil FROM dtsen_record"
+            ),
+            {"digest": digest},
+        )
+    assert await repo.find(nik=person.nik) == person.dtsen()
 
 
 async def test_xlsx_import_reads_the_first_sheet(
@@ -229,7 +255,7 @@ async def test_missing_column_aborts_with_a_one_line_message(
     with pytest.raises(DtsenImportError, match="lacks jenis_kelamin, kode_wilayah, desil") as info:
         await run_import(database, source)
     assert "\n" not in str(info.value)
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_values_in_their_usual_spellings_are_normalised(
@@ -319,7 +345,7 @@ async def test_import_with_too_many_bad_rows_keeps_the_old_table(
     assert await repo.find(nik=old[0].nik) == old[0].dtsen()
     assert await repo.find(nik=new[0].nik) is None
     assert len(report.read_text().splitlines()) == 3
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     last = await repo.last_import()
     assert last is not None
     assert last.source_name == "old.csv"
@@ -348,16 +374,16 @@ async def test_reimport_replaces_the_whole_table(
 async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models(
     sqlite_database: Database, tmp_path: Path
 ) -> None:
-    """After swaps the live table still has uq_dtsen_record_nik_hash and matches models.py."""
+    """After swaps the live table still has ix_dtsen_record_nik_key and matches models.py."""
     for number in range(3):
         source = tmp_path / f"{number}.csv"
         write_sample(source, rows=20, seed=number)
         await run_import(sqlite_database, source)
-    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
         unique = connection.execute("PRAGMA index_list(dtsen_record)").fetchall()
     assert [(name, is_unique) for _seq, name, is_unique, *_ in unique] == [
-        ("uq_dtsen_record_nik_hash", 1)
+        ("ix_dtsen_record_nik_key", 0)
     ]
 
     def differences(sync: Connection) -> list[object]:
@@ -371,7 +397,8 @@ async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models
 async def test_stored_rows_hold_keyed_hashes_not_numbers(
     sqlite_database: Database, tmp_path: Path
 ) -> None:
-    """NIK and KK number are HMAC-SHA256 under PII_SECRET; name, date and address are kept."""
+    """The NIK is stored as its 32-byte HMAC-SHA256 under PII_SECRET (and that HMAC's first 8
+    bytes as the lookup key); the KK number and the address are read past but not stored."""
     person = make_person(seed=11)
     no_kk = "3275011203150007"
     header = HEADER + ",no_kk,alamat"
@@ -384,19 +411,34 @@ async def test_stored_rows_hold_keyed_hashes_not_numbers(
         today=TODAY,
     )
     with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
-        stored = connection.execute(
-            "SELECT id, nik_hash, no_kk_hash, nama, tanggal_lahir, alamat FROM dtsen_record"
-        ).fetchall()
+        stored = connection.execute("SELECT * FROM dtsen_record").fetchall()
+        columns = [
+            name for _cid, name, *_ in connection.execute("PRAGMA table_info(dtsen_record)")
+        ]
+    digest = identifier_digest(person.nik, long_secret)
+    assert columns == [
+        "id",
+        "nik_hash",
+        "nik_key",
+        "nama",
+        "tanggal_lahir",
+        "jenis_kelamin",
+        "kode_wilayah",
+        "desil",
+    ]
     assert stored == [
         (
             2,
-            hash_identifier(person.nik, long_secret),
-            hash_identifier(no_kk, long_secret),
+            digest,
+            int.from_bytes(digest[:8], "big", signed=True),
             person.name.upper(),
             person.birth_date.isoformat(),
-            "JL. MAWAR NO. 3, RT 001 RW 002",
+            person.gender,
+            person.kode_wilayah,
+            person.desil,
         )
     ]
+    assert digest.hex() == hash_identifier(person.nik, long_secret)
     assert await DtsenRepository(sqlite_database, long_secret).find(nik=person.nik) is not None
 
 
@@ -439,7 +481,7 @@ async def test_parallel_import_names_the_line_of_a_bad_byte_and_keeps_the_old_ta
     with pytest.raises(DtsenImportError, match=r"not UTF-8 text \(line 2501\)"):
         await run_import(sqlite_database, source, parallel=True, chunk_rows=400)
     assert await DtsenRepository(sqlite_database, SECRET).find(nik=old.nik) == old.dtsen()
-    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
@@ -466,7 +508,7 @@ async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
         await task
     assert await repo.count() == 1
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_error_during_the_load_keeps_the_old_table(
@@ -484,7 +526,7 @@ async def test_error_during_the_load_keeps_the_old_table(
     with pytest.raises(RuntimeError, match="disk full after 100 rows"):
         await run_import(database, source, chunk_rows=100, on_progress=explode)
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 KILLED_IMPORT = """
@@ -533,7 +575,7 @@ async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cl
 
     summary = await run_import(database, source)
     assert summary.rows_loaded == 4_000
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     assert await repo.find(nik=old.nik) is None
 
 
@@ -626,7 +668,7 @@ async def test_concurrent_imports_on_postgres_run_one_after_the_other(
     last = await repo.last_import()
     assert last is not None
     assert last.source_name == "second.csv"
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_unreadable_files_are_refused_with_a_reason(
