@@ -29,6 +29,9 @@ from storage.dtsen import (
     DtsenImportError,
     ImportSummary,
     SkipReason,
+    _Columns,
+    _csv_records,
+    _Validator,
     import_dtsen,
     parse_column_map,
 )
@@ -217,6 +220,40 @@ async def test_windows_line_endings_and_a_quoted_address_are_read(
     summary = await run_import(database, quoted)
     assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
     assert await repo.find(nik=people[2].nik) == people[2].dtsen()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+async def test_quoted_cells_are_read_wherever_they_are(
+    sqlite_database: Database, tmp_path: Path, parallel: bool
+) -> None:
+    """A quoted address after the stored cells (with a comma, or over two lines) is skipped
+    past; a quoted name with a comma is one cell; line numbers count the lines."""
+    repo = DtsenRepository(sqlite_database, SECRET)
+    people = make_people(5, seed=32)
+    header = HEADER + ",alamat"
+    lines = [
+        row_of(people[0]) + ',"JL. MAWAR NO. 3, RT 001"',  # line 2
+        f'{people[1].nik},"SURYA, BUDI",{people[1].birth_date:%d-%m-%Y},{people[1].gender},'
+        f"{people[1].kode_wilayah},{people[1].desil}",  # line 3
+        row_of(people[2]) + ',"JL. MELATI',  # lines 4-5: the address runs on
+        'RT 002 RW 003"',
+        row_of(people[3], desil="12") + ",JL. ANGGREK",  # line 6
+        row_of(people[4]),  # line 7
+    ]
+    report = tmp_path / "report.csv"
+    summary = await run_import(
+        sqlite_database,
+        write_csv(tmp_path / "quoted.csv", lines, header=header),
+        parallel=parallel,
+        report_path=report,
+        max_bad_share=1,
+    )
+    assert (summary.rows_loaded, summary.rows_skipped) == (4, 1)
+    assert report.read_text().splitlines()[1].startswith("6,bad_desil")
+    assert await repo.find(nik=people[0].nik) == people[0].dtsen()
+    assert await repo.find(nik=people[1].nik) == people[1].dtsen(nama="SURYA, BUDI")
+    assert await repo.find(nik=people[2].nik) == people[2].dtsen()
+    assert await repo.find(nik=people[4].nik) == people[4].dtsen()
 
 
 async def test_column_map_reads_other_header_names(
@@ -440,6 +477,75 @@ async def test_stored_rows_hold_keyed_hashes_not_numbers(
     ]
     assert digest.hex() == hash_identifier(person.nik, long_secret)
     assert await DtsenRepository(sqlite_database, long_secret).find(nik=person.nik) is not None
+
+
+def _odd_rows(people: Sequence[Person]) -> list[str]:
+    """A row of every shape the validator knows: usual, other spellings, bad, quoted, blank."""
+    p = people
+    dotted = f"{p[2].kode_wilayah[:2]}.{p[2].kode_wilayah[2:4]}.{p[2].kode_wilayah[4:]}"
+    return [
+        row_of(p[0]) + ",3275011203150007,JL. MAWAR",
+        row_of(p[1], tanggal_lahir=p[1].birth_date.isoformat()),
+        row_of(p[2], kode_wilayah=dotted, jenis_kelamin=" Laki-laki ", desil=" 3.0"),
+        row_of(p[3], nik=f"'{p[3].nik[:6]} {p[3].nik[6:]}", tanggal_lahir="17 Agustus 1985"),
+        row_of(p[4], tanggal_lahir=p[4].birth_date.strftime("%d/%m/%Y"), desil="10"),
+        row_of(p[5], nama="  SITI  AMINAH "),
+        row_of(p[6], nama="JOSÉ MARÍA", jenis_kelamin="2"),
+        row_of(p[7], nama="X" * 250),
+        row_of(p[8]) + ',3275011203150007,"JL. MAWAR NO. 3, RT 001 RW 002"',
+        f'{p[9].nik},"SURYA, BUDI",{p[9].birth_date:%d-%m-%Y},L,{p[9].kode_wilayah},4',
+        row_of(p[10], tanggal_lahir="29-02-1990"),
+        row_of(p[11], tanggal_lahir="01-01-2027"),
+        row_of(p[12], tanggal_lahir="31-12-1899"),
+        row_of(p[13], nik=p[13].nik[:12] + "0000"),
+        row_of(p[14], nik="99" + p[14].nik[2:]),
+        row_of(p[15], nik=p[15].nik[:6] + "320199" + p[15].nik[12:]),
+        row_of(p[16], desil="0"),
+        row_of(p[17], desil="11"),
+        row_of(p[18], jenis_kelamin="X"),
+        row_of(p[19], kode_wilayah="327501"),
+        row_of(p[20], nama="   "),
+        f"{p[21].nik},ONLY TWO CELLS",
+        "",
+        ",,,,,,,",
+        row_of(p[0], nama="THE SAME NIK AGAIN"),
+        row_of(p[22], tanggal_lahir="1985-02-30"),
+        row_of(p[23], tanggal_lahir="2000-02-29"),
+        row_of(p[24], nama='"BUDI SANTOSO"'),
+    ]
+
+
+def test_block_validation_matches_the_row_by_row_reference(tmp_path: Path) -> None:
+    """The numpy path for CSV blocks accepts, normalises and refuses exactly what the row-at-a-time
+    validator does, with the same reasons, NIKs and line numbers: plain, CRLF, a quoted field over
+    a line end, the synthetic sample with bad rows, and a header with the columns elsewhere."""
+    people = make_people(25, seed=41)
+    rows = _odd_rows(people)
+    source = tmp_path / "sample.csv"
+    write_sample(source, rows=2_000, seed=42, bad_rows=60)
+    sample = source.read_text(encoding="utf-8").split("\n", 1)[1]
+    shifted = "".join(f"{n},{line}\n" for n, line in enumerate(rows))  # NO,nik,...: width 7
+    blocks = [
+        ("\n".join(rows) + "\n", (0, 1, 2, 3, 4, 5)),
+        ("\r\n".join(rows), (0, 1, 2, 3, 4, 5)),
+        (
+            "\n".join([*rows[:5], rows[5] + ',"JL. MAWAR', 'RT 001"', *rows[6:]]),
+            (0, 1, 2, 3, 4, 5),
+        ),
+        (sample, (0, 1, 2, 3, 4, 5)),
+        (shifted, (1, 2, 3, 4, 5, 6)),
+    ]
+    for block, required in blocks:
+        columns = _Columns(required)
+        validator = _Validator(columns, secret=SECRET, today=TODAY)
+        fast = validator.block(block, delimiter=",", width=columns.width, first_line=2)
+        records = _csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
+        reference = next(validator.chunks(records, sys.maxsize))
+        assert fast.rows == reference.rows
+        assert fast.bad == reference.bad
+        assert fast.niks.tolist() == reference.niks.tolist()
+        assert fast.lines.tolist() == reference.lines.tolist()
+        assert len(fast.rows) > 10
 
 
 async def test_parallel_import_loads_exactly_what_the_inline_import_loads(
