@@ -144,15 +144,17 @@ async def seed_dtsen(services: Any, people_file: Path) -> None:
     """
     from datetime import date
 
-    from bot.pii import hash_identifier
+    from bot.pii import digest_key, identifier_digest
     from storage.models import DtsenRecord
 
     rows = json.loads(people_file.read_text())
     async with services.database.write() as session, session.begin():
         for row in rows:
+            digest = identifier_digest(row["nik"], services.secret)
             session.add(
                 DtsenRecord(
-                    nik_hash=hash_identifier(row["nik"], services.secret),
+                    nik_hash=digest,
+                    nik_key=digest_key(digest),
                     nama=row["name"],
                     tanggal_lahir=date.fromisoformat(row["birth_date"]),
                     jenis_kelamin=row["gender"],

@@ -12,6 +12,16 @@ def hash_identifier(value: str, secret: bytes) -> str:
     return hmac.new(secret, value.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def identifier_digest(value: str, secret: bytes) -> bytes:
+    """The same HMAC-SHA256 as 32 raw bytes: the DTSEN blind index (half the hex's size)."""
+    return hmac.digest(secret, value.encode("ascii"), hashlib.sha256)
+
+
+def digest_key(digest: bytes) -> int:
+    """A digest's first 8 bytes as a signed 64-bit integer: a short key to index it by."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def mask_nik(nik: str) -> str:
     """Keep the region prefix and the serial: `3275********0001`."""
     if len(nik) != 16:

@@ -3,8 +3,8 @@
 An import never touches the table the bot is serving until the very end: rows stream into an
 unindexed staging table (SQLite: written by parser processes; PostgreSQL: COPY), bad rows are
 skipped and reported, and one transaction drops the old table and renames the staging table into
-its place, with the unique index on `nik_hash` (built inside that transaction on SQLite, which
-cannot rename an index; before it on PostgreSQL).
+its place, with the index on `nik_key` (built inside that transaction on SQLite, which cannot
+rename an index; before it on PostgreSQL).
 Readers see the old table or the new one, never a mix; a failed, cancelled or killed import
 leaves the old table serving, and the next import drops what it left behind.
 """
@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import csv
 import fcntl
+import gc
 import hashlib
 import heapq
 import io
@@ -43,10 +44,11 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from bot.dates import InvalidDate, parse_date
 from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
-from bot.pii import mask_nik, redact_text
+from bot.pii import digest_key, mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
 # start-up, so they are imported inside the functions that use them.
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "dtsen_record"
 STAGING_TABLE = "dtsen_record__staging"
-NIK_INDEX = "uq_dtsen_record_nik_hash"
+NIK_INDEX = "ix_dtsen_record_nik_key"
 # Rows per chunk (one commit each): per-chunk costs vanish, memory stays flat (~10 MB a chunk).
 CHUNK_ROWS = 25_000
 # Parser processes take ~0.5 s to start (imports, region table) and save ~3 µs a row: below
@@ -69,10 +71,11 @@ PARALLEL_MIN_BYTES = 20_000_000
 SQLITE_BUSY_TIMEOUT_S = 15.0  # as storage.engine, without importing SQLAlchemy here
 
 REQUIRED_FIELDS = ("nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil")
+# Columns extracts often carry and --map accepts, but that are not stored: eligibility does not
+# use them, and the city has no reason to keep every resident's address or family card number.
 OPTIONAL_FIELDS = ("no_kk", "alamat")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 MAX_NAMA = 200
-MAX_ALAMAT = 500
 
 
 class SkipReason(StrEnum):
@@ -143,9 +146,11 @@ def parse_column_map(text: str) -> dict[str, str]:
 
 # --- Reading and validating rows (in parser processes, or in a thread for small files) --------
 
-# A loaded row, in staging-table column order: id (the source line), nik_hash, nama,
-# tanggal_lahir (ISO), jenis_kelamin, kode_wilayah, desil, no_kk_hash, alamat.
-Row = tuple[int, str, str, str, str, str, int, str | None, str | None]
+# A loaded row, in staging-table column order: id (the source line), nik_hash (the 32-byte
+# HMAC; a bytearray because Python 3.11's sqlite3 binds bytes through its adapter lookup, ~20 %
+# of a row's insert cost), nik_key (its first 8 bytes as an integer), nama, tanggal_lahir
+# (ISO), jenis_kelamin, kode_wilayah, desil.
+Row = tuple[int, bytearray, int, str, str, str, str, int]
 # A skipped row for the report: line, reason, detail (a code, never the value), masked NIK.
 BadRow = tuple[int, str, str, str]
 # A data row of the source: the line it starts on (the header is line 1) and its cells as text.
@@ -169,7 +174,7 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class _KeyedHash:
-    """HMAC-SHA256 hex digests equal to `bot.pii.hash_identifier`, at less than half the cost.
+    """HMAC-SHA256 digests equal to `bot.pii.identifier_digest`, at less than half the cost.
 
     The keyed inner and outer states are computed once and copied per value; `hmac.new` redoes
     the key schedule every time (~2 µs vs ~0.8 µs a value: 3 s over Kota Bekasi).
@@ -181,12 +186,12 @@ class _KeyedHash:
         self.inner = hashlib.sha256(key.translate(_IPAD))
         self.outer = hashlib.sha256(key.translate(_OPAD))
 
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: str) -> bytes:
         inner = self.inner.copy()
         inner.update(value.encode("ascii"))
         outer = self.outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer.digest()
 
 
 def _normalise_header(name: object) -> str:
@@ -196,11 +201,14 @@ def _normalise_header(name: object) -> str:
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where each field sits in a row of the source file."""
+    """Where each stored field sits in a row of the source file."""
 
     required: tuple[int, ...]  # indexes of REQUIRED_FIELDS, in that order
-    no_kk: int | None
-    alamat: int | None
+
+    @property
+    def width(self) -> int:
+        """Cells a row is split into before the rest of the line, which is never read."""
+        return max(self.required) + 1
 
     @classmethod
     def resolve(cls, header: Sequence[object], column_map: Mapping[str, str]) -> _Columns:
@@ -211,13 +219,13 @@ class _Columns:
             position.setdefault(name, index)
         found: dict[str, int] = {}
         missing: list[str] = []
-        for field in FIELDS:
+        for field in REQUIRED_FIELDS:  # the optional ones are not stored: nothing to find
             wanted = _normalise_header(column_map.get(field, field))
             if wanted in position:
                 found[field] = position[wanted]
             elif field in column_map:
                 missing.append(f"{column_map[field]} (for {field})")
-            elif field in REQUIRED_FIELDS:
+            else:
                 missing.append(field)
         if missing:
             shown = ", ".join(name for name in names if name)[:300] or "none"
@@ -225,12 +233,7 @@ class _Columns:
                 f"the header lacks {', '.join(missing)}; columns found: {shown} "
                 "(map other names with --map FIELD=COLUMN)"
             )
-        return cls(
-            tuple(found[f] for f in REQUIRED_FIELDS), found.get("no_kk"), found.get("alamat")
-        )
-
-    def to_wire(self) -> tuple[tuple[int, ...], int | None, int | None]:
-        return self.required, self.no_kk, self.alamat
+        return cls(tuple(found[f] for f in REQUIRED_FIELDS))
 
 
 # Spellings of jenis_kelamin in extracts, matched as is and after strip().casefold().
@@ -240,11 +243,9 @@ _GENDERS = {
     "p": "P", "pr": "P", "perempuan": "P", "wanita": "P", "f": "P", "female": "P", "2": "P",
 }  # fmt: skip
 _DESILS = {str(n): n for n in range(1, 11)}
-# Caches of normalised cell texts are cleared past these sizes, so memory stays flat. Birth
-# dates repeat across the file (~40k distinct); a family's rows sit together, so a few thousand
-# card numbers suffice (at 200k the cache alone held ~40 MB per parser process).
+# Caches of normalised cell texts are cleared past this size, so memory stays flat. Birth
+# dates repeat across the file (~40k distinct).
 _CACHE_LIMIT = 100_000
-_NO_KK_CACHE_LIMIT = 4_096
 # Reason codes as plain str: marshal (the parser processes' wire format) refuses str subclasses.
 _SHORT_ROW = SkipReason.SHORT_ROW.value
 _BAD_NIK = SkipReason.BAD_NIK.value
@@ -255,6 +256,15 @@ _BAD_KODE_WILAYAH = SkipReason.BAD_KODE_WILAYAH.value
 _BAD_DESIL = SkipReason.BAD_DESIL.value
 _DUPLICATE_NIK = SkipReason.DUPLICATE_NIK.value
 _POWERS_OF_TEN = 10 ** np.arange(15, -1, -1, dtype=np.int64)
+# For `_Validator.block`: digits as numbers, and where the digits of a date are.
+_BIRTH_FIELD_WEIGHTS = 10 ** np.arange(5, -1, -1, dtype=np.int32)
+_YEAR_WEIGHTS = 10 ** np.arange(3, -1, -1, dtype=np.int32)
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
+_DATE_SEPARATORS = np.array([ord("-"), ord("/"), ord(".")], np.uint8)
+_DMY_DIGITS = [0, 1, 3, 4, 6, 7, 8, 9]
+_YMD_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]
+_DMY_TO_ISO = [6, 7, 8, 9, 2, 3, 4, 5, 0, 1]  # DD-MM-YYYY -> YYYY?MM?DD (separators reset)
+_Bytes = npt.NDArray[np.uint8]
 
 
 class _Validator:
@@ -266,21 +276,24 @@ class _Validator:
         self.hash = _KeyedHash(secret)
         self._dates: dict[str, str] = {}
         self._codes: dict[str, str] = {}
-        self._no_kk: dict[str, str | None] = {}
+        # check_nik's sets as lookup tables for `block`: province code and DDMMYY -> valid.
+        provinces, births = nik_fast_sets(today)
+        self._provinces = np.zeros(100, np.bool_)
+        self._provinces[[int(code) for code in provinces if len(code) == 2]] = True
+        self._births = np.zeros(1_000_000, np.bool_)
+        self._births[[int(field) for field in births]] = True
+        self._today = today.year * 10_000 + today.month * 100 + today.day
 
     def chunks(self, records: Iterable[Record], chunk_rows: int) -> Iterator[_Parsed]:
-        """The hot loop (~4 µs a row): common values hit dicts, anything odd takes a slow path."""
+        """The hot loop: common values hit dicts, anything odd takes a slow path."""
         required = itemgetter(*self.columns.required)
         # check_nik's fast path, inlined (one Python call fewer per row); failures take the
         # full decoder in _slow_nik for their reason.
         provinces, births = nik_fast_sets(self.today)
-        kk_at = self.columns.no_kk
-        alamat_at = self.columns.alamat
         nik_at = self.columns.required[0]
         inner_copy = self.hash.inner.copy
         outer_copy = self.hash.outer.copy
         dates = self._dates
-        no_kks = self._no_kk
         genders = _GENDERS
         desils = _DESILS
         rows: list[Row] = []
@@ -290,7 +303,7 @@ class _Validator:
             try:
                 nik, nama, born, gender, code, desil_text = required(cells)
             except IndexError:
-                if any(cell.strip() for cell in cells):  # else a blank line: not a row
+                if not _blank(cells):  # a blank line is not a row
                     nik_text = cells[nik_at].strip() if len(cells) > nik_at else ""
                     bad.append((line, _SHORT_ROW, f"{len(cells)}_cells", mask_nik(nik_text)))
                 continue
@@ -304,7 +317,7 @@ class _Validator:
             ):
                 reason, nik = self._slow_nik(nik)
                 if reason is not None:
-                    if any(cell.strip() for cell in cells):  # else a row of empty cells
+                    if not _blank(cells):  # a row of empty cells is not a row either
                         bad.append((line, _BAD_NIK, reason, nik))
                     continue
             nama = nama.strip()
@@ -336,28 +349,168 @@ class _Validator:
                 if desil is None:
                     bad.append((line, _BAD_DESIL, detail, mask_nik(nik)))
                     continue
-            kk_hash = None
-            if kk_at is not None and len(cells) > kk_at:
-                # Family members share a card number and sit together: most rows hit the cache.
-                kk_hash = no_kks.get(cells[kk_at], "")
-                if kk_hash == "":
-                    kk_hash = self._slow_no_kk(cells[kk_at])
-            alamat = None
-            if alamat_at is not None and len(cells) > alamat_at:
-                alamat = cells[alamat_at].strip()[:MAX_ALAMAT] or None
             # HMAC-SHA256 inlined (see _KeyedHash): a method call per row is measurable here.
             inner = inner_copy()
             inner.update(nik.encode())
             outer = outer_copy()
             outer.update(inner.digest())
-            rows.append(
-                (line, outer.hexdigest(), nama[:MAX_NAMA], iso, sex, kode, desil, kk_hash, alamat)
-            )
+            digest = outer.digest()
+            key = digest_key(digest)
+            rows.append((line, bytearray(digest), key, nama[:MAX_NAMA], iso, sex, kode, desil))
             niks.append(nik)
             if len(rows) >= chunk_rows:
                 yield _chunk(rows, bad, niks)
                 rows, bad, niks = [], [], []
         yield _chunk(rows, bad, niks)
+
+    def block(self, text: str, *, delimiter: str, width: int, first_line: int) -> _Parsed:
+        """Validate a block of whole CSV lines. numpy checks every row in the usual form at
+        once; only the others (other spellings, bad rows, quoted fields) go through `chunks`.
+
+        Per row, Python then only hashes and builds the tuple. `chunks` spends ~1 µs a row on
+        each of two lookups that miss the CPU caches (40k birth dates, 73k NIK birth fields);
+        here a block of 25k rows takes ~3 µs a row instead of ~10.
+        """
+        if "\r" in text:  # Windows line ends
+            text = text.replace("\r\n", "\n")
+            if "\r" in text:  # a lone CR: only the line-by-line reader knows what it means
+                return self._by_row(text, delimiter, width, first_line)
+        if not text.endswith("\n"):  # the last line of a file without a final newline
+            text += "\n"
+        data = np.frombuffer(text.encode(), np.uint8)
+        if len(data) < 64:  # too short to be worth it (and shorter than a window below)
+            return self._by_row(text, delimiter, width, first_line)
+        ends = np.flatnonzero(data == 10)  # line ends
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        # The cells a row is cut into: cell k runs from after the k-th delimiter of its line to
+        # the next one, the last of `width` cells to the next delimiter or the line end.
+        cuts = np.flatnonzero(data == ord(delimiter))
+        first = np.searchsorted(cuts, starts)
+        found = np.searchsorted(cuts, ends) - first
+        if not len(cuts):
+            return self._by_row(text, delimiter, width, first_line)
+        nth = np.minimum(first[:, None] + np.arange(width), len(cuts) - 1)
+        cell_end = np.where(np.arange(width) < found[:, None], cuts[nth], ends[:, None])
+        cell_start = np.empty_like(cell_end)
+        cell_start[:, 0] = starts
+        cell_start[:, 1:] = cell_end[:, :-1] + 1
+        fast = found >= width - 1
+        quotes = np.flatnonzero(data == ord('"'))
+        if len(quotes):
+            quote_first = np.searchsorted(quotes, starts)
+            quoted = np.searchsorted(quotes, ends) - quote_first
+            if (quoted % 2).any():  # a quoted field runs over a line end
+                return self._by_row(text, delimiter, width, first_line)
+            # A quote after the last stored cell (an address) changes none of them.
+            first_quote = quotes[np.minimum(quote_first, len(quotes) - 1)]
+            fast &= (quoted == 0) | (first_quote > cell_end[:, width - 1])
+
+        def cells(column: int, size: int) -> tuple[npt.NDArray[np.bool_], _Bytes]:
+            """Whether each row's cell has `size` bytes, and those bytes (rows x size)."""
+            begin = cell_start[:, column]
+            # A gather of whole rows from a view of every `size`-byte window: ~10x faster
+            # than indexing each byte.
+            windows = sliding_window_view(data, size)
+            return cell_end[:, column] - begin == size, windows[
+                np.minimum(begin, len(windows) - 1)
+            ]
+
+        nik_at, nama_at, born_at, sex_at, code_at, desil_at = self.columns.required
+        # NIK: check_nik's fast path, on every row at once.
+        ok, nik = cells(nik_at, 16)
+        digits = nik - 48  # uint8: anything but a digit wraps above 9
+        ok &= (digits <= 9).all(axis=1)
+        digits = np.minimum(digits, 9)  # rows with other bytes are out already; keep in range
+        ok &= self._provinces[digits[:, 0] * 10 + digits[:, 1]]
+        ok &= self._births[digits[:, 6:12].astype(np.int32) @ _BIRTH_FIELD_WEIGHTS]
+        fast &= ok & digits[:, 12:].any(axis=1)
+        # Birth date: DD-MM-YYYY (or with / or .) or YYYY-MM-DD, a real day from 1900 to today.
+        ok, born = cells(born_at, 10)
+        is_digit = (born - 48) <= 9
+        dmy = (
+            is_digit[:, _DMY_DIGITS].all(axis=1)
+            & (born[:, 2] == born[:, 5])
+            & np.isin(born[:, 2], _DATE_SEPARATORS)
+        )
+        ymd = is_digit[:, _YMD_DIGITS].all(axis=1) & (born[:, 4] == 45) & (born[:, 7] == 45)
+        iso = np.where(dmy[:, None], born[:, _DMY_TO_ISO], born)
+        iso[:, [4, 7]] = ord("-")
+        numbers = (iso - 48).astype(np.int32)
+        year = numbers[:, :4] @ _YEAR_WEIGHTS
+        month = numbers[:, 5] * 10 + numbers[:, 6]
+        day = numbers[:, 8] * 10 + numbers[:, 9]
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        last_day = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
+        ok &= (dmy | ymd) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= last_day)
+        fast &= ok & (year >= 1900) & (year * 10_000 + month * 100 + day <= self._today)
+        # jenis_kelamin L or P, kode_wilayah ten digits, desil 1 to 10.
+        ok, sex = cells(sex_at, 1)
+        fast &= ok & ((sex[:, 0] == ord("L")) | (sex[:, 0] == ord("P")))
+        ok, code = cells(code_at, 10)
+        fast &= ok & ((code - 48) <= 9).all(axis=1)
+        ok, desil = cells(desil_at, 1)
+        ok2, desil2 = cells(desil_at, 2)
+        fast &= (ok & (desil[:, 0] >= ord("1")) & (desil[:, 0] <= ord("9"))) | (
+            ok2 & (desil2[:, 0] == ord("1")) & (desil2[:, 1] == ord("0"))
+        )
+        # nama: at most MAX_NAMA characters (longer ones are cut on the slow path).
+        name_bytes = cell_end[:, nama_at] - cell_start[:, nama_at]
+        fast &= (name_bytes >= 1) & (name_bytes <= MAX_NAMA)
+
+        picked = np.flatnonzero(fast)
+        names = _names(text, data, cell_start[picked, nama_at], cell_end[picked, nama_at])
+        blank = np.flatnonzero(np.fromiter(map(len, names), np.int64, len(names)) == 0)
+        if len(blank):  # spaces only: the slow path says why
+            fast[picked[blank]] = False
+            picked = np.delete(picked, blank)
+            names = [name for name in names if name]
+        line_numbers = (picked + first_line).tolist()
+        digests = self._digests(np.ascontiguousarray(nik[picked]).view("S16").ravel().tolist())
+        isos = _texts(iso[picked])
+        sexes = np.where(sex[picked, 0] == ord("L"), "L", "P").tolist()
+        codes = _texts(code[picked])
+        desils = np.where(desil2[picked, 1] == ord("0"), 10, desil[picked, 0] - 48).tolist()
+        # digest_key of every row at once: the first 8 of each 32 bytes, big-endian.
+        keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
+        rows = list(
+            zip(line_numbers, digests, keys, names, isos, sexes, codes, desils, strict=True)
+        )
+        parsed = _Parsed(
+            rows=rows,
+            bad=[],
+            niks=digits[picked].astype(np.int64) @ _POWERS_OF_TEN,
+            lines=(picked + first_line).astype(np.int32),
+        )
+        slow = np.flatnonzero(~fast)
+        if not len(slow):
+            return parsed
+        raw = text if text.isascii() else data.tobytes()
+        records = [
+            (first_line + index, _split(_text(raw[start:end]), delimiter, width))
+            for index, start, end in zip(
+                slow.tolist(), starts[slow].tolist(), ends[slow].tolist(), strict=True
+            )
+        ]
+        return _merge(parsed, next(self.chunks(records, sys.maxsize)))
+
+    def _by_row(self, text: str, delimiter: str, width: int, first_line: int) -> _Parsed:
+        """A block the numpy path does not read, validated a row at a time."""
+        records = _csv_records(text, delimiter, width=width, quoted=False, first_line=first_line)
+        return next(self.chunks(records, sys.maxsize))
+
+    def _digests(self, niks: list[bytes]) -> list[bytearray]:
+        """The keyed hash of each NIK (the HMAC inlined, as in `chunks`)."""
+        inner_copy = self.hash.inner.copy
+        outer_copy = self.hash.outer.copy
+        digests: list[bytearray] = []
+        append = digests.append
+        for nik in niks:
+            inner = inner_copy()
+            inner.update(nik)
+            outer = outer_copy()
+            outer.update(inner.digest())
+            append(bytearray(outer.digest()))
+        return digests
 
     def _slow_nik(self, text: str) -> tuple[str | None, str]:
         """(None, digits) for a valid NIK in an unusual form, else (reason, masked text)."""
@@ -404,17 +557,6 @@ class _Validator:
         self._codes[text] = code
         return code
 
-    def _slow_no_kk(self, text: str) -> str | None:
-        """The keyed hash of a family card number; None (not a skip) when it is not 16 digits."""
-        digits = text
-        if not (len(text) == 16 and text.isascii() and text.isdigit()):
-            digits = clean_nik_digits(text.lstrip("'’")) if text.strip() else ""
-        value = self.hash(digits) if len(digits) == 16 and digits.isdigit() else None
-        if len(self._no_kk) >= _NO_KK_CACHE_LIMIT:
-            self._no_kk.clear()
-        self._no_kk[text] = value
-        return value
-
 
 def _chunk(rows: list[Row], bad: list[BadRow], niks: list[str]) -> _Parsed:
     """Package a chunk, turning its NIKs into int64s (12 bytes a row with the line)."""
@@ -423,8 +565,55 @@ def _chunk(rows: list[Row], bad: list[BadRow], niks: list[str]) -> _Parsed:
         rows=rows,
         bad=bad,
         niks=(digits.astype(np.int64) - 48) @ _POWERS_OF_TEN,
-        lines=np.fromiter((row[0] for row in rows), np.int32, len(rows)),
+        lines=np.fromiter(map(itemgetter(0), rows), np.int32, len(rows)),
     )
+
+
+def _names(text: str, data: _Bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+           ) -> list[str]:  # fmt: skip
+    """The cells between these byte offsets, stripped."""
+    cuts = map(slice, starts.tolist(), ends.tolist())
+    if text.isascii():  # byte offsets are character offsets
+        return list(map(str.strip, map(text.__getitem__, cuts)))
+    raw = data.tobytes()
+    return [raw[cut].decode().strip() for cut in cuts]
+
+
+def _texts(cells: _Bytes) -> list[str]:
+    """Rows of ASCII bytes (rows x size) as strings."""
+    return [
+        cell.decode()
+        for cell in np.ascontiguousarray(cells).view(f"S{cells.shape[1]}").ravel().tolist()
+    ]
+
+
+def _text(cell: str | bytes) -> str:
+    return cell if isinstance(cell, str) else cell.decode()
+
+
+def _split(line: str, delimiter: str, width: int) -> list[str]:
+    """One line's cells, as `_csv_records` would cut them."""
+    if '"' in line:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    return line.split(delimiter, width)
+
+
+def _merge(first: _Parsed, second: _Parsed) -> _Parsed:
+    """Two validated parts of one block, back in line order."""
+    lines = np.concatenate((first.lines, second.lines))
+    order = np.argsort(lines, kind="stable")
+    rows = first.rows + second.rows
+    return _Parsed(
+        rows=[rows[index] for index in order.tolist()],
+        bad=second.bad,
+        niks=np.concatenate((first.niks, second.niks))[order],
+        lines=lines[order],
+    )
+
+
+def _blank(cells: Sequence[str]) -> bool:
+    """Whether a record holds nothing but delimiters and spaces: a blank line, not a row."""
+    return not "".join(cells).replace(",", "").replace(";", "").strip()
 
 
 def _slow_desil(text: str) -> tuple[int | None, str]:
@@ -440,21 +629,44 @@ def _slow_desil(text: str) -> tuple[int | None, str]:
     return int(number), ""
 
 
-def _csv_records(text: str, delimiter: str, *, quoted: bool, first_line: int) -> Iterable[Record]:
-    """Data rows of a block of CSV text, with the line each one starts on."""
+def _csv_records(
+    text: str, delimiter: str, *, width: int, quoted: bool, first_line: int
+) -> Iterable[Record]:
+    """Data rows of a block of CSV text, with the line each one starts on.
+
+    A record may be cut after its first `width` cells: the rest of the line (often a quoted
+    address) is never read, so it is not split either.
+    """
     plain = text.replace("\r\n", "\n") if "\r" in text else text  # Windows line ends
-    if not quoted and '"' not in plain and "\r" not in plain:
-        # The usual block: no quotes. Split in C, with no generator frame per row (with the
-        # inlined NIK check: 3.7 % fewer instructions a row under cachegrind). The piece after
-        # the last "\n" is empty.
+    if not quoted and "\r" not in plain:
+        # The usual block: split in C, with no generator frame per row (with the inlined NIK
+        # check: 3.7 % fewer instructions a row under cachegrind). The piece after the last
+        # "\n" is empty.
         lines = plain.split("\n")
         if lines and not lines[-1]:
             lines.pop()
-        return zip(itertools.count(first_line), map(str.split, lines, itertools.repeat(delimiter)))
+        cells = list(map(str.split, lines, itertools.repeat(delimiter), itertools.repeat(width)))
+        if '"' in plain and not _requote(lines, cells, delimiter, width):
+            return _csv_lines(
+                io.StringIO(text, newline="\n"), delimiter, quoted=False, first_line=first_line
+            )
+        return zip(itertools.count(first_line), cells)
     # Lines end at "\n" only (str.splitlines would also split at \x85 or U+2028 inside a name).
     return _csv_lines(
         io.StringIO(text, newline="\n"), delimiter, quoted=quoted, first_line=first_line
     )
+
+
+def _requote(lines: list[str], cells: list[list[str]], delimiter: str, width: int) -> bool:
+    """Re-read with csv the lines whose first `width` cells hold a quote; False if a quoted
+    field runs over a line end (the block then needs the line-joining reader)."""
+    for index in [index for index, line in enumerate(lines) if '"' in line]:
+        line = lines[index]
+        if line.count('"') % 2:  # RFC 4180 doubles quotes inside fields: odd means open
+            return False
+        if any('"' in cell for cell in cells[index][:width]):
+            cells[index] = next(csv.reader([line], delimiter=delimiter))
+    return True
 
 
 def _csv_lines(
@@ -530,12 +742,21 @@ class _CsvLayout:
             raise DtsenImportError(_not_utf8(path, 1)) from None
         delimiter = ";" if header_text.count(";") > header_text.count(",") else ","
         header = next(csv.reader([header_text], delimiter=delimiter), [])
+        columns = _Columns.resolve(header, column_map)
         lines = max(sample.count(b"\n"), 1)
+        # Quotes only count where the stored fields are: a quoted address at the end of the
+        # line is never split.
+        width = columns.width
+        quoted_lines = sum(
+            1
+            for line in sample.decode("utf-8", "replace").split("\n")
+            if '"' in line and any('"' in cell for cell in line.split(delimiter, width)[:width])
+        )
         return cls(
-            columns=_Columns.resolve(header, column_map),
+            columns=columns,
             delimiter=delimiter,
             # More than one line in twenty with quotes: csv.reader beats split-with-fallback.
-            quoted=sample.count(b'"') / 2 > lines / 20,
+            quoted=quoted_lines > lines / 20,
             data_offset=len(first),
             line_bytes=len(sample) / lines if sample else 100.0,
         )
@@ -600,7 +821,13 @@ def _csv_chunks(path: Path, layout: _CsvLayout, validator: _Validator, chunk_row
     with path.open("rb") as handle:
         for offset, length, line in _csv_blocks(path, layout, 1 << 22):
             text = _read_block(handle, path, offset, length, line)
-            records = _csv_records(text, layout.delimiter, quoted=layout.quoted, first_line=line)
+            records = _csv_records(
+                text,
+                layout.delimiter,
+                width=layout.columns.width,
+                quoted=layout.quoted,
+                first_line=line,
+            )
             for parsed in validator.chunks(records, chunk_rows):
                 yield parsed, offset + length
 
@@ -662,10 +889,15 @@ class _Loader(Protocol):
     def discard(self) -> None: ...
 
 
-_INSERT = (
-    f"INSERT INTO {STAGING_TABLE} (id, nik_hash, nama, tanggal_lahir, jenis_kelamin, "
-    "kode_wilayah, desil, no_kk_hash, alamat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_COLUMNS = ("id", "nik_hash", "nik_key", "nama", "tanggal_lahir", "jenis_kelamin",
+            "kode_wilayah", "desil")  # fmt: skip
+# Rows per INSERT statement. One statement a row spent ~25 % of the write (the single writer's
+# share of the import) in sqlite3's per-statement work: step, reset, releasing the GIL. 64 rows
+# of 8 values stay under the 999 variables of SQLite builds before 3.32.
+_ROWS_PER_INSERT = 64
+_PLACES = f"({', '.join('?' * len(_COLUMNS))})"
+_INSERT_ONE = f"INSERT INTO {STAGING_TABLE} ({', '.join(_COLUMNS)}) VALUES {_PLACES}"
+_INSERT_MANY = _INSERT_ONE + f", {_PLACES}" * (_ROWS_PER_INSERT - 1)
 
 
 def _sqlite_connect(path: str) -> sqlite3.Connection:
@@ -687,9 +919,13 @@ def _sqlite_connect(path: str) -> sqlite3.Connection:
 def _sqlite_write(connection: sqlite3.Connection, rows: list[Row]) -> None:
     # One short transaction per chunk, so the bot's own writes interleave with the import.
     # Line numbers are the ids and chunks arrive in file order: rows append to the b-tree.
+    whole = len(rows) - len(rows) % _ROWS_PER_INSERT
+    values = itertools.chain.from_iterable(itertools.islice(rows, whole))
+    statements = zip(*[values] * (_ROWS_PER_INSERT * len(_COLUMNS)), strict=False)
     connection.execute("BEGIN IMMEDIATE")
     try:
-        connection.executemany(_INSERT, rows)
+        connection.executemany(_INSERT_MANY, statements)
+        connection.executemany(_INSERT_ONE, rows[whole:])
     except BaseException:
         connection.execute("ROLLBACK")
         raise
@@ -707,7 +943,7 @@ class _SqliteLoader:
     The swap: SQLite keeps an index's name when its table is renamed and cannot rename an
     index, so an index built on the staging table would keep a staging name for good. Instead
     one transaction drops the old table (its index goes with it), renames the staging table and
-    only then creates `uq_dtsen_record_nik_hash`: the live table always has the index under its
+    only then creates `ix_dtsen_record_nik_key`: the live table always has the index under its
     real name and repeated imports never collide. The price is that the index is built inside
     the swap, holding the write lock ~1.5 s per million rows (4-5 s for Kota Bekasi): bot writes
     wait (busy_timeout 15 s), readers do not (WAL) and see the old table until the commit.
@@ -736,7 +972,7 @@ class _SqliteLoader:
         except BlockingIOError:
             raise DtsenImportError("another DTSEN import is running on this database") from None
         self._connection = db = _sqlite_connect(self.path)
-        # The unique index build sorts every hash; a second sorter thread saves ~15 % of it
+        # The index build sorts every key; a second sorter thread saves ~15 % of it
         # (a bigger cache_size made it slower here: 1.6 s -> 2.3 s a million rows).
         db.execute("PRAGMA threads=2")
         # This SQLite is built with SECURE_DELETE, which zero-fills every freed page: dropping a
@@ -751,9 +987,7 @@ class _SqliteLoader:
         index = db.execute(
             "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", (NIK_INDEX,)
         ).fetchone()
-        self._index_sql = (
-            index[0] if index else f"CREATE UNIQUE INDEX {NIK_INDEX} ON {TABLE} (nik_hash)"
-        )
+        self._index_sql = index[0] if index else f"CREATE INDEX {NIK_INDEX} ON {TABLE} (nik_key)"
         # The staging table is made from the live table's own DDL, so what gets renamed into
         # place is exactly what the migrations built.
         staging_sql = re.sub(
@@ -852,8 +1086,6 @@ class _SqliteLoader:
 
 # Key of the session-level advisory lock that serialises PostgreSQL imports ("DTSEN" in ASCII).
 PG_IMPORT_LOCK = 0x4454_5345_4E
-_COLUMNS = ("id", "nik_hash", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil",
-            "no_kk_hash", "alamat")  # fmt: skip
 
 
 class _PostgresLoader:
@@ -867,7 +1099,7 @@ class _PostgresLoader:
     away while the server notices the dead session. Its staging table is dropped first: holding
     the lock, any staging table found is a leftover.
 
-    The staging table gets its primary key and unique index before the swap, under staging
+    The staging table gets its primary key and index before the swap, under staging
     names; the swap transaction only drops the old table and renames (PostgreSQL can rename
     indexes), so lookups wait only for the drop and the renames, never for an index build.
     """
@@ -928,7 +1160,7 @@ class _PostgresLoader:
         # Dates as date objects (binary COPY), built here while the previous COPY runs: the
         # server stores one chunk while this thread parses the next.
         fromiso = date.fromisoformat
-        records = [(r[0], r[1], r[2], fromiso(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        records = [(r[0], r[1], r[2], r[3], fromiso(r[4]), r[5], r[6], r[7]) for r in rows]
         self._flush()
 
         async def copy() -> None:
@@ -952,9 +1184,7 @@ class _PostgresLoader:
             await pg.execute(
                 f"ALTER TABLE {STAGING_TABLE} ADD CONSTRAINT {STAGING_TABLE}_pkey PRIMARY KEY (id)"
             )
-            await pg.execute(
-                f"CREATE UNIQUE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_hash)"
-            )
+            await pg.execute(f"CREATE INDEX {NIK_INDEX}__staging ON {STAGING_TABLE} (nik_key)")
             await pg.execute(f"ANALYZE {STAGING_TABLE}")
             async with pg.transaction():
                 await pg.execute(f"DROP TABLE {TABLE}")
@@ -1030,17 +1260,17 @@ def _worker_main() -> None:
     # The frames own file descriptor 1; anything printed by accident goes to stderr instead.
     output = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    # The hot loop allocates ~10 containers a row and makes no reference cycles: the cyclic
+    # collector's passes over them cost ~1 µs a row here and would free nothing.
+    gc.disable()
     commands = sys.stdin.buffer
     try:
         config = _receive(commands)
         assert config is not None
-        source, db_path, (required, no_kk, alamat), delimiter, quoted, secret, today = config
+        source, db_path, required, delimiter, quoted, secret, today = config
         path = Path(source)
-        validator = _Validator(
-            _Columns(tuple(required), no_kk, alamat),
-            secret=secret,
-            today=date.fromordinal(today),
-        )
+        columns = _Columns(tuple(required))
+        validator = _Validator(columns, secret=secret, today=date.fromordinal(today))
         connection = _sqlite_connect(db_path)
         parsed: dict[int, _Parsed] = {}
         with path.open("rb") as handle:
@@ -1048,9 +1278,16 @@ def _worker_main() -> None:
                 if message[0] == "block":
                     _, seq, offset, length, line = message
                     text = _read_block(handle, path, offset, length, line)
-                    records = _csv_records(text, delimiter, quoted=quoted, first_line=line)
                     # One chunk per block: the coordinator sizes blocks to CHUNK_ROWS rows.
-                    parsed[seq] = next(validator.chunks(records, sys.maxsize))
+                    if quoted:
+                        records = _csv_records(
+                            text, delimiter, width=columns.width, quoted=True, first_line=line
+                        )
+                        parsed[seq] = next(validator.chunks(records, sys.maxsize))
+                    else:
+                        parsed[seq] = validator.block(
+                            text, delimiter=delimiter, width=columns.width, first_line=line
+                        )
                     _send(output, ("parsed", seq))
                 else:
                     seq = message[1]
@@ -1386,7 +1623,7 @@ class _ImportJob:
         assert isinstance(self.loader, _SqliteLoader)
         # Absolute paths: the processes must open the same files whatever their working directory.
         config = (str(self.source.resolve()), str(Path(self.loader.path).resolve()),
-                  layout.columns.to_wire(), layout.delimiter, layout.quoted, self.secret,
+                  layout.columns.required, layout.delimiter, layout.quoted, self.secret,
                   self.today.toordinal())  # fmt: skip
         block_bytes = max(1 << 16, int(self.chunk_rows * layout.line_bytes))
         blocks = enumerate(_csv_blocks(self.source, layout, block_bytes))

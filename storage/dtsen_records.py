@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 
 from bot.eligibility import DtsenPerson
 from bot.nik import clean_nik_digits
-from bot.pii import hash_identifier
+from bot.pii import digest_key, identifier_digest
 from storage.engine import Database
 from storage.models import DtsenImport, DtsenRecord
 
@@ -30,15 +30,16 @@ class DtsenRepository:
             table.c.jenis_kelamin,
             table.c.kode_wilayah,
             table.c.desil,
-        ).where(table.c.nik_hash == bindparam("nik_hash"))
+        ).where(table.c.nik_key == bindparam("nik_key"), table.c.nik_hash == bindparam("nik_hash"))
         self._count = select(func.count()).select_from(table)
         self._last = select(DtsenImport).order_by(DtsenImport.id.desc()).limit(1)  # type: ignore[union-attr]
 
     async def find(self, *, nik: str) -> DtsenPerson | None:
         """The DTSEN row of this NIK (spaces and dots allowed), or None if the extract lacks it."""
-        nik_hash = hash_identifier(clean_nik_digits(nik), self._secret)
+        nik_hash = identifier_digest(clean_nik_digits(nik), self._secret)
+        parameters = {"nik_key": digest_key(nik_hash), "nik_hash": nik_hash}
         async with self._database.engine.connect() as connection:
-            row = (await connection.execute(self._find, {"nik_hash": nik_hash})).first()
+            row = (await connection.execute(self._find, parameters)).first()
         if row is None:
             return None
         return DtsenPerson(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.pii import hash_identifier
+from bot.pii import digest_key, hash_identifier, identifier_digest
 from storage.engine import Database
 from storage.models import Application, DtsenRecord
 from tests.factories import Person
@@ -43,9 +43,11 @@ async def seed_dtsen(database: Database, secret: bytes, rows: Iterable[DtsenRow]
     """Put DTSEN rows straight into the live table (the import has its own tests)."""
     async with database.write() as session, session.begin():
         for row in rows:
+            digest = identifier_digest(row.nik, secret)
             session.add(
                 DtsenRecord(
-                    nik_hash=hash_identifier(row.nik, secret),
+                    nik_hash=digest,
+                    nik_key=digest_key(digest),
                     nama=row.nama,
                     tanggal_lahir=row.tanggal_lahir,
                     jenis_kelamin=row.jenis_kelamin,

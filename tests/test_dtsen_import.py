@@ -23,12 +23,15 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from bot.cli import main
-from bot.pii import hash_identifier
+from bot.pii import hash_identifier, identifier_digest
 from bot.sample_dtsen import demo_people, write_sample
 from storage.dtsen import (
     DtsenImportError,
     ImportSummary,
     SkipReason,
+    _Columns,
+    _csv_records,
+    _Validator,
     import_dtsen,
     parse_column_map,
 )
@@ -95,18 +98,18 @@ async def run_import(database: Database, source: Path, **options: object) -> Imp
 
 
 async def tables(database: Database) -> set[str]:
-    """Tables named dtsen_record* and indexes named uq_dtsen* (what a swap leaves or not)."""
+    """Tables named dtsen_record* and indexes named ix_dtsen* (what a swap leaves or not)."""
     if database.dialect == "sqlite":
         with sqlite3.connect(str(database.engine.url.database)) as connection:
             rows = connection.execute(
                 "SELECT name FROM sqlite_schema "
-                "WHERE name LIKE 'dtsen_record%' OR name LIKE 'uq_dtsen%'"
+                "WHERE name LIKE 'dtsen_record%' OR name LIKE 'ix_dtsen%'"
             ).fetchall()
         return {name for (name,) in rows}
     query = text(
         "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND "
         "((relkind = 'r' AND relname LIKE 'dtsen_record%') OR "
-        "(relkind = 'i' AND relname LIKE 'uq_dtsen%'))"
+        "(relkind = 'i' AND relname LIKE 'ix_dtsen%'))"
     )
     async with database.engine.connect() as connection:
         return set((await connection.execute(query)).scalars())
@@ -144,6 +147,32 @@ async def test_lookup_accepts_a_nik_typed_with_spaces(
     await run_import(database, write_csv(tmp_path / "one.csv", [row_of(person)]))
     spaced = f"{person.nik[:6]} {person.nik[6:12]} {person.nik[12:]}"
     assert await repo.find(nik=spaced) == person.dtsen()
+
+
+async def test_lookup_compares_the_whole_hash_not_only_its_key(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Rows are found by the HMAC's first 8 bytes, but only the row with the whole HMAC counts:
+    another NIK sharing that key (about one pair in 10^7 per extract) is not a match."""
+    person = make_person(seed=31)
+    await run_import(database, write_csv(tmp_path / "one.csv", [row_of(person)]))
+    digest = identifier_digest(person.nik, SECRET)
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE dtsen_record SET nik_hash = :other"),
+            {"other": digest[:8] + bytes(24)},  # same key, another hash
+        )
+    assert await repo.find(nik=person.nik) is None
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO dtsen_record (id, nik_hash, nik_key, nama, tanggal_lahir, "
+                "jenis_kelamin, kode_wilayah, desil) SELECT id + 1, :digest, nik_key, nama, "
+                "tanggal_lahir, jenis_kelamin, kode_wilayah, desil FROM dtsen_record"
+            ),
+            {"digest": digest},
+        )
+    assert await repo.find(nik=person.nik) == person.dtsen()
 
 
 async def test_xlsx_import_reads_the_first_sheet(
@@ -193,6 +222,40 @@ async def test_windows_line_endings_and_a_quoted_address_are_read(
     assert await repo.find(nik=people[2].nik) == people[2].dtsen()
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+async def test_quoted_cells_are_read_wherever_they_are(
+    sqlite_database: Database, tmp_path: Path, parallel: bool
+) -> None:
+    """A quoted address after the stored cells (with a comma, or over two lines) is skipped
+    past; a quoted name with a comma is one cell; line numbers count the lines."""
+    repo = DtsenRepository(sqlite_database, SECRET)
+    people = make_people(5, seed=32)
+    header = HEADER + ",alamat"
+    lines = [
+        row_of(people[0]) + ',"JL. MAWAR NO. 3, RT 001"',  # line 2
+        f'{people[1].nik},"SURYA, BUDI",{people[1].birth_date:%d-%m-%Y},{people[1].gender},'
+        f"{people[1].kode_wilayah},{people[1].desil}",  # line 3
+        row_of(people[2]) + ',"JL. MELATI',  # lines 4-5: the address runs on
+        'RT 002 RW 003"',
+        row_of(people[3], desil="12") + ",JL. ANGGREK",  # line 6
+        row_of(people[4]),  # line 7
+    ]
+    report = tmp_path / "report.csv"
+    summary = await run_import(
+        sqlite_database,
+        write_csv(tmp_path / "quoted.csv", lines, header=header),
+        parallel=parallel,
+        report_path=report,
+        max_bad_share=1,
+    )
+    assert (summary.rows_loaded, summary.rows_skipped) == (4, 1)
+    assert report.read_text().splitlines()[1].startswith("6,bad_desil")
+    assert await repo.find(nik=people[0].nik) == people[0].dtsen()
+    assert await repo.find(nik=people[1].nik) == people[1].dtsen(nama="SURYA, BUDI")
+    assert await repo.find(nik=people[2].nik) == people[2].dtsen()
+    assert await repo.find(nik=people[4].nik) == people[4].dtsen()
+
+
 async def test_column_map_reads_other_header_names(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -229,7 +292,7 @@ async def test_missing_column_aborts_with_a_one_line_message(
     with pytest.raises(DtsenImportError, match="lacks jenis_kelamin, kode_wilayah, desil") as info:
         await run_import(database, source)
     assert "\n" not in str(info.value)
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_values_in_their_usual_spellings_are_normalised(
@@ -319,7 +382,7 @@ async def test_import_with_too_many_bad_rows_keeps_the_old_table(
     assert await repo.find(nik=old[0].nik) == old[0].dtsen()
     assert await repo.find(nik=new[0].nik) is None
     assert len(report.read_text().splitlines()) == 3
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     last = await repo.last_import()
     assert last is not None
     assert last.source_name == "old.csv"
@@ -348,16 +411,16 @@ async def test_reimport_replaces_the_whole_table(
 async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models(
     sqlite_database: Database, tmp_path: Path
 ) -> None:
-    """After swaps the live table still has uq_dtsen_record_nik_hash and matches models.py."""
+    """After swaps the live table still has ix_dtsen_record_nik_key and matches models.py."""
     for number in range(3):
         source = tmp_path / f"{number}.csv"
         write_sample(source, rows=20, seed=number)
         await run_import(sqlite_database, source)
-    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
         unique = connection.execute("PRAGMA index_list(dtsen_record)").fetchall()
     assert [(name, is_unique) for _seq, name, is_unique, *_ in unique] == [
-        ("uq_dtsen_record_nik_hash", 1)
+        ("ix_dtsen_record_nik_key", 0)
     ]
 
     def differences(sync: Connection) -> list[object]:
@@ -371,7 +434,8 @@ async def test_repeated_imports_keep_the_index_name_and_the_schema_of_the_models
 async def test_stored_rows_hold_keyed_hashes_not_numbers(
     sqlite_database: Database, tmp_path: Path
 ) -> None:
-    """NIK and KK number are HMAC-SHA256 under PII_SECRET; name, date and address are kept."""
+    """The NIK is stored as its 32-byte HMAC-SHA256 under PII_SECRET (and that HMAC's first 8
+    bytes as the lookup key); the KK number and the address are read past but not stored."""
     person = make_person(seed=11)
     no_kk = "3275011203150007"
     header = HEADER + ",no_kk,alamat"
@@ -384,20 +448,104 @@ async def test_stored_rows_hold_keyed_hashes_not_numbers(
         today=TODAY,
     )
     with sqlite3.connect(str(sqlite_database.engine.url.database)) as connection:
-        stored = connection.execute(
-            "SELECT id, nik_hash, no_kk_hash, nama, tanggal_lahir, alamat FROM dtsen_record"
-        ).fetchall()
+        stored = connection.execute("SELECT * FROM dtsen_record").fetchall()
+        columns = [
+            name for _cid, name, *_ in connection.execute("PRAGMA table_info(dtsen_record)")
+        ]
+    digest = identifier_digest(person.nik, long_secret)
+    assert columns == [
+        "id",
+        "nik_hash",
+        "nik_key",
+        "nama",
+        "tanggal_lahir",
+        "jenis_kelamin",
+        "kode_wilayah",
+        "desil",
+    ]
     assert stored == [
         (
             2,
-            hash_identifier(person.nik, long_secret),
-            hash_identifier(no_kk, long_secret),
+            digest,
+            int.from_bytes(digest[:8], "big", signed=True),
             person.name.upper(),
             person.birth_date.isoformat(),
-            "JL. MAWAR NO. 3, RT 001 RW 002",
+            person.gender,
+            person.kode_wilayah,
+            person.desil,
         )
     ]
+    assert digest.hex() == hash_identifier(person.nik, long_secret)
     assert await DtsenRepository(sqlite_database, long_secret).find(nik=person.nik) is not None
+
+
+def _odd_rows(people: Sequence[Person]) -> list[str]:
+    """A row of every shape the validator knows: usual, other spellings, bad, quoted, blank."""
+    p = people
+    dotted = f"{p[2].kode_wilayah[:2]}.{p[2].kode_wilayah[2:4]}.{p[2].kode_wilayah[4:]}"
+    return [
+        row_of(p[0]) + ",3275011203150007,JL. MAWAR",
+        row_of(p[1], tanggal_lahir=p[1].birth_date.isoformat()),
+        row_of(p[2], kode_wilayah=dotted, jenis_kelamin=" Laki-laki ", desil=" 3.0"),
+        row_of(p[3], nik=f"'{p[3].nik[:6]} {p[3].nik[6:]}", tanggal_lahir="17 Agustus 1985"),
+        row_of(p[4], tanggal_lahir=p[4].birth_date.strftime("%d/%m/%Y"), desil="10"),
+        row_of(p[5], nama="  SITI  AMINAH "),
+        row_of(p[6], nama="JOSÉ MARÍA", jenis_kelamin="2"),
+        row_of(p[7], nama="X" * 250),
+        row_of(p[8]) + ',3275011203150007,"JL. MAWAR NO. 3, RT 001 RW 002"',
+        f'{p[9].nik},"SURYA, BUDI",{p[9].birth_date:%d-%m-%Y},L,{p[9].kode_wilayah},4',
+        row_of(p[10], tanggal_lahir="29-02-1990"),
+        row_of(p[11], tanggal_lahir="01-01-2027"),
+        row_of(p[12], tanggal_lahir="31-12-1899"),
+        row_of(p[13], nik=p[13].nik[:12] + "0000"),
+        row_of(p[14], nik="99" + p[14].nik[2:]),
+        row_of(p[15], nik=p[15].nik[:6] + "320199" + p[15].nik[12:]),
+        row_of(p[16], desil="0"),
+        row_of(p[17], desil="11"),
+        row_of(p[18], jenis_kelamin="X"),
+        row_of(p[19], kode_wilayah="327501"),
+        row_of(p[20], nama="   "),
+        f"{p[21].nik},ONLY TWO CELLS",
+        "",
+        ",,,,,,,",
+        row_of(p[0], nama="THE SAME NIK AGAIN"),
+        row_of(p[22], tanggal_lahir="1985-02-30"),
+        row_of(p[23], tanggal_lahir="2000-02-29"),
+        row_of(p[24], nama='"BUDI SANTOSO"'),
+    ]
+
+
+def test_block_validation_matches_the_row_by_row_reference(tmp_path: Path) -> None:
+    """The numpy path for CSV blocks accepts, normalises and refuses exactly what the row-at-a-time
+    validator does, with the same reasons, NIKs and line numbers: plain, CRLF, a quoted field over
+    a line end, the synthetic sample with bad rows, and a header with the columns elsewhere."""
+    people = make_people(25, seed=41)
+    rows = _odd_rows(people)
+    source = tmp_path / "sample.csv"
+    write_sample(source, rows=2_000, seed=42, bad_rows=60)
+    sample = source.read_text(encoding="utf-8").split("\n", 1)[1]
+    shifted = "".join(f"{n},{line}\n" for n, line in enumerate(rows))  # NO,nik,...: width 7
+    blocks = [
+        ("\n".join(rows) + "\n", (0, 1, 2, 3, 4, 5)),
+        ("\r\n".join(rows), (0, 1, 2, 3, 4, 5)),
+        (
+            "\n".join([*rows[:5], rows[5] + ',"JL. MAWAR', 'RT 001"', *rows[6:]]),
+            (0, 1, 2, 3, 4, 5),
+        ),
+        (sample, (0, 1, 2, 3, 4, 5)),
+        (shifted, (1, 2, 3, 4, 5, 6)),
+    ]
+    for block, required in blocks:
+        columns = _Columns(required)
+        validator = _Validator(columns, secret=SECRET, today=TODAY)
+        fast = validator.block(block, delimiter=",", width=columns.width, first_line=2)
+        records = _csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
+        reference = next(validator.chunks(records, sys.maxsize))
+        assert fast.rows == reference.rows
+        assert fast.bad == reference.bad
+        assert fast.niks.tolist() == reference.niks.tolist()
+        assert fast.lines.tolist() == reference.lines.tolist()
+        assert len(fast.rows) > 10
 
 
 async def test_parallel_import_loads_exactly_what_the_inline_import_loads(
@@ -439,7 +587,7 @@ async def test_parallel_import_names_the_line_of_a_bad_byte_and_keeps_the_old_ta
     with pytest.raises(DtsenImportError, match=r"not UTF-8 text \(line 2501\)"):
         await run_import(sqlite_database, source, parallel=True, chunk_rows=400)
     assert await DtsenRepository(sqlite_database, SECRET).find(nik=old.nik) == old.dtsen()
-    assert await tables(sqlite_database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
@@ -466,7 +614,7 @@ async def test_cancelled_import_keeps_the_old_table_and_drops_its_staging(
         await task
     assert await repo.count() == 1
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_error_during_the_load_keeps_the_old_table(
@@ -484,7 +632,7 @@ async def test_error_during_the_load_keeps_the_old_table(
     with pytest.raises(RuntimeError, match="disk full after 100 rows"):
         await run_import(database, source, chunk_rows=100, on_progress=explode)
     assert await repo.find(nik=old.nik) == old.dtsen()
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 KILLED_IMPORT = """
@@ -533,7 +681,7 @@ async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cl
 
     summary = await run_import(database, source)
     assert summary.rows_loaded == 4_000
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
     assert await repo.find(nik=old.nik) is None
 
 
@@ -626,7 +774,7 @@ async def test_concurrent_imports_on_postgres_run_one_after_the_other(
     last = await repo.last_import()
     assert last is not None
     assert last.source_name == "second.csv"
-    assert await tables(database) == {"dtsen_record", "uq_dtsen_record_nik_hash"}
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 async def test_unreadable_files_are_refused_with_a_reason(

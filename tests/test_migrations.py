@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from bot.pii import hash_identifier
+from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
-from storage.migrate import current_revision, head_revision, upgrade
+from storage.migrate import alembic_config, current_revision, head_revision, upgrade
+from tests.factories import make_person
 
 EXPECTED_TABLES = {
     "application",
@@ -84,5 +88,72 @@ async def test_sqlite_is_opened_in_wal_mode_with_foreign_keys(tmp_path: Path) ->
         assert (mode, keys) == ("wal", 1)
         assert timeout is not None
         assert int(timeout) >= 5000
+    finally:
+        await database.dispose()
+
+
+async def _migrate(database: Database, revision: str, *, down: bool = False) -> None:
+    """Move the schema to `revision`, as `alembic upgrade/downgrade REVISION` would."""
+
+    def _run(connection: Connection) -> None:
+        config = alembic_config(database.url)
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    async with database.engine.connect() as connection:
+        await connection.run_sync(_run)
+        await connection.commit()
+
+
+async def test_dtsen_hashes_stored_as_hex_still_match_after_the_upgrade(
+    database_url: str,
+) -> None:
+    """0004 turns the stored hex HMACs into 32 raw bytes plus their integer key and drops the KK
+    number and address: lookups keep finding people without a re-import; a downgrade gives the
+    hex back."""
+    secret = b"migration-secret"
+    person = make_person(seed=40)
+    database = Database.from_url(database_url)
+    try:
+        await upgrade(database)
+        await _migrate(database, "0003", down=True)
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO dtsen_record (id, nik_hash, nama, tanggal_lahir, jenis_kelamin,"
+                    " kode_wilayah, desil, no_kk_hash, alamat) VALUES (7, :hash, :nama, :born,"
+                    " :gender, :kode, :desil, :kk, 'JL. MAWAR NO. 3')"
+                ),
+                {
+                    "hash": hash_identifier(person.nik, secret),
+                    "nama": person.name.upper(),
+                    "born": person.birth_date,
+                    "gender": person.gender,
+                    "kode": person.kode_wilayah,
+                    "desil": person.desil,
+                    "kk": hash_identifier("3275011203150007", secret),
+                },
+            )
+        await _migrate(database, "head")
+        assert await DtsenRepository(database, secret).find(nik=person.nik) == person.dtsen()
+        async with database.engine.connect() as connection:
+            columns = await connection.run_sync(
+                lambda c: [column["name"] for column in sa.inspect(c).get_columns("dtsen_record")]
+            )
+            indexes = await connection.run_sync(
+                lambda c: [
+                    (i["name"], i["unique"]) for i in sa.inspect(c).get_indexes("dtsen_record")
+                ]
+            )
+        assert "no_kk_hash" not in columns
+        assert "alamat" not in columns
+        assert indexes == [("ix_dtsen_record_nik_key", False)]
+
+        await _migrate(database, "0003", down=True)
+        async with database.engine.connect() as connection:
+            stored = (
+                await connection.execute(sa.text("SELECT id, nik_hash, alamat FROM dtsen_record"))
+            ).all()
+        assert [tuple(row) for row in stored] == [(7, hash_identifier(person.nik, secret), None)]
     finally:
         await database.dispose()
