@@ -453,17 +453,15 @@ class _Validator:
         fast &= (ok & (desil[:, 0] >= ord("1")) & (desil[:, 0] <= ord("9"))) | (
             ok2 & (desil2[:, 0] == ord("1")) & (desil2[:, 1] == ord("0"))
         )
-        # nama: at most MAX_NAMA characters (longer ones are cut on the slow path).
+        # nama: at most MAX_NAMA bytes (longer ones are cut on the slow path), starting with an
+        # ASCII letter or sign, so that stripping it cannot leave it empty.
         name_bytes = cell_end[:, nama_at] - cell_start[:, nama_at]
+        name_first = data[np.minimum(cell_start[:, nama_at], len(data) - 1)]
         fast &= (name_bytes >= 1) & (name_bytes <= MAX_NAMA)
+        fast &= (name_first > ord(" ")) & (name_first < 128)
 
         picked = np.flatnonzero(fast)
         names = _names(text, data, cell_start[picked, nama_at], cell_end[picked, nama_at])
-        blank = np.flatnonzero(np.fromiter(map(len, names), np.int64, len(names)) == 0)
-        if len(blank):  # spaces only: the slow path says why
-            fast[picked[blank]] = False
-            picked = np.delete(picked, blank)
-            names = [name for name in names if name]
         line_numbers = (picked + first_line).tolist()
         digests = self._digests(np.ascontiguousarray(nik[picked]).view("S16").ravel().tolist())
         isos = _texts(iso[picked])
