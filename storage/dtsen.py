@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "dtsen_record"
 STAGING_TABLE = "dtsen_record__staging"
+OLD_TABLE = "dtsen_record__old"  # only inside the swap's transaction
 NIK_INDEX = "ix_dtsen_record_nik_key"
 # Rows per chunk (one commit each): per-chunk costs vanish, memory stays flat (~10 MB a chunk).
 CHUNK_ROWS = 25_000
@@ -944,11 +945,12 @@ class _SqliteLoader:
 
     The swap: SQLite keeps an index's name when its table is renamed and cannot rename an
     index, so an index built on the staging table would keep a staging name for good. Instead
-    one transaction drops the old table (its index goes with it), renames the staging table and
-    only then creates `ix_dtsen_record_nik_key`: the live table always has the index under its
-    real name and repeated imports never collide. The price is that the index is built inside
-    the swap, holding the write lock ~1.5 s per million rows (4-5 s for Kota Bekasi): bot writes
-    wait (busy_timeout 15 s), readers do not (WAL) and see the old table until the commit.
+    one transaction drops the old index, renames the old table aside and the staging table into
+    place, only then creates `ix_dtsen_record_nik_key`, and drops the old table last: the live
+    table always has the index under its real name and repeated imports never collide. The
+    price is that the index is built inside the swap, holding the write lock ~0.8 s per million
+    rows (~2-3 s for Kota Bekasi): bot writes wait (busy_timeout 15 s), readers do not (WAL) and
+    see the old table until the commit.
     """
 
     def __init__(self, path: str) -> None:
@@ -1039,9 +1041,14 @@ class _SqliteLoader:
         imported_at = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(f"DROP TABLE {TABLE}")
+            # The old table is dropped after the index is built: pages freed earlier in this
+            # transaction would be reused for the index and read back first (a re-import's
+            # index took 2.8-3.2 s that way, 2.1-2.9 s so).
+            db.execute(f"DROP INDEX IF EXISTS {NIK_INDEX}")
+            db.execute(f"ALTER TABLE {TABLE} RENAME TO {OLD_TABLE}")
             db.execute(f"ALTER TABLE {STAGING_TABLE} RENAME TO {TABLE}")
             db.execute(self._index_sql)
+            db.execute(f"DROP TABLE {OLD_TABLE}")
             db.execute(
                 "INSERT INTO dtsen_import (imported_at, source_name, rows_loaded, rows_skipped, "
                 "actor) VALUES (?, ?, ?, ?, ?)",
