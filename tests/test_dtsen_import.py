@@ -512,6 +512,8 @@ def _odd_rows(people: Sequence[Person]) -> list[str]:
         row_of(p[22], tanggal_lahir="1985-02-30"),
         row_of(p[23], tanggal_lahir="2000-02-29"),
         row_of(p[24], nama='"BUDI SANTOSO"'),
+        row_of(p[25], nama=""),
+        row_of(p[26], nama="\u00a0\u00a0"),  # no-break spaces only
     ]
 
 
@@ -519,7 +521,7 @@ def test_block_validation_matches_the_row_by_row_reference(tmp_path: Path) -> No
     """The numpy path for CSV blocks accepts, normalises and refuses exactly what the row-at-a-time
     validator does, with the same reasons, NIKs and line numbers: plain, CRLF, a quoted field over
     a line end, the synthetic sample with bad rows, and a header with the columns elsewhere."""
-    people = make_people(25, seed=41)
+    people = make_people(27, seed=41)
     rows = _odd_rows(people)
     source = tmp_path / "sample.csv"
     write_sample(source, rows=2_000, seed=42, bad_rows=60)
