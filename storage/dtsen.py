@@ -66,9 +66,10 @@ OLD_TABLE = "dtsen_record__old"  # only inside the swap's transaction
 NIK_INDEX = "ix_dtsen_record_nik_key"
 # Rows per chunk (one commit each): per-chunk costs vanish, memory stays flat (~10 MB a chunk).
 CHUNK_ROWS = 25_000
-# Parser processes take ~0.5 s to start (imports, region table) and save ~3 µs a row: below
-# ~170k rows (~20 MB) parsing in this process is as fast.
-PARALLEL_MIN_BYTES = 20_000_000
+# Parser processes take ~0.9 s to start (imports, NIK tables) and save ~15 µs a row (their
+# numpy path, two cores): below ~60k rows (~7 MB) parsing in this process is as fast. 50k rows:
+# 1.1-1.2 s here, 1.3-1.4 s with processes; 200k rows: 4.3-4.8 s here, 2.1-2.3 s with them.
+PARALLEL_MIN_BYTES = 8_000_000
 SQLITE_BUSY_TIMEOUT_S = 15.0  # as storage.engine, without importing SQLAlchemy here
 
 REQUIRED_FIELDS = ("nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilayah", "desil")
@@ -1751,7 +1752,7 @@ async def import_dtsen(
 
     Raises DtsenImportError when the file cannot be read, its header lacks a field, or more
     than `max_bad_share` of its rows are bad. `parallel` parses a CSV in processes (default: for
-    files over 20 MB on SQLite); `on_progress(rows_read)` is called per chunk, from the import's
+    files over 8 MB on SQLite); `on_progress(rows_read)` is called per chunk, from the import's
     thread. Cancelling the task stops the import and keeps the old table.
     """
     started = time.perf_counter()
