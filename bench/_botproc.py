@@ -25,7 +25,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bench._common import BENCH_PII_SECRET, BENCH_TOKEN, JSONDict, emit
+from bench._common import BENCH_PII_SECRET, BENCH_TOKEN, JSONDict, StallMonitor, emit
 from bot.processor import PerChatUpdateProcessor
 from bot.settings import Settings, load_settings
 
@@ -178,6 +178,7 @@ class BotProcess:
         self.profiler: Any = None
         self.statements: collections.Counter[str] = collections.Counter()
         self.baseline_snapshot: Any = None
+        self.stalls = StallMonitor()
 
     async def start(self) -> JSONDict:
         """Migrate and seed (flow), build, then start polling exactly as the e2e harness does."""
@@ -224,6 +225,7 @@ class BotProcess:
         # As production does (bot.app.settle_startup_heap): startup objects leave the collector.
         gc.collect()
         gc.freeze()
+        self.stalls.start()
         if self.config.get("tracemalloc"):
             import tracemalloc
 
@@ -294,6 +296,7 @@ class BotProcess:
             "update_queue": app.update_queue.qsize(),
             "chat_data": len(app.chat_data),
             "user_data": len(app.user_data),
+            "stalls": self.stalls.summary(),
         }
         if self.statements:
             body["sql_statements"] = dict(self.statements)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import itertools
 import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -33,6 +36,63 @@ def cpu_plan() -> tuple[list[int], list[int]]:
     if len(cpus) < 2 or os.environ.get("BENCH_NO_PIN"):
         return [], []
     return [cpus[0]], cpus[1:]
+
+
+class StallMonitor:
+    """How long a process stopped serving: its cyclic GC passes and its event loop's lateness.
+
+    A benchmark's latency tail is often one process pausing; this says which one and why.
+    """
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self.tick = tick
+        self.gc_started: float | None = None
+        self.gc_ms: list[tuple[int, float]] = []  # (generation, ms) of each pass
+        self.lag_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.gc_started = time.perf_counter()
+        elif self.gc_started is not None:
+            self.gc_ms.append((info["generation"], (time.perf_counter() - self.gc_started) * 1e3))
+            self.gc_started = None
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.tick)
+            self.lag_ms.append((time.perf_counter() - before - self.tick) * 1e3)
+
+    def start(self) -> None:
+        """Record GC passes and loop lateness from now on (call inside the running loop)."""
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def stop(self) -> None:
+        """Stop recording."""
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+
+    def summary(self) -> JSONDict:
+        """Longest and total GC pause per generation, and the loop's worst lateness."""
+        by_generation: JSONDict = {}
+        for generation in sorted({g for g, _ in self.gc_ms}):
+            pauses = [ms for g, ms in self.gc_ms if g == generation]
+            by_generation[str(generation)] = {
+                "passes": len(pauses),
+                "max_ms": round(max(pauses), 1),
+                "total_ms": round(sum(pauses), 1),
+            }
+        lags = sorted(self.lag_ms)
+        return {
+            "gc": by_generation,
+            "loop_lag_max_ms": round(lags[-1], 1) if lags else None,
+            "loop_lag_p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 1) if lags else None,
+            "loop_lags_over_1s": sum(1 for lag in lags if lag > 1000),
+        }
 
 
 # Protocol lines are JSON objects on stdout with this prefix, so a stray print from a library

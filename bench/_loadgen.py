@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bench._common import USER_BASE, JSONDict, emit, people, percentile
+from bench._common import USER_BASE, JSONDict, StallMonitor, emit, people, percentile
 from bot.dates import format_date_id
 from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
 from bot.regions import load_regions
@@ -642,9 +643,25 @@ def _latency_by_step(recorder: Recorder) -> list[JSONDict]:
     ]
 
 
+def _slowest_seconds(recorder: Recorder, count: int = 12) -> list[JSONDict]:
+    """The seconds whose updates waited longest (by send time): is a tail periodic?"""
+    if not recorder.answered:
+        return []
+    start = min(sent for sent, _, _ in recorder.answered)
+    by_second: dict[int, list[float]] = collections.defaultdict(list)
+    for sent, answered, _ in recorder.answered:
+        by_second[int(sent - start)].append(answered - sent)
+    worst = sorted(by_second.items(), key=lambda item: max(item[1]), reverse=True)[:count]
+    return [
+        {"second": second, "updates": len(values), "max_ms": round(max(values) * 1e3, 1)}
+        for second, values in sorted(worst)
+    ]
+
+
 def _totals(recorder: Recorder) -> JSONDict:
     return {
         "latency_by_step": _latency_by_step(recorder),
+        "slowest_seconds": _slowest_seconds(recorder),
         "sent": recorder.sent,
         "answered_total": len(recorder.answered),
         "failures": recorder.failures,
@@ -668,6 +685,19 @@ async def read_command(reader: asyncio.StreamReader, wanted: str, within: float)
         return False
 
 
+async def keep_heap_out_of_gc(every: float = 1.0) -> None:
+    """Move what this process holds into the permanent generation, again and again.
+
+    The emulator keeps every message of every chat and the phones their transcripts, so the
+    heap only grows, and none of it is garbage; full collections over it paused this process
+    0.65 s at 1,000 workers and ~5 s at 10,000, long enough for the bot's calls to time out.
+    `gc.freeze()` is a list splice; young collections still free short-lived cycles.
+    """
+    while True:
+        await asyncio.sleep(every)
+        gc.freeze()
+
+
 async def main_async(config: Config) -> None:
     """Emulator up, wait for the bot, run the load, report, wait for the bot to stop."""
     if config.scenario != "echo":
@@ -687,8 +717,13 @@ async def main_async(config: Config) -> None:
             "open": open_loop,
             "launch": launch,
         }[config.mode]
+        stalls = StallMonitor()
+        stalls.start()
+        freezer = asyncio.create_task(keep_heap_out_of_gc())
         result = await runner(emulator, config)
-        emit({"event": "result", **result})
+        freezer.cancel()
+        stalls.stop()
+        emit({"event": "result", **result, "stalls": stalls.summary()})
         # The bot's last getUpdates (confirming the offset) must still find the emulator.
         await read_command(reader, "stop", STOP_TIMEOUT)
     finally:
