@@ -31,7 +31,9 @@ from bot.settings import Settings, load_settings
 
 # Bounds: a command that hangs must not keep the benchmark alive forever.
 STOP_TIMEOUT = 30.0
-IDLE_LIMIT = 1800.0
+# A full launch morning at 60 updates/s sends no command for ~40 minutes; a parent that is gone
+# closes our stdin anyway, so this only bounds a parent that hangs.
+IDLE_LIMIT = 4 * 3600.0
 SAMPLE_INTERVAL = 0.25
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
