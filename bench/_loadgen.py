@@ -690,7 +690,8 @@ async def keep_heap_out_of_gc(every: float = 1.0) -> None:
 
     The emulator keeps every message of every chat and the phones their transcripts, so the
     heap only grows, and none of it is garbage; full collections over it paused this process
-    0.65 s at 1,000 workers and ~5 s at 10,000, long enough for the bot's calls to time out.
+    0.65 s at 1,000 workers (measured) and, judging by the bot's 5 s timeouts that fired all at
+    once, longer than that at 10,000.
     `gc.freeze()` is a list splice; young collections still free short-lived cycles.
     """
     while True:
