@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -239,6 +240,24 @@ def worker_message(decision: Decision) -> str:
     if blocking and blocking <= _AGE_CODES:
         return AGE_MESSAGE
     return NO_MATCH_MESSAGE
+
+
+def encode_reasons(reasons: Iterable[Reason]) -> str:
+    """The findings as compact JSON, the way an application keeps them for staff."""
+    return json.dumps(
+        [{"code": str(reason.code), "params": dict(reason.params)} for reason in reasons],
+        separators=(",", ":"),
+    )
+
+
+def decode_reasons(text: str | None) -> tuple[Reason, ...]:
+    """Findings kept by `encode_reasons`; a code this version does not know is left out."""
+    known = {str(code) for code in ReasonCode}
+    return tuple(
+        Reason(ReasonCode(item["code"]), item.get("params") or {})
+        for item in json.loads(text or "[]")
+        if item.get("code") in known
+    )
 
 
 def effective_quota(quota: int, budget_idr: int, premium_idr: int) -> int:

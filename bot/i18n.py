@@ -30,8 +30,9 @@ class Translator:
     catalog: gettext.NullTranslations
 
     def _(self, message: str) -> str:
-        """Translate one message."""
-        return self.catalog.gettext(message)
+        """Translate one message; an empty one stays empty."""
+        # gettext("") is the catalog's header (Project-Id-Version: ...), never a translation.
+        return self.catalog.gettext(message) if message else message
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         """Translate a message whose form depends on a count."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -11,7 +10,7 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import Context
-from bot.eligibility import Decision, Reason, ReasonCode, worker_message
+from bot.eligibility import Decision, decode_reasons, worker_message
 from bot.i18n import LANGUAGES, N_
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.registration import (
@@ -94,10 +93,9 @@ async def status_text(application: Application, context: Context) -> str:
 
 def ineligible_note(application: Application) -> str:
     """The same neutral wording the worker saw at the end of the check."""
-    reasons = json.loads(application.eligibility_reasons or "[]")
     decision = Decision(
         eligible=False,
-        reasons=tuple(Reason(ReasonCode(item["code"]), item["params"]) for item in reasons),
+        reasons=decode_reasons(application.eligibility_reasons),
         name_score=application.name_score,
     )
     return worker_message(decision)

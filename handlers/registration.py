@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,7 +32,15 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.context import Context
 from bot.dates import format_date_en, format_date_id, parse_date
-from bot.eligibility import Claim, Decision, DtsenPerson, Rules, assess, worker_message
+from bot.eligibility import (
+    Claim,
+    Decision,
+    DtsenPerson,
+    Rules,
+    assess,
+    encode_reasons,
+    worker_message,
+)
 from bot.i18n import N_
 from bot.names import parse_name
 from bot.nik import parse_nik
@@ -759,7 +766,7 @@ async def _save_and_continue(
                 from_status=draft.status,
                 from_step=step,
                 values=values,
-                reasons=_reasons_json(decision),
+                reasons=encode_reasons(decision.reasons),
                 update_id=update.update_id,
             )
             if outcome is Outcome.DONE:
@@ -916,15 +923,8 @@ def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values
         "name_score": decision.name_score,
         "dtsen_desil": record.desil if record else None,
         "dtsen_kode_wilayah": record.kode_wilayah if record else None,
-        "eligibility_reasons": _reasons_json(decision) if decision.reasons else None,
+        "eligibility_reasons": encode_reasons(decision.reasons) if decision.reasons else None,
     }
-
-
-def _reasons_json(decision: Decision) -> str:
-    return json.dumps(
-        [{"code": str(r.code), "params": dict(r.params)} for r in decision.reasons],
-        separators=(",", ":"),
-    )
 
 
 # --- small helpers -----------------------------------------------------------------------------

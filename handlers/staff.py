@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 
 from bot.context import Context
-from bot.eligibility import age_on
+from bot.eligibility import age_on, decode_reasons
 from bot.i18n import N_
 from bot.nik import InvalidNik, parse_nik
 from bot.phones import format_phone_display
@@ -283,10 +283,11 @@ async def card_text(application: Application, context: Context, member: StaffMem
         )
     if flags.name_score is not None and flags.name_score < 0.999:
         risks.append(_("name differs slightly from DTSEN"))
-    if application.eligibility_reasons:
-        risks.append(
-            _("checks flagged: {codes}").format(codes=escape(application.eligibility_reasons))
-        )
+    # The exact findings of the DTSEN check (the worker only saw the neutral wording).
+    risks.extend(
+        escape(_(reason.staff_template).format(**reason.params))
+        for reason in decode_reasons(application.eligibility_reasons)
+    )
     if risks:
         lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
     if application.decided_at is not None:
@@ -299,8 +300,14 @@ async def card_text(application: Application, context: Context, member: StaffMem
     return "\n".join(lines)
 
 
-def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup:
-    """Approve, reject, ask for a fix, skip."""
+# Statuses a card's buttons can act on; other cards (found with /cari) are for reading.
+DECIDABLE = frozenset(status for statuses in CARD_FROM.values() for status in statuses)
+
+
+def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:
+    """Approve, reject, ask for a fix, skip; none on a card no button could act on."""
+    if application.status not in DECIDABLE:
+        return None
     _ = context._
     ident = application.id
     return InlineKeyboardMarkup(

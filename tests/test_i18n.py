@@ -68,6 +68,13 @@ def test_indonesian_is_the_default_and_english_is_available() -> None:
     assert catalogs.get("en-GB")._(welcome) == welcome
 
 
+def test_an_empty_message_stays_empty_instead_of_becoming_the_catalog_header() -> None:
+    """gettext("") returns the PO header; an unset label must not show it to anyone."""
+    catalogs = Catalogs()
+    assert catalogs.get("id")._("") == ""
+    assert catalogs.get("en")._("") == ""
+
+
 def test_stored_preference_wins_over_the_client_language() -> None:
     """A worker who chose English keeps it even on an Indonesian phone, and vice versa."""
     catalogs = Catalogs()

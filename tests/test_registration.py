@@ -173,6 +173,16 @@ INELIGIBLE_CASES = {
 }
 
 
+# What a reviewer reads on the card of each refusal (the worker only saw the neutral wording).
+STAFF_FINDINGS = {
+    "not_in_dtsen": "NIK tidak ditemukan di data DTSEN",
+    "name_mismatch": "Kemiripan nama dengan DTSEN",
+    "birth_date_mismatch": "berbeda dengan DTSEN (1980-01-02)",
+    "desil_too_high": "Desil 9 di atas batas maksimal program 5",
+    "outside_region": "Domisili DTSEN 3216011001 di luar wilayah program 3275",
+}
+
+
 @pytest.mark.parametrize("case", sorted(INELIGIBLE_CASES))
 async def test_ineligible_worker_reads_the_neutral_wording_and_staff_see_the_reason(
     harness: Harness, case: str
@@ -192,6 +202,13 @@ async def test_ineligible_worker_reads_the_neutral_wording_and_staff_see_the_rea
     assert stored.status == Status.INELIGIBLE
     codes = [item["code"] for item in json.loads(stored.eligibility_reasons or "[]")]
     assert codes == [expected_code or "not_in_dtsen"]
+    reviewer = harness.user(900002)
+    await reviewer.send(f"/cari {person.nik}")
+    card = await reviewer.expect(r"Pendaftaran - · tidak memenuhi syarat")
+    assert STAFF_FINDINGS[case] in card.text
+    assert "Project-Id-Version" not in card.text
+    # Nothing a reviewer could press would change a refused application.
+    assert card.button_labels() == []
 
 
 @pytest.mark.parametrize(
