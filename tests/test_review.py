@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from telegram.ext import CommandHandler
 
 from bot.card_leases import CardLeases
 from bot.emulator import BotApiEmulator, EmulatedUser
+from handlers import staff, staff_reports
 from storage.models import Application, AuditEvent, Notification, Status
 from storage.notifications import IN_FLIGHT
 from storage.review import Decision, ReviewRepository
@@ -231,11 +233,49 @@ STAFF_COMMANDS = [
     "/setujui BKS-T00000",
     "/tolak BKS-T00000 alasan",
     "/perbaiki BKS-T00000 address",
+    "/tarik BKS-A00000 alasan",
     "/riwayat BKS-T00000",
     "/cari BKS-T00000",
+    "/statistik",
+    "/ekspor",
     "/staf",
     "/staf tambah 555555 admin",
+    "/staf hapus 600600",
 ]
+
+
+def test_staff_command_list_names_every_registered_staff_command() -> None:
+    """STAFF_COMMANDS names every command staff.build() and staff_reports.build() register."""
+    registered = {
+        command
+        for handler in [*staff.build(), *staff_reports.build()]
+        if isinstance(handler, CommandHandler)
+        for command in handler.commands
+    }
+    listed = {command.split(" ")[0].removeprefix("/") for command in STAFF_COMMANDS}
+    assert registered == listed
+
+
+async def approved_application(harness: Harness) -> int:
+    """BKS-A00000, approved (holding a place), written directly; returns its id."""
+    services = harness.services
+    return await add_application(
+        services.database,
+        services.secret,
+        make_person(5_600_000),
+        user_id=760000,
+        code="BKS-A00000",
+        status=Status.APPROVED,
+    )
+
+
+async def audit_of(harness: Harness, actor_id: int) -> list[AuditEvent]:
+    """Every audit event written for one actor."""
+    async with harness.services.database.read() as session:
+        result = await session.execute(
+            sa.select(AuditEvent).where(AuditEvent.actor_id == actor_id)
+        )
+        return list(result.scalars().all())
 
 
 @pytest.mark.parametrize("command", STAFF_COMMANDS)
@@ -244,24 +284,23 @@ async def test_non_staff_staff_command_reads_like_an_unknown_command(
 ) -> None:
     """A stranger learns nothing: the same answer as a typo, and the attempt is audited."""
     await pending_batch(harness, 1)
+    await approved_application(harness)
+    services = harness.services
+    await services.staff.put(user_id=600600, role="reviewer", kecamatan_scope=None, actor_id=ADMIN)
     stranger = harness.user(STRANGER)
     await stranger.send(command)
     await stranger.expect(r"tidak mengenal perintah")
     await stranger.expect_no_reply(within=0.2)
     assert await status_of(harness, "BKS-T00000") == Status.PENDING
-    async with harness.services.database.read() as session:
-        denied = (
-            (
-                await session.execute(
-                    sa.select(AuditEvent).where(
-                        AuditEvent.actor_id == STRANGER, AuditEvent.action == "denied"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert len(denied) == 1
+    assert await status_of(harness, "BKS-A00000") == Status.APPROVED
+    assert await services.review.places_taken() == 1
+    assert [(row.telegram_user_id, row.role) for row in await services.staff.all()] == [
+        (600600, "reviewer")
+    ]
+    denied = await audit_of(harness, STRANGER)
+    assert [(event.action, event.reason) for event in denied] == [
+        ("denied", f"command: {command.split(' ')[0]}")
+    ]
 
 
 async def test_reviewer_cannot_manage_staff(harness: Harness) -> None:
@@ -271,9 +310,83 @@ async def test_reviewer_cannot_manage_staff(harness: Harness) -> None:
     await reviewer.expect(r"tidak mengenal perintah")
 
 
-@pytest.mark.parametrize(
-    "data", ["sv:ap:{id}", "sv:rr:{id}:not_informal", "sv:ff:{id}:address", "sv:rj:{id}", "sq:1"]
-)
+async def test_reviewer_withdrawal_is_refused_and_the_approval_stands(harness: Harness) -> None:
+    """/tarik is for admins: a reviewer's reads like an unknown command and frees no place."""
+    await approved_application(harness)
+    services = harness.services
+    await add_application(  # first in line for a freed place: nobody may be offered it
+        services.database,
+        services.secret,
+        make_person(5_600_001),
+        user_id=760001,
+        code="BKS-W00000",
+        status=Status.WAITLISTED,
+    )
+    reviewer, admin = harness.user(REVIEWER), harness.user(ADMIN)
+    await reviewer.send("/tarik BKS-A00000 data ganda")
+    await reviewer.expect(r"tidak mengenal perintah")
+    await reviewer.expect_no_reply(within=0.2)
+    await admin.expect_no_reply(within=0.1)
+    assert await status_of(harness, "BKS-A00000") == Status.APPROVED
+    assert await status_of(harness, "BKS-W00000") == Status.WAITLISTED
+    assert await services.review.places_taken() == 1
+    assert [(event.action, event.reason) for event in await audit_of(harness, REVIEWER)] == [
+        ("denied", "command: /tarik")
+    ]
+    async with services.database.read() as session:
+        assert (await session.execute(sa.select(Notification))).scalars().all() == []
+
+
+@pytest.mark.parametrize("data", ["sv:rr:{id}:not_informal", "sv:ff:{id}:address"])
+async def test_reviewer_cannot_take_back_an_approval_with_a_card_button(
+    harness: Harness, data: str
+) -> None:
+    """Only /tarik frees a place: a reviewer's forged reject or fix press on an approval fails."""
+    application_id = await approved_application(harness)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/antrian")
+    anchor = await reviewer.expect(r"Pendaftaran")
+    await reviewer.press_data(data.format(id=application_id), anchor.message_id)
+    await reviewer.expect(r"Tidak ada perubahan: BKS-A00000 sudah disetujui")
+    assert await status_of(harness, "BKS-A00000") == Status.APPROVED
+    assert await harness.services.review.places_taken() == 1
+
+
+async def answer_to(harness: Harness, query_id: str) -> str:
+    """The text the bot answered a callback query with (waiting briefly for it)."""
+    for _ in range(50):
+        if query_id in harness.emulator.answered_callbacks:
+            break
+        await asyncio.sleep(0.02)
+    return harness.emulator.answered_callbacks[query_id][0] or ""
+
+
+# Every staff callback prefix the handlers build: sq: (queue pages) and sv:<action>: (card).
+FORGED_STAFF_BUTTONS = [
+    "sq:1",
+    "sv:ap:{id}",
+    "sv:rj:{id}",
+    "sv:rr:{id}:not_informal",
+    "sv:rt:{id}",
+    "sv:fx:{id}",
+    "sv:ff:{id}:address",
+    "sv:sk:{id}",
+    "sv:nx:{id}",
+]
+
+
+def test_forged_button_list_covers_every_staff_button_prefix() -> None:
+    """Each callback_data prefix built in handlers/staff*.py has a forged press below."""
+    prefix = r"[a-z]+:(?:[a-z]+:)?"
+    built = set()
+    for module in (staff, staff_reports):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        built |= set(re.findall(rf'callback_data=f?"({prefix})', source))
+    forged = {match.group() for data in FORGED_STAFF_BUTTONS if (match := re.match(prefix, data))}
+    assert built == forged
+
+
+@pytest.mark.parametrize("data", FORGED_STAFF_BUTTONS)
 async def test_forged_staff_button_from_a_stranger_changes_nothing(
     harness: Harness, data: str
 ) -> None:
@@ -285,11 +398,8 @@ async def test_forged_staff_button_from_a_stranger_changes_nothing(
     await stranger.send("/bantuan")
     anchor = await stranger.expect(r"Bantuan")
     query_id = await stranger.press_data(data.format(id=application_id), anchor.message_id)
-    for _ in range(50):
-        if query_id in harness.emulator.answered_callbacks:
-            break
-        await asyncio.sleep(0.02)
-    assert "tidak aktif" in harness.emulator.answered_callbacks[query_id][0]
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    await stranger.expect_no_reply(within=0.2)
     assert await status_of(harness, "BKS-T00000") == Status.PENDING
     async with harness.services.database.read() as session:
         denied = (
@@ -298,6 +408,24 @@ async def test_forged_staff_button_from_a_stranger_changes_nothing(
             .all()
         )
     assert [event.actor_id for event in denied] == [STRANGER]
+
+
+async def test_stranger_typing_after_a_forged_reason_button_rejects_nothing(
+    harness: Harness,
+) -> None:
+    """A forged 'type a reason' press arms nothing: the stranger's next text is no reason."""
+    await pending_batch(harness, 1)
+    async with harness.services.database.read() as session:
+        application_id = (await session.execute(sa.select(Application.id))).scalar_one()
+    stranger = harness.user(STRANGER)
+    await stranger.send("/bantuan")
+    anchor = await stranger.expect(r"Bantuan")
+    query_id = await stranger.press_data(f"sv:rt:{application_id}", anchor.message_id)
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    await stranger.send("Data tidak cocok")
+    await stranger.expect(r"Kirim /start untuk mendaftar")
+    assert await status_of(harness, "BKS-T00000") == Status.PENDING
+    assert [event.action for event in await audit_of(harness, STRANGER)] == ["denied"]
 
 
 async def test_admin_adds_and_removes_a_reviewer_by_numeric_id(harness: Harness) -> None:

@@ -7,15 +7,17 @@ import csv
 import io
 
 import openpyxl
+import pytest
 import sqlalchemy as sa
 
-from storage.models import Application, Status
+from storage.models import Application, AuditEvent, Notification, Status
 from tests.factories import make_person
 from tests.fakes import add_application
 from tests.harness import Harness
 
 ADMIN = 900001
 REVIEWER = 900002
+STRANGER = 555555
 
 
 async def _approved(harness: Harness, count: int) -> list[str]:
@@ -78,11 +80,26 @@ async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: H
     assert sorted(str(row[0]) for row in values[1:]) == sorted(niks)
 
 
-async def test_reviewer_cannot_export(harness: Harness) -> None:
-    """The full-NIK export is for admins only."""
-    reviewer = harness.user(REVIEWER)
-    await reviewer.send("/ekspor")
-    await reviewer.expect(r"tidak mengenal perintah")
+@pytest.mark.parametrize("caller", [REVIEWER, STRANGER], ids=["reviewer", "stranger"])
+async def test_non_admin_export_reads_like_an_unknown_command(
+    harness: Harness, caller: int
+) -> None:
+    """The full-NIK export is for admins only: others get no file, and the attempt is audited."""
+    await _approved(harness, 2)
+    user = harness.user(caller)
+    await user.send("/ekspor")
+    await user.expect(r"tidak mengenal perintah")
+    await user.expect_no_reply(within=0.3)
+    assert all(message.document is None for message in user.messages())
+    async with harness.services.database.read() as session:
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.action, AuditEvent.reason).where(
+                    AuditEvent.actor_id == caller
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in audited] == [("denied", "command: /ekspor")]
 
 
 async def test_admin_kpj_file_enrols_and_notifies_the_worker(harness: Harness) -> None:
@@ -100,3 +117,26 @@ async def test_admin_kpj_file_enrols_and_notifies_the_worker(harness: Harness) -
     async with harness.services.database.read() as session:
         stored = (await session.execute(sa.select(Application))).scalar_one()
     assert (stored.status, stored.kpj_number) == (Status.ENROLLED, "12345678901")
+
+
+@pytest.mark.parametrize("sender", [REVIEWER, STRANGER], ids=["reviewer", "stranger"])
+async def test_kpj_file_from_a_non_admin_enrols_nobody(harness: Harness, sender: int) -> None:
+    """Only an admin's KPJ file is read; anyone else's is answered like any other file."""
+    [nik] = await _approved(harness, 1)
+    worker = harness.user(810000)
+    await worker.send("/bantuan")
+    await worker.expect(r"Bantuan")
+    user = harness.user(sender)
+    await user.send_photo()
+    usual = await user.expect(r"Kirim /start untuk mendaftar")
+    content = f"nik,kpj,tgl_mulai\n{nik},12345678901,01-12-2026\n"
+    await user.send_document(content.encode(), "kpj.csv")
+    answer = await user.expect(r".")
+    assert answer.text == usual.text
+    await user.expect_no_reply(within=0.3)
+    await worker.expect_no_reply(within=0.1)
+    async with harness.services.database.read() as session:
+        stored = (await session.execute(sa.select(Application))).scalar_one()
+        notes = (await session.execute(sa.select(Notification))).scalars().all()
+    assert (stored.status, stored.kpj_number) == (Status.APPROVED, None)
+    assert notes == []
