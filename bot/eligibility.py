@@ -9,7 +9,7 @@ from datetime import date
 from enum import StrEnum
 
 from bot.i18n import N_
-from bot.names import name_similarity
+from bot.names import name_similarity, normalize_name
 from bot.nik import Gender, Nik
 from bot.regions import normalize_code
 
@@ -90,6 +90,14 @@ class Claim:
     nik: Nik
     name: str
     birth_date: date
+
+
+def claim_key(claim: Claim) -> str:
+    """The claim in a canonical ASCII form, to key it by an HMAC: claims that only differ in
+    ways the check ignores (case, accents, titles, "Moch." for "Muhammad") share a key."""
+    text = f"{claim.nik.digits}|{claim.birth_date.isoformat()}|{normalize_name(claim.name)}"
+    # Names in other scripts stay distinct; a backslash cannot occur in a normalised name.
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

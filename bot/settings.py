@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     ineligible_retention_days: int = Field(default=30, gt=0)
     housekeeping_interval_seconds: int = Field(default=300, gt=0)
     notification_interval_seconds: int = Field(default=15, gt=0)
+    # Per account and day: distinct NIKs tried, and (counted apart) distinct eligibility checks
+    # of a NIK, name and birth date; both stop strangers probing DTSEN and the register.
     nik_attempts_per_day: int = Field(default=5, gt=0)
     # Per account: more updates than this in the window are dropped (staff in settings exempt).
     flood_max_updates: int = Field(default=20, gt=0)

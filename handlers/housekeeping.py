@@ -1,4 +1,5 @@
-"""Periodic jobs: remind idle workers once, delete expired drafts and old ineligible checks."""
+"""Periodic jobs: remind idle workers once, delete expired drafts, old ineligible checks and
+attempts that no longer count."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 from telegram.error import Forbidden, TelegramError
 
 from bot.context import Context
+from storage.applications import ATTEMPT_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ async def tidy_drafts(context: Context) -> None:
     deleted = await services.applications.delete_expired(
         drafts_idle_since=now - timedelta(hours=settings.draft_expiry_hours),
         ineligible_before=now - timedelta(days=settings.ineligible_retention_days),
+        attempts_before=now - ATTEMPT_WINDOW,
     )
     if deleted:
         log.info("deleted %d expired drafts and ineligible checks", deleted)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +38,7 @@ from bot.eligibility import (
     DtsenPerson,
     Rules,
     assess,
+    claim_key,
     encode_reasons,
     worker_message,
 )
@@ -57,8 +58,8 @@ from bot.program import (
     relation_label,
 )
 from handlers.common import answer_query, escape, message_of, user_of
-from storage.applications import EDITABLE_STATUSES, Outcome
-from storage.models import Application, Status
+from storage.applications import ATTEMPT_WINDOW, EDITABLE_STATUSES, Outcome
+from storage.models import Application, AttemptKind, Status
 
 ADDRESS_MAX = 200
 OCCUPATION_OTHER_MAX = 60
@@ -574,24 +575,22 @@ Reader = Callable[[str, Application, Context], Any]
 
 
 async def read_nik(text: str, draft: Application, context: Context) -> Values:
-    """The NIK: valid, not registered elsewhere, and within the daily attempt limit."""
+    """The NIK: valid, within the daily attempt limit, and not registered elsewhere."""
     nik = parse_nik(text, today=_today(context))
     services = context.services
     nik_hash = hash_identifier(nik.digits, services.secret)
+    # Counted before anything is looked up: "already registered" tells a stranger something
+    # about the NIK too, so it costs an attempt like any other answer.
+    if not await _within_daily_limit(draft, AttemptKind.NIK, nik_hash, context):
+        raise Retry(
+            N_("Too many different NIKs were tried from this account today. Try tomorrow.")
+        )
     if await services.applications.nik_is_taken(nik_hash=nik_hash, except_application=draft.id):
         raise Retry(
             N_(
                 "This NIK is already registered. If you did not register it, contact the office "
                 "(see /bantuan)."
             )
-        )
-    since = services.clock() - timedelta(days=1)
-    attempts = await services.applications.record_nik_attempt(
-        user_id=draft.telegram_user_id, nik_hash=nik_hash, since=since
-    )
-    if attempts > context.settings.nik_attempts_per_day:
-        raise Retry(
-            N_("Too many different NIKs were tried from this account today. Try tomorrow.")
         )
     return {"nik": nik.digits, "nik_hash": nik_hash, "jenis_kelamin": nik.gender}
 
@@ -757,7 +756,19 @@ async def _save_and_continue(
     services = context.services
     merged = _merged(draft, values)
     if step in IDENTITY_STEPS and merged.nik and merged.nama and merged.tanggal_lahir:
-        decision, record = await _assess(merged, context)
+        claim = _claim_of(merged, context)
+        # One NIK is enough to guess its owner's name and birth date check after check, so
+        # the checks have a daily limit of their own. Past it, nothing is looked up or stored
+        # and the same step is asked again.
+        key = hash_identifier(claim_key(claim), services.secret)
+        if not await _within_daily_limit(draft, AttemptKind.CLAIM, key, context):
+            reason = context._(
+                "Too many different names and dates of birth were checked from this account "
+                "today. Try tomorrow."
+            )
+            await ask_again(message, draft, context, reason)
+            return
+        decision, record = await _assess(claim, context)
         values = {**values, **_assessment_values(decision, record)}
         if not decision.eligible:
             outcome = await services.applications.mark_ineligible(
@@ -899,14 +910,34 @@ def _cancelled_text(context: Context) -> str:
 # --- eligibility -------------------------------------------------------------------------------
 
 
-async def _assess(draft: Application, context: Context) -> tuple[Decision, DtsenPerson | None]:
+async def _within_daily_limit(
+    draft: Application, kind: AttemptKind, key_hash: str, context: Context
+) -> bool:
+    """Count a NIK look-up or an eligibility check for the account; False once it has used
+    today's NIK_ATTEMPTS_PER_DAY distinct ones (the same one again is free)."""
+    services = context.services
+    return await services.applications.record_attempt(
+        user_id=draft.telegram_user_id,
+        kind=kind,
+        key_hash=key_hash,
+        since=services.clock() - ATTEMPT_WINDOW,
+        limit=context.settings.nik_attempts_per_day,
+    )
+
+
+def _claim_of(draft: Application, context: Context) -> Claim:
+    """The identity a draft claims, once its NIK, name and birth date are all there."""
+    today = _today(context)
+    nik = parse_nik(draft.nik or "", today=today)
+    return Claim(nik=nik, name=draft.nama or "", birth_date=draft.tanggal_lahir or today)
+
+
+async def _assess(claim: Claim, context: Context) -> tuple[Decision, DtsenPerson | None]:
     """Check the identity against DTSEN and the programme rules."""
     services = context.services
     settings = context.settings
     today = _today(context)
-    nik = parse_nik(draft.nik or "", today=today)
-    claim = Claim(nik=nik, name=draft.nama or "", birth_date=draft.tanggal_lahir or today)
-    record = await services.dtsen.find(nik=nik.digits)
+    record = await services.dtsen.find(nik=claim.nik.digits)
     rules = Rules(
         region_code=settings.program_region_code,
         max_desil=settings.program_max_desil,

@@ -11,7 +11,18 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Update, bindparam, delete, func, insert, or_, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -21,11 +32,13 @@ from storage.engine import Database
 from storage.models import (
     LIVE_STATUSES,
     Application,
+    AttemptKind,
     AuditEvent,
     NikAttempt,
     Notification,
     ProcessedUpdate,
     Status,
+    TZDateTime,
     UserPreference,
     utcnow,
 )
@@ -35,6 +48,10 @@ OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
 # Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
 EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# The "per day" of NIK_ATTEMPTS_PER_DAY: attempts older than this no longer count.
+ATTEMPT_WINDOW = timedelta(days=1)
+# What an erased account's attempts hold instead of an HMAC (see erase_user).
+ERASED_PREFIX = "erased:"
 
 
 class Outcome(StrEnum):
@@ -97,7 +114,6 @@ _ATTEMPTS = NikAttempt.__table__  # type: ignore[attr-defined]
 # database spends running them.
 _INSERT_APPLICATION = insert(_APPLICATIONS).returning(_APPLICATIONS.c.id)
 _INSERT_AUDIT = insert(_AUDIT)
-_INSERT_NIK_ATTEMPT = insert(_ATTEMPTS)
 _NIK_TAKEN = (
     core_select(_APPLICATIONS.c.id)
     .where(
@@ -107,9 +123,42 @@ _NIK_TAKEN = (
     )
     .limit(1)
 )
-_COUNT_NIK_ATTEMPTS = core_select(func.count(func.distinct(_ATTEMPTS.c.nik_hash))).where(
-    _ATTEMPTS.c.telegram_user_id == bindparam("telegram_user_id"),
-    _ATTEMPTS.c.at >= bindparam("since"),
+_ACCOUNT_ATTEMPTS = (
+    _ATTEMPTS.c.telegram_user_id == bindparam("user_id", type_=BigInteger),
+    _ATTEMPTS.c.kind == bindparam("kind", type_=String),
+    _ATTEMPTS.c.at >= bindparam("since", type_=TZDateTime),
+)
+# One statement counts and records an attempt: the row goes in when the same key was already
+# counted in the window (a repeat, or a redelivered update, is free) or when the account has
+# used fewer distinct keys than its limit. A refused attempt leaves no row: the table does not
+# grow with a stranger's hammering, and the HMAC of a NIK never looked up is not kept.
+_RECORD_ATTEMPT = insert(_ATTEMPTS).from_select(
+    ["telegram_user_id", "kind", "nik_hash", "at"],
+    core_select(
+        bindparam("user_id", type_=BigInteger),
+        bindparam("kind", type_=String),
+        bindparam("key", type_=String),
+        bindparam("now", type_=TZDateTime),
+    ).where(
+        or_(
+            core_select(_ATTEMPTS.c.id)
+            .where(*_ACCOUNT_ATTEMPTS, _ATTEMPTS.c.nik_hash == bindparam("key", type_=String))
+            .exists(),
+            core_select(func.count(func.distinct(_ATTEMPTS.c.nik_hash)))
+            .where(*_ACCOUNT_ATTEMPTS)
+            .scalar_subquery()
+            < bindparam("limit", type_=Integer),
+        )
+    ),
+)
+# An erased account's attempts: one key's rows get one stand-in (see erase_user).
+_ANONYMISE_ATTEMPTS = (
+    update(_ATTEMPTS)
+    .where(
+        _ATTEMPTS.c.telegram_user_id == bindparam("user_id"),
+        _ATTEMPTS.c.nik_hash == bindparam("old_key"),
+    )
+    .values(nik_hash=bindparam("new_key"))
 )
 
 
@@ -409,18 +458,23 @@ class ApplicationRepository:
             params = {"nik_hash": nik_hash, "except_id": except_application or -1}
             return (await connection.execute(_NIK_TAKEN, params)).first() is not None
 
-    async def record_nik_attempt(self, *, user_id: int, nik_hash: str, since: datetime) -> int:
-        """Log a NIK look-up by this account; returns how many it made since `since`."""
-        await self._db.execute_alone(
-            _INSERT_NIK_ATTEMPT,
-            {"telegram_user_id": user_id, "nik_hash": nik_hash, "at": utcnow()},
-        )
-        # Counted after the write, outside it: the write turn is held for one statement only.
-        async with self._db.engine.connect() as connection:
-            counted = await connection.execute(
-                _COUNT_NIK_ATTEMPTS, {"telegram_user_id": user_id, "since": since}
-            )
-            return int(counted.scalar_one())
+    async def record_attempt(
+        self, *, user_id: int, kind: AttemptKind, key_hash: str, since: datetime, limit: int
+    ) -> bool:
+        """Count a NIK look-up or an eligibility check against the account's limit; False when
+        `limit` distinct keys of this kind were already used since `since` (nothing stored).
+
+        The same key again within the window is always allowed and counts once.
+        """
+        params = {
+            "user_id": user_id,
+            "kind": str(kind),
+            "key": key_hash,
+            "now": utcnow(),
+            "since": since,
+            "limit": limit,
+        }
+        return await self._db.execute_alone(_RECORD_ATTEMPT, params) > 0
 
     async def queue_position(self, *, application: Application) -> int:
         """1-based place among pending applications: lower desil first, then earlier."""
@@ -465,9 +519,14 @@ class ApplicationRepository:
             )
 
     async def delete_expired(
-        self, *, drafts_idle_since: datetime, ineligible_before: datetime
+        self,
+        *,
+        drafts_idle_since: datetime,
+        ineligible_before: datetime,
+        attempts_before: datetime,
     ) -> int:
-        """Delete abandoned drafts and old ineligible records (data minimisation)."""
+        """Delete abandoned drafts, old ineligible records and attempts that only served the
+        daily limit (data minimisation); returns how many applications went."""
         self.forget()
         async with self._db.write() as session, session.begin():
             drafts = await session.execute(
@@ -488,6 +547,17 @@ class ApplicationRepository:
                 )
             )
             del old_updates
+            # Eligibility checks and erased accounts' attempts exist for the daily limit only;
+            # NIK look-ups stay for the staff risk flag (distinct NIKs tried from the account).
+            await session.execute(
+                delete(NikAttempt).where(
+                    col(NikAttempt.at) < attempts_before,
+                    or_(
+                        col(NikAttempt.kind) != AttemptKind.NIK,
+                        col(NikAttempt.nik_hash).startswith(ERASED_PREFIX),
+                    ),
+                )
+            )
             return int(drafts.rowcount + ineligible.rowcount)  # type: ignore[attr-defined]
 
 
@@ -500,7 +570,8 @@ class Erasure:
 
 
 async def erase_user(database: Database, *, user_id: int) -> Erasure:
-    """Withdraw consent: delete every application, attempt and preference of one account.
+    """Withdraw consent: delete every application and preference of one account, and unlink
+    its NIK attempts from the NIKs.
 
     An approved or enrolled application is withdrawn first (its place is freed); the audit
     trail keeps the state changes, but no personal data.
@@ -546,9 +617,23 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
                 delete(Notification).where(col(Notification.application_id).in_(ids))
             )
             await session.execute(delete(Application).where(col(Application.id).in_(ids)))
-        await session.execute(
-            delete(NikAttempt).where(col(NikAttempt.telegram_user_id) == user_id)
+        # The attempts are not deleted: an account could otherwise try its NIKs for the day,
+        # erase, and try as many again. Each distinct HMAC (a NIK, or a NIK with a name and a
+        # birth date) gets a random stand-in instead, so the rows count as the same number of
+        # distinct attempts and name no one: unlike an HMAC, a random value cannot be checked
+        # against a NIK, even with PII_SECRET. They go once they leave the window
+        # (delete_expired); the same NIK tried again after the erasure counts anew.
+        keys = await session.execute(
+            core_select(_ATTEMPTS.c.nik_hash)
+            .where(_ATTEMPTS.c.telegram_user_id == user_id)
+            .distinct()
         )
+        stand_ins = [
+            {"user_id": user_id, "old_key": key, "new_key": ERASED_PREFIX + secrets.token_hex(16)}
+            for key in keys.scalars()
+        ]
+        if stand_ins:
+            await session.execute(_ANONYMISE_ATTEMPTS, stand_ins)
         await session.execute(
             delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
         )

@@ -211,12 +211,24 @@ class UserPreference(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 
-# NIK lookups per Telegram account, to cap eligibility probing and flag risk to staff.
+class AttemptKind(StrEnum):
+    """What a `NikAttempt` row counts: a NIK looked up, or an identity checked against DTSEN."""
+
+    NIK = "nik"  # nik_hash: the HMAC of the NIK
+    CLAIM = "claim"  # nik_hash: the HMAC of the claim's key (NIK, name, birth date)
+
+
+# NIK look-ups and eligibility checks per Telegram account, each kept as an HMAC: they cap
+# probing per day and flag risk to staff. /hapusdata replaces the HMACs by random stand-ins
+# (storage.applications.erase_user).
 class NikAttempt(SQLModel, table=True):
     __tablename__ = "nik_attempt"
 
     id: int | None = Field(default=None, primary_key=True)
     telegram_user_id: int = Field(sa_type=sa.BigInteger, index=True)
+    kind: str = Field(
+        default=AttemptKind.NIK, max_length=8, sa_column_kwargs={"server_default": "nik"}
+    )
     nik_hash: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 

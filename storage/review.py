@@ -20,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from storage.engine import Database
-from storage.models import Application, AuditEvent, NikAttempt, Notification, Status, utcnow
+from storage.models import (
+    Application,
+    AttemptKind,
+    AuditEvent,
+    NikAttempt,
+    Notification,
+    Status,
+    utcnow,
+)
 from storage.updates import claim_update
 
 # Places are taken by approved and enrolled workers; the rest wait.
@@ -75,7 +83,9 @@ class RiskFlags:
     """Signals a reviewer should see before deciding."""
 
     same_phone: int  # other live applications with this phone number
-    nik_attempts: int  # distinct NIKs tried from this Telegram account
+    # Distinct NIKs tried from this Telegram account (within the daily limit: NIKs refused by
+    # it are not kept; erased ones count until they are deleted, a day later).
+    nik_attempts: int
     name_score: float | None
 
 
@@ -189,7 +199,9 @@ class ReviewRepository:
                 )
                 same_phone = int((await session.execute(query)).scalar_one())
             attempts_query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
-                col(NikAttempt.telegram_user_id) == application.telegram_user_id
+                col(NikAttempt.telegram_user_id) == application.telegram_user_id,
+                # Eligibility checks repeat a NIK with other names and dates: not another NIK.
+                col(NikAttempt.kind) == AttemptKind.NIK,
             )
             attempts = int((await session.execute(attempts_query)).scalar_one())
         return RiskFlags(

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from telegram.ext import Job
 
 from bot.context import Context
-from bot.emulator import BotApiEmulator
+from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.pii import hash_identifier
 from handlers.housekeeping import tidy_drafts
+from storage.applications import ATTEMPT_WINDOW, ERASED_PREFIX
 from storage.models import (
     Application,
+    AttemptKind,
     AuditEvent,
     NikAttempt,
+    Notification,
     ProcessedUpdate,
     Status,
     UserPreference,
+    utcnow,
 )
-from tests.factories import make_person
+from tests.factories import Person, make_person
 from tests.fakes import add_application
 from tests.harness import Harness
-from tests.test_registration import NO_MATCH, applications_of, give_identity, reach_nik, seed
+from tests.test_registration import (
+    NO_MATCH,
+    applications_of,
+    give_identity,
+    in_words,
+    reach_nik,
+    seed,
+)
 
 REVIEWER = 900002
 ADMIN = 900001
@@ -79,6 +94,192 @@ async def test_a_third_distinct_nik_in_a_day_is_refused(strict_harness: Harness)
     await user.expect(r"Terlalu banyak NIK berbeda")
     [draft] = await applications_of(harness, user.id)
     assert (draft.step, draft.nik) == ("nik", None)
+
+
+TOO_MANY_NIKS = r"Terlalu banyak NIK berbeda"
+TOO_MANY_CHECKS = r"Terlalu banyak nama dan tanggal lahir berbeda"
+NAME_ASKED = r"\(2/9\)"
+BIRTH_DATE_ASKED = r"\(3/9\) Kirim tanggal lahir"
+PHONE_ASKED = r"\(4/9\)"
+
+
+async def _try_nik(user: EmulatedUser, nik: str, answer: str) -> None:
+    """Start a registration and send a NIK; once the name is asked, cancel again."""
+    await reach_nik(user)
+    await user.send(nik)
+    await user.expect(answer)
+    if answer == NAME_ASKED:
+        await user.send("/batal")
+        await user.expect(r"Pendaftaran dibatalkan")
+
+
+async def _attempt_keys(harness: Harness, user_id: int) -> list[str]:
+    """The keys (nik_hash) of every attempt row of an account."""
+    async with harness.services.database.read() as session:
+        query = sa.select(NikAttempt.nik_hash).where(NikAttempt.telegram_user_id == user_id)
+        return list((await session.execute(query)).scalars())
+
+
+async def test_already_registered_answers_count_towards_the_daily_nik_limit(
+    strict_harness: Harness,
+) -> None:
+    """ "This NIK is already registered" tells a stranger something about the NIK, so it uses up
+    an attempt: an account cannot learn who is registered by trying NIK after NIK."""
+    harness = strict_harness
+    services = harness.services
+    registered = [make_person(4701 + index) for index in range(3)]
+    for index, person in enumerate(registered):
+        await add_application(
+            services.database,
+            services.secret,
+            person,
+            user_id=470100 + index,
+            code=f"BKS-RG000{index}",
+        )
+    user = harness.user(470000)
+    await _try_nik(user, registered[0].nik, r"NIK ini sudah terdaftar")
+    await user.send(registered[1].nik)
+    await user.expect(r"NIK ini sudah terdaftar")
+    await user.send(registered[2].nik)
+    await user.expect(TOO_MANY_NIKS)
+
+
+async def test_erasing_data_does_not_reset_the_daily_nik_limit(strict_harness: Harness) -> None:
+    """/hapusdata unlinks the account's attempts from its NIKs but keeps them counting: the
+    NIKs tried before the erasure still use up the day's limit, and their HMACs are gone."""
+    harness = strict_harness
+    first, second, third = make_person(4801), make_person(4802), make_person(4803)
+    user = harness.user(480000)
+    await _try_nik(user, first.nik, NAME_ASKED)
+    await _try_nik(user, second.nik, NAME_ASKED)
+    await user.send("/hapusdata")
+    await user.expect(r"menarik persetujuan")
+    await user.press("🗑 Ya, hapus data saya")
+    await user.expect(r"sudah dihapus")
+    keys = await _attempt_keys(harness, user.id)
+    secret = harness.services.secret
+    assert len(set(keys)) == 2
+    assert all(key.startswith(ERASED_PREFIX) for key in keys)
+    assert not {hash_identifier(p.nik, secret) for p in (first, second)} & set(keys)
+    await _try_nik(user, third.nik, TOO_MANY_NIKS)
+    # Nothing links the first NIK to its erased attempt any more: it is a new one.
+    await user.send(first.nik)
+    await user.expect(TOO_MANY_NIKS)
+
+
+async def test_attempts_kept_only_for_the_daily_limit_are_deleted_once_they_stop_counting(
+    harness: Harness,
+) -> None:
+    """Housekeeping deletes eligibility checks and erased accounts' attempts once they are a
+    day old; NIK look-ups stay for the staff risk flag."""
+    services = harness.services
+    rows = [
+        (AttemptKind.NIK, "a" * 64),
+        (AttemptKind.CLAIM, "b" * 64),
+        (AttemptKind.NIK, ERASED_PREFIX + "c" * 32),
+        (AttemptKind.CLAIM, ERASED_PREFIX + "d" * 32),
+    ]
+    for kind, key in rows:
+        assert await services.applications.record_attempt(
+            user_id=490000, kind=kind, key_hash=key, since=utcnow() - ATTEMPT_WINDOW, limit=5
+        )
+    started = services.clock()
+    services.clock = lambda: started + ATTEMPT_WINDOW - timedelta(hours=1)
+    await _run_housekeeping(harness)
+    assert sorted(await _attempt_keys(harness, 490000)) == sorted(key for _kind, key in rows)
+    services.clock = lambda: started + ATTEMPT_WINDOW + timedelta(hours=1)
+    await _run_housekeeping(harness)
+    assert await _attempt_keys(harness, 490000) == ["a" * 64]
+
+
+async def _claim(user: EmulatedUser, person: Person, name: str, answer: str) -> str:
+    """A registration from /start claiming this person's NIK and birth date with `name`;
+    returns the reply."""
+    await reach_nik(user)
+    await give_identity(user, person, name=name)
+    return (await user.expect(answer)).text
+
+
+async def test_guessing_names_and_dates_for_one_nik_is_capped(strict_harness: Harness) -> None:
+    """A stranger holding one NIK cannot guess its owner's name and birth date check after
+    check: past the limit no check runs, the date is asked again and nothing about DTSEN is
+    revealed, even for the right guess."""
+    harness = strict_harness
+    person = make_person(5001)
+    await seed(harness, person)
+    user = harness.user(500000)
+    await _claim(user, person, "Agus Salim Wibowo", NO_MATCH)
+    await _claim(user, person, "Bambang Sutrisno", NO_MATCH)
+    refusal = await _claim(user, person, person.name, TOO_MANY_CHECKS)
+    assert re.search(BIRTH_DATE_ASKED, refusal)
+    await user.expect_no_reply(within=0.3)
+    assert not any(e.from_bot and "(4/9)" in (e.message.text or "") for e in user.transcript())
+    drafts = [a for a in await applications_of(harness, user.id) if a.status == Status.DRAFT]
+    [draft] = drafts
+    assert (draft.step, draft.tanggal_lahir, draft.dtsen_desil) == ("birth_date", None, None)
+    # Staff still read "NIKs tried from this account" as NIKs: the checks are not NIKs.
+    flags = await harness.services.review.risk_flags(application=draft)
+    assert flags.nik_attempts == 1
+
+
+async def test_repeating_the_same_claim_does_not_use_up_attempts(strict_harness: Harness) -> None:
+    """The same NIK, name and birth date checked again (in capitals, or with a title the check
+    ignores) counts once, and is still answered once the day's limit is used up."""
+    harness = strict_harness
+    person = make_person(5101)
+    await seed(harness, person)
+    user = harness.user(510000)
+    await _claim(user, person, "Agus Salim", NO_MATCH)
+    await _claim(user, person, "AGUS SALIM", NO_MATCH)
+    await _claim(user, person, "Bambang Sutrisno", NO_MATCH)  # the second claim: the limit
+    await _claim(user, person, "H. Agus Salim", NO_MATCH)
+    assert len(set(await _attempt_keys(harness, user.id))) == 3  # one NIK, two claims
+
+
+@contextmanager
+def _application_updates_fail(harness: Harness) -> Iterator[None]:
+    """Every UPDATE of an application fails as on a full disk, while other tables take writes
+    (SQLite: a temporary trigger on each connection opened inside the block)."""
+    engine = harness.services.database.engine.sync_engine
+
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.cursor().execute(
+            "CREATE TEMP TRIGGER no_application_update BEFORE UPDATE ON application "
+            "BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
+        )
+
+    sa.event.listen(engine, "connect", _connect)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "connect", _connect)
+
+
+async def test_a_check_whose_answer_was_not_saved_is_not_counted_again(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """A check counted but whose answer never reached the draft (a crash in between, then
+    Telegram's redelivery, or the worker sending the date again) costs no second attempt."""
+    harness = Harness(emulator, tmp_path, nik_attempts_per_day=1)
+    await harness.start()
+    try:
+        person = make_person(5201)
+        await seed(harness, person)
+        user = harness.user(520000)
+        await reach_nik(user)
+        await user.send(person.nik)
+        await user.expect(NAME_ASKED)
+        await user.send(person.name)
+        await user.expect(r"\(3/9\)")
+        with _application_updates_fail(harness):
+            await harness.services.database.engine.dispose()
+            await user.send(in_words(person.birth_date))
+            await user.expect(r"belum bisa kami simpan")
+        await harness.services.database.engine.dispose()
+        await user.send(in_words(person.birth_date))
+        await user.expect(PHONE_ASKED)
+    finally:
+        await harness.stop()
 
 
 async def test_an_edited_old_command_is_not_carried_out(harness: Harness) -> None:
@@ -163,14 +364,31 @@ async def test_enrolled_worker_erasing_their_data_is_withdrawn_first_and_staff_a
     services = harness.services
     worker = harness.user(460000)
     code = "BKS-EN0001"
-    await add_application(
+    person = make_person(4601)
+    nik_hash = hash_identifier(person.nik, services.secret)
+    application_id = await add_application(
         services.database,
         services.secret,
-        make_person(4601),
+        person,
         user_id=worker.id,
         code=code,
         status=Status.ENROLLED,
     )
+    async with services.database.write() as session, session.begin():
+        session.add(
+            Notification(application_id=application_id, chat_id=worker.id, kind="enrolled")
+        )
+    await services.applications.record_attempt(
+        user_id=worker.id,
+        kind=AttemptKind.NIK,
+        key_hash=nik_hash,
+        since=utcnow() - ATTEMPT_WINDOW,
+        limit=5,
+    )
+    await worker.send("/bahasa")
+    await worker.expect(r"Pilih bahasa")
+    await worker.press("Bahasa Indonesia")
+    await worker.expect(r"Bahasa diganti")
     admin = harness.user(ADMIN)
     await worker.send("/hapusdata")
     await worker.expect(r"menarik persetujuan")
@@ -183,3 +401,15 @@ async def test_enrolled_worker_erasing_their_data_is_withdrawn_first_and_staff_a
     assert await applications_of(harness, worker.id) == []
     assert ("withdraw", Status.ENROLLED) in [(a, f) for a, f in trail]
     assert "erase" in [a for a, _f in trail]
+    async with services.database.read() as session:
+        preferences = await session.execute(
+            sa.select(UserPreference).where(UserPreference.telegram_user_id == worker.id)
+        )
+        notifications = await session.execute(
+            sa.select(Notification).where(Notification.application_id == application_id)
+        )
+        assert preferences.all() == []
+        assert notifications.all() == []
+    keys = await _attempt_keys(harness, worker.id)
+    assert len(keys) == 1
+    assert nik_hash not in keys

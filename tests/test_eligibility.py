@@ -20,6 +20,7 @@ from bot.eligibility import (
     Rules,
     age_on,
     assess,
+    claim_key,
     effective_quota,
     normalize_gender,
     worker_message,
@@ -356,3 +357,24 @@ def test_effective_quota_refuses_nonsense(quota: int, budget: int, premium: int)
 def test_parse_errors_are_value_errors() -> None:
     """Handlers can catch ParseError or ValueError for any of the four parsers."""
     assert issubclass(ParseError, ValueError)
+
+
+def test_claims_the_check_cannot_tell_apart_share_one_key() -> None:
+    """Case, titles and abbreviations the name match ignores give the same claim key (one
+    attempt); another name, date or NIK gives another; names in any script are keyed."""
+    claim = PERSON.claim()
+    same = {
+        claim_key(replace(claim, name=name))
+        for name in ("Budi Santoso", "BUDI SANTOSO", "H. Budi Santoso, S.Pd.")
+    }
+    other = make_person(8, birth_date=date(1985, 8, 17), gender="L").claim()
+    different = {
+        claim_key(replace(claim, name="Budi Santosa")),
+        claim_key(replace(claim, birth_date=date(1985, 8, 18))),
+        claim_key(replace(other, name="Budi Santoso")),
+        claim_key(replace(claim, name="بودي سانتوسو")),
+    }
+    assert same == {claim_key(claim)}
+    assert len(different) == 4
+    assert claim_key(claim) not in different
+    assert all(key.isascii() for key in different)

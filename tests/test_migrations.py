@@ -157,3 +157,39 @@ async def test_dtsen_hashes_stored_as_hex_still_match_after_the_upgrade(
         assert [tuple(row) for row in stored] == [(7, hash_identifier(person.nik, secret), None)]
     finally:
         await database.dispose()
+
+
+async def test_attempts_stored_before_the_upgrade_count_as_nik_look_ups(
+    database_url: str,
+) -> None:
+    """0005 gives the attempts already stored the kind "nik" (they were all NIK look-ups); a
+    downgrade drops the eligibility checks, which the older schema would count as NIKs."""
+    database = Database.from_url(database_url)
+    try:
+        await upgrade(database)
+        await _migrate(database, "0004", down=True)
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO nik_attempt (telegram_user_id, nik_hash, at)"
+                    " VALUES (7, 'old', CURRENT_TIMESTAMP)"
+                )
+            )
+        await _migrate(database, "head")
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO nik_attempt (telegram_user_id, kind, nik_hash, at)"
+                    " VALUES (7, 'claim', 'new', CURRENT_TIMESTAMP)"
+                )
+            )
+            stored = await connection.execute(
+                sa.text("SELECT kind, nik_hash FROM nik_attempt ORDER BY id")
+            )
+            assert [tuple(row) for row in stored] == [("nik", "old"), ("claim", "new")]
+        await _migrate(database, "0004", down=True)
+        async with database.engine.connect() as connection:
+            left = await connection.execute(sa.text("SELECT nik_hash FROM nik_attempt"))
+            assert left.scalars().all() == ["old"]
+    finally:
+        await database.dispose()

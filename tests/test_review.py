@@ -13,8 +13,16 @@ from telegram.ext import CommandHandler
 
 from bot.card_leases import CardLeases
 from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.pii import hash_identifier
 from handlers import staff, staff_reports
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import (
+    Application,
+    AuditEvent,
+    NikAttempt,
+    Notification,
+    Status,
+    UserPreference,
+)
 from storage.notifications import IN_FLIGHT
 from storage.review import Decision, ReviewRepository
 from tests.factories import make_person
@@ -567,12 +575,23 @@ async def test_decision_stands_when_the_worker_blocked_the_bot(harness: Harness)
 
 
 async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: Harness) -> None:
-    """/hapusdata: the approved worker leaves the programme, staff are told, nothing remains."""
+    """/hapusdata: the approved worker leaves the programme, staff are told, nothing remains:
+    no application, notification or language choice, and their NIK attempts name no NIK."""
     worker, code = await register(harness, 210007, 7)
     admin = harness.user(ADMIN)
     await admin.send(f"/setujui {code}")
     await admin.expect(r"disetujui")
     await worker.expect(r"sudah disetujui")
+    await worker.send("/bahasa")
+    await worker.expect(r"Pilih bahasa")
+    await worker.press("Bahasa Indonesia")
+    await worker.expect(r"Bahasa diganti")
+    async with harness.services.database.read() as session:
+        before = [
+            await session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in (Notification, UserPreference)
+        ]
+    assert before == [1, 1]
     await worker.send("/hapusdata")
     await worker.expect(r"menarik persetujuan")
     await worker.press("🗑 Ya, hapus data saya")
@@ -581,9 +600,21 @@ async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: 
     async with harness.services.database.read() as session:
         left = (await session.execute(sa.select(Application))).scalars().all()
         trail = (await session.execute(sa.select(AuditEvent.action))).scalars().all()
+        notifications = (await session.execute(sa.select(Notification))).scalars().all()
+        preferences = (await session.execute(sa.select(UserPreference))).scalars().all()
+        attempts = (
+            await session.execute(
+                sa.select(NikAttempt.nik_hash).where(NikAttempt.telegram_user_id == worker.id)
+            )
+        ).scalars()
+        keys = set(attempts)
     assert left == []
     assert "withdraw" in trail
     assert "erase" in trail
+    assert notifications == []
+    assert preferences == []
+    assert keys  # still counted towards the day's limit ...
+    assert hash_identifier(make_person(7).nik, harness.services.secret) not in keys  # ... unlinked
     await worker.send("/status")
     await worker.expect(r"belum punya pendaftaran")
 
