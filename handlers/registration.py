@@ -33,7 +33,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.context import Context
 from bot.dates import format_date_en, format_date_id, parse_date
-from bot.eligibility import Claim, Decision, DtsenPerson, Rules, assess, worker_message
+from bot.eligibility import Claim, Decision, DtsenPerson, assess, worker_message
 from bot.i18n import N_
 from bot.names import parse_name
 from bot.nik import parse_nik
@@ -900,14 +900,7 @@ async def _assess(draft: Application, context: Context) -> tuple[Decision, Dtsen
     nik = parse_nik(draft.nik or "", today=today)
     claim = Claim(nik=nik, name=draft.nama or "", birth_date=draft.tanggal_lahir or today)
     record = await services.dtsen.find(nik=nik.digits)
-    rules = Rules(
-        region_code=settings.program_region_code,
-        max_desil=settings.program_max_desil,
-        min_age=settings.program_min_age,
-        max_age=settings.program_max_age,
-        name_threshold=settings.program_name_match_threshold,
-    )
-    return assess(claim, record, rules, today), record
+    return assess(claim, record, settings.eligibility_rules, today), record
 
 
 def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
