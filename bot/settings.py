@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     program_max_desil: int = Field(default=5, ge=1, le=10)
     program_min_age: int = Field(default=18, ge=0, le=120)
     program_max_age: int = Field(default=65, ge=0, le=120)
-    program_name_match_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Above 0: eligibility.Rules refuses 0, which would fail every assessment, not start-up.
+    program_name_match_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
 
     pii_secret: SecretStr | None = None
 

@@ -91,6 +91,8 @@ def test_usernames_in_admin_ids_fail_naming_the_variable(monkeypatch: pytest.Mon
         ("PROGRAM_REGION_CODE", "32-75"),
         ("DATABASE_URL", "mysql://localhost/rentan"),
         ("TELEGRAM_API_URL", "api.telegram.org"),
+        # eligibility.Rules refuses 0: it would fail every assessment instead of start-up.
+        ("PROGRAM_NAME_MATCH_THRESHOLD", "0"),
     ],
 )
 def test_bad_value_fails_with_one_line_naming_the_variable(
