@@ -201,6 +201,56 @@ async def test_semicolon_csv_with_byte_order_mark_is_read(
     assert await repo.find(nik=demo_people(4, count=1)[0].nik) is not None
 
 
+async def test_comma_csv_with_byte_order_mark_is_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Excel's "CSV UTF-8" in an English locale: BOM and commas; the BOM is not in a column."""
+    source = tmp_path / "excel.csv"
+    write_sample(source, rows=80, seed=34, bom=True)
+    assert source.read_bytes().startswith(b"\xef\xbb\xbfnik,nama")
+    summary = await run_import(database, source)
+    assert (summary.rows_loaded, summary.rows_skipped) == (80, 0)
+    person = demo_people(34, count=1)[0]
+    found = await repo.find(nik=person.nik)
+    assert found is not None
+    assert (found.nama, found.desil) == (person.nama, person.desil)
+
+
+async def test_semicolon_csv_without_byte_order_mark_is_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Semicolons and no BOM (LibreOffice, or a script); on SQLite the parser processes read it."""
+    source = tmp_path / "semicolon.csv"
+    write_sample(source, rows=80, seed=35, delimiter=";")
+    assert source.read_bytes().startswith(b"nik;nama;tanggal_lahir")
+    summary = await run_import(database, source, parallel=True)
+    assert (summary.rows_loaded, summary.rows_skipped) == (80, 0)
+    person = demo_people(35, count=1)[0]
+    found = await repo.find(nik=person.nik)
+    assert found is not None
+    assert (found.nama, found.tanggal_lahir) == (person.nama, person.tanggal_lahir)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "NIK;Nama;TANGGAL_LAHIR;Jenis_Kelamin;KODE_WILAYAH;Desil",
+        "NIK,NAMA,TANGGAL_LAHIR,JENIS_KELAMIN,KODE_WILAYAH,DESIL",
+    ],
+    ids=["mixed-case-semicolon", "upper-case-comma"],
+)
+async def test_canonical_header_in_any_case_is_read_without_a_map(
+    database: Database, repo: DtsenRepository, tmp_path: Path, header: str
+) -> None:
+    """Column names are matched ignoring case, so NIK;Nama;TANGGAL_LAHIR needs no --map."""
+    delimiter = header[3]
+    people = make_people(3, seed=36)
+    lines = [row_of(p).replace(",", delimiter) for p in people]
+    summary = await run_import(database, write_csv(tmp_path / "upper.csv", lines, header=header))
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert [await repo.find(nik=p.nik) for p in people] == [p.dtsen() for p in people]
+
+
 async def test_windows_line_endings_and_a_quoted_address_are_read(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -842,6 +892,26 @@ def test_cli_maps_columns_and_refuses_a_bad_extract(
     assert "the header lacks nik" in err
     assert "--map: expected FIELD=COLUMN" in err
     assert "1 of 1 rows are bad (100.0%, allowed 50.0%)" in err
+
+
+def test_cli_takes_the_bad_row_limit_from_dtsen_max_bad_share_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --max-bad-share the limit is DTSEN_MAX_BAD_SHARE (default 5%); the flag wins."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    assert main(["migrate"]) == 0
+    people = make_people(10, seed=37)
+    lines = [row_of(p) for p in people[:9]] + [row_of(people[9], desil="12")]  # 10% bad
+    source = write_csv(tmp_path / "tenth-bad.csv", lines)
+    capsys.readouterr()
+    assert main(["import-dtsen", str(source)]) == 1
+    assert "1 of 10 rows are bad (10.0%, allowed 5.0%)" in capsys.readouterr().err
+    monkeypatch.setenv("DTSEN_MAX_BAD_SHARE", "0.2")
+    assert main(["import-dtsen", str(source), "--max-bad-share", "0.05"]) == 1
+    assert "allowed 5.0%" in capsys.readouterr().err
+    assert main(["import-dtsen", str(source)]) == 0
+    assert "loaded 9 rows from tenth-bad.csv, skipped 1" in capsys.readouterr().out
 
 
 def test_cli_import_needs_the_pii_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
