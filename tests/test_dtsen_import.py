@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import fcntl
+import io
 import os
 import signal
 import sqlite3
@@ -26,11 +28,14 @@ from bot.cli import main
 from bot.pii import hash_identifier, identifier_digest
 from bot.sample_dtsen import demo_people, write_sample
 from storage.dtsen import (
+    STAGING_TABLE,
     DtsenImportError,
     ImportSummary,
     SkipReason,
     _Columns,
     _csv_records,
+    _receive,
+    _send,
     _Validator,
     import_dtsen,
     parse_column_map,
@@ -708,6 +713,18 @@ asyncio.run(run())
 """
 
 
+def test_a_message_cut_short_by_a_dying_parser_process_reads_as_its_end() -> None:
+    """A frame whose sender was killed mid-write ends the stream like EOF (no EOFError)."""
+    message = ("written", 3, 25_000, [], bytes(200_000), bytes(100_000))  # a chunk: NIKs, lines
+    whole = io.BytesIO()
+    _send(whole, message)
+    frame = whole.getvalue()
+    assert _receive(io.BytesIO(frame)) == message
+    assert _receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
+    assert _receive(io.BytesIO(frame[:4])) is None
+    assert _receive(io.BytesIO(b"")) is None
+
+
 async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cleans_up(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -912,6 +929,91 @@ def test_cli_takes_the_bad_row_limit_from_dtsen_max_bad_share_unless_given(
     assert "allowed 5.0%" in capsys.readouterr().err
     assert main(["import-dtsen", str(source)]) == 0
     assert "loaded 9 rows from tenth-bad.csv, skipped 1" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def big_extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """250,000 rows (27 MB): the CLI parses it in parser processes, staging for about 2 s."""
+    source = tmp_path_factory.mktemp("big") / "big.csv"
+    write_sample(source, rows=250_000, seed=38)
+    return source
+
+
+def _staged_rows(db_path: str) -> int | None:
+    """Rows committed to the staging table so far; None while there is no staging table."""
+    with contextlib.closing(sqlite3.connect(db_path)) as connection:
+        try:
+            (count,) = connection.execute(f"SELECT count(*) FROM {STAGING_TABLE}").fetchone()
+        except sqlite3.OperationalError:  # no such table (yet, or any more)
+            return None
+    return int(count)
+
+
+def _parser_processes_catch_sigint(pid: int) -> bool:
+    """Whether a child of `pid` (a parser process) has got as far as Python's SIGINT handler:
+    from then until its start-up ends (~0.8 s of imports), Ctrl-C raises KeyboardInterrupt."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            if ppid != pid:
+                continue
+            status = (stat.parent / "status").read_text()
+            caught = int(status.split("SigCgt:")[1].split()[0], 16)
+            if caught & (1 << (signal.SIGINT - 1)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("moment", ["parser-processes-starting", "rows-staged"])
+async def test_ctrl_c_during_a_cli_import_exits_130_with_one_line_and_the_old_table_serves(
+    sqlite_database: Database, tmp_path: Path, big_extract: Path, moment: str
+) -> None:
+    """Ctrl-C (SIGINT to the command's process group) while parser processes start or rows are
+    being staged: exit code 130, one line on stderr, lookups answer from the previous table,
+    and no staging table is left behind."""
+    repo = DtsenRepository(sqlite_database, SECRET)
+    old = make_person(seed=39)
+    await run_import(sqlite_database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    db_path = str(sqlite_database.engine.url.database)
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env = {**keep, "PYTHONPATH": str(ROOT), "DATABASE_URL": sqlite_database.url,
+           "PII_SECRET": SECRET.decode()}  # fmt: skip
+    # A shell runs a command as its own process group and Ctrl-C signals the whole group.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "import-dtsen", str(big_extract)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(3_000):  # 30 s at most
+            staged = _staged_rows(db_path)
+            if moment == "rows-staged":
+                ready = bool(staged)
+            else:
+                ready = staged is not None and _parser_processes_catch_sigint(process.pid)
+            if ready or process.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert process.poll() is None, "the import ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, out) == (130, "")
+    assert err == "rentan-bot: import-dtsen interrupted: the previous table stays\n", err
+    assert await repo.count() == 1
+    assert await repo.find(nik=old.nik) == old.dtsen()
+    assert await repo.find(nik=demo_people(38, count=1)[0].nik) is None
+    last = await repo.last_import()
+    assert last is not None
+    assert last.source_name == "old.csv"
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
 
 
 def test_cli_import_needs_the_pii_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
