@@ -1527,15 +1527,21 @@ class _ProgressBar:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
 
+        console = Console(stderr=True)
+        # Rich shares out a narrow terminal's width among all columns, so a long file name
+        # squeezed the counts to "2,6…". The name gives way instead (cut with an ellipsis),
+        # then the bar; the counts, percentage and time keep their ~48 columns.
+        name = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 58))
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("[bold]{task.description}", table_column=name),
             BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:>11,} rows"),
-            TextColumn("{task.fields[rate]:>9,.0f} rows/s"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
+            TaskProgressColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[rows]:>11,} rows", table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[rate]:>9,.0f} rows/s", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            console=console,
         )
         self._task = self._progress.add_task(source_name, total=None, rows=0, rate=0.0)
         self._progress.start()

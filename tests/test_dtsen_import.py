@@ -8,6 +8,7 @@ import csv
 import fcntl
 import io
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -1014,6 +1015,30 @@ async def test_ctrl_c_during_a_cli_import_exits_130_with_one_line_and_the_old_ta
     assert last is not None
     assert last.source_name == "old.csv"
     assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
+
+
+async def test_progress_bar_shows_rows_and_rows_per_second_beside_a_long_file_name(
+    sqlite_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The rich bar (what the CLI shows on a terminal) counts rows and their rate; in an
+    80-column terminal a long extract name is shortened, not the counts. Off a terminal rich
+    prints the bar once, as it stood at the end, which is what is read here."""
+    monkeypatch.setenv("COLUMNS", "80")
+    source = tmp_path / "DTSEN_KOTA_BEKASI_TRIWULAN_III_2026_FINAL.csv"
+    write_sample(source, rows=2_000, seed=40)
+    summary = await run_import(sqlite_database, source, progress=True, chunk_rows=500)
+    assert summary.rows_loaded == 2_000
+    err = capsys.readouterr().err
+    bar = [line for line in err.splitlines() if line.startswith("DTSEN_KOTA_BEKASI")]
+    assert len(bar) == 1, err
+    assert len(bar[0]) <= 80
+    found = re.search(r" 100% +([\d,]+) rows +([\d,]+) rows/s \d+:\d\d:\d\d$", bar[0])
+    assert found is not None, bar[0]
+    assert found[1] == "2,000"
+    assert int(found[2].replace(",", "")) > 0
 
 
 def test_cli_import_needs_the_pii_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
