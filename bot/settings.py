@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import eligibility
+
 IdList = Annotated[frozenset[int], NoDecode]
 # What Telegram accepts as a webhook secret_token (setWebhook): 1-256 of these characters.
 WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -50,7 +52,8 @@ class Settings(BaseSettings):
     program_max_desil: int = Field(default=5, ge=1, le=10)
     program_min_age: int = Field(default=18, ge=0, le=120)
     program_max_age: int = Field(default=65, ge=0, le=120)
-    program_name_match_threshold: float = Field(default=0.85, ge=0.0, le=1.0)
+    # Above 0: eligibility.Rules refuses 0, which would fail every assessment, not start-up.
+    program_name_match_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
 
     pii_secret: SecretStr | None = None
 
@@ -187,7 +190,20 @@ class Settings(BaseSettings):
     @property
     def effective_quota(self) -> int:
         """Places the budget and the headcount both allow."""
-        return min(self.program_quota, self.program_budget_idr // self.program_premium_idr)
+        return eligibility.effective_quota(
+            self.program_quota, self.program_budget_idr, self.program_premium_idr
+        )
+
+    @property
+    def eligibility_rules(self) -> eligibility.Rules:
+        """The programme's criteria as the eligibility check takes them."""
+        return eligibility.Rules(
+            region_code=self.program_region_code,
+            max_desil=self.program_max_desil,
+            min_age=self.program_min_age,
+            max_age=self.program_max_age,
+            name_threshold=self.program_name_match_threshold,
+        )
 
     @property
     def staff_ids(self) -> frozenset[int]:

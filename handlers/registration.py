@@ -36,7 +36,6 @@ from bot.eligibility import (
     Claim,
     Decision,
     DtsenPerson,
-    Rules,
     assess,
     claim_key,
     encode_reasons,
@@ -938,14 +937,7 @@ async def _assess(claim: Claim, context: Context) -> tuple[Decision, DtsenPerson
     settings = context.settings
     today = _today(context)
     record = await services.dtsen.find(nik=claim.nik.digits)
-    rules = Rules(
-        region_code=settings.program_region_code,
-        max_desil=settings.program_max_desil,
-        min_age=settings.program_min_age,
-        max_age=settings.program_max_age,
-        name_threshold=settings.program_name_match_threshold,
-    )
-    return assess(claim, record, rules, today), record
+    return assess(claim, record, settings.eligibility_rules, today), record
 
 
 def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:

@@ -1255,7 +1255,13 @@ def _receive(channel: IO[bytes]) -> tuple[Any, ...] | None:
     if len(head) < _FRAME.size:
         return None
     (size,) = _FRAME.unpack(head)
-    message: tuple[Any, ...] = marshal.loads(channel.read(size))
+    data = channel.read(size)
+    if len(data) < size:
+        # The sender died half-way through (killed on Ctrl-C, say): that ends its stream too.
+        # Unpacking the rest would raise EOFError, killing the listener thread (a traceback on
+        # the terminal) before it reports the end, and the coordinator would wait for ever.
+        return None
+    message: tuple[Any, ...] = marshal.loads(data)
     return message
 
 
@@ -1331,12 +1337,17 @@ class _ParserProcesses:
         self._processes: list[subprocess.Popen[bytes]] = []
         self._listeners: list[threading.Thread] = []
         for number in range(count):
-            # The secret travels over stdin, never in argv or the environment.
+            # The secret travels over stdin, never in argv or the environment. A session of
+            # their own keeps the terminal's Ctrl-C away from them: it is the importing
+            # process's to handle (it kills them), and one arriving while a process was still
+            # starting up printed a KeyboardInterrupt traceback. Killed or not, they stop at
+            # EOF on stdin once the importing process is gone.
             process = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_CODE],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
+                start_new_session=True,
             )
             self._processes.append(process)
             self.tell(number, config)
@@ -1516,15 +1527,21 @@ class _ProgressBar:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
 
+        console = Console(stderr=True)
+        # Rich shares out a narrow terminal's width among all columns, so a long file name
+        # squeezed the counts to "2,6…". The name gives way instead (cut with an ellipsis),
+        # then the bar; the counts, percentage and time keep their ~48 columns.
+        name = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 58))
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("[bold]{task.description}", table_column=name),
             BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:>11,} rows"),
-            TextColumn("{task.fields[rate]:>9,.0f} rows/s"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
+            TaskProgressColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[rows]:>11,} rows", table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[rate]:>9,.0f} rows/s", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            console=console,
         )
         self._task = self._progress.add_task(source_name, total=None, rows=0, rate=0.0)
         self._progress.start()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import fcntl
+import io
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -26,11 +29,14 @@ from bot.cli import main
 from bot.pii import hash_identifier, identifier_digest
 from bot.sample_dtsen import demo_people, write_sample
 from storage.dtsen import (
+    STAGING_TABLE,
     DtsenImportError,
     ImportSummary,
     SkipReason,
     _Columns,
     _csv_records,
+    _receive,
+    _send,
     _Validator,
     import_dtsen,
     parse_column_map,
@@ -199,6 +205,56 @@ async def test_semicolon_csv_with_byte_order_mark_is_read(
     summary = await run_import(database, source)
     assert summary.rows_loaded == 80
     assert await repo.find(nik=demo_people(4, count=1)[0].nik) is not None
+
+
+async def test_comma_csv_with_byte_order_mark_is_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Excel's "CSV UTF-8" in an English locale: BOM and commas; the BOM is not in a column."""
+    source = tmp_path / "excel.csv"
+    write_sample(source, rows=80, seed=34, bom=True)
+    assert source.read_bytes().startswith(b"\xef\xbb\xbfnik,nama")
+    summary = await run_import(database, source)
+    assert (summary.rows_loaded, summary.rows_skipped) == (80, 0)
+    person = demo_people(34, count=1)[0]
+    found = await repo.find(nik=person.nik)
+    assert found is not None
+    assert (found.nama, found.desil) == (person.nama, person.desil)
+
+
+async def test_semicolon_csv_without_byte_order_mark_is_read(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """Semicolons and no BOM (LibreOffice, or a script); on SQLite the parser processes read it."""
+    source = tmp_path / "semicolon.csv"
+    write_sample(source, rows=80, seed=35, delimiter=";")
+    assert source.read_bytes().startswith(b"nik;nama;tanggal_lahir")
+    summary = await run_import(database, source, parallel=True)
+    assert (summary.rows_loaded, summary.rows_skipped) == (80, 0)
+    person = demo_people(35, count=1)[0]
+    found = await repo.find(nik=person.nik)
+    assert found is not None
+    assert (found.nama, found.tanggal_lahir) == (person.nama, person.tanggal_lahir)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "NIK;Nama;TANGGAL_LAHIR;Jenis_Kelamin;KODE_WILAYAH;Desil",
+        "NIK,NAMA,TANGGAL_LAHIR,JENIS_KELAMIN,KODE_WILAYAH,DESIL",
+    ],
+    ids=["mixed-case-semicolon", "upper-case-comma"],
+)
+async def test_canonical_header_in_any_case_is_read_without_a_map(
+    database: Database, repo: DtsenRepository, tmp_path: Path, header: str
+) -> None:
+    """Column names are matched ignoring case, so NIK;Nama;TANGGAL_LAHIR needs no --map."""
+    delimiter = header[3]
+    people = make_people(3, seed=36)
+    lines = [row_of(p).replace(",", delimiter) for p in people]
+    summary = await run_import(database, write_csv(tmp_path / "upper.csv", lines, header=header))
+    assert (summary.rows_loaded, summary.rows_skipped) == (3, 0)
+    assert [await repo.find(nik=p.nik) for p in people] == [p.dtsen() for p in people]
 
 
 async def test_windows_line_endings_and_a_quoted_address_are_read(
@@ -658,6 +714,18 @@ asyncio.run(run())
 """
 
 
+def test_a_message_cut_short_by_a_dying_parser_process_reads_as_its_end() -> None:
+    """A frame whose sender was killed mid-write ends the stream like EOF (no EOFError)."""
+    message = ("written", 3, 25_000, [], bytes(200_000), bytes(100_000))  # a chunk: NIKs, lines
+    whole = io.BytesIO()
+    _send(whole, message)
+    frame = whole.getvalue()
+    assert _receive(io.BytesIO(frame)) == message
+    assert _receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
+    assert _receive(io.BytesIO(frame[:4])) is None
+    assert _receive(io.BytesIO(b"")) is None
+
+
 async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cleans_up(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -842,6 +910,135 @@ def test_cli_maps_columns_and_refuses_a_bad_extract(
     assert "the header lacks nik" in err
     assert "--map: expected FIELD=COLUMN" in err
     assert "1 of 1 rows are bad (100.0%, allowed 50.0%)" in err
+
+
+def test_cli_takes_the_bad_row_limit_from_dtsen_max_bad_share_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --max-bad-share the limit is DTSEN_MAX_BAD_SHARE (default 5%); the flag wins."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    assert main(["migrate"]) == 0
+    people = make_people(10, seed=37)
+    lines = [row_of(p) for p in people[:9]] + [row_of(people[9], desil="12")]  # 10% bad
+    source = write_csv(tmp_path / "tenth-bad.csv", lines)
+    capsys.readouterr()
+    assert main(["import-dtsen", str(source)]) == 1
+    assert "1 of 10 rows are bad (10.0%, allowed 5.0%)" in capsys.readouterr().err
+    monkeypatch.setenv("DTSEN_MAX_BAD_SHARE", "0.2")
+    assert main(["import-dtsen", str(source), "--max-bad-share", "0.05"]) == 1
+    assert "allowed 5.0%" in capsys.readouterr().err
+    assert main(["import-dtsen", str(source)]) == 0
+    assert "loaded 9 rows from tenth-bad.csv, skipped 1" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def big_extract(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """250,000 rows (27 MB): the CLI parses it in parser processes, staging for about 2 s."""
+    source = tmp_path_factory.mktemp("big") / "big.csv"
+    write_sample(source, rows=250_000, seed=38)
+    return source
+
+
+def _staged_rows(db_path: str) -> int | None:
+    """Rows committed to the staging table so far; None while there is no staging table."""
+    with contextlib.closing(sqlite3.connect(db_path)) as connection:
+        try:
+            (count,) = connection.execute(f"SELECT count(*) FROM {STAGING_TABLE}").fetchone()
+        except sqlite3.OperationalError:  # no such table (yet, or any more)
+            return None
+    return int(count)
+
+
+def _parser_processes_catch_sigint(pid: int) -> bool:
+    """Whether a child of `pid` (a parser process) has got as far as Python's SIGINT handler:
+    from then until its start-up ends (~0.8 s of imports), Ctrl-C raises KeyboardInterrupt."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            if ppid != pid:
+                continue
+            status = (stat.parent / "status").read_text()
+            caught = int(status.split("SigCgt:")[1].split()[0], 16)
+            if caught & (1 << (signal.SIGINT - 1)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("moment", ["parser-processes-starting", "rows-staged"])
+async def test_ctrl_c_during_a_cli_import_exits_130_with_one_line_and_the_old_table_serves(
+    sqlite_database: Database, tmp_path: Path, big_extract: Path, moment: str
+) -> None:
+    """Ctrl-C (SIGINT to the command's process group) while parser processes start or rows are
+    being staged: exit code 130, one line on stderr, lookups answer from the previous table,
+    and no staging table is left behind."""
+    repo = DtsenRepository(sqlite_database, SECRET)
+    old = make_person(seed=39)
+    await run_import(sqlite_database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    db_path = str(sqlite_database.engine.url.database)
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env = {**keep, "PYTHONPATH": str(ROOT), "DATABASE_URL": sqlite_database.url,
+           "PII_SECRET": SECRET.decode()}  # fmt: skip
+    # A shell runs a command as its own process group and Ctrl-C signals the whole group.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "import-dtsen", str(big_extract)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(3_000):  # 30 s at most
+            staged = _staged_rows(db_path)
+            if moment == "rows-staged":
+                ready = bool(staged)
+            else:
+                ready = staged is not None and _parser_processes_catch_sigint(process.pid)
+            if ready or process.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert process.poll() is None, "the import ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (process.returncode, out) == (130, "")
+    assert err == "rentan-bot: import-dtsen interrupted: the previous table stays\n", err
+    assert await repo.count() == 1
+    assert await repo.find(nik=old.nik) == old.dtsen()
+    assert await repo.find(nik=demo_people(38, count=1)[0].nik) is None
+    last = await repo.last_import()
+    assert last is not None
+    assert last.source_name == "old.csv"
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
+
+
+async def test_progress_bar_shows_rows_and_rows_per_second_beside_a_long_file_name(
+    sqlite_database: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The rich bar (what the CLI shows on a terminal) counts rows and their rate; in an
+    80-column terminal a long extract name is shortened, not the counts. Off a terminal rich
+    prints the bar once, as it stood at the end, which is what is read here."""
+    monkeypatch.setenv("COLUMNS", "80")
+    source = tmp_path / "DTSEN_KOTA_BEKASI_TRIWULAN_III_2026_FINAL.csv"
+    write_sample(source, rows=2_000, seed=40)
+    summary = await run_import(sqlite_database, source, progress=True, chunk_rows=500)
+    assert summary.rows_loaded == 2_000
+    err = capsys.readouterr().err
+    bar = [line for line in err.splitlines() if line.startswith("DTSEN_KOTA_BEKASI")]
+    assert len(bar) == 1, err
+    assert len(bar[0]) <= 80
+    found = re.search(r" 100% +([\d,]+) rows +([\d,]+) rows/s \d+:\d\d:\d\d$", bar[0])
+    assert found is not None, bar[0]
+    assert found[1] == "2,000"
+    assert int(found[2].replace(",", "")) > 0
 
 
 def test_cli_import_needs_the_pii_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,6 +26,7 @@ from bot.eligibility import (
     worker_message,
 )
 from bot.parsing import ParseError
+from bot.settings import load_settings
 from tests.factories import TODAY, make_people, make_person
 
 RULES = Rules(region_code="3275", max_desil=5, min_age=18, max_age=64)
@@ -216,6 +217,45 @@ def test_all_failures_are_reported_together() -> None:
         ReasonCode.GENDER_MISMATCH,
     )
     assert not decision.eligible
+
+
+# --- the default rules (no PROGRAM_* set), at their edges --------------------------------------
+
+
+@pytest.fixture
+def default_rules() -> Rules:
+    """The rules the registration applies when no PROGRAM_* variable is set."""
+    return load_settings(env_file=None).eligibility_rules
+
+
+def _assess_with(rules: Rules, *, birth: date = date(1985, 8, 17), desil: int = 3) -> Decision:
+    person = make_person(7, name="Budi Santoso", birth_date=birth, desil=desil)
+    return assess(person.claim(), person.dtsen(), rules, TODAY)
+
+
+def test_default_rules_take_a_worker_of_65_until_the_day_they_turn_66(
+    default_rules: Rules,
+) -> None:
+    """PROGRAM_MAX_AGE defaults to 65 and is inclusive: 65 on the day is in, 66 is out."""
+    assert _assess_with(default_rules, birth=date(1961, 11, 25)).eligible  # 65 today
+    assert _assess_with(default_rules, birth=date(1960, 11, 26)).eligible  # 65, 66 tomorrow
+    decision = _assess_with(default_rules, birth=date(1960, 11, 25))  # 66 today
+    assert decision.codes == (ReasonCode.TOO_OLD,)
+    assert decision.reasons[0].params == {"age": 66, "max_age": 65}
+
+
+def test_default_rules_take_a_worker_from_their_18th_birthday(default_rules: Rules) -> None:
+    """PROGRAM_MIN_AGE defaults to 18: the birthday counts, the day before does not."""
+    assert _assess_with(default_rules, birth=date(2008, 11, 25)).eligible  # 18 today
+    decision = _assess_with(default_rules, birth=date(2008, 11, 26))  # 18 tomorrow
+    assert decision.codes == (ReasonCode.TOO_YOUNG,)
+    assert decision.reasons[0].params == {"age": 17, "min_age": 18}
+
+
+def test_default_rules_take_desil_5_and_refuse_desil_6(default_rules: Rules) -> None:
+    """PROGRAM_MAX_DESIL defaults to 5, itself allowed."""
+    assert _assess_with(default_rules, desil=5).eligible
+    assert _assess_with(default_rules, desil=6).codes == (ReasonCode.DESIL_TOO_HIGH,)
 
 
 # --- what the worker is told -------------------------------------------------------------------

@@ -137,6 +137,70 @@ def test_regencies_of_a_province_are_listed(regions: Regions) -> None:
     assert len(regions.regencies_of("32")) == 27
 
 
+def test_dki_jakarta_has_kepulauan_seribu_and_five_administrative_cities(
+    regions: Regions,
+) -> None:
+    """31.01 is the one kabupaten administrasi, 31.71-31.75 the five kota administrasi."""
+    assert [(r.code, r.name) for r in regions.regencies_of("31")] == [
+        ("3101", "Kabupaten Administrasi Kepulauan Seribu"),
+        ("3171", "Kota Administrasi Jakarta Pusat"),
+        ("3172", "Kota Administrasi Jakarta Utara"),
+        ("3173", "Kota Administrasi Jakarta Barat"),
+        ("3174", "Kota Administrasi Jakarta Selatan"),
+        ("3175", "Kota Administrasi Jakarta Timur"),
+    ]
+    assert all(
+        r.level is Level.REGENCY and r.parent_code == "31" for r in regions.regencies_of("31")
+    )
+
+
+def test_all_38_provinces_are_present_under_their_codes(regions: Regions) -> None:
+    """Every province of Kepmendagri 300.2.2-2138/2025, Papua's four new ones included."""
+    expected = {
+        "11": "Aceh",
+        "12": "Sumatera Utara",
+        "13": "Sumatera Barat",
+        "14": "Riau",
+        "15": "Jambi",
+        "16": "Sumatera Selatan",
+        "17": "Bengkulu",
+        "18": "Lampung",
+        "19": "Kepulauan Bangka Belitung",
+        "21": "Kepulauan Riau",
+        "31": "Daerah Khusus Ibukota Jakarta",
+        "32": "Jawa Barat",
+        "33": "Jawa Tengah",
+        "34": "Daerah Istimewa Yogyakarta",
+        "35": "Jawa Timur",
+        "36": "Banten",
+        "51": "Bali",
+        "52": "Nusa Tenggara Barat",
+        "53": "Nusa Tenggara Timur",
+        "61": "Kalimantan Barat",
+        "62": "Kalimantan Tengah",
+        "63": "Kalimantan Selatan",
+        "64": "Kalimantan Timur",
+        "65": "Kalimantan Utara",
+        "71": "Sulawesi Utara",
+        "72": "Sulawesi Tengah",
+        "73": "Sulawesi Selatan",
+        "74": "Sulawesi Tenggara",
+        "75": "Gorontalo",
+        "76": "Sulawesi Barat",
+        "81": "Maluku",
+        "82": "Maluku Utara",
+        "91": "Papua",
+        "92": "Papua Barat",
+        "93": "Papua Selatan",
+        "94": "Papua Tengah",
+        "95": "Papua Pegunungan",
+        "96": "Papua Barat Daya",
+    }
+    assert len(expected) == 38
+    assert set(expected) == regions.province_codes
+    assert expected == {code: regions.name(code) for code in sorted(regions.province_codes)}
+
+
 def test_every_packaged_region_has_its_parent(regions: Regions) -> None:
     """No orphan codes: every kelurahan's kecamatan, regency and province exist."""
     for district in regions.kecamatan_of("3275"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import apply_cpu_affinity
+from bot.eligibility import Rules, effective_quota
 from bot.settings import SettingsError, load_settings
 
 
@@ -18,6 +19,9 @@ def test_defaults_describe_kota_bekasi() -> None:
     assert settings.program_quota == 10_000
     assert settings.program_budget_idr == 2_000_000_000
     assert settings.program_premium_idr == 201_600
+    assert settings.program_max_desil == 5
+    assert settings.program_min_age == 18
+    assert settings.program_max_age == 65
     assert settings.database_url == "sqlite+aiosqlite:///rentan.db"
     assert settings.telegram_api_url == "https://api.telegram.org"
 
@@ -25,6 +29,38 @@ def test_defaults_describe_kota_bekasi() -> None:
 def test_budget_not_headcount_limits_the_default_quota() -> None:
     """Rp2 miliar at Rp201.600 a year covers 9.920 people, fewer than the 10.000 quota."""
     assert load_settings(env_file=None).effective_quota == 9_920
+
+
+def test_effective_quota_is_the_eligibility_formula_on_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Settings.effective_quota answers what bot.eligibility.effective_quota does."""
+    monkeypatch.setenv("PROGRAM_QUOTA", "50")
+    monkeypatch.setenv("PROGRAM_BUDGET_IDR", "10000000")
+    settings = load_settings(env_file=None)
+    assert effective_quota(50, 10_000_000, 201_600) == settings.effective_quota == 49
+    monkeypatch.setenv("PROGRAM_QUOTA", "40")
+    assert load_settings(env_file=None).effective_quota == 40
+
+
+def test_eligibility_rules_are_built_from_the_program_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Region, desil, age window and name threshold reach the rules the registration applies."""
+    assert load_settings(env_file=None).eligibility_rules == Rules(
+        region_code="3275", max_desil=5, min_age=18, max_age=65, name_threshold=0.85
+    )
+    for variable, value in [
+        ("PROGRAM_REGION_CODE", "32.16"),
+        ("PROGRAM_MAX_DESIL", "3"),
+        ("PROGRAM_MIN_AGE", "21"),
+        ("PROGRAM_MAX_AGE", "60"),
+        ("PROGRAM_NAME_MATCH_THRESHOLD", "0.9"),
+    ]:
+        monkeypatch.setenv(variable, value)
+    assert load_settings(env_file=None).eligibility_rules == Rules(
+        region_code="3216", max_desil=3, min_age=21, max_age=60, name_threshold=0.9
+    )
 
 
 def test_id_lists_are_read_from_comma_separated_environment(
@@ -55,6 +91,8 @@ def test_usernames_in_admin_ids_fail_naming_the_variable(monkeypatch: pytest.Mon
         ("PROGRAM_REGION_CODE", "32-75"),
         ("DATABASE_URL", "mysql://localhost/rentan"),
         ("TELEGRAM_API_URL", "api.telegram.org"),
+        # eligibility.Rules refuses 0: it would fail every assessment instead of start-up.
+        ("PROGRAM_NAME_MATCH_THRESHOLD", "0"),
     ],
 )
 def test_bad_value_fails_with_one_line_naming_the_variable(
