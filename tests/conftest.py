@@ -101,7 +101,8 @@ def _skip_without(postgres_server: PostgresServer | None) -> PostgresServer:
 async def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
 ) -> AsyncIterator[str]:
-    """A fresh, empty database: a SQLite file, and (where installed) a PostgreSQL database."""
+    """A fresh database of each backend: a new SQLite file, and (where installed) a PostgreSQL
+    database copied from the session's template, so already at the newest migration."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
         return
@@ -113,10 +114,27 @@ async def database_url(
         await server.drop_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> AsyncIterator[str]:
+    """A database with no schema at all, for tests of the migrations themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = _skip_without(postgres_server)
+    name = await server.create_database("template0")
+    try:
+        yield server.url(name)
+    finally:
+        await server.drop_database(name)
+
+
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of this test's own, for storage-level tests."""
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of this test's own on each backend, for storage-level tests."""
+    db = Database.from_url(database_url)
+    # Creates the SQLite schema; the PostgreSQL copy of the template is already at head.
     await upgrade(db)
     try:
         yield db
