@@ -61,13 +61,21 @@ async def emulator() -> AsyncIterator[BotApiEmulator]:
         await emu.stop()
 
 
+def _postgres_required() -> bool:
+    """CI sets RENTAN_REQUIRE_POSTGRES=1 (.ci/run): a missing PostgreSQL is then an error."""
+    return os.environ.get("RENTAN_REQUIRE_POSTGRES", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
     """One throwaway PostgreSQL cluster for the session, when PostgreSQL is installed."""
     bindir = find_bindir()
     if bindir is None:
-        if os.environ.get("RENTAN_REQUIRE_POSTGRES"):
-            raise RuntimeError("RENTAN_REQUIRE_POSTGRES is set but PostgreSQL is not installed")
+        if _postgres_required():
+            raise RuntimeError(
+                "RENTAN_REQUIRE_POSTGRES is set but PostgreSQL is not installed "
+                "(no initdb found; see scripts/ensure-postgres.sh or set RENTAN_PG_BINDIR)"
+            )
         yield None
         return
     server = PostgresServer(bindir)
@@ -79,29 +87,54 @@ def postgres_server() -> Iterator[PostgresServer | None]:
         server.stop()
 
 
+def _skip_without(postgres_server: PostgresServer | None) -> PostgresServer:
+    """The cluster, or skip this PostgreSQL case saying why and how CI differs."""
+    if postgres_server is None:
+        pytest.skip(
+            "PostgreSQL is not installed here (no initdb; scripts/ensure-postgres.sh installs it"
+            " as root); CI sets RENTAN_REQUIRE_POSTGRES=1, which makes this an error"
+        )
+    return postgres_server
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
 ) -> AsyncIterator[str]:
-    """A fresh, empty database: a SQLite file, and (where installed) a PostgreSQL database."""
+    """A fresh database of each backend: a new SQLite file, and (where installed) a PostgreSQL
+    database copied from the session's template, so already at the newest migration."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
         return
-    if postgres_server is None:
-        pytest.skip(
-            "PostgreSQL is not installed here; CI runs this half (RENTAN_REQUIRE_POSTGRES)"
-        )
-    name = await postgres_server.create_database(postgres_server.template)
+    server = _skip_without(postgres_server)
+    name = await server.create_database(server.template)
     try:
-        yield postgres_server.url(name)
+        yield server.url(name)
     finally:
-        await postgres_server.drop_database(name)
+        await server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> AsyncIterator[str]:
+    """A database with no schema at all, for tests of the migrations themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = _skip_without(postgres_server)
+    name = await server.create_database("template0")
+    try:
+        yield server.url(name)
+    finally:
+        await server.drop_database(name)
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated SQLite file of this test's own, for storage-level tests."""
-    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database of this test's own on each backend, for storage-level tests."""
+    db = Database.from_url(database_url)
+    # Creates the SQLite schema; the PostgreSQL copy of the template is already at head.
     await upgrade(db)
     try:
         yield db

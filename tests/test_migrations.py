@@ -30,23 +30,22 @@ EXPECTED_TABLES = {
 }
 
 
-async def test_upgrade_creates_every_table_at_head(tmp_path: Path) -> None:
+async def test_upgrade_creates_every_table_at_head(empty_database_url: str) -> None:
     """A new database gets every table and is stamped with the newest revision."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
-    database = Database.from_url(url)
+    database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
         async with database.engine.connect() as connection:
             tables = await connection.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert tables >= EXPECTED_TABLES
-        assert head_revision(url) == await current_revision(database)
+        assert head_revision(empty_database_url) == await current_revision(database)
     finally:
         await database.dispose()
 
 
-async def test_upgrade_twice_changes_nothing(tmp_path: Path) -> None:
+async def test_upgrade_twice_changes_nothing(empty_database_url: str) -> None:
     """Start-up runs migrations every time; the second run is a no-op that keeps data."""
-    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'twice.db'}")
+    database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
         async with database.engine.begin() as connection:
@@ -61,9 +60,10 @@ async def test_upgrade_twice_changes_nothing(tmp_path: Path) -> None:
         await database.dispose()
 
 
-async def test_migrations_match_the_models(tmp_path: Path) -> None:
-    """No model change is left without a migration."""
-    database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'diff.db'}")
+async def test_migrations_match_the_models(empty_database_url: str) -> None:
+    """No model change is left without a migration, on either backend (types, indexes and
+    constraints are compared as each one creates them)."""
+    database = Database.from_url(empty_database_url)
     try:
         await upgrade(database)
 
@@ -77,6 +77,8 @@ async def test_migrations_match_the_models(tmp_path: Path) -> None:
         await database.dispose()
 
 
+# SQLite only: journal mode, foreign-key enforcement and busy_timeout are SQLite PRAGMAs that
+# storage/engine.py sets per connection; PostgreSQL has all three behaviours built in.
 async def test_sqlite_is_opened_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     """WAL lets readers run beside the writer; busy_timeout makes writers wait, not fail."""
     database = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")

@@ -196,10 +196,9 @@ async def _start_process(
 
 
 async def test_sigkill_of_a_real_bot_process_mid_conversation_resumes(
-    emulator: BotApiEmulator, tmp_path: Path
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
 ) -> None:
     """`rentan-bot run` killed with SIGKILL mid-conversation: the next process carries on."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'killed.db'}"
     settings = make_settings(f"http://127.0.0.1:{emulator.port}", database_url)
     await migrate_database(settings)
     person = make_person(330)

@@ -620,11 +620,11 @@ async def test_worker_erases_their_data_and_an_approved_place_is_freed(harness: 
 
 
 async def test_decision_delivered_again_after_a_crash_changes_nothing(
-    emulator: BotApiEmulator, tmp_path: Path
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
 ) -> None:
     """'/setujui' that waitlisted an application, redelivered after a place came free, does
     not approve it: the same update is not decided twice."""
-    harness = Harness(emulator, tmp_path, program_quota="1")
+    harness = Harness(emulator, tmp_path, database_url=database_url, program_quota="1")
     await harness.start()
     try:
         first, second = await pending_batch(harness, 2)

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from storage.engine import Database
+from storage.migrate import upgrade
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite file only: these tests check SQLite's write lock, the in-process write
+    turn and the one-trip aiosqlite driver, none of which exists on PostgreSQL."""
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'storage.db'}")
+    await upgrade(db)
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 def _try_to_write(path: str) -> str:

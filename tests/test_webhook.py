@@ -235,10 +235,9 @@ async def test_wrong_or_missing_secret_is_refused_and_changes_nothing(
 
 
 async def test_failed_delivery_is_retried_and_processed_once(
-    emulator: BotApiEmulator, tmp_path: Path
+    emulator: BotApiEmulator, database_url: str
 ) -> None:
     """A proxy answering 502 twice (bot restarting): the same update arrives later, once."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     emulator.webhook_retry_initial = 0.05
     async with Receiver(statuses=[502, 502]) as proxy:
         async with webhook_bot(emulator, database_url, public_url=proxy.url) as bot:
@@ -256,10 +255,9 @@ async def test_failed_delivery_is_retried_and_processed_once(
 
 
 async def test_update_redelivered_after_a_lost_answer_is_not_answered_twice(
-    emulator: BotApiEmulator, tmp_path: Path
+    emulator: BotApiEmulator, database_url: str
 ) -> None:
     """The bot handled /start but its 200 was lost; Telegram resends it: one welcome only."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     emulator.webhook_retry_initial = 0.05
     async with Receiver(lost_answers=1) as proxy:
         async with webhook_bot(emulator, database_url, public_url=proxy.url) as bot:
