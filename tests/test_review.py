@@ -394,18 +394,24 @@ def test_forged_button_list_covers_every_staff_button_prefix() -> None:
     assert built == forged
 
 
+async def _forged_press_on_one_pending(harness: Harness, user: EmulatedUser, data: str) -> str:
+    """One pending application, then `user` presses button data naming it ({id}) under one of
+    their own messages, as a modified client could; the callback query's id comes back."""
+    await pending_batch(harness, 1)
+    async with harness.services.database.read() as session:
+        application_id = (await session.execute(sa.select(Application.id))).scalar_one()
+    await user.send("/bantuan")
+    anchor = await user.expect(r"Bantuan")
+    return await user.press_data(data.format(id=application_id), anchor.message_id)
+
+
 @pytest.mark.parametrize("data", FORGED_STAFF_BUTTONS)
 async def test_forged_staff_button_from_a_stranger_changes_nothing(
     harness: Harness, data: str
 ) -> None:
     """A modified client sending staff callback data gets nothing, and it is audited."""
-    await pending_batch(harness, 1)
-    async with harness.services.database.read() as session:
-        application_id = (await session.execute(sa.select(Application.id))).scalar_one()
     stranger = harness.user(STRANGER)
-    await stranger.send("/bantuan")
-    anchor = await stranger.expect(r"Bantuan")
-    query_id = await stranger.press_data(data.format(id=application_id), anchor.message_id)
+    query_id = await _forged_press_on_one_pending(harness, stranger, data)
     assert "tidak aktif" in await answer_to(harness, query_id)
     await stranger.expect_no_reply(within=0.2)
     assert await status_of(harness, "BKS-T00000") == Status.PENDING
@@ -422,13 +428,8 @@ async def test_stranger_typing_after_a_forged_reason_button_rejects_nothing(
     harness: Harness,
 ) -> None:
     """A forged 'type a reason' press arms nothing: the stranger's next text is no reason."""
-    await pending_batch(harness, 1)
-    async with harness.services.database.read() as session:
-        application_id = (await session.execute(sa.select(Application.id))).scalar_one()
     stranger = harness.user(STRANGER)
-    await stranger.send("/bantuan")
-    anchor = await stranger.expect(r"Bantuan")
-    query_id = await stranger.press_data(f"sv:rt:{application_id}", anchor.message_id)
+    query_id = await _forged_press_on_one_pending(harness, stranger, "sv:rt:{id}")
     assert "tidak aktif" in await answer_to(harness, query_id)
     await stranger.send("Data tidak cocok")
     await stranger.expect(r"Kirim /start untuk mendaftar")
