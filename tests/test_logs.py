@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
-from bot.logs import RedactingFilter, RedactingFormatter
+import pytest
+
+from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
 from bot.pii import mask_nik, mask_phone
 
 
@@ -58,3 +61,49 @@ def test_newlines_in_user_input_cannot_forge_a_log_line() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("WARNING")
+
+
+_TOKEN_SECRET = "AAHsyntheticTokenForTheLogTest_0123456789"
+_TOKEN = "7654321098:" + _TOKEN_SECRET
+
+
+@pytest.fixture
+def production_logs() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    """The root handler `configure_logging` installs (writing to a buffer), plus a plain
+    handler after it, standing for any other handler a record reaches."""
+    configure_logging("INFO")
+    root = logging.getLogger()
+    [configured] = root.handlers
+    assert isinstance(configured, logging.StreamHandler)
+    stream = io.StringIO()
+    configured.setStream(stream)
+    plain_stream = io.StringIO()
+    plain = logging.StreamHandler(plain_stream)
+    plain.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(plain)
+    try:
+        yield stream, plain_stream
+    finally:
+        for existing in list(root.handlers):
+            root.removeHandler(existing)
+        root.setLevel(logging.WARNING)
+
+
+def test_bot_token_is_masked_in_message_arguments_and_traceback(
+    production_logs: tuple[io.StringIO, io.StringIO],
+) -> None:
+    """A token in the message, in an argument or in an exception's text never reaches the
+    log, whichever handler writes the record."""
+    log = logging.getLogger("test.token")
+    log.warning(f"GET https://api.telegram.org/bot{_TOKEN}/getMe failed")
+    log.warning("calling %s", f"https://api.telegram.org/bot{_TOKEN}/sendMessage")
+    try:
+        raise ConnectionError(f"Connection timeout to host /bot{_TOKEN}/sendMessage")
+    except ConnectionError:
+        log.exception("send failed")
+    output, other = (stream.getvalue() for stream in production_logs)
+    assert "Traceback" in output
+    assert "Traceback" in other
+    assert output.count("7654321098:***") == 3
+    assert _TOKEN_SECRET not in output
+    assert _TOKEN_SECRET not in other
