@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.util.concurrency import await_
 
 from storage.sqlite_driver import OneHopConnection, one_hop_dbapi
+
+log = logging.getLogger(__name__)
 
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
@@ -62,6 +66,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return _create_async_engine(
             url, echo=echo, pool_size=10, max_overflow=10, hide_parameters=True
         )
+    _create_private_file(make_url(url).database)
     engine = _create_async_engine(
         url,
         echo=echo,
@@ -80,6 +85,36 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def _create_private_file(database: str | None) -> None:
+    """Create a new database file readable by its owner only, as backups and exports are; warn
+    about an existing one that others can read (it holds full NIKs and phone numbers).
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so creating
+    the (empty, hence valid) file first is enough, whatever the process umask is.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a missing directory, say: SQLite reports it when it opens the file
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            log.warning(
+                "%s can be read by other users (mode %o): it holds personal data; "
+                "run chmod 600 on it",
+                path,
+                mode & 0o777,
+            )
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -92,6 +127,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows (an erasure, expired drafts) are overwritten with zeros, not left in
+        # free pages of the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -168,6 +206,18 @@ class Database:
             changed = int((await connection.execute(statement, params)).rowcount)
             await connection.commit()
             return changed
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database file and truncate it, so that deleted data
+        does not stay readable in old WAL frames. Nothing to do on PostgreSQL."""
+        if self._write_turn is None:
+            return
+        async with self._write_turn, self.engine.connect() as connection:
+            result = await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = result.scalar()
+        if busy:
+            # A reader still holds an old snapshot: the next checkpoint finishes the job.
+            log.warning("WAL checkpoint could not finish: a reader is busy")
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
