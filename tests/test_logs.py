@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
-from bot.pii import mask_nik, mask_phone
+from bot.pii import mask_nik, mask_phone, redact_text
+from tests.factories import MOBILE_PREFIXES, valid_niks
 
 
 def _capture() -> tuple[logging.Logger, io.StringIO]:
@@ -107,3 +111,59 @@ def test_bot_token_is_masked_in_message_arguments_and_traceback(
     assert output.count("7654321098:***") == 3
     assert _TOKEN_SECRET not in output
     assert _TOKEN_SECRET not in other
+
+
+# What people put between groups of digits: spaces, dots, dashes, slashes, brackets.
+_SEPARATORS = st.text(alphabet=" .-/()[]_|\\", min_size=1, max_size=3)
+
+
+@st.composite
+def _grouped(draw: st.DrawFn, digits: str) -> str:
+    """`digits` cut into groups joined by separators (a cut after any digit, or none)."""
+    pieces = [digits[0]]
+    for digit in digits[1:]:
+        if draw(st.booleans()):
+            pieces.append(draw(_SEPARATORS))
+        pieces.append(digit)
+    return "".join(pieces)
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@given(data=st.data(), nik=valid_niks())
+def test_a_nik_is_masked_however_its_digits_are_grouped(data: st.DataObject, nik: str) -> None:
+    """`3275/0117/0885/0001`, `3275.0117 0885-0001`, `(3275) 0117...`: never the 16 digits."""
+    written = data.draw(_grouped(nik))
+    redacted = redact_text(f"NIK saya {written} ya")
+    assert nik[:4] + nik[-4:] == _digits(redacted)  # the eight birth-date digits are gone
+
+
+@given(
+    data=st.data(),
+    prefix=st.sampled_from(["+62", "62", "0", "(0", "(+62)", "+62 (", "+62-", "(62)"]),
+    operator=st.sampled_from(MOBILE_PREFIXES),
+    subscriber=st.integers(10**6, 10**9 - 1).map(str),
+)
+def test_a_phone_number_is_masked_however_it_is_written(
+    data: st.DataObject, prefix: str, operator: str, subscriber: str
+) -> None:
+    """`+62 812-3456-7890`, `(0812) 3456 7890`, `0812.3456.7890`: the subscriber digits go."""
+    number = operator + subscriber
+    written = prefix + data.draw(_grouped(number))
+    redacted = redact_text(f"hubungi {written} ya")
+    # At most the prefix, the operator, two more digits and the last three stay (mask_phone).
+    assert len(_digits(redacted)) <= len(_digits(prefix)) + len(operator) + 2 + 3
+    assert number not in _digits(redacted)
+
+
+def test_grouped_nik_and_phone_written_as_in_the_issue_are_masked() -> None:
+    """The forms reported in issue 13."""
+    for written, kept in (
+        ("+62 812-3456-7890", "3456"),
+        ("(0812) 3456 7890", "3456"),
+        ("0812.3456.7890", "3456"),
+        ("3275/0117/0885/0001", "0117"),
+    ):
+        assert kept not in redact_text(f"x {written} y")
