@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
 WRITE_OPTIONS = {"rentan_write": True}
+# A read that must see one moment across several statements (an export): on SQLite a plain
+# BEGIN (reads otherwise run in autocommit, each statement its own snapshot); on PostgreSQL
+# REPEATABLE READ (READ COMMITTED takes a new snapshot per statement).
+SNAPSHOT_OPTIONS: dict[str, dict[str, Any]] = {
+    "sqlite": {"rentan_snapshot": True},
+    "postgresql": {"isolation_level": "REPEATABLE READ"},
+}
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 # SQLite's messages when the database cannot take writes (SQLITE_FULL, SQLITE_READONLY), and
@@ -136,22 +143,27 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # Reads run in autocommit: each SELECT sees a consistent snapshot under WAL, and an
         # explicit BEGIN would cost another round trip to aiosqlite's thread per session.
-        if connection.get_execution_options().get("rentan_write"):
-            _begin_immediate(connection)
+        options = connection.get_execution_options()
+        if options.get("rentan_write"):
+            _begin(connection, "BEGIN IMMEDIATE")
+        elif options.get("rentan_snapshot"):
+            # Deferred: the snapshot is taken by the first SELECT and held until the end.
+            _begin(connection, "BEGIN")
 
 
-def _begin_immediate(connection: Any) -> None:
-    """BEGIN IMMEDIATE, sent along with the transaction's first statement when possible."""
+def _begin(connection: Any, begin: str) -> None:
+    """`begin` (BEGIN IMMEDIATE, BEGIN), sent along with the transaction's first statement
+    when possible."""
     adapted = connection.connection.dbapi_connection
     if isinstance(adapted, OneHopConnection):
-        adapted.begin_with_next_statement("BEGIN IMMEDIATE")
+        adapted.begin_with_next_statement(begin)
         return
     driver = getattr(adapted, "_connection", None)
     if driver is None or not hasattr(driver, "execute"):
         # Not the aiosqlite adapter (or its internals moved): the portable, slower way.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
         return
-    await_(driver.execute("BEGIN IMMEDIATE"))
+    await_(driver.execute(begin))
 
 
 class Database:
@@ -164,6 +176,11 @@ class Database:
         self.read = async_sessionmaker(engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(
             engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False
+        )
+        # Read sessions whose transaction is one snapshot (see SNAPSHOT_OPTIONS).
+        self.snapshot = async_sessionmaker(
+            engine.execution_options(**SNAPSHOT_OPTIONS.get(self.dialect, {})),
+            expire_on_commit=False,
         )
         # SQLite has one writer. Writers of this process queue here, in order and without
         # cost; left to SQLite, the losers of BEGIN IMMEDIATE sleep in its busy handler (1, 2,

@@ -148,9 +148,8 @@ def test_an_existing_database_others_can_read_is_named_in_a_warning(
     path.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="storage.engine"):
         Database.from_url(f"sqlite+aiosqlite:///{path}")
-    assert [str(path)] == [
-        record.args[0] for record in caplog.records if isinstance(record.args, tuple)
-    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [str(path)] == [message.split(" ")[0] for message in warnings]
     assert "chmod 600" in caplog.text
 
 
