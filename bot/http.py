@@ -146,10 +146,20 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
             # Never connected: nothing reached Telegram, so a retry is safe.
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            raise NetworkError(_describe(error, "could not connect to the Bot API")) from None
         except TimeoutError as error:
-            raise Unanswered(f"aiohttp timed out: {error}") from error
+            raise Unanswered(_describe(error, "no answer from the Bot API in time")) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-            raise Unanswered(f"aiohttp.{type(error).__name__}: {error}") from error
+            raise Unanswered(_describe(error, "the connection to the Bot API broke")) from None
         except aiohttp.ClientError as error:
-            raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+            raise NetworkError(_describe(error, "the Bot API call failed")) from None
+
+
+def _describe(error: BaseException, what: str) -> str:
+    """An error message without aiohttp's text: that quotes the URL, and the URL holds the bot
+    token (`/bot<TOKEN>/sendMessage`), which PTB and the error handler would then log. The
+    aiohttp error is not chained either (`from None`): a traceback printed outside logging,
+    e.g. a crash at start-up, would show its text."""
+    reason = getattr(getattr(error, "os_error", None), "strerror", None)
+    detail = f" ({reason})" if isinstance(reason, str) else ""
+    return f"aiohttp.{type(error).__name__}: {what}{detail}"

@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from bot.pii import redact_text
 
+# A bot token, `<bot id>:<secret>`: it shows up in Bot API URLs, so in HTTP libraries' errors.
+_BOT_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+_TRACEBACKS = logging.Formatter()
+
+
+def mask_tokens(text: str) -> str:
+    """Replace anything shaped like a bot token, keeping the bot id (not a secret)."""
+    return _BOT_TOKEN.sub(lambda m: m.group(0).split(":", 1)[0] + ":***", text)
+
+
+def redact_log_text(text: str) -> str:
+    """Mask bot tokens, NIKs and phone numbers."""
+    return redact_text(mask_tokens(text))
+
 
 class RedactingFilter(logging.Filter):
-    """Mask NIK- and phone-like digits and escape line breaks in every record."""
+    """Mask bot tokens, NIK- and phone-like digits in every record (message, arguments,
+    traceback) and escape line breaks in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message in place; never drops a record."""
+        """Rewrite the record in place; never drops a record."""
         message = record.getMessage()
-        cleaned = redact_text(message).replace("\r", "\\r").replace("\n", "\\n")
+        cleaned = redact_log_text(message).replace("\r", "\\r").replace("\n", "\\n")
         if cleaned != message or record.args:
             record.msg = cleaned
             record.args = None
+        # The traceback is rendered here, masked, and kept in exc_text, which every formatter
+        # (this handler's and any other's the record reaches) prints instead of exc_info.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_log_text(record.stack_info)
         return True
 
 
 class RedactingFormatter(logging.Formatter):
-    """Mask personal data in the whole formatted record, tracebacks included."""
+    """Mask personal data and bot tokens in the whole formatted record, tracebacks included."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Format as usual, then redact."""
-        return redact_text(super().format(record))
+        return redact_log_text(super().format(record))
 
 
 def configure_logging(level: str) -> None:

@@ -36,11 +36,28 @@ def mask_phone(phone: str) -> str:
     return phone[:6] + "*" * (len(phone) - 9) + phone[-3:]
 
 
-_NIK_LIKE = re.compile(r"(?<!\d)(\d{4})[\d .\-]{8,12}?(\d{4})(?!\d)")
-_PHONE_LIKE = re.compile(r"(?<![\d+])(\+?62|0)8\d[\d \-]{6,12}\d(?!\d)")
+# What people put between the digits of a number they type or paste: spaces, dots, dashes,
+# slashes, brackets, underscores, bars (never ":" or ",", which timestamps and lists use).
+_SEP = r"[\s.\-/\\()\[\]_|]{0,3}"
+# Sixteen digits, whatever stands between them.
+_NIK_LIKE = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{15}}(?!\d)")
+# An Indonesian mobile number: +62, 62 or 0 (in brackets or not), then 8 and 8-11 digits.
+_PHONE_LIKE = re.compile(
+    rf"(?<![\d+])(?:\(\s*)?(?:\+\s*)?(?:62|0)(?:\s*\))?{_SEP}8(?:{_SEP}\d){{7,11}}(?!\d)"
+)
+
+
+def _mask_nik_like(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return digits[:4] + "*" * 8 + digits[-4:]
+
+
+def _mask_phone_like(match: re.Match[str]) -> str:
+    return mask_phone(re.sub(r"[^\d+]", "", match.group(0)))
 
 
 def redact_text(text: str) -> str:
-    """Mask anything that looks like a NIK or an Indonesian phone number in free text."""
-    text = _PHONE_LIKE.sub(lambda m: mask_phone(re.sub(r"[ \-]", "", m.group(0))), text)
-    return _NIK_LIKE.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
+    """Mask anything that looks like a NIK or an Indonesian phone number in free text, however
+    its digits are grouped (`3275/0117/0885/0001`, `+62 812-3456-7890`, `(0812) 3456 7890`)."""
+    text = _NIK_LIKE.sub(_mask_nik_like, text)
+    return _PHONE_LIKE.sub(_mask_phone_like, text)

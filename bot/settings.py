@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     draft_reminder_minutes: int = Field(default=24 * 60, gt=0)
     draft_expiry_hours: int = Field(default=72, gt=0)
     ineligible_retention_days: int = Field(default=30, gt=0)
+    # Audit rows of refused staff actions (who tried what) are kept this long, then deleted.
+    denied_retention_days: int = Field(default=90, gt=0)
     housekeeping_interval_seconds: int = Field(default=300, gt=0)
     notification_interval_seconds: int = Field(default=15, gt=0)
     # Per account and day: distinct NIKs tried, and (counted apart) distinct eligibility checks

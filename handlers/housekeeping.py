@@ -1,5 +1,5 @@
-"""Periodic jobs: remind idle workers once, delete expired drafts, old ineligible checks and
-attempts that no longer count."""
+"""Periodic jobs: remind idle workers once, delete expired drafts, old ineligible checks,
+attempts that no longer count and old audit rows of refused staff actions."""
 
 from __future__ import annotations
 
@@ -50,3 +50,8 @@ async def tidy_drafts(context: Context) -> None:
     )
     if deleted:
         log.info("deleted %d expired drafts and ineligible checks", deleted)
+    denied = await services.review.purge_denied(
+        before=now - timedelta(days=settings.denied_retention_days)
+    )
+    if denied:
+        log.info("deleted %d old audit rows of refused staff actions", denied)

@@ -637,4 +637,7 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
         await session.execute(
             delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
         )
-        return Erasure(applications=len(ids), withdrawn_codes=tuple(withdrawn))
+        erasure = Erasure(applications=len(ids), withdrawn_codes=tuple(withdrawn))
+    # The erased values would otherwise stay in the WAL's old frames until the next checkpoint.
+    await database.checkpoint()
+    return erasure

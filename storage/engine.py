@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,9 +19,18 @@ from sqlalchemy.util.concurrency import await_
 
 from storage.sqlite_driver import OneHopConnection, one_hop_dbapi
 
+log = logging.getLogger(__name__)
+
 # Write transactions on SQLite take the write lock up front (BEGIN IMMEDIATE), so two writers
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
 WRITE_OPTIONS = {"rentan_write": True}
+# A read that must see one moment across several statements (an export): on SQLite a plain
+# BEGIN (reads otherwise run in autocommit, each statement its own snapshot); on PostgreSQL
+# REPEATABLE READ (READ COMMITTED takes a new snapshot per statement).
+SNAPSHOT_OPTIONS: dict[str, dict[str, Any]] = {
+    "sqlite": {"rentan_snapshot": True},
+    "postgresql": {"isolation_level": "REPEATABLE READ"},
+}
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 # SQLite's messages when the database cannot take writes (SQLITE_FULL, SQLITE_READONLY), and
@@ -62,6 +73,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         return _create_async_engine(
             url, echo=echo, pool_size=10, max_overflow=10, hide_parameters=True
         )
+    _create_private_file(make_url(url).database)
     engine = _create_async_engine(
         url,
         echo=echo,
@@ -80,6 +92,36 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def _create_private_file(database: str | None) -> None:
+    """Create a new database file readable by its owner only, as backups and exports are; warn
+    about an existing one that others can read (it holds full NIKs and phone numbers).
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so creating
+    the (empty, hence valid) file first is enough, whatever the process umask is.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # a missing directory, say: SQLite reports it when it opens the file
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            log.warning(
+                "%s can be read by other users (mode %o): it holds personal data; "
+                "run chmod 600 on it",
+                path,
+                mode & 0o777,
+            )
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -92,28 +134,36 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Deleted rows (an erasure, expired drafts) are overwritten with zeros, not left in
+        # free pages of the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Reads run in autocommit: each SELECT sees a consistent snapshot under WAL, and an
         # explicit BEGIN would cost another round trip to aiosqlite's thread per session.
-        if connection.get_execution_options().get("rentan_write"):
-            _begin_immediate(connection)
+        options = connection.get_execution_options()
+        if options.get("rentan_write"):
+            _begin(connection, "BEGIN IMMEDIATE")
+        elif options.get("rentan_snapshot"):
+            # Deferred: the snapshot is taken by the first SELECT and held until the end.
+            _begin(connection, "BEGIN")
 
 
-def _begin_immediate(connection: Any) -> None:
-    """BEGIN IMMEDIATE, sent along with the transaction's first statement when possible."""
+def _begin(connection: Any, begin: str) -> None:
+    """`begin` (BEGIN IMMEDIATE, BEGIN), sent along with the transaction's first statement
+    when possible."""
     adapted = connection.connection.dbapi_connection
     if isinstance(adapted, OneHopConnection):
-        adapted.begin_with_next_statement("BEGIN IMMEDIATE")
+        adapted.begin_with_next_statement(begin)
         return
     driver = getattr(adapted, "_connection", None)
     if driver is None or not hasattr(driver, "execute"):
         # Not the aiosqlite adapter (or its internals moved): the portable, slower way.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
         return
-    await_(driver.execute("BEGIN IMMEDIATE"))
+    await_(driver.execute(begin))
 
 
 class Database:
@@ -126,6 +176,11 @@ class Database:
         self.read = async_sessionmaker(engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(
             engine.execution_options(**WRITE_OPTIONS), expire_on_commit=False
+        )
+        # Read sessions whose transaction is one snapshot (see SNAPSHOT_OPTIONS).
+        self.snapshot = async_sessionmaker(
+            engine.execution_options(**SNAPSHOT_OPTIONS.get(self.dialect, {})),
+            expire_on_commit=False,
         )
         # SQLite has one writer. Writers of this process queue here, in order and without
         # cost; left to SQLite, the losers of BEGIN IMMEDIATE sleep in its busy handler (1, 2,
@@ -168,6 +223,18 @@ class Database:
             changed = int((await connection.execute(statement, params)).rowcount)
             await connection.commit()
             return changed
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database file and truncate it, so that deleted data
+        does not stay readable in old WAL frames. Nothing to do on PostgreSQL."""
+        if self._write_turn is None:
+            return
+        async with self._write_turn, self.engine.connect() as connection:
+            result = await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = result.scalar()
+        if busy:
+            # A reader still holds an old snapshot: the next checkpoint finishes the job.
+            log.warning("WAL checkpoint could not finish: a reader is busy")
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:

@@ -46,12 +46,13 @@ class ExportRepository:
         """Every application in `statuses`, oldest first, read in batches of `batch_rows`.
 
         One read transaction for the whole list, so the file is the list as it stood at one
-        moment even while reviewers keep approving (SQLite WAL and PostgreSQL both give a reader
-        a snapshot). Selecting columns rather than models skips the ORM's per-row cost. Read it
-        to the end (or wrap it in `contextlib.aclosing`) so the transaction ends promptly.
+        moment even while reviewers keep approving (`Database.snapshot`: a BEGIN on SQLite,
+        whose reads otherwise run in autocommit; REPEATABLE READ on PostgreSQL). Selecting
+        columns rather than models skips the ORM's per-row cost. Read it to the end (or wrap it
+        in `contextlib.aclosing`) so the transaction ends promptly.
         """
         last_id = 0
-        async with self._db.read() as session, session.begin():
+        async with self._db.snapshot() as session, session.begin():
             while True:
                 query = (
                     sa.select(*_COLUMNS)

@@ -342,3 +342,14 @@ class ReviewRepository:
             session.add(
                 AuditEvent(actor_id=actor_id, action="denied", reason=f"{action}: {detail}"[:500])
             )
+
+    async def purge_denied(self, *, before: datetime) -> int:
+        """Delete the audit rows of refused actions older than `before` (they name Telegram
+        accounts that are not staff); returns how many went. Decisions stay for good."""
+        async with self._db.write() as session, session.begin():
+            deleted = await session.execute(
+                sa.delete(AuditEvent).where(
+                    col(AuditEvent.action) == "denied", col(AuditEvent.at) < before
+                )
+            )
+            return int(deleted.rowcount)  # type: ignore[attr-defined]

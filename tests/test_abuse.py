@@ -413,3 +413,30 @@ async def test_enrolled_worker_erasing_their_data_is_withdrawn_first_and_staff_a
     keys = await _attempt_keys(harness, worker.id)
     assert len(keys) == 1
     assert nik_hash not in keys
+
+
+async def test_audit_rows_of_refused_staff_actions_are_deleted_after_their_retention(
+    harness: Harness,
+) -> None:
+    """DENIED_RETENTION_DAYS after a stranger tried a staff command, its audit row is gone;
+    before, it stays, and the audit of decisions is never purged."""
+    stranger = harness.user(470000)
+    await stranger.send("/tinjau BKS-XXXX01")
+    await stranger.expect(r".")
+    async with harness.services.database.write() as session, session.begin():
+        session.add(AuditEvent(actor_id=REVIEWER, action="approve", application_id=1))
+
+    async def actions() -> list[str]:
+        async with harness.services.database.read() as session:
+            query = sa.select(AuditEvent.action).order_by(AuditEvent.id)
+            return list((await session.execute(query)).scalars())
+
+    assert await actions() == ["denied", "approve"]
+    started = harness.services.clock()
+    days = harness.settings.denied_retention_days
+    harness.services.clock = lambda: started + timedelta(days=days - 1)
+    await _run_housekeeping(harness)
+    assert await actions() == ["denied", "approve"]
+    harness.services.clock = lambda: started + timedelta(days=days, hours=1)
+    await _run_housekeeping(harness)
+    assert await actions() == ["approve"]

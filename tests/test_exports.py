@@ -133,6 +133,27 @@ async def test_repository_can_list_enrolled_applications(database: Database) -> 
     assert [enrolled.nik] == [row.nik for row in rows]
 
 
+async def test_export_is_one_snapshot_even_when_writes_land_between_its_reads(
+    database: Database,
+) -> None:
+    """An approval and a withdrawal committed while the list is being read (between two
+    batches) do not show up in it: the file is the list as it stood when reading began."""
+    first, second = application(Status.APPROVED), application(Status.APPROVED)
+    await add(database, first, second)
+    rows = ExportRepository(database).approved_rows(batch_rows=1)
+
+    seen = [(await anext(rows)).code]
+    await add(database, application(Status.APPROVED))
+    async with database.write() as session, session.begin():
+        stored = await session.get(Application, second.id)
+        assert stored is not None
+        stored.status = Status.WITHDRAWN
+    seen += [row.code async for row in rows]
+
+    assert [first.code, second.code] == seen
+    assert len(await ExportRepository(database).collect()) == 2  # the next export sees both
+
+
 def test_csv_has_the_bpjs_columns_in_order_with_a_bom() -> None:
     """UTF-8 with BOM for Excel, Bahasa headers in the BPJS order, one row per worker."""
     stream = io.BytesIO()

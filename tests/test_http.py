@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import NetworkError, TimedOut
@@ -75,3 +78,49 @@ async def test_slow_answer_times_out(emulator: BotApiEmulator) -> None:
         emulator.inject_fault("sendMessage", "slow", delay=1.0)
         with pytest.raises(TimedOut):
             await bot.send_message(4003, "x", read_timeout=0.2)
+
+
+_TOKEN = "1234567890:AAHsyntheticTokenForTheLeakTest_0123456"
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A 127.0.0.1 port whose listen queue is full: connecting to it times out."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = int(server.getsockname()[1])
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        # Each takes a place in the queue (or waits for one); never accepted.
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        yield port
+    finally:
+        for open_socket in (*fillers, server):
+            open_socket.close()
+
+
+async def test_connect_timeout_error_does_not_quote_the_bot_token(unanswered_port: int) -> None:
+    """aiohttp names the URL (with /bot<TOKEN>/) in a connect timeout; the NetworkError PTB
+    logs must not, nor may a chained error carry it into a printed traceback."""
+    request = AiohttpRequest(connect_timeout=0.3)
+    bot = Bot(_TOKEN, base_url=f"http://127.0.0.1:{unanswered_port}/bot", request=request)
+    try:
+        with pytest.raises(NetworkError) as raised:
+            await bot.get_me()
+    finally:
+        await request.shutdown()
+    assert "ConnectionTimeoutError" in str(raised.value)
+    chain: list[BaseException] = []
+    current: BaseException | None = raised.value
+    while current is not None:  # what a printed traceback shows
+        chain.append(current)
+        shown = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or shown
+    for error in chain:
+        assert _TOKEN.split(":")[1] not in str(error)
+        assert _TOKEN.split(":")[1] not in repr(error)
