@@ -114,11 +114,18 @@ _ATTEMPTS = NikAttempt.__table__  # type: ignore[attr-defined]
 # database spends running them.
 _INSERT_APPLICATION = insert(_APPLICATIONS).returning(_APPLICATIONS.c.id)
 _INSERT_AUDIT = insert(_AUDIT)
+# A NIK is taken by a live application, or by one staff rejected from another account: the
+# answer must not tell a stranger whether the other application is pending, approved or
+# rejected (the worker's own rejected application does not stop them applying again).
 _NIK_TAKEN = (
     core_select(_APPLICATIONS.c.id)
     .where(
         _APPLICATIONS.c.nik_hash == bindparam("nik_hash"),
-        _APPLICATIONS.c.status.in_([str(status) for status in LIVE_STATUSES]),
+        or_(
+            _APPLICATIONS.c.status.in_([str(status) for status in LIVE_STATUSES]),
+            (_APPLICATIONS.c.status == bindparam("rejected", type_=String))
+            & (_APPLICATIONS.c.telegram_user_id != bindparam("user_id", type_=BigInteger)),
+        ),
         _APPLICATIONS.c.id != bindparam("except_id"),
     )
     .limit(1)
@@ -452,10 +459,19 @@ class ApplicationRepository:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def nik_is_taken(self, *, nik_hash: str, except_application: int | None) -> bool:
-        """Whether a live application (other than this one) already holds this NIK."""
+    async def nik_is_taken(
+        self, *, nik_hash: str, except_application: int | None, user_id: int | None = None
+    ) -> bool:
+        """Whether a live application (other than this one) already holds this NIK, or one
+        rejected from an account other than `user_id` (when given)."""
         async with self._db.engine.connect() as connection:
-            params = {"nik_hash": nik_hash, "except_id": except_application or -1}
+            params = {
+                "nik_hash": nik_hash,
+                "except_id": except_application or -1,
+                # Without an account, rejected applications do not count (no status is "").
+                "rejected": str(Status.REJECTED) if user_id is not None else "",
+                "user_id": user_id or 0,
+            }
             return (await connection.execute(_NIK_TAKEN, params)).first() is not None
 
     async def record_attempt(

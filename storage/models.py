@@ -229,7 +229,8 @@ class NikAttempt(SQLModel, table=True):
     kind: str = Field(
         default=AttemptKind.NIK, max_length=8, sa_column_kwargs={"server_default": "nik"}
     )
-    nik_hash: str = Field(max_length=64)
+    # Indexed for the staff card: how many other accounts typed an application's NIK.
+    nik_hash: str = Field(max_length=64, index=True)
     at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 

@@ -101,6 +101,7 @@ TOO_MANY_CHECKS = r"Terlalu banyak nama dan tanggal lahir berbeda"
 NAME_ASKED = r"\(2/9\)"
 BIRTH_DATE_ASKED = r"\(3/9\) Kirim tanggal lahir"
 PHONE_ASKED = r"\(4/9\)"
+NIK_TAKEN = r"NIK ini tidak dapat didaftarkan dari akun ini"
 
 
 async def _try_nik(user: EmulatedUser, nik: str, answer: str) -> None:
@@ -137,11 +138,66 @@ async def test_already_registered_answers_count_towards_the_daily_nik_limit(
             code=f"BKS-RG000{index}",
         )
     user = harness.user(470000)
-    await _try_nik(user, registered[0].nik, r"NIK ini sudah terdaftar")
+    await _try_nik(user, registered[0].nik, NIK_TAKEN)
     await user.send(registered[1].nik)
-    await user.expect(r"NIK ini sudah terdaftar")
+    await user.expect(NIK_TAKEN)
     await user.send(registered[2].nik)
     await user.expect(TOO_MANY_NIKS)
+
+
+async def test_registered_nik_answer_is_the_same_whatever_the_other_status_and_staff_see_it(
+    harness: Harness,
+) -> None:
+    """A second account typing a NIK another account applied with reads one neutral text
+    (pending, approved or rejected alike) that says whom to contact; the first application's
+    card tells staff that another account claimed its NIK."""
+    services = harness.services
+    replies = {}
+    for index, status in enumerate((Status.PENDING, Status.APPROVED, Status.REJECTED)):
+        person = make_person(4751 + index)
+        code = f"BKS-CL000{index}"
+        await add_application(
+            services.database,
+            services.secret,
+            person,
+            user_id=475100 + index,
+            code=code,
+            status=status,
+        )
+        second = harness.user(475000 + index)
+        await reach_nik(second)
+        await second.send(person.nik)
+        reply = await second.expect(NIK_TAKEN)
+        replies[status] = reply.text
+        assert services.settings.office_contact in reply.text
+        assert "/bantuan" in reply.text
+        [draft] = await applications_of(harness, second.id)
+        assert draft.nik is None
+        reviewer = harness.user(REVIEWER)
+        await reviewer.send(f"/tinjau {code}")
+        card = await reviewer.expect(re.escape(code))
+        assert "NIK ini juga dicoba oleh 1 akun lain" in card.text
+    assert replies[Status.PENDING] == replies[Status.APPROVED] == replies[Status.REJECTED]
+
+
+async def test_worker_rejected_before_may_apply_again_with_their_own_nik(
+    harness: Harness,
+) -> None:
+    """Only another account's rejected application blocks a NIK: its own worker may try again."""
+    services = harness.services
+    person = make_person(4761)
+    await add_application(
+        services.database,
+        services.secret,
+        person,
+        user_id=476000,
+        code="BKS-RJ0001",
+        status=Status.REJECTED,
+    )
+    user = harness.user(476000)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.expect(NAME_ASKED)
 
 
 async def test_erasing_data_does_not_reset_the_daily_nik_limit(strict_harness: Harness) -> None:
