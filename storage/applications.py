@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Update,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -167,6 +168,34 @@ _ANONYMISE_ATTEMPTS = (
     )
     .values(nik_hash=bindparam("new_key"))
 )
+
+
+# What erasure and retention leave of a worker's audit events: the chain (kind, time, statuses,
+# staff actors) stays; the free text goes (eligibility findings hold typed and DTSEN birth
+# dates and the desil, a staff reason may quote a NIK or a phone) and the worker's own
+# Telegram id is unlinked. The consent version names no one and records the legal basis.
+_SCRUB_AUDIT = (
+    update(_AUDIT)
+    .where(_AUDIT.c.application_id == bindparam("application_id_", type_=Integer))
+    .values(
+        reason=case((_AUDIT.c.action == "consent", _AUDIT.c.reason), else_=None),
+        actor_id=case(
+            (_AUDIT.c.actor_id == bindparam("subject_", type_=BigInteger), None),
+            else_=_AUDIT.c.actor_id,
+        ),
+    )
+)
+
+
+async def _scrub_audit(
+    connection: AsyncSession | AsyncConnection, subjects: Sequence[tuple[int, int]]
+) -> None:
+    """Drop the personal content of these (application id, worker's Telegram id) events."""
+    if subjects:
+        await connection.execute(
+            _SCRUB_AUDIT,
+            [{"application_id_": app, "subject_": user} for app, user in subjects],
+        )
 
 
 def _audit_values(**values: Any) -> dict[str, Any]:
@@ -544,19 +573,26 @@ class ApplicationRepository:
         """Delete abandoned drafts, old ineligible records and attempts that only served the
         daily limit (data minimisation); returns how many applications went."""
         self.forget()
+        returned = (_APPLICATIONS.c.id, _APPLICATIONS.c.telegram_user_id)
         async with self._db.write() as session, session.begin():
             drafts = await session.execute(
-                delete(Application).where(
-                    col(Application.status) == Status.DRAFT,
-                    col(Application.updated_at) < drafts_idle_since,
+                delete(_APPLICATIONS)
+                .where(
+                    _APPLICATIONS.c.status == str(Status.DRAFT),
+                    _APPLICATIONS.c.updated_at < drafts_idle_since,
                 )
+                .returning(*returned)
             )
             ineligible = await session.execute(
-                delete(Application).where(
-                    col(Application.status) == Status.INELIGIBLE,
-                    col(Application.updated_at) < ineligible_before,
+                delete(_APPLICATIONS)
+                .where(
+                    _APPLICATIONS.c.status == str(Status.INELIGIBLE),
+                    _APPLICATIONS.c.updated_at < ineligible_before,
                 )
+                .returning(*returned)
             )
+            deleted = [(int(row[0]), int(row[1])) for row in (*drafts.all(), *ineligible.all())]
+            await _scrub_audit(session, deleted)
             old_updates = await session.execute(
                 delete(ProcessedUpdate).where(
                     col(ProcessedUpdate.processed_at) < drafts_idle_since - timedelta(days=7)
@@ -574,7 +610,7 @@ class ApplicationRepository:
                     ),
                 )
             )
-            return int(drafts.rowcount + ineligible.rowcount)  # type: ignore[attr-defined]
+            return len(deleted)
 
 
 @dataclass(frozen=True)
@@ -590,7 +626,8 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
     its NIK attempts from the NIKs.
 
     An approved or enrolled application is withdrawn first (its place is freed); the audit
-    trail keeps the state changes, but no personal data.
+    trail keeps the state changes and the staff who made them, but no personal data and not
+    the worker's Telegram id.
     """
     async with database.write() as session, session.begin():
         rows = (
@@ -602,13 +639,22 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
             .scalars()
             .all()
         )
+        ids = [a.id for a in rows if a.id is not None]
+        # Before this erasure's own events are added: they name no one already.
+        await _scrub_audit(session, [(application_id, user_id) for application_id in ids])
+        # Staff commands and buttons the account was refused: unlinked too.
+        await session.execute(
+            update(AuditEvent)
+            .where(col(AuditEvent.actor_id) == user_id, col(AuditEvent.action) == "denied")
+            .values(actor_id=None, reason=None)
+        )
         withdrawn: list[str] = []
         for application in rows:
             if application.status in (Status.APPROVED, Status.ENROLLED) and application.code:
                 withdrawn.append(application.code)
                 session.add(
                     AuditEvent(
-                        actor_id=user_id,
+                        actor_id=None,
                         action="withdraw",
                         application_id=application.id,
                         from_status=application.status,
@@ -618,7 +664,7 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
                 )
             session.add(
                 AuditEvent(
-                    actor_id=user_id,
+                    actor_id=None,
                     action="erase",
                     application_id=application.id,
                     from_status=Status.WITHDRAWN
@@ -627,7 +673,6 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
                     reason="consent withdrawn (UU PDP)",
                 )
             )
-        ids = [a.id for a in rows if a.id is not None]
         if ids:
             await session.execute(
                 delete(Notification).where(col(Notification.application_id).in_(ids))

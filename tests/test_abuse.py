@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from tests.harness import Harness
 from tests.test_registration import (
     NO_MATCH,
     applications_of,
+    finish,
     give_identity,
     in_words,
     reach_nik,
@@ -469,3 +470,98 @@ async def test_enrolled_worker_erasing_their_data_is_withdrawn_first_and_staff_a
     keys = await _attempt_keys(harness, worker.id)
     assert len(keys) == 1
     assert nik_hash not in keys
+
+
+async def _audit_rows(harness: Harness) -> list[AuditEvent]:
+    """Every audit row, oldest first."""
+    async with harness.services.database.read() as session:
+        query = sa.select(AuditEvent).order_by(AuditEvent.id)
+        return list((await session.execute(query)).scalars())
+
+
+def _personal_traces(rows: list[AuditEvent], user_id: int, secrets: list[str]) -> list[str]:
+    """What of a worker an audit trail still holds: their Telegram id as an actor, any of
+    `secrets` in a row, or an eligibility finding's payload."""
+    found = [f"actor {row.id}" for row in rows if row.actor_id == user_id]
+    for row in rows:
+        text = " ".join(str(value) for value in row.model_dump().values())
+        found += [f"{secret!r} in {row.id}" for secret in secrets if secret in text]
+        if '"params"' in (row.reason or "") and row.action == "assess":
+            found.append(f"findings in {row.id}")
+    return found
+
+
+async def test_erasure_leaves_the_chain_of_events_but_no_personal_data_in_the_audit(
+    harness: Harness,
+) -> None:
+    """After /hapusdata the audit rows of the worker's applications are all still there, but
+    none holds their birth dates, NIK, phone, a staff reason quoting them, or their Telegram
+    id; the reviewer's id stays on the decision."""
+    person = make_person(4901)
+    wrong_birth_date = person.birth_date.replace(year=person.birth_date.year - 1)
+    await seed(harness, person)
+    worker = harness.user(490100)
+    # A first check with a mistyped birth date is refused and audited with its findings.
+    await reach_nik(worker)
+    await worker.send(person.nik)
+    await worker.expect(NAME_ASKED)
+    await worker.send(person.name)
+    await worker.expect(r"\(3/9\)")
+    await worker.send(in_words(wrong_birth_date))
+    await worker.expect(NO_MATCH)
+    await reach_nik(worker)
+    await give_identity(worker, person)
+    code = await finish(worker, person)
+    reason = f"NIK {person.nik} dipakai HP {person.phone} milik orang lain"
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tolak {code} {reason}")
+    await reviewer.expect(r"ditolak")
+    before = await _audit_rows(harness)
+    secrets = [
+        person.nik,
+        person.phone,
+        person.phone.removeprefix("+62"),
+        reason,
+        person.birth_date.isoformat(),
+        wrong_birth_date.isoformat(),
+    ]
+    assert _personal_traces(before, worker.id, secrets)  # the test sees what it looks for
+    await worker.send("/hapusdata")
+    await worker.expect(r"menarik persetujuan")
+    await worker.press("🗑 Ya, hapus data saya")
+    await worker.expect(r"sudah dihapus")
+    after = await _audit_rows(harness)
+    assert [row.id for row in before] == [row.id for row in after][: len(before)]
+    assert [(r.action, r.at, r.from_status, r.to_status) for r in before] == [
+        (r.action, r.at, r.from_status, r.to_status) for r in after[: len(before)]
+    ]
+    assert _personal_traces(after, worker.id, secrets) == []
+    assert ("reject", REVIEWER) in [(row.action, row.actor_id) for row in after]
+
+
+async def test_retention_leaves_the_chain_of_events_but_no_personal_data_in_the_audit(
+    harness: Harness,
+) -> None:
+    """An ineligible check deleted after its retention, and an abandoned draft, leave their
+    audit rows (same count) without the findings (birth dates, desil) or the worker's id."""
+    person = make_person(4902)
+    await seed(harness, person, desil=9, tanggal_lahir=date(1980, 1, 2))
+    refused, idle = harness.user(490200), harness.user(490201)
+    await reach_nik(refused)
+    await give_identity(refused, person)
+    await refused.expect(NO_MATCH)
+    await reach_nik(idle)
+    before = await _audit_rows(harness)
+    secrets = [person.birth_date.isoformat(), "1980-01-02", '"desil":9']
+    assert _personal_traces(before, refused.id, secrets)
+    assert _personal_traces(before, idle.id, [])
+    started = harness.services.clock()
+    days = harness.settings.ineligible_retention_days
+    harness.services.clock = lambda: started + timedelta(days=days, hours=1)
+    await _run_housekeeping(harness)
+    assert await applications_of(harness, refused.id) == []
+    assert await applications_of(harness, idle.id) == []
+    after = await _audit_rows(harness)
+    assert [(r.id, r.action, r.at) for r in before] == [(r.id, r.action, r.at) for r in after]
+    assert _personal_traces(after, refused.id, secrets) == []
+    assert _personal_traces(after, idle.id, []) == []
