@@ -35,6 +35,7 @@ from storage.models import (
     Application,
     AttemptKind,
     AuditEvent,
+    Deregistration,
     NikAttempt,
     Notification,
     ProcessedUpdate,
@@ -613,6 +614,45 @@ class ApplicationRepository:
             return len(deleted)
 
 
+async def _keep_for_deregistration(
+    session: AsyncSession, applications: Sequence[Application]
+) -> set[int]:
+    """Write what BPJS needs to stop paying for the workers who held a place (NIK, name, KPJ,
+    when approved and enrolled); returns the ids of the applications kept so."""
+    holding = {
+        a.id: (a, a.code, a.nik)
+        for a in applications
+        if a.status in (Status.APPROVED, Status.ENROLLED) and a.id and a.code and a.nik
+    }
+    if not holding:
+        return set()
+    reached = await session.execute(
+        core_select(_AUDIT.c.application_id, _AUDIT.c.to_status, func.max(_AUDIT.c.at))
+        .where(
+            _AUDIT.c.application_id.in_(list(holding)),
+            _AUDIT.c.to_status.in_([str(Status.APPROVED), str(Status.ENROLLED)]),
+        )
+        .group_by(_AUDIT.c.application_id, _AUDIT.c.to_status)
+    )
+    when = {(row[0], row[1]): row[2] for row in reached}
+    now = utcnow()
+    for application_id, (application, code, nik) in holding.items():
+        session.add(
+            Deregistration(
+                application_id=application_id,
+                code=code,
+                nik=nik,
+                nama=application.nama or "-",
+                kpj_number=application.kpj_number,
+                # An application put in place without a decision (an import) has no event.
+                approved_at=when.get((application_id, Status.APPROVED)) or application.decided_at,
+                enrolled_at=when.get((application_id, Status.ENROLLED)),
+                erased_at=now,
+            )
+        )
+    return set(holding)
+
+
 @dataclass(frozen=True)
 class Erasure:
     """What erasing a worker's data removed; codes that held a place are returned for staff."""
@@ -640,6 +680,7 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
             .all()
         )
         ids = [a.id for a in rows if a.id is not None]
+        kept = await _keep_for_deregistration(session, rows)
         # Before this erasure's own events are added: they name no one already.
         await _scrub_audit(session, [(application_id, user_id) for application_id in ids])
         # Staff commands and buttons the account was refused: unlinked too.
@@ -670,7 +711,9 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
                     from_status=Status.WITHDRAWN
                     if application.code in withdrawn
                     else application.status,
-                    reason="consent withdrawn (UU PDP)",
+                    reason="consent withdrawn (UU PDP); kept to deregister (legal obligation)"
+                    if application.id in kept
+                    else "consent withdrawn (UU PDP)",
                 )
             )
         if ids:
