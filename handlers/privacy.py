@@ -63,7 +63,7 @@ async def confirm_erase(update: Update, context: Context) -> None:
             "Your consent is withdrawn and your data has been deleted. You can register "
             "again at any time with /start."
         )
-        if erasure.withdrawn_codes:
+        if erasure.kept_for_deregistration:
             done += "\n\n" + context._(KEPT_FOR_DEREGISTRATION)
         await message.reply_text(done)
     for code in erasure.withdrawn_codes:

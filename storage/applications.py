@@ -659,6 +659,8 @@ class Erasure:
 
     applications: int
     withdrawn_codes: tuple[str, ...]
+    # NIK, name, KPJ and dates kept until staff have deregistered the worker with BPJS.
+    kept_for_deregistration: bool = False
 
 
 async def erase_user(database: Database, *, user_id: int) -> Erasure:
@@ -741,4 +743,8 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
         await session.execute(
             delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
         )
-        return Erasure(applications=len(ids), withdrawn_codes=tuple(withdrawn))
+        return Erasure(
+            applications=len(ids),
+            withdrawn_codes=tuple(withdrawn),
+            kept_for_deregistration=bool(kept),
+        )
