@@ -30,6 +30,7 @@ from bot.settings import Settings
 from handlers import (
     account,
     common,
+    deregistration,
     errors,
     housekeeping,
     notifications,
@@ -39,6 +40,7 @@ from handlers import (
     staff_reports,
 )
 from storage.applications import ApplicationRepository
+from storage.deregistration import DeregistrationRepository
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
@@ -82,6 +84,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         notifications=NotificationRepository(database),
         reports=ReportRepository(database),
         exports=ExportRepository(database),
+        deregistrations=DeregistrationRepository(database),
     )
 
 
@@ -166,6 +169,7 @@ def register_handlers(application: RentanApp, settings: Settings) -> None:
     application.add_handlers(staff_reports.build_documents(), group=GROUP_STAFF_INPUT)
     application.add_handlers(staff.build())
     application.add_handlers(staff_reports.build())
+    application.add_handlers(deregistration.build())
     application.add_handlers(registration.build())
     application.add_handlers(account.build())
     application.add_handlers(privacy.build())

@@ -15,6 +15,7 @@ from bot.i18n import Catalogs, Translator
 from bot.regions import Regions
 from bot.settings import Settings
 from storage.applications import ApplicationRepository
+from storage.deregistration import DeregistrationRepository
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
@@ -45,6 +46,7 @@ class Services:
     notifications: NotificationRepository
     reports: ReportRepository
     exports: ExportRepository
+    deregistrations: DeregistrationRepository
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # One outbox sender at a time in this process (rows are also claimed in the database).

@@ -6,13 +6,24 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import Context
+from bot.i18n import N_
 from handlers.common import answer_query, message_of, user_of
 from handlers.staff import offer_freed_place
 from storage.applications import erase_user
+from storage.review import PLACE_HOLDING
+
+# What a worker who held a place is told before and after erasing: what stays, why, how long.
+KEPT_FOR_DEREGISTRATION = N_(
+    "Because you held a place in the programme, the office keeps only your NIK, name, BPJS "
+    "Ketenagakerjaan membership number (KPJ) and the dates you were approved, registered and "
+    "erased. It must keep them (a legal obligation under UU PDP) to tell BPJS "
+    "Ketenagakerjaan to stop the city paying your premium. They are deleted as soon as staff "
+    "have done so; everything else is deleted now."
+)
 
 
 async def ask_erase(update: Update, context: Context) -> None:
-    """Explain what erasing means and ask for confirmation."""
+    """Explain what erasing means (and what is kept) and ask for confirmation."""
     _ = context._
     buttons = InlineKeyboardMarkup(
         [
@@ -20,14 +31,15 @@ async def ask_erase(update: Update, context: Context) -> None:
             [InlineKeyboardButton(_("No, keep it"), callback_data="erase:no")],
         ]
     )
-    await message_of(update).reply_text(
-        _(
-            "Do you want to withdraw your consent and delete your data? Your registration ends: "
-            "if you were approved or registered, you leave the programme and staff are told. "
-            "This cannot be undone."
-        ),
-        reply_markup=buttons,
+    text = _(
+        "Do you want to withdraw your consent and delete your data? Your registration ends: "
+        "if you were approved or registered, you leave the programme and staff are told. "
+        "This cannot be undone."
     )
+    current = await context.services.applications.open_for(user_id=user_of(update).id)
+    if current is not None and current.status in PLACE_HOLDING:
+        text += "\n\n" + _(KEPT_FOR_DEREGISTRATION)
+    await message_of(update).reply_text(text, reply_markup=buttons)
 
 
 async def confirm_erase(update: Update, context: Context) -> None:
@@ -47,15 +59,19 @@ async def confirm_erase(update: Update, context: Context) -> None:
     services.applications.forget(user_id=user.id)
     services.languages.pop(user.id, None)
     if message is not None:
-        await message.reply_text(
-            context._(
-                "Your consent is withdrawn and your data has been deleted. You can register "
-                "again at any time with /start."
-            )
+        done = context._(
+            "Your consent is withdrawn and your data has been deleted. You can register "
+            "again at any time with /start."
         )
+        if erasure.kept_for_deregistration:
+            done += "\n\n" + context._(KEPT_FOR_DEREGISTRATION)
+        await message.reply_text(done)
     for code in erasure.withdrawn_codes:
         text = context._("Consent withdrawn by the worker: {code} left the programme.").format(
             code=code
+        )
+        text += "\n" + context._(
+            "Tell BPJS Ketenagakerjaan to stop the membership, then mark it done: /deregistrasi"
         )
         for staff_id in sorted(context.settings.staff_ids):
             try:

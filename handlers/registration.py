@@ -584,12 +584,19 @@ async def read_nik(text: str, draft: Application, context: Context) -> Values:
         raise Retry(
             N_("Too many different NIKs were tried from this account today. Try tomorrow.")
         )
-    if await services.applications.nik_is_taken(nik_hash=nik_hash, except_application=draft.id):
+    taken = await services.applications.nik_is_taken(
+        nik_hash=nik_hash, except_application=draft.id, user_id=draft.telegram_user_id
+    )
+    if taken:
+        # One text whatever the other application's status, so trying NIKs from a few
+        # accounts does not tell who applied and how it went; staff see the second claim.
         raise Retry(
             N_(
-                "This NIK is already registered. If you did not register it, contact the office "
-                "(see /bantuan)."
-            )
+                "This NIK cannot be registered from this account. If someone else used your "
+                "NIK, or you registered before from another account, contact the office: "
+                "{office} (or see /bantuan)."
+            ),
+            office=escape(context.settings.office_contact),
         )
     return {"nik": nik.digits, "nik_hash": nik_hash, "jenis_kelamin": nik.gender}
 

@@ -281,6 +281,12 @@ async def card_text(application: Application, context: Context, member: StaffMem
                 count=flags.nik_attempts
             )
         )
+    if flags.nik_other_accounts:
+        risks.append(
+            _("this NIK was also tried by {count} other account(s)").format(
+                count=flags.nik_other_accounts
+            )
+        )
     if flags.name_score is not None and flags.name_score < 0.999:
         risks.append(_("name differs slightly from DTSEN"))
     # The exact findings of the DTSEN check (the worker only saw the neutral wording).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Update,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -34,6 +35,7 @@ from storage.models import (
     Application,
     AttemptKind,
     AuditEvent,
+    Deregistration,
     NikAttempt,
     Notification,
     ProcessedUpdate,
@@ -114,11 +116,18 @@ _ATTEMPTS = NikAttempt.__table__  # type: ignore[attr-defined]
 # database spends running them.
 _INSERT_APPLICATION = insert(_APPLICATIONS).returning(_APPLICATIONS.c.id)
 _INSERT_AUDIT = insert(_AUDIT)
+# A NIK is taken by a live application, or by one staff rejected from another account: the
+# answer must not tell a stranger whether the other application is pending, approved or
+# rejected (the worker's own rejected application does not stop them applying again).
 _NIK_TAKEN = (
     core_select(_APPLICATIONS.c.id)
     .where(
         _APPLICATIONS.c.nik_hash == bindparam("nik_hash"),
-        _APPLICATIONS.c.status.in_([str(status) for status in LIVE_STATUSES]),
+        or_(
+            _APPLICATIONS.c.status.in_([str(status) for status in LIVE_STATUSES]),
+            (_APPLICATIONS.c.status == bindparam("rejected", type_=String))
+            & (_APPLICATIONS.c.telegram_user_id != bindparam("user_id", type_=BigInteger)),
+        ),
         _APPLICATIONS.c.id != bindparam("except_id"),
     )
     .limit(1)
@@ -160,6 +169,34 @@ _ANONYMISE_ATTEMPTS = (
     )
     .values(nik_hash=bindparam("new_key"))
 )
+
+
+# What erasure and retention leave of a worker's audit events: the chain (kind, time, statuses,
+# staff actors) stays; the free text goes (eligibility findings hold typed and DTSEN birth
+# dates and the desil, a staff reason may quote a NIK or a phone) and the worker's own
+# Telegram id is unlinked. The consent version names no one and records the legal basis.
+_SCRUB_AUDIT = (
+    update(_AUDIT)
+    .where(_AUDIT.c.application_id == bindparam("application_id_", type_=Integer))
+    .values(
+        reason=case((_AUDIT.c.action == "consent", _AUDIT.c.reason), else_=None),
+        actor_id=case(
+            (_AUDIT.c.actor_id == bindparam("subject_", type_=BigInteger), None),
+            else_=_AUDIT.c.actor_id,
+        ),
+    )
+)
+
+
+async def _scrub_audit(
+    connection: AsyncSession | AsyncConnection, subjects: Sequence[tuple[int, int]]
+) -> None:
+    """Drop the personal content of these (application id, worker's Telegram id) events."""
+    if subjects:
+        await connection.execute(
+            _SCRUB_AUDIT,
+            [{"application_id_": app, "subject_": user} for app, user in subjects],
+        )
 
 
 def _audit_values(**values: Any) -> dict[str, Any]:
@@ -452,10 +489,19 @@ class ApplicationRepository:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def nik_is_taken(self, *, nik_hash: str, except_application: int | None) -> bool:
-        """Whether a live application (other than this one) already holds this NIK."""
+    async def nik_is_taken(
+        self, *, nik_hash: str, except_application: int | None, user_id: int | None = None
+    ) -> bool:
+        """Whether a live application (other than this one) already holds this NIK, or one
+        rejected from an account other than `user_id` (when given)."""
         async with self._db.engine.connect() as connection:
-            params = {"nik_hash": nik_hash, "except_id": except_application or -1}
+            params = {
+                "nik_hash": nik_hash,
+                "except_id": except_application or -1,
+                # Without an account, rejected applications do not count (no status is "").
+                "rejected": str(Status.REJECTED) if user_id is not None else "",
+                "user_id": user_id or 0,
+            }
             return (await connection.execute(_NIK_TAKEN, params)).first() is not None
 
     async def record_attempt(
@@ -528,19 +574,26 @@ class ApplicationRepository:
         """Delete abandoned drafts, old ineligible records and attempts that only served the
         daily limit (data minimisation); returns how many applications went."""
         self.forget()
+        returned = (_APPLICATIONS.c.id, _APPLICATIONS.c.telegram_user_id)
         async with self._db.write() as session, session.begin():
             drafts = await session.execute(
-                delete(Application).where(
-                    col(Application.status) == Status.DRAFT,
-                    col(Application.updated_at) < drafts_idle_since,
+                delete(_APPLICATIONS)
+                .where(
+                    _APPLICATIONS.c.status == str(Status.DRAFT),
+                    _APPLICATIONS.c.updated_at < drafts_idle_since,
                 )
+                .returning(*returned)
             )
             ineligible = await session.execute(
-                delete(Application).where(
-                    col(Application.status) == Status.INELIGIBLE,
-                    col(Application.updated_at) < ineligible_before,
+                delete(_APPLICATIONS)
+                .where(
+                    _APPLICATIONS.c.status == str(Status.INELIGIBLE),
+                    _APPLICATIONS.c.updated_at < ineligible_before,
                 )
+                .returning(*returned)
             )
+            deleted = [(int(row[0]), int(row[1])) for row in (*drafts.all(), *ineligible.all())]
+            await _scrub_audit(session, deleted)
             old_updates = await session.execute(
                 delete(ProcessedUpdate).where(
                     col(ProcessedUpdate.processed_at) < drafts_idle_since - timedelta(days=7)
@@ -558,7 +611,46 @@ class ApplicationRepository:
                     ),
                 )
             )
-            return int(drafts.rowcount + ineligible.rowcount)  # type: ignore[attr-defined]
+            return len(deleted)
+
+
+async def _keep_for_deregistration(
+    session: AsyncSession, applications: Sequence[Application]
+) -> set[int]:
+    """Write what BPJS needs to stop paying for the workers who held a place (NIK, name, KPJ,
+    when approved and enrolled); returns the ids of the applications kept so."""
+    holding = {
+        a.id: (a, a.code, a.nik)
+        for a in applications
+        if a.status in (Status.APPROVED, Status.ENROLLED) and a.id and a.code and a.nik
+    }
+    if not holding:
+        return set()
+    reached = await session.execute(
+        core_select(_AUDIT.c.application_id, _AUDIT.c.to_status, func.max(_AUDIT.c.at))
+        .where(
+            _AUDIT.c.application_id.in_(list(holding)),
+            _AUDIT.c.to_status.in_([str(Status.APPROVED), str(Status.ENROLLED)]),
+        )
+        .group_by(_AUDIT.c.application_id, _AUDIT.c.to_status)
+    )
+    when = {(row[0], row[1]): row[2] for row in reached}
+    now = utcnow()
+    for application_id, (application, code, nik) in holding.items():
+        session.add(
+            Deregistration(
+                application_id=application_id,
+                code=code,
+                nik=nik,
+                nama=application.nama or "-",
+                kpj_number=application.kpj_number,
+                # An application put in place without a decision (an import) has no event.
+                approved_at=when.get((application_id, Status.APPROVED)) or application.decided_at,
+                enrolled_at=when.get((application_id, Status.ENROLLED)),
+                erased_at=now,
+            )
+        )
+    return set(holding)
 
 
 @dataclass(frozen=True)
@@ -567,6 +659,8 @@ class Erasure:
 
     applications: int
     withdrawn_codes: tuple[str, ...]
+    # NIK, name, KPJ and dates kept until staff have deregistered the worker with BPJS.
+    kept_for_deregistration: bool = False
 
 
 async def erase_user(database: Database, *, user_id: int) -> Erasure:
@@ -574,7 +668,8 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
     its NIK attempts from the NIKs.
 
     An approved or enrolled application is withdrawn first (its place is freed); the audit
-    trail keeps the state changes, but no personal data.
+    trail keeps the state changes and the staff who made them, but no personal data and not
+    the worker's Telegram id.
     """
     async with database.write() as session, session.begin():
         rows = (
@@ -586,13 +681,23 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
             .scalars()
             .all()
         )
+        ids = [a.id for a in rows if a.id is not None]
+        kept = await _keep_for_deregistration(session, rows)
+        # Before this erasure's own events are added: they name no one already.
+        await _scrub_audit(session, [(application_id, user_id) for application_id in ids])
+        # Staff commands and buttons the account was refused: unlinked too.
+        await session.execute(
+            update(AuditEvent)
+            .where(col(AuditEvent.actor_id) == user_id, col(AuditEvent.action) == "denied")
+            .values(actor_id=None, reason=None)
+        )
         withdrawn: list[str] = []
         for application in rows:
             if application.status in (Status.APPROVED, Status.ENROLLED) and application.code:
                 withdrawn.append(application.code)
                 session.add(
                     AuditEvent(
-                        actor_id=user_id,
+                        actor_id=None,
                         action="withdraw",
                         application_id=application.id,
                         from_status=application.status,
@@ -602,16 +707,17 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
                 )
             session.add(
                 AuditEvent(
-                    actor_id=user_id,
+                    actor_id=None,
                     action="erase",
                     application_id=application.id,
                     from_status=Status.WITHDRAWN
                     if application.code in withdrawn
                     else application.status,
-                    reason="consent withdrawn (UU PDP)",
+                    reason="consent withdrawn (UU PDP); kept to deregister (legal obligation)"
+                    if application.id in kept
+                    else "consent withdrawn (UU PDP)",
                 )
             )
-        ids = [a.id for a in rows if a.id is not None]
         if ids:
             await session.execute(
                 delete(Notification).where(col(Notification.application_id).in_(ids))
@@ -637,7 +743,11 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
         await session.execute(
             delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
         )
-        erasure = Erasure(applications=len(ids), withdrawn_codes=tuple(withdrawn))
+        erasure = Erasure(
+            applications=len(ids),
+            withdrawn_codes=tuple(withdrawn),
+            kept_for_deregistration=bool(kept),
+        )
     # The erased values would otherwise stay in the WAL's old frames until the next checkpoint.
     await database.checkpoint()
     return erasure

@@ -194,6 +194,23 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
 
 
+# A worker who held a place and erased their data: the minimum needed to tell BPJS
+# Ketenagakerjaan to stop the city paying for them, kept under the legal-obligation basis
+# (UU PDP) until an admin marks the deregistration done, which deletes the row.
+class Deregistration(SQLModel, table=True):
+    __tablename__ = "deregistration"
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int
+    code: str = Field(max_length=20)
+    nik: str = Field(max_length=16)
+    nama: str = Field(max_length=200)
+    kpj_number: str | None = Field(default=None, max_length=11)
+    approved_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    enrolled_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    erased_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
 # Update ids already handled, so a redelivered update changes nothing twice.
 class ProcessedUpdate(SQLModel, table=True):
     __tablename__ = "processed_update"
@@ -229,7 +246,8 @@ class NikAttempt(SQLModel, table=True):
     kind: str = Field(
         default=AttemptKind.NIK, max_length=8, sa_column_kwargs={"server_default": "nik"}
     )
-    nik_hash: str = Field(max_length=64)
+    # Indexed for the staff card: how many other accounts typed an application's NIK.
+    nik_hash: str = Field(max_length=64, index=True)
     at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 

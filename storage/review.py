@@ -87,6 +87,8 @@ class RiskFlags:
     # it are not kept; erased ones count until they are deleted, a day later).
     nik_attempts: int
     name_score: float | None
+    # Other Telegram accounts that typed this application's NIK (a second claim on it).
+    nik_other_accounts: int = 0
 
 
 def _priority() -> tuple[ColumnElement[Any], ...]:
@@ -188,7 +190,8 @@ class ReviewRepository:
             return await session.get(Application, application_id)
 
     async def risk_flags(self, *, application: Application) -> RiskFlags:
-        """Same phone elsewhere, NIK attempts from the account, and the name score."""
+        """Same phone elsewhere, NIK attempts from the account, other accounts that typed the
+        same NIK, and the name score."""
         async with self._db.read() as session:
             same_phone = 0
             if application.phone:
@@ -204,8 +207,21 @@ class ReviewRepository:
                 col(NikAttempt.kind) == AttemptKind.NIK,
             )
             attempts = int((await session.execute(attempts_query)).scalar_one())
+            others = 0
+            if application.nik_hash:
+                others_query = select(
+                    func.count(func.distinct(NikAttempt.telegram_user_id))
+                ).where(
+                    col(NikAttempt.nik_hash) == application.nik_hash,
+                    col(NikAttempt.kind) == AttemptKind.NIK,
+                    col(NikAttempt.telegram_user_id) != application.telegram_user_id,
+                )
+                others = int((await session.execute(others_query)).scalar_one())
         return RiskFlags(
-            same_phone=same_phone, nik_attempts=attempts, name_score=application.name_score
+            same_phone=same_phone,
+            nik_attempts=attempts,
+            name_score=application.name_score,
+            nik_other_accounts=others,
         )
 
     async def history(self, *, application_id: int) -> list[AuditEvent]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from tests.harness import Harness
 from tests.test_registration import (
     NO_MATCH,
     applications_of,
+    finish,
     give_identity,
     in_words,
     reach_nik,
@@ -101,6 +102,7 @@ TOO_MANY_CHECKS = r"Terlalu banyak nama dan tanggal lahir berbeda"
 NAME_ASKED = r"\(2/9\)"
 BIRTH_DATE_ASKED = r"\(3/9\) Kirim tanggal lahir"
 PHONE_ASKED = r"\(4/9\)"
+NIK_TAKEN = r"NIK ini tidak dapat didaftarkan dari akun ini"
 
 
 async def _try_nik(user: EmulatedUser, nik: str, answer: str) -> None:
@@ -137,11 +139,66 @@ async def test_already_registered_answers_count_towards_the_daily_nik_limit(
             code=f"BKS-RG000{index}",
         )
     user = harness.user(470000)
-    await _try_nik(user, registered[0].nik, r"NIK ini sudah terdaftar")
+    await _try_nik(user, registered[0].nik, NIK_TAKEN)
     await user.send(registered[1].nik)
-    await user.expect(r"NIK ini sudah terdaftar")
+    await user.expect(NIK_TAKEN)
     await user.send(registered[2].nik)
     await user.expect(TOO_MANY_NIKS)
+
+
+async def test_registered_nik_answer_is_the_same_whatever_the_other_status_and_staff_see_it(
+    harness: Harness,
+) -> None:
+    """A second account typing a NIK another account applied with reads one neutral text
+    (pending, approved or rejected alike) that says whom to contact; the first application's
+    card tells staff that another account claimed its NIK."""
+    services = harness.services
+    replies = {}
+    for index, status in enumerate((Status.PENDING, Status.APPROVED, Status.REJECTED)):
+        person = make_person(4751 + index)
+        code = f"BKS-CL000{index}"
+        await add_application(
+            services.database,
+            services.secret,
+            person,
+            user_id=475100 + index,
+            code=code,
+            status=status,
+        )
+        second = harness.user(475000 + index)
+        await reach_nik(second)
+        await second.send(person.nik)
+        reply = await second.expect(NIK_TAKEN)
+        replies[status] = reply.text
+        assert services.settings.office_contact in reply.text
+        assert "/bantuan" in reply.text
+        [draft] = await applications_of(harness, second.id)
+        assert draft.nik is None
+        reviewer = harness.user(REVIEWER)
+        await reviewer.send(f"/tinjau {code}")
+        card = await reviewer.expect(re.escape(code))
+        assert "NIK ini juga dicoba oleh 1 akun lain" in card.text
+    assert replies[Status.PENDING] == replies[Status.APPROVED] == replies[Status.REJECTED]
+
+
+async def test_worker_rejected_before_may_apply_again_with_their_own_nik(
+    harness: Harness,
+) -> None:
+    """Only another account's rejected application blocks a NIK: its own worker may try again."""
+    services = harness.services
+    person = make_person(4761)
+    await add_application(
+        services.database,
+        services.secret,
+        person,
+        user_id=476000,
+        code="BKS-RJ0001",
+        status=Status.REJECTED,
+    )
+    user = harness.user(476000)
+    await reach_nik(user)
+    await user.send(person.nik)
+    await user.expect(NAME_ASKED)
 
 
 async def test_erasing_data_does_not_reset_the_daily_nik_limit(strict_harness: Harness) -> None:
@@ -440,3 +497,98 @@ async def test_audit_rows_of_refused_staff_actions_are_deleted_after_their_reten
     harness.services.clock = lambda: started + timedelta(days=days, hours=1)
     await _run_housekeeping(harness)
     assert await actions() == ["approve"]
+
+
+async def _audit_rows(harness: Harness) -> list[AuditEvent]:
+    """Every audit row, oldest first."""
+    async with harness.services.database.read() as session:
+        query = sa.select(AuditEvent).order_by(AuditEvent.id)
+        return list((await session.execute(query)).scalars())
+
+
+def _personal_traces(rows: list[AuditEvent], user_id: int, secrets: list[str]) -> list[str]:
+    """What of a worker an audit trail still holds: their Telegram id as an actor, any of
+    `secrets` in a row, or an eligibility finding's payload."""
+    found = [f"actor {row.id}" for row in rows if row.actor_id == user_id]
+    for row in rows:
+        text = " ".join(str(value) for value in row.model_dump().values())
+        found += [f"{secret!r} in {row.id}" for secret in secrets if secret in text]
+        if '"params"' in (row.reason or "") and row.action == "assess":
+            found.append(f"findings in {row.id}")
+    return found
+
+
+async def test_erasure_leaves_the_chain_of_events_but_no_personal_data_in_the_audit(
+    harness: Harness,
+) -> None:
+    """After /hapusdata the audit rows of the worker's applications are all still there, but
+    none holds their birth dates, NIK, phone, a staff reason quoting them, or their Telegram
+    id; the reviewer's id stays on the decision."""
+    person = make_person(4901)
+    wrong_birth_date = person.birth_date.replace(year=person.birth_date.year - 1)
+    await seed(harness, person)
+    worker = harness.user(490100)
+    # A first check with a mistyped birth date is refused and audited with its findings.
+    await reach_nik(worker)
+    await worker.send(person.nik)
+    await worker.expect(NAME_ASKED)
+    await worker.send(person.name)
+    await worker.expect(r"\(3/9\)")
+    await worker.send(in_words(wrong_birth_date))
+    await worker.expect(NO_MATCH)
+    await reach_nik(worker)
+    await give_identity(worker, person)
+    code = await finish(worker, person)
+    reason = f"NIK {person.nik} dipakai HP {person.phone} milik orang lain"
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tolak {code} {reason}")
+    await reviewer.expect(r"ditolak")
+    before = await _audit_rows(harness)
+    secrets = [
+        person.nik,
+        person.phone,
+        person.phone.removeprefix("+62"),
+        reason,
+        person.birth_date.isoformat(),
+        wrong_birth_date.isoformat(),
+    ]
+    assert _personal_traces(before, worker.id, secrets)  # the test sees what it looks for
+    await worker.send("/hapusdata")
+    await worker.expect(r"menarik persetujuan")
+    await worker.press("🗑 Ya, hapus data saya")
+    await worker.expect(r"sudah dihapus")
+    after = await _audit_rows(harness)
+    assert [row.id for row in before] == [row.id for row in after][: len(before)]
+    assert [(r.action, r.at, r.from_status, r.to_status) for r in before] == [
+        (r.action, r.at, r.from_status, r.to_status) for r in after[: len(before)]
+    ]
+    assert _personal_traces(after, worker.id, secrets) == []
+    assert ("reject", REVIEWER) in [(row.action, row.actor_id) for row in after]
+
+
+async def test_retention_leaves_the_chain_of_events_but_no_personal_data_in_the_audit(
+    harness: Harness,
+) -> None:
+    """An ineligible check deleted after its retention, and an abandoned draft, leave their
+    audit rows (same count) without the findings (birth dates, desil) or the worker's id."""
+    person = make_person(4902)
+    await seed(harness, person, desil=9, tanggal_lahir=date(1980, 1, 2))
+    refused, idle = harness.user(490200), harness.user(490201)
+    await reach_nik(refused)
+    await give_identity(refused, person)
+    await refused.expect(NO_MATCH)
+    await reach_nik(idle)
+    before = await _audit_rows(harness)
+    secrets = [person.birth_date.isoformat(), "1980-01-02", '"desil":9']
+    assert _personal_traces(before, refused.id, secrets)
+    assert _personal_traces(before, idle.id, [])
+    started = harness.services.clock()
+    days = harness.settings.ineligible_retention_days
+    harness.services.clock = lambda: started + timedelta(days=days, hours=1)
+    await _run_housekeeping(harness)
+    assert await applications_of(harness, refused.id) == []
+    assert await applications_of(harness, idle.id) == []
+    after = await _audit_rows(harness)
+    assert [(r.id, r.action, r.at) for r in before] == [(r.id, r.action, r.at) for r in after]
+    assert _personal_traces(after, refused.id, secrets) == []
+    assert _personal_traces(after, idle.id, []) == []

@@ -20,6 +20,7 @@ from tests.factories import make_person
 EXPECTED_TABLES = {
     "application",
     "audit_event",
+    "deregistration",
     "dtsen_import",
     "dtsen_record",
     "nik_attempt",

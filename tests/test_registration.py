@@ -470,7 +470,7 @@ async def test_same_nik_from_a_second_account_is_refused(harness: Harness) -> No
     second = harness.user(200091)
     await reach_nik(second)
     await second.send(person.nik)
-    await second.expect(r"NIK ini sudah terdaftar")
+    await second.expect(r"NIK ini tidak dapat didaftarkan dari akun ini")
     [original] = await applications_of(harness, 200090)
     assert original.status == Status.PENDING
     [draft] = await applications_of(harness, 200091)
