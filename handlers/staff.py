@@ -36,6 +36,7 @@ from handlers.notifications import deliver_notifications
 from handlers.registration import FIELD_LABELS, format_date, occupation_text
 from storage.models import Application, Status
 from storage.review import Decision, DecisionOutcome, Result
+from storage.staff import AWAIT_REASON
 
 PAGE_SIZE = 10
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
@@ -404,8 +405,12 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         )
     elif action == "rt":
         await answer_query(query)
-        if context.user_data is not None:
-            context.user_data["reason_for"] = application_id
+        await context.services.staff.await_reason(
+            user_id=member.user_id,
+            application_id=application_id,
+            status_read=application.status,
+            now=context.services.clock(),
+        )
         await message.reply_text(
             _("Type the reason for rejecting {code} (the worker will read it).").format(
                 code=application.code
@@ -453,28 +458,87 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
 
 
 async def typed_reason(update: Update, context: Context) -> None:
-    """The free-text rejection reason a reviewer was asked for (then nothing else runs)."""
-    if context.user_data is None or "reason_for" not in context.user_data:
+    """The rejection reason a reviewer was asked for: shown back with Kirim / Batal, not sent.
+
+    Only the first text after "Type a reason", within PENDING_INPUT_TTL, is read as the reason;
+    anything else (or an expired wait) goes on to the usual handlers.
+    """
+    user = update.effective_user
+    if user is None:
+        return
+    services = context.services
+    pending = await services.staff.pending_input(user_id=user.id, now=services.clock())
+    if pending is None or pending.awaiting != AWAIT_REASON:
         return
     message = message_of(update)
     member = await member_of(update, context)
-    application_id = context.user_data.pop("reason_for")
-    if member is None:
-        return
-    reason = " ".join((message.text or "").split())[:300]
-    application = await context.services.review.get(application_id=application_id)
-    if application is None:
+    application = await services.review.get(application_id=pending.application_id)
+    if member is None or application is None or not _in_scope(member, application):
+        await services.staff.end_input(user_id=user.id)
+        if member is None:
+            return
         # Erased by the worker while the reviewer was typing.
         await message.reply_text(context._("No application with that number."))
         raise ApplicationHandlerStop
+    reason = " ".join((message.text or "").split())[:300]
     if not reason:
-        context.user_data["reason_for"] = application_id
-        await message.reply_text(
-            context._("Type the reason for rejecting {code} (the worker will read it).").format(
-                code=application.code
-            )
+        return
+    held = await services.staff.hold_reason(
+        user_id=user.id, token=pending.token, reason=reason, now=services.clock()
+    )
+    if held is None:
+        return
+    _ = context._
+    await message.reply_text(
+        _("Reject {code} with this reason? Nothing is sent until you press Send.").format(
+            code=escape(application.code or "-")
         )
-        raise ApplicationHandlerStop
+        + f"\n\n<i>{escape(reason)}</i>",
+        parse_mode=ParseMode.HTML,
+        reply_markup=InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(_("✅ Send"), callback_data=f"sr:ok:{held.token}"),
+                    InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"sr:no:{held.token}"),
+                ]
+            ]
+        ),
+    )
+    raise ApplicationHandlerStop
+
+
+async def reason_confirmation(update: Update, context: Context, member: StaffMember) -> None:
+    """`sr:ok:<token>` sends the typed reason's rejection; `sr:no:<token>` drops it."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    services = context.services
+    if len(parts) != 3 or message is None or parts[1] not in ("ok", "no"):
+        await answer_query(query, _("This button is no longer active."))
+        return
+    action, token = parts[1], parts[2]
+    if action == "no":
+        if await services.staff.end_input(user_id=member.user_id, token=token):
+            await answer_query(query)
+            await message.reply_text(_("Cancelled: nothing was sent to the worker."))
+        else:
+            await answer_query(query, _("This button is no longer active."))
+        return
+    pending = await services.staff.take_confirmed(
+        user_id=member.user_id, token=token, now=services.clock()
+    )
+    if pending is None:
+        await answer_query(query, _("This button is no longer active."))
+        return
+    await answer_query(query)
+    application = await services.review.get(application_id=pending.application_id)
+    if application is None or not _in_scope(member, application):
+        await message.reply_text(_("No application with that number."))
+        return
+    # Only from the status the reviewer saw when they chose to reject.
+    allowed = tuple(s for s in CARD_FROM[Decision.REJECT] if s == pending.status_read)
     await _decide(
         update.update_id,
         message,
@@ -482,10 +546,16 @@ async def typed_reason(update: Update, context: Context) -> None:
         member,
         application,
         Decision.REJECT,
-        CARD_FROM,
-        reason=reason,
+        {Decision.REJECT: allowed},
+        reason=pending.reason,
     )
-    raise ApplicationHandlerStop
+
+
+async def end_pending_input(update: Update, context: Context) -> None:
+    """Any command or button press (other than Kirim / Batal) ends a wait for typed text."""
+    user = update.effective_user
+    if user is not None:
+        await context.services.staff.end_input(user_id=user.id)
 
 
 # --- decisions as commands ---------------------------------------------------------------------
@@ -797,10 +867,16 @@ def build() -> list[BaseHandler[Update, Context, None]]:
         CommandHandler("staf", staff_command(admin, staff_list), filters=private),
         CallbackQueryHandler(staff_button(reviewer, queue_page), pattern=r"^sq:"),
         CallbackQueryHandler(staff_button(reviewer, card_action), pattern=r"^sv:"),
+        CallbackQueryHandler(staff_button(reviewer, reason_confirmation), pattern=r"^sr:"),
     ]
 
 
 def build_reason_input() -> list[BaseHandler[Update, Context, None]]:
-    """A reviewer's typed rejection reason, checked before the registration flow sees text."""
+    """A reviewer's typed rejection reason, checked before the registration flow sees text;
+    commands and other buttons end the wait first (and then run as usual)."""
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    return [MessageHandler(private & filters.TEXT & ~filters.COMMAND, typed_reason)]
+    return [
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND, typed_reason),
+        MessageHandler(private & filters.COMMAND, end_pending_input),
+        CallbackQueryHandler(end_pending_input, pattern=r"^(?!sr:)"),
+    ]

@@ -20,6 +20,7 @@ from storage.models import (
     AuditEvent,
     NikAttempt,
     Notification,
+    StaffPendingInput,
     Status,
     UserPreference,
 )
@@ -111,20 +112,149 @@ async def test_reviewer_rejects_with_a_listed_reason(harness: Harness) -> None:
     await worker.expect(r"Alasan: Bukan pekerja informal")
 
 
-async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
-    """A reason typed by the reviewer reaches the worker verbatim (escaped)."""
-    worker, code = await register(harness, 210003, 3)
-    reviewer = harness.user(REVIEWER)
+async def ask_for_a_typed_reason(reviewer: EmulatedUser, code: str) -> None:
+    """The reviewer opens the card of `code`, presses Tolak, then "type a reason"."""
     await reviewer.send(f"/tinjau {code}")
     await reviewer.expect(re.escape(code))
     await reviewer.press("❌ Tolak")
     await reviewer.expect(r"Mengapa")
     await reviewer.press("✍️ Ketik alasan")
     await reviewer.expect(r"Ketik alasan")
+
+
+async def notifications_of(harness: Harness, code: str) -> list[Notification]:
+    """The outbox rows written for one application."""
+    async with harness.services.database.read() as session:
+        owner = sa.select(Application.id).where(Application.code == code).scalar_subquery()
+        result = await session.execute(
+            sa.select(Notification).where(Notification.application_id == owner)
+        )
+        return list(result.scalars().all())
+
+
+async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
+    """A typed reason is shown back first; only Kirim sends it to the worker verbatim."""
+    worker, code = await register(harness, 210003, 3)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
     await reviewer.send("KTP <luar kota>")
+    preview = await reviewer.expect(r"KTP <luar kota>")
+    assert preview.button_labels() == ["✅ Kirim", "✖️ Batal"]
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+    await reviewer.press("✅ Kirim")
     await reviewer.expect(r"ditolak")
     notice = await worker.expect(r"tidak disetujui")
     assert "KTP <luar kota>" in notice.text
+
+
+async def test_cancelled_typed_reason_reaches_nobody(harness: Harness) -> None:
+    """Batal drops the typed reason: the application stays pending, the worker hears nothing."""
+    _worker, code = await register(harness, 210013, 13)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Alasan salah ketik")
+    await reviewer.expect(r"Alasan salah ketik")
+    await reviewer.press("✖️ Batal")
+    await reviewer.expect(r"Dibatalkan")
+    query_id = await reviewer.press("✅ Kirim")
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+@pytest.mark.parametrize("command", ["/antrian", "/start"])
+async def test_a_command_after_type_a_reason_ends_the_wait(harness: Harness, command: str) -> None:
+    """/antrian (or any command) in between: the next text is ordinary text, not a reason."""
+    _worker, code = await register(harness, 210014, 14)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send(command)
+    await reviewer.expect(r".")
+    await reviewer.send(make_person(2114).nik)
+    answer = await reviewer.expect(r".")
+    assert "Tolak" not in answer.text
+    assert "✖️ Batal" not in answer.button_labels()
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_another_button_after_type_a_reason_ends_the_wait(harness: Harness) -> None:
+    """Pressing another button (here Lewati on the card) ends the wait for a typed reason."""
+    _worker, code = await register(harness, 210015, 15)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.press("⏭ Lewati")
+    await reviewer.expect(r"Tidak ada lagi")
+    await reviewer.send("Data tidak cocok")
+    answer = await reviewer.expect(r"Kirim /start untuk mendaftar")
+    assert "✖️ Batal" not in answer.button_labels()
+    assert await status_of(harness, code) == Status.PENDING
+
+
+async def test_typed_reason_is_not_read_after_ten_minutes(harness: Harness) -> None:
+    """The wait expires: text typed 11 minutes later is ordinary text, and nothing is sent."""
+    _worker, code = await register(harness, 210016, 16)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    harness.services.clock = lambda: later
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Kirim /start untuk mendaftar")
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_send_pressed_ten_minutes_after_the_reason_rejects_nothing(harness: Harness) -> None:
+    """The confirmation expires too: Kirim 11 minutes after typing is no longer active."""
+    _worker, code = await register(harness, 210017, 17)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Data tidak cocok")
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    harness.services.clock = lambda: later
+    query_id = await reviewer.press("✅ Kirim")
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_typed_reason_survives_restarts_and_send_still_works(harness: Harness) -> None:
+    """The wait lives in the database: a restart before typing and one before Kirim change
+    nothing."""
+    worker, code = await register(harness, 210018, 18)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await harness.restart()
+    await reviewer.send("Alamat di luar Bekasi")
+    await reviewer.expect(r"Alamat di luar Bekasi")
+    await harness.restart()
+    await reviewer.press("✅ Kirim")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    assert "Alamat di luar Bekasi" in notice.text
+
+
+async def test_send_button_of_another_reviewer_rejects_nothing(harness: Harness) -> None:
+    """Kirim acts only on the caller's own entry: another staff member's press with the same
+    data is no longer active, and the owner's Kirim still works."""
+    _worker, code = await register(harness, 210019, 19)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Data ganda")
+    preview = await reviewer.expect(r"Data ganda")
+    async with harness.services.database.read() as session:
+        token = (await session.execute(sa.select(StaffPendingInput.token))).scalar_one()
+    admin = harness.user(ADMIN)
+    await admin.send("/antrian")
+    anchor = await admin.expect(r"Pendaftaran")
+    query_id = await admin.press_data(f"sr:ok:{token}", anchor.message_id)
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    await reviewer.press("✅ Kirim", message_id=preview.message_id)
+    await reviewer.expect(r"ditolak")
+    assert await status_of(harness, code) == Status.REJECTED
 
 
 async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
@@ -133,12 +263,7 @@ async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
     """The worker erases their data while the reviewer types a reason: the reviewer is told."""
     worker, code = await register(harness, 210004, 4)
     reviewer = harness.user(REVIEWER)
-    await reviewer.send(f"/tinjau {code}")
-    await reviewer.expect(re.escape(code))
-    await reviewer.press("❌ Tolak")
-    await reviewer.expect(r"Mengapa")
-    await reviewer.press("✍️ Ketik alasan")
-    await reviewer.expect(r"Ketik alasan")
+    await ask_for_a_typed_reason(reviewer, code)
     await worker.send("/hapusdata")
     await worker.expect(r"hapus")
     await worker.press("🗑 Ya, hapus data saya")
@@ -380,6 +505,8 @@ FORGED_STAFF_BUTTONS = [
     "sv:ff:{id}:address",
     "sv:sk:{id}",
     "sv:nx:{id}",
+    "sr:ok:{id}",
+    "sr:no:{id}",
 ]
 
 
