@@ -29,6 +29,7 @@ from bot.nik import InvalidNik, parse_nik
 from bot.phones import format_phone_display
 from bot.pii import hash_identifier, mask_nik
 from bot.program import relation_label
+from bot.regions import match_kecamatan
 from bot.roles import Role, StaffMember, resolve_role
 from handlers import account
 from handlers.common import answer_query, escape, message_of, user_of
@@ -818,7 +819,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
             for row in rows
         ]
         lines.append(
-            _("Add: /staf tambah ID reviewer|admin [KECAMATAN-CODES]; remove: /staf hapus ID")
+            _("Add: /staf tambah ID reviewer|admin [KECAMATAN, ...]; remove: /staf hapus ID")
         )
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
         return
@@ -828,12 +829,37 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         and args[1].isdigit()
         and args[2] in ("reviewer", "admin")
     ):
-        scope = ",".join(code for code in args[3:] if code.isdigit() and len(code) == 6) or None
+        choices = services.regions.kecamatan_of(context.settings.program_region_code[:4])
+        found, unknown = match_kecamatan(" ".join(args[3:]), choices)
+        if unknown or (args[2] == "admin" and found):
+            problem = (
+                _("Unknown kecamatan: {names}.").format(names=escape(", ".join(unknown)))
+                if unknown
+                else _("Admins always see the whole area; give kecamatan for reviewers only.")
+            )
+            await message.reply_text(
+                problem
+                + "\n"
+                + _("Valid kecamatan (name or code, separated by commas): {names}").format(
+                    names=escape(", ".join(f"{k.name} ({k.code})" for k in choices))
+                ),
+                parse_mode=ParseMode.HTML,
+            )
+            return
+        scope = ",".join(region.code for region in found) or None
         await services.staff.put(
             user_id=int(args[1]), role=args[2], kecamatan_scope=scope, actor_id=member.user_id
         )
+        where = (
+            _("Scope: {kecamatan}.").format(
+                kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
+            )
+            if found
+            else _("Scope: the whole programme area.")
+        )
         await message.reply_text(
-            _("Staff {user} is now {role}.").format(user=args[1], role=args[2])
+            _("Staff {user} is now {role}.").format(user=args[1], role=args[2]) + " " + where,
+            parse_mode=ParseMode.HTML,
         )
         return
     if args[0] == "hapus" and len(args) == 2 and args[1].isdigit():
@@ -847,7 +873,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         )
         return
     await message.reply_text(
-        _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN-CODES], /staf hapus ID")
+        _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN, ...], /staf hapus ID")
     )
 
 

@@ -14,6 +14,7 @@ from telegram.ext import CommandHandler
 from bot.card_leases import CardLeases
 from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.pii import hash_identifier
+from bot.regions import load_regions
 from handlers import staff, staff_reports
 from storage.models import (
     Application,
@@ -26,7 +27,7 @@ from storage.models import (
 )
 from storage.notifications import IN_FLIGHT
 from storage.review import Decision, ReviewRepository
-from tests.factories import make_person
+from tests.factories import Person, make_person
 from tests.fakes import add_application
 from tests.harness import Harness
 from tests.test_registration import finish, give_identity, reach_nik, seed
@@ -576,6 +577,92 @@ async def test_admin_adds_and_removes_a_reviewer_by_numeric_id(harness: Harness)
     await admin.expect(r"dihapus")
     await newcomer.send("/antrian")
     await newcomer.expect(r"tidak mengenal perintah")
+
+
+@pytest.mark.parametrize(
+    ("scope", "stored", "named"),
+    [
+        ("Bekasi Utara", "327503", "Bekasi Utara"),
+        ("bekasi utara", "327503", "Bekasi Utara"),
+        ("3275.03", "327503", "Bekasi Utara"),
+        ("327503", "327503", "Bekasi Utara"),
+        ("Bekasi Utara, Rawalumbu", "327503,327505", "Bekasi Utara (327503), Rawalumbu"),
+        ("Bantar Gebang,3275.09", "327507,327509", "Bantargebang (327507), Jatiasih"),
+    ],
+)
+async def test_admin_scopes_a_reviewer_by_kecamatan_name_or_code(
+    harness: Harness, scope: str, stored: str, named: str
+) -> None:
+    """Names (any case, several words) and codes (dots or none) give that scope, and the
+    confirmation names it."""
+    admin = harness.user(ADMIN)
+    await admin.send(f"/staf tambah 600601 reviewer {scope}")
+    confirmation = await admin.expect(r"600601")
+    assert named in confirmation.text
+    row = await harness.services.staff.get(user_id=600601)
+    assert row is not None
+    assert (row.role, row.kecamatan_scope) == ("reviewer", stored)
+
+
+async def test_reviewer_added_without_a_scope_is_told_it_is_the_whole_area(
+    harness: Harness,
+) -> None:
+    """No kecamatan given: the confirmation says the reviewer sees the whole programme area."""
+    admin = harness.user(ADMIN)
+    await admin.send("/staf tambah 600603 reviewer")
+    assert "seluruh wilayah" in (await admin.expect(r"600603")).text
+    row = await harness.services.staff.get(user_id=600603)
+    assert row is not None
+    assert row.kecamatan_scope is None
+
+
+@pytest.mark.parametrize("scope", ["Bekasi Tengah", "Bekasi Utara, Cikarang", "327599", "BKS"])
+async def test_unknown_kecamatan_scope_is_refused_with_the_valid_names(
+    harness: Harness, scope: str
+) -> None:
+    """A scope naming no kecamatan of the area grants nothing (no city-wide fallback) and
+    lists the valid names."""
+    admin = harness.user(ADMIN)
+    await admin.send(f"/staf tambah 600602 reviewer {scope}")
+    refusal = await admin.expect(r"tidak dikenal")
+    assert "Bekasi Utara (327503)" in refusal.text
+    assert "Pondokmelati (327512)" in refusal.text
+    assert await harness.services.staff.get(user_id=600602) is None
+    newcomer = harness.user(600602)
+    await newcomer.send("/antrian")
+    await newcomer.expect(r"tidak mengenal perintah")
+
+
+def person_in(kecamatan: str, seed_value: int) -> Person:
+    """A synthetic person living in the first kelurahan of `kecamatan`."""
+    return make_person(seed_value, kode_wilayah=load_regions().kelurahan_of(kecamatan)[0].code)
+
+
+async def test_scoped_reviewer_added_by_name_sees_only_their_kecamatan(harness: Harness) -> None:
+    """A reviewer scoped to Bekasi Utara by name cannot open an application elsewhere."""
+    services = harness.services
+    await add_application(
+        services.database,
+        services.secret,
+        person_in("327503", 5_700_100),
+        user_id=710100,
+        code="BKS-UTARA1",
+    )
+    await add_application(
+        services.database,
+        services.secret,
+        person_in("327501", 5_700_101),
+        user_id=710101,
+        code="BKS-TIMUR1",
+    )
+    admin = harness.user(ADMIN)
+    await admin.send("/staf tambah 600604 reviewer Bekasi Utara")
+    await admin.expect(r"600604")
+    scoped = harness.user(600604)
+    await scoped.send("/tinjau BKS-TIMUR1")
+    await scoped.expect(r"Tidak ada pendaftaran dengan nomor itu")
+    await scoped.send("/tinjau BKS-UTARA1")
+    await scoped.expect(r"Pendaftaran BKS-UTARA1")
 
 
 async def test_queue_lists_lowest_desil_first_then_oldest(harness: Harness) -> None:
