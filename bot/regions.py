@@ -133,7 +133,6 @@ class Regions:
         return self._children(Level.VILLAGE, kecamatan_code6)
 
 
-
 def _name_key(name: str) -> str:
     """A name compared loosely: any case, spaces and punctuation ignored (`Bantar Gebang`)."""
     return "".join(char for char in name.casefold() if char.isalnum())
