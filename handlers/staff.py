@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -209,7 +209,7 @@ async def review(update: Update, context: Context, member: StaffMember) -> None:
         if application is None:
             await message.reply_text(context._("Nothing is waiting for verification."))
             return
-    await send_card(message, application, context)
+    await send_card(message, application, context, via="/tinjau")
 
 
 async def _next_pending(context: Context, member: StaffMember) -> Application | None:
@@ -231,6 +231,11 @@ def _in_scope(member: StaffMember, application: Application) -> bool:
     return not member.kecamatan or (application.kecamatan_code or "") in member.kecamatan
 
 
+def sees_full_nik(member: StaffMember | None) -> TypeGuard[StaffMember]:
+    """Admins read the whole NIK on a card (and that is audited); reviewers a masked one."""
+    return member is not None and member.role is Role.ADMIN
+
+
 async def card_text(application: Application, context: Context, member: StaffMember | None) -> str:
     """Everything a reviewer needs to decide, with the DTSEN match and risk flags."""
     _ = context._
@@ -239,7 +244,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     flags = await services.review.risk_flags(application=application)
     born = application.tanggal_lahir
     nik = application.nik or ""
-    shown_nik = nik if member is not None and member.role is Role.ADMIN else mask_nik(nik)
+    shown_nik = nik if sees_full_nik(member) else mask_nik(nik)
     today = services.clock().date()
     lines = [
         _("<b>Application {code}</b> · {status}").format(
@@ -326,9 +331,15 @@ def card_buttons(application: Application, context: Context) -> InlineKeyboardMa
     )
 
 
-async def send_card(message: Message, application: Application, context: Context) -> None:
-    """Send the review card of one application."""
+async def send_card(
+    message: Message, application: Application, context: Context, *, via: str
+) -> None:
+    """Send the review card of one application; an admin's (full NIK) is audited with `via`."""
     member = await member_of_message(message, context)
+    if sees_full_nik(member) and application.nik and application.id:
+        await context.services.review.record_nik_view(
+            actor_id=member.user_id, application_id=application.id, via=via
+        )
     await message.reply_text(
         await card_text(application, context, member),
         parse_mode=ParseMode.HTML,
@@ -446,14 +457,14 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         if following is None:
             await message.reply_text(_("Nothing else is waiting for verification."))
         else:
-            await send_card(message, following, context)
+            await send_card(message, following, context, via="skip")
     elif action == "nx":
         await answer_query(query)
         following = await _next_pending(context, member)
         if following is None:
             await message.reply_text(_("Nothing else is waiting for verification."))
         else:
-            await send_card(message, following, context)
+            await send_card(message, following, context, via="next")
     else:
         await answer_query(query, context._("This button is no longer active."))
 
@@ -797,7 +808,7 @@ async def search(update: Update, context: Context, member: StaffMember) -> None:
     if application is None or not _in_scope(member, application):
         await message.reply_text(context._("No application found."))
         return
-    await send_card(message, application, context)
+    await send_card(message, application, context, via="/cari")
 
 
 async def staff_list(update: Update, context: Context, member: StaffMember) -> None:

@@ -698,6 +698,36 @@ async def test_search_masks_the_nik_for_reviewers_but_not_admins(harness: Harnes
     assert person.nik in (await admin.expect(r"BKS-CARI01")).text
 
 
+async def test_full_nik_shown_to_an_admin_is_audited_and_a_masked_one_is_not(
+    harness: Harness,
+) -> None:
+    """An admin's card (full NIK) from /cari or /tinjau is audited with who, which and how;
+    a reviewer's masked card is not."""
+    services = harness.services
+    application_id = await add_application(
+        services.database, services.secret, make_person(5700001), user_id=710001, code="BKS-CARI02"
+    )
+    reviewer, admin = harness.user(REVIEWER), harness.user(ADMIN)
+    await reviewer.send("/cari BKS-CARI02")
+    await reviewer.expect(r"BKS-CARI02")
+    await admin.send("/cari BKS-CARI02")
+    await admin.expect(r"BKS-CARI02")
+    await admin.send("/tinjau")
+    await admin.expect(r"BKS-CARI02")
+    async with services.database.read() as session:
+        views = (
+            await session.execute(
+                sa.select(AuditEvent.actor_id, AuditEvent.application_id, AuditEvent.reason)
+                .where(AuditEvent.action == "nik_view")
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    assert [tuple(row) for row in views] == [
+        (ADMIN, application_id, "via /cari"),
+        (ADMIN, application_id, "via /tinjau"),
+    ]
+
+
 async def test_quota_holds_under_concurrent_reviewers_and_a_freed_place_is_offered(
     emulator: BotApiEmulator, tmp_path: Path, database_url: str
 ) -> None:

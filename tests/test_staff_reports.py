@@ -80,6 +80,23 @@ async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: H
     assert sorted(str(row[0]) for row in values[1:]) == sorted(niks)
 
 
+async def test_admin_export_is_audited_with_who_what_and_how_many(harness: Harness) -> None:
+    """/ekspor leaves one audit row: the admin, the status exported, the row count, the format."""
+    await _approved(harness, 3)
+    admin = harness.user(ADMIN)
+    await admin.send("/ekspor")
+    await admin.expect(r"3 pendaftaran")
+    async with harness.services.database.read() as session:
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.actor_id, AuditEvent.action, AuditEvent.reason)
+            )
+        ).all()
+    assert [tuple(row) for row in audited] == [
+        (ADMIN, "export", "telegram: status=approved rows=3 format=csv+xlsx")
+    ]
+
+
 @pytest.mark.parametrize("caller", [REVIEWER, STRANGER], ids=["reviewer", "stranger"])
 async def test_non_admin_export_reads_like_an_unknown_command(
     harness: Harness, caller: int
