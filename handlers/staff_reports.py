@@ -29,13 +29,15 @@ KPJ_FILE_LIMIT = 5 * 1024 * 1024
 PROBLEMS_SHOWN = 20
 
 
-async def statistics(update: Update, context: Context, _member: StaffMember) -> None:
-    """/statistik: totals, quota and budget as text, then the same as a chart."""
+async def statistics(update: Update, context: Context, member: StaffMember) -> None:
+    """/statistik: totals, quota and budget as text, then the same as a chart; a reviewer
+    scoped to some kecamatan sees only theirs."""
     settings = context.settings
     stats = await context.services.reports.statistics(
         premium_idr=settings.program_premium_idr,
         budget_idr=settings.program_budget_idr,
         effective_quota=settings.effective_quota,
+        kecamatan=member.kecamatan,
     )
     regions = context.services.regions
     message = message_of(update)

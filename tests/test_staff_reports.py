@@ -10,6 +10,8 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from bot.emulator import EmulatedUser
+from bot.regions import load_regions
 from storage.models import Application, AuditEvent, Notification, Status
 from tests.factories import make_person
 from tests.fakes import add_application
@@ -18,6 +20,7 @@ from tests.harness import Harness
 ADMIN = 900001
 REVIEWER = 900002
 STRANGER = 555555
+SCOPED = 900010
 
 
 async def _approved(harness: Harness, count: int) -> list[str]:
@@ -54,6 +57,55 @@ async def test_statistics_come_as_text_and_as_a_chart(harness: Harness) -> None:
     assert last is not None
     assert last.photo is not None
     assert last.photo.startswith(b"\x89PNG")
+
+
+async def _approved_in(harness: Harness, kecamatan: str, count: int, first: int) -> None:
+    """`count` approved applications of people living in `kecamatan`."""
+    services = harness.services
+    village = load_regions().kelurahan_of(kecamatan)[0].code
+    for index in range(first, first + count):
+        await add_application(
+            services.database,
+            services.secret,
+            make_person(8200 + index, kode_wilayah=village),
+            user_id=820000 + index,
+            code=f"BKS-K{index:05d}",
+            status=Status.APPROVED,
+        )
+
+
+async def _chart_of(user: EmulatedUser) -> None:
+    """Wait for the chart that follows the statistics text."""
+    for _ in range(100):
+        last = user.last_bot_message()
+        if last is not None and last.photo is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no chart")
+
+
+async def test_scoped_reviewer_sees_statistics_of_their_kecamatan_only(harness: Harness) -> None:
+    """A reviewer scoped to Bekasi Utara sees its figures under a heading that says so; an
+    admin sees the whole city."""
+    await _approved_in(harness, "327503", 2, first=0)  # Bekasi Utara
+    await _approved_in(harness, "327501", 3, first=10)  # Bekasi Timur
+    await harness.services.staff.put(
+        user_id=SCOPED, role="reviewer", kecamatan_scope="327503", actor_id=ADMIN
+    )
+    scoped = harness.user(SCOPED)
+    await scoped.send("/statistik")
+    text = (await scoped.expect(r"Kuota terpakai")).text
+    assert "Statistik program: hanya Bekasi Utara" in text
+    assert "2 / 9.920" in text
+    assert "Bekasi Timur" not in text
+    await _chart_of(scoped)
+    admin = harness.user(ADMIN)
+    await admin.send("/statistik")
+    text = (await admin.expect(r"Kuota terpakai")).text
+    assert "hanya" not in text.splitlines()[0]
+    assert "5 / 9.920" in text
+    assert "Bekasi Timur" in text
+    await _chart_of(admin)
 
 
 async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: Harness) -> None:
