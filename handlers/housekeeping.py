@@ -50,3 +50,4 @@ async def tidy_drafts(context: Context) -> None:
     )
     if deleted:
         log.info("deleted %d expired drafts and ineligible checks", deleted)
+    await services.staff.drop_expired_inputs(now=now)

@@ -73,12 +73,6 @@ class StaffRepository:
     ) -> None:
         """Wait for this member's typed rejection reason (replacing anything awaited before)."""
         async with self._db.write() as session, session.begin():
-            # Entries nobody finished are dropped here rather than by a job of their own.
-            await session.execute(
-                sa.delete(StaffPendingInput).where(
-                    col(StaffPendingInput.created_at) < now - PENDING_INPUT_TTL
-                )
-            )
             row = await session.get(StaffPendingInput, user_id)
             if row is not None:
                 await session.delete(row)
@@ -93,6 +87,16 @@ class StaffRepository:
                     created_at=now,
                 )
             )
+
+    async def drop_expired_inputs(self, *, now: datetime) -> int:
+        """Delete waits that expired (a typed reason may hold personal data); returns how many."""
+        async with self._db.write() as session, session.begin():
+            dropped = await session.execute(
+                sa.delete(StaffPendingInput).where(
+                    col(StaffPendingInput.created_at) < now - PENDING_INPUT_TTL
+                )
+            )
+            return int(getattr(dropped, "rowcount", 0) or 0)
 
     async def pending_input(self, *, user_id: int, now: datetime) -> StaffPendingInput | None:
         """What the bot waits for from this member, unless it expired (then nothing)."""

@@ -221,6 +221,24 @@ async def test_send_pressed_ten_minutes_after_the_reason_rejects_nothing(harness
     assert await notifications_of(harness, code) == []
 
 
+async def test_expired_waits_are_deleted(harness: Harness) -> None:
+    """A typed reason nobody sent does not stay stored: past 10 minutes it is deleted (the
+    housekeeping job calls this)."""
+    staff_repo = harness.services.staff
+    now = datetime.now(UTC)
+    for user_id, age in ((REVIEWER, 11), (ADMIN, 9)):
+        await staff_repo.await_reason(
+            user_id=user_id,
+            application_id=1,
+            status_read=Status.PENDING,
+            now=now - timedelta(minutes=age),
+        )
+    assert await staff_repo.drop_expired_inputs(now=now) == 1
+    async with harness.services.database.read() as session:
+        left = (await session.execute(sa.select(StaffPendingInput.telegram_user_id))).all()
+    assert [row[0] for row in left] == [ADMIN]
+
+
 async def test_typed_reason_survives_restarts_and_send_still_works(harness: Harness) -> None:
     """The wait lives in the database: a restart before typing and one before Kirim change
     nothing."""
