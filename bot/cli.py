@@ -284,11 +284,12 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from bot.exports import EXPORT_DONE, ExportRow, write_csv, write_xlsx
+    from bot.exports import EXPORT_DONE, write_csv, write_xlsx
     from bot.i18n import Catalogs
     from storage.engine import Database
     from storage.exports import ExportRepository
     from storage.models import Status
+    from storage.review import ReviewRepository
 
     target = Path(args.output)
     kind = args.format or ("xlsx" if target.suffix.casefold() == ".xlsx" else "csv")
@@ -296,20 +297,27 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         print(f"rentan-bot: no such folder: {target.parent}", file=sys.stderr)
         return 1
 
-    async def _rows() -> list[ExportRow]:
-        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
-        database = Database.from_url(settings.database_url)
-        try:
-            return await ExportRepository(database).collect(statuses=(Status(args.status),))
-        finally:
-            await database.dispose()
-
-    rows = asyncio.run(_rows())
     # The list goes to BPJS Ketenagakerjaan, whose forms are in Bahasa Indonesia, whatever
     # language the operator reads.
     bahasa = Catalogs().get("id")._
     writer = write_xlsx if kind == "xlsx" else write_csv
-    count = writer(rows, target, period=args.period, translate=bahasa)
+
+    async def _export() -> int:
+        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
+        database = Database.from_url(settings.database_url)
+        try:
+            status = Status(args.status)
+            rows = await ExportRepository(database).collect(statuses=(status,))
+            count = writer(rows, target, period=args.period, translate=bahasa)
+            # Who ran the CLI is not known here: the audit names the CLI (no Telegram id).
+            await ReviewRepository(database).record_export(
+                actor_id=None, source="cli", statuses=(status,), rows=count, kind=kind
+            )
+            return count
+        finally:
+            await database.dispose()
+
+    count = asyncio.run(_export())
     _ = Catalogs().get(settings.default_language)._
     print(_(EXPORT_DONE).format(count=count, path=target))
     return 0

@@ -9,6 +9,7 @@ import bisect
 import csv
 import functools
 import gzip
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -130,6 +131,38 @@ class Regions:
     def kelurahan_of(self, kecamatan_code6: str) -> list[Region]:
         """The kelurahan and desa of a kecamatan, sorted by code."""
         return self._children(Level.VILLAGE, kecamatan_code6)
+
+
+def _name_key(name: str) -> str:
+    """A name compared loosely: any case, spaces and punctuation ignored (`Bantar Gebang`)."""
+    return "".join(char for char in name.casefold() if char.isalnum())
+
+
+def match_kecamatan(text: str, choices: Sequence[Region]) -> tuple[list[Region], list[str]]:
+    """The kecamatan among `choices` named in `text`, and the parts that name none of them.
+
+    Parts are separated by commas; each is a name (any case, several words: `bekasi utara`) or
+    codes with or without dots (`3275.03`, `327503`; several codes may be separated by spaces).
+    """
+    by_code = {region.code: region for region in choices}
+    by_name = {_name_key(region.name): region for region in choices}
+    found: list[Region] = []
+    unknown: list[str] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        if not part:
+            continue
+        named = by_name.get(_name_key(part))
+        tokens = part.split()
+        if named is not None:
+            matched = [named]
+        elif all(normalize_code(token).isdigit() for token in tokens):
+            matched = [by_code[code] for t in tokens if (code := normalize_code(t)) in by_code]
+            unknown.extend(t for t in tokens if normalize_code(t) not in by_code)
+        else:
+            matched = []
+            unknown.append(part)
+        found.extend(region for region in matched if region not in found)
+    return found, unknown
 
 
 def _read_rows(text: str) -> dict[Level, dict[str, str]]:

@@ -46,6 +46,7 @@ STATUS_LABELS: dict[str, str] = {
 }
 
 TITLE = N_("Programme statistics")
+SCOPED_TITLE = N_("Programme statistics: {kecamatan} only")
 QUOTA_LINE = N_("Quota used: {used} / {quota} ({share})")
 BUDGET_LINE = N_("Budget committed: {committed} / {budget}")
 PREMIUM_LINE = N_("Premium per person per year: {premium}")
@@ -89,6 +90,7 @@ class Statistics:
     premium_idr: int
     generated_at: datetime  # aware
     utc_offset: timedelta = WIB  # of the local days in `per_day` and of the time shown
+    scope: tuple[str, ...] = ()  # kecamatan codes the figures are limited to; () = everywhere
 
     @property
     def live(self) -> int:
@@ -223,12 +225,20 @@ def _fit(lines: list[str]) -> str:
     return "\n".join([*kept, SHORTENED])
 
 
+def title(stats: Statistics, translate: Translate, regions: Regions) -> str:
+    """`Programme statistics`, or which kecamatan alone the figures cover, plain text."""
+    if not stats.scope:
+        return translate(TITLE)
+    names = ", ".join(kecamatan_name(code, regions) for code in stats.scope)
+    return translate(SCOPED_TITLE).format(kecamatan=names)
+
+
 def format_statistics(stats: Statistics, translate: Translate, regions: Regions) -> str:
     """The statistics as one Telegram HTML message (at most 4096 characters)."""
     _ = translate
     moment = format_moment(stats.generated_at, stats.utc_offset)
     lines = [
-        f"<b>{escape(_(TITLE))}</b>",
+        f"<b>{escape(title(stats, _, regions))}</b>",
         escape(_(AS_OF).format(moment=moment)),
         "",
         f"<b>{escape(quota_line(stats, _))}</b>",
@@ -265,7 +275,10 @@ def render_chart(stats: Statistics, translate: Translate, regions: Regions) -> b
     status_axes, kecamatan_axes, day_axes = figure.subplots(
         3, 1, gridspec_kw={"height_ratios": [1, 1.3, 1]}
     )
-    figure.suptitle(f"{_(TITLE)}\n{quota_line(stats, _)} · {budget_line(stats, _)}", fontsize=10)
+    figure.suptitle(
+        f"{title(stats, _, regions)}\n{quota_line(stats, _)} · {budget_line(stats, _)}",
+        fontsize=10,
+    )
 
     statuses = [row for row in status_rows(stats, _) if row[1]] or status_rows(stats, _)
     labels, counts = zip(*reversed(statuses), strict=True) if statuses else ((), ())

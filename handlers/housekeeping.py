@@ -55,3 +55,4 @@ async def tidy_drafts(context: Context) -> None:
     )
     if denied:
         log.info("deleted %d old audit rows of refused staff actions", denied)
+    await services.staff.drop_expired_inputs(now=now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
@@ -29,6 +29,7 @@ from bot.nik import InvalidNik, parse_nik
 from bot.phones import format_phone_display
 from bot.pii import hash_identifier, mask_nik
 from bot.program import relation_label
+from bot.regions import match_kecamatan
 from bot.roles import Role, StaffMember, resolve_role
 from handlers import account
 from handlers.common import answer_query, escape, message_of, user_of
@@ -36,6 +37,7 @@ from handlers.notifications import deliver_notifications
 from handlers.registration import FIELD_LABELS, format_date, occupation_text
 from storage.models import Application, Status
 from storage.review import Decision, DecisionOutcome, Result
+from storage.staff import AWAIT_REASON
 
 PAGE_SIZE = 10
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
@@ -207,7 +209,7 @@ async def review(update: Update, context: Context, member: StaffMember) -> None:
         if application is None:
             await message.reply_text(context._("Nothing is waiting for verification."))
             return
-    await send_card(message, application, context)
+    await send_card(message, application, context, via="/tinjau")
 
 
 async def _next_pending(context: Context, member: StaffMember) -> Application | None:
@@ -229,6 +231,11 @@ def _in_scope(member: StaffMember, application: Application) -> bool:
     return not member.kecamatan or (application.kecamatan_code or "") in member.kecamatan
 
 
+def sees_full_nik(member: StaffMember | None) -> TypeGuard[StaffMember]:
+    """Admins read the whole NIK on a card (and that is audited); reviewers a masked one."""
+    return member is not None and member.role is Role.ADMIN
+
+
 async def card_text(application: Application, context: Context, member: StaffMember | None) -> str:
     """Everything a reviewer needs to decide, with the DTSEN match and risk flags."""
     _ = context._
@@ -237,7 +244,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     flags = await services.review.risk_flags(application=application)
     born = application.tanggal_lahir
     nik = application.nik or ""
-    shown_nik = nik if member is not None and member.role is Role.ADMIN else mask_nik(nik)
+    shown_nik = nik if sees_full_nik(member) else mask_nik(nik)
     today = services.clock().date()
     lines = [
         _("<b>Application {code}</b> · {status}").format(
@@ -330,9 +337,15 @@ def card_buttons(application: Application, context: Context) -> InlineKeyboardMa
     )
 
 
-async def send_card(message: Message, application: Application, context: Context) -> None:
-    """Send the review card of one application."""
+async def send_card(
+    message: Message, application: Application, context: Context, *, via: str
+) -> None:
+    """Send the review card of one application; an admin's (full NIK) is audited with `via`."""
     member = await member_of_message(message, context)
+    if sees_full_nik(member) and application.nik and application.id:
+        await context.services.review.record_nik_view(
+            actor_id=member.user_id, application_id=application.id, via=via
+        )
     await message.reply_text(
         await card_text(application, context, member),
         parse_mode=ParseMode.HTML,
@@ -410,8 +423,12 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         )
     elif action == "rt":
         await answer_query(query)
-        if context.user_data is not None:
-            context.user_data["reason_for"] = application_id
+        await context.services.staff.await_reason(
+            user_id=member.user_id,
+            application_id=application_id,
+            status_read=application.status,
+            now=context.services.clock(),
+        )
         await message.reply_text(
             _("Type the reason for rejecting {code} (the worker will read it).").format(
                 code=application.code
@@ -446,41 +463,100 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
         if following is None:
             await message.reply_text(_("Nothing else is waiting for verification."))
         else:
-            await send_card(message, following, context)
+            await send_card(message, following, context, via="skip")
     elif action == "nx":
         await answer_query(query)
         following = await _next_pending(context, member)
         if following is None:
             await message.reply_text(_("Nothing else is waiting for verification."))
         else:
-            await send_card(message, following, context)
+            await send_card(message, following, context, via="next")
     else:
         await answer_query(query, context._("This button is no longer active."))
 
 
 async def typed_reason(update: Update, context: Context) -> None:
-    """The free-text rejection reason a reviewer was asked for (then nothing else runs)."""
-    if context.user_data is None or "reason_for" not in context.user_data:
+    """The rejection reason a reviewer was asked for: shown back with Kirim / Batal, not sent.
+
+    Only the first text after "Type a reason", within PENDING_INPUT_TTL, is read as the reason;
+    anything else (or an expired wait) goes on to the usual handlers.
+    """
+    user = update.effective_user
+    if user is None:
+        return
+    services = context.services
+    pending = await services.staff.pending_input(user_id=user.id, now=services.clock())
+    if pending is None or pending.awaiting != AWAIT_REASON:
         return
     message = message_of(update)
     member = await member_of(update, context)
-    application_id = context.user_data.pop("reason_for")
-    if member is None:
-        return
-    reason = " ".join((message.text or "").split())[:300]
-    application = await context.services.review.get(application_id=application_id)
-    if application is None:
+    application = await services.review.get(application_id=pending.application_id)
+    if member is None or application is None or not _in_scope(member, application):
+        await services.staff.end_input(user_id=user.id)
+        if member is None:
+            return
         # Erased by the worker while the reviewer was typing.
         await message.reply_text(context._("No application with that number."))
         raise ApplicationHandlerStop
+    reason = " ".join((message.text or "").split())[:300]
     if not reason:
-        context.user_data["reason_for"] = application_id
-        await message.reply_text(
-            context._("Type the reason for rejecting {code} (the worker will read it).").format(
-                code=application.code
-            )
+        return
+    held = await services.staff.hold_reason(
+        user_id=user.id, token=pending.token, reason=reason, now=services.clock()
+    )
+    if held is None:
+        return
+    _ = context._
+    await message.reply_text(
+        _("Reject {code} with this reason? Nothing is sent until you press Send.").format(
+            code=escape(application.code or "-")
         )
-        raise ApplicationHandlerStop
+        + f"\n\n<i>{escape(reason)}</i>",
+        parse_mode=ParseMode.HTML,
+        reply_markup=InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(_("✅ Send"), callback_data=f"sr:ok:{held.token}"),
+                    InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"sr:no:{held.token}"),
+                ]
+            ]
+        ),
+    )
+    raise ApplicationHandlerStop
+
+
+async def reason_confirmation(update: Update, context: Context, member: StaffMember) -> None:
+    """`sr:ok:<token>` sends the typed reason's rejection; `sr:no:<token>` drops it."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    services = context.services
+    if len(parts) != 3 or message is None or parts[1] not in ("ok", "no"):
+        await answer_query(query, _("This button is no longer active."))
+        return
+    action, token = parts[1], parts[2]
+    if action == "no":
+        if await services.staff.end_input(user_id=member.user_id, token=token):
+            await answer_query(query)
+            await message.reply_text(_("Cancelled: nothing was sent to the worker."))
+        else:
+            await answer_query(query, _("This button is no longer active."))
+        return
+    pending = await services.staff.take_confirmed(
+        user_id=member.user_id, token=token, now=services.clock()
+    )
+    if pending is None:
+        await answer_query(query, _("This button is no longer active."))
+        return
+    await answer_query(query)
+    application = await services.review.get(application_id=pending.application_id)
+    if application is None or not _in_scope(member, application):
+        await message.reply_text(_("No application with that number."))
+        return
+    # Only from the status the reviewer saw when they chose to reject.
+    allowed = tuple(s for s in CARD_FROM[Decision.REJECT] if s == pending.status_read)
     await _decide(
         update.update_id,
         message,
@@ -488,10 +564,16 @@ async def typed_reason(update: Update, context: Context) -> None:
         member,
         application,
         Decision.REJECT,
-        CARD_FROM,
-        reason=reason,
+        {Decision.REJECT: allowed},
+        reason=pending.reason,
     )
-    raise ApplicationHandlerStop
+
+
+async def end_pending_input(update: Update, context: Context) -> None:
+    """Any command or button press (other than Kirim / Batal) ends a wait for typed text."""
+    user = update.effective_user
+    if user is not None:
+        await context.services.staff.end_input(user_id=user.id)
 
 
 # --- decisions as commands ---------------------------------------------------------------------
@@ -732,7 +814,7 @@ async def search(update: Update, context: Context, member: StaffMember) -> None:
     if application is None or not _in_scope(member, application):
         await message.reply_text(context._("No application found."))
         return
-    await send_card(message, application, context)
+    await send_card(message, application, context, via="/cari")
 
 
 async def staff_list(update: Update, context: Context, member: StaffMember) -> None:
@@ -754,7 +836,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
             for row in rows
         ]
         lines.append(
-            _("Add: /staf tambah ID reviewer|admin [KECAMATAN-CODES]; remove: /staf hapus ID")
+            _("Add: /staf tambah ID reviewer|admin [KECAMATAN, ...]; remove: /staf hapus ID")
         )
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
         return
@@ -764,12 +846,37 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         and args[1].isdigit()
         and args[2] in ("reviewer", "admin")
     ):
-        scope = ",".join(code for code in args[3:] if code.isdigit() and len(code) == 6) or None
+        choices = services.regions.kecamatan_of(context.settings.program_region_code[:4])
+        found, unknown = match_kecamatan(" ".join(args[3:]), choices)
+        if unknown or (args[2] == "admin" and found):
+            problem = (
+                _("Unknown kecamatan: {names}.").format(names=escape(", ".join(unknown)))
+                if unknown
+                else _("Admins always see the whole area; give kecamatan for reviewers only.")
+            )
+            await message.reply_text(
+                problem
+                + "\n"
+                + _("Valid kecamatan (name or code, separated by commas): {names}").format(
+                    names=escape(", ".join(f"{k.name} ({k.code})" for k in choices))
+                ),
+                parse_mode=ParseMode.HTML,
+            )
+            return
+        scope = ",".join(region.code for region in found) or None
         await services.staff.put(
             user_id=int(args[1]), role=args[2], kecamatan_scope=scope, actor_id=member.user_id
         )
+        where = (
+            _("Scope: {kecamatan}.").format(
+                kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
+            )
+            if found
+            else _("Scope: the whole programme area.")
+        )
         await message.reply_text(
-            _("Staff {user} is now {role}.").format(user=args[1], role=args[2])
+            _("Staff {user} is now {role}.").format(user=args[1], role=args[2]) + " " + where,
+            parse_mode=ParseMode.HTML,
         )
         return
     if args[0] == "hapus" and len(args) == 2 and args[1].isdigit():
@@ -783,7 +890,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         )
         return
     await message.reply_text(
-        _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN-CODES], /staf hapus ID")
+        _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN, ...], /staf hapus ID")
     )
 
 
@@ -803,10 +910,16 @@ def build() -> list[BaseHandler[Update, Context, None]]:
         CommandHandler("staf", staff_command(admin, staff_list), filters=private),
         CallbackQueryHandler(staff_button(reviewer, queue_page), pattern=r"^sq:"),
         CallbackQueryHandler(staff_button(reviewer, card_action), pattern=r"^sv:"),
+        CallbackQueryHandler(staff_button(reviewer, reason_confirmation), pattern=r"^sr:"),
     ]
 
 
 def build_reason_input() -> list[BaseHandler[Update, Context, None]]:
-    """A reviewer's typed rejection reason, checked before the registration flow sees text."""
+    """A reviewer's typed rejection reason, checked before the registration flow sees text;
+    commands and other buttons end the wait first (and then run as usual)."""
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
-    return [MessageHandler(private & filters.TEXT & ~filters.COMMAND, typed_reason)]
+    return [
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND, typed_reason),
+        MessageHandler(private & filters.COMMAND, end_pending_input),
+        CallbackQueryHandler(end_pending_input, pattern=r"^(?!sr:)"),
+    ]

@@ -29,13 +29,15 @@ KPJ_FILE_LIMIT = 5 * 1024 * 1024
 PROBLEMS_SHOWN = 20
 
 
-async def statistics(update: Update, context: Context, _member: StaffMember) -> None:
-    """/statistik: totals, quota and budget as text, then the same as a chart."""
+async def statistics(update: Update, context: Context, member: StaffMember) -> None:
+    """/statistik: totals, quota and budget as text, then the same as a chart; a reviewer
+    scoped to some kecamatan sees only theirs."""
     settings = context.settings
     stats = await context.services.reports.statistics(
         premium_idr=settings.program_premium_idr,
         budget_idr=settings.program_budget_idr,
         effective_quota=settings.effective_quota,
+        kecamatan=member.kecamatan,
     )
     regions = context.services.regions
     message = message_of(update)
@@ -47,13 +49,22 @@ async def statistics(update: Update, context: Context, _member: StaffMember) -> 
     await message.reply_photo(png)
 
 
-async def export(update: Update, context: Context, _member: StaffMember) -> None:
-    """/ekspor: the approved list for BPJS Ketenagakerjaan as CSV and XLSX documents."""
+async def export(update: Update, context: Context, member: StaffMember) -> None:
+    """/ekspor: the approved list for BPJS Ketenagakerjaan as CSV and XLSX documents (audited)."""
     message = message_of(update)
-    rows = await context.services.exports.collect(statuses=(Status.APPROVED,))
+    statuses = (Status.APPROVED,)
+    rows = await context.services.exports.collect(statuses=statuses)
     if not rows:
         await message.reply_text(context._("No approved applications to export yet."))
         return
+    # Written before the files go out: once sent, the full NIKs have left the database.
+    await context.services.review.record_export(
+        actor_id=member.user_id,
+        source="telegram",
+        statuses=statuses,
+        rows=len(rows),
+        kind="csv+xlsx",
+    )
     regions = context.services.regions
     translate = context.services.catalogs.get("id")._
     stamp = context.services.clock().strftime("%Y%m%d")

@@ -180,6 +180,21 @@ class Staff(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 
+# What the bot waits for from one staff member (a typed rejection reason, then its confirmation),
+# so the next text is read as that answer in any process and after a restart; it ends with any
+# command or button press of theirs, and counts for PENDING_INPUT_TTL after `created_at`.
+class StaffPendingInput(SQLModel, table=True):
+    __tablename__ = "staff_pending_input"
+
+    telegram_user_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    awaiting: str = Field(max_length=16)  # "reason" (text), then "confirm" (Kirim or Batal)
+    application_id: int
+    status_read: str = Field(max_length=16)  # the application's status when it was asked for
+    reason: str | None = Field(default=None, max_length=300)
+    token: str = Field(max_length=16)  # ties the Kirim/Batal buttons to this very entry
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
 # Every state change and every refused staff action: who, when, from, to, why.
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"

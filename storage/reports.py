@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -52,18 +53,28 @@ class ReportRepository:
         days: int = 14,
         now: datetime | None = None,
         utc_offset: timedelta = WIB,
+        kecamatan: Sequence[str] = (),
     ) -> Statistics:
-        """Counts by status, breakdowns of live applications, submissions per day, money."""
+        """Counts by status, breakdowns of live applications, submissions per day, money.
+
+        With `kecamatan`, only applications of those kecamatan count (a scoped reviewer's view).
+        """
         moment = now or utcnow()
         today = (moment + utc_offset).date()
         first_day = today - timedelta(days=max(days, 1) - 1)
         # The UTC instant at which the first local day began.
         since = datetime.combine(first_day, time(), tzinfo=UTC) - utc_offset
         day = self._local_day(utc_offset).label("day")
+        scope_codes = tuple(kecamatan)
+        scope: list[sa.ColumnElement[bool]] = (
+            [col(Application.kecamatan_code).in_(scope_codes)] if scope_codes else []
+        )
         async with self._db.read() as session:
-            # Answered from the status index alone.
+            # Answered from the status index alone (the kecamatan index when scoped).
             by_status_rows = await session.execute(
-                select(col(Application.status), func.count()).group_by(col(Application.status))
+                select(col(Application.status), func.count())
+                .where(*scope)
+                .group_by(col(Application.status))
             )
             # One pass over the table for the three breakdowns of live applications: at most
             # occupations x kecamatan x 11 desil groups come back, never an application.
@@ -74,7 +85,7 @@ class ReportRepository:
                     col(Application.dtsen_desil),
                     func.count(),
                 )
-                .where(self._live())
+                .where(self._live(), *scope)
                 .group_by(
                     col(Application.occupation),
                     col(Application.kecamatan_code),
@@ -83,16 +94,16 @@ class ReportRepository:
             )
             day_rows = await session.execute(
                 select(day, func.count())
-                .where(col(Application.submitted_at) >= since)
+                .where(col(Application.submitted_at) >= since, *scope)
                 .group_by(day)
             )
             status_counts = {str(status): int(count) for status, count in by_status_rows}
             occupations: Counter[str] = Counter()
-            kecamatan: Counter[str] = Counter()
+            per_kecamatan: Counter[str] = Counter()
             desil: Counter[int | None] = Counter()
             for occupation, kecamatan_code, dtsen_desil, count in live_rows:
                 occupations[occupation or ""] += count
-                kecamatan[kecamatan_code or ""] += count
+                per_kecamatan[kecamatan_code or ""] += count
                 desil[dtsen_desil] += count
             per_day_found = {_as_date(value): int(count) for value, count in day_rows}
 
@@ -104,7 +115,7 @@ class ReportRepository:
         return Statistics(
             by_status=by_status,
             by_occupation=dict(occupations),
-            by_kecamatan=dict(kecamatan),
+            by_kecamatan=dict(per_kecamatan),
             by_desil=dict(desil),
             per_day=tuple((d, per_day_found.get(d, 0)) for d in calendar),
             quota_used=used,
@@ -114,6 +125,7 @@ class ReportRepository:
             premium_idr=premium_idr,
             generated_at=moment,
             utc_offset=utc_offset,
+            scope=scope_codes,
         )
 
 

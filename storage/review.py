@@ -369,3 +369,23 @@ class ReviewRepository:
                 )
             )
             return int(deleted.rowcount)  # type: ignore[attr-defined]
+
+    async def record_export(
+        self, *, actor_id: int | None, source: str, statuses: Sequence[str], rows: int, kind: str
+    ) -> None:
+        """Audit a list of full NIKs leaving the database: who (None: the CLI), what, how many."""
+        detail = f"{source}: status={'+'.join(statuses)} rows={rows} format={kind}"
+        async with self._db.write() as session, session.begin():
+            session.add(AuditEvent(actor_id=actor_id, action="export", reason=detail[:500]))
+
+    async def record_nik_view(self, *, actor_id: int, application_id: int, via: str) -> None:
+        """Audit a staff member shown an application's NIK unmasked."""
+        async with self._db.write() as session, session.begin():
+            session.add(
+                AuditEvent(
+                    actor_id=actor_id,
+                    action="nik_view",
+                    application_id=application_id,
+                    reason=f"via {via}"[:500],
+                )
+            )

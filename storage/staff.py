@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from storage.engine import Database
-from storage.models import AuditEvent, Staff
+from storage.models import AuditEvent, Staff, StaffPendingInput
+
+# How long the bot waits for a staff member's typed reason, and then for its confirmation.
+PENDING_INPUT_TTL = timedelta(minutes=10)
+AWAIT_REASON = "reason"
+AWAIT_CONFIRM = "confirm"
 
 
 class StaffRepository:
@@ -56,3 +65,100 @@ class StaffRepository:
             await session.delete(row)
             session.add(AuditEvent(actor_id=actor_id, action="staff_remove", reason=str(user_id)))
             return True
+
+    # --- what the bot waits for from a staff member (one entry per member) ---------------------
+
+    async def await_reason(
+        self, *, user_id: int, application_id: int, status_read: str, now: datetime
+    ) -> None:
+        """Wait for this member's typed rejection reason (replacing anything awaited before)."""
+        async with self._db.write() as session, session.begin():
+            row = await session.get(StaffPendingInput, user_id)
+            if row is not None:
+                await session.delete(row)
+                await session.flush()
+            session.add(
+                StaffPendingInput(
+                    telegram_user_id=user_id,
+                    awaiting=AWAIT_REASON,
+                    application_id=application_id,
+                    status_read=status_read,
+                    token=secrets.token_hex(4),
+                    created_at=now,
+                )
+            )
+
+    async def drop_expired_inputs(self, *, now: datetime) -> int:
+        """Delete waits that expired (a typed reason may hold personal data); returns how many."""
+        async with self._db.write() as session, session.begin():
+            dropped = await session.execute(
+                sa.delete(StaffPendingInput).where(
+                    col(StaffPendingInput.created_at) < now - PENDING_INPUT_TTL
+                )
+            )
+            return int(getattr(dropped, "rowcount", 0) or 0)
+
+    async def pending_input(self, *, user_id: int, now: datetime) -> StaffPendingInput | None:
+        """What the bot waits for from this member, unless it expired (then nothing)."""
+        async with self._db.read() as session:
+            row = await session.get(StaffPendingInput, user_id)
+        if row is None or row.created_at < now - PENDING_INPUT_TTL:
+            return None
+        return row
+
+    async def hold_reason(
+        self, *, user_id: int, token: str, reason: str, now: datetime
+    ) -> StaffPendingInput | None:
+        """The typed reason arrived: keep it until Kirim (with a new token and a new clock)."""
+        new_token = secrets.token_hex(4)
+        async with self._db.write() as session, session.begin():
+            changed = await session.execute(
+                sa.update(StaffPendingInput)
+                .where(
+                    col(StaffPendingInput.telegram_user_id) == user_id,
+                    col(StaffPendingInput.token) == token,
+                    col(StaffPendingInput.awaiting) == AWAIT_REASON,
+                    col(StaffPendingInput.created_at) >= now - PENDING_INPUT_TTL,
+                )
+                .values(awaiting=AWAIT_CONFIRM, reason=reason, token=new_token, created_at=now)
+            )
+            if getattr(changed, "rowcount", 0) != 1:
+                return None
+            return await session.get(StaffPendingInput, user_id, populate_existing=True)
+
+    async def take_confirmed(
+        self, *, user_id: int, token: str, now: datetime
+    ) -> StaffPendingInput | None:
+        """Kirim: end the entry and return it, if it is this member's, confirmable and live."""
+        async with self._db.write() as session, session.begin():
+            row = await session.get(StaffPendingInput, user_id)
+            if row is None:
+                return None
+            # Deleted only if still the same live entry: of two presses (or two processes)
+            # exactly one gets it.
+            taken = await session.execute(
+                sa.delete(StaffPendingInput).where(
+                    col(StaffPendingInput.telegram_user_id) == user_id,
+                    col(StaffPendingInput.token) == token,
+                    col(StaffPendingInput.awaiting) == AWAIT_CONFIRM,
+                    col(StaffPendingInput.created_at) >= now - PENDING_INPUT_TTL,
+                )
+            )
+            return row if getattr(taken, "rowcount", 0) == 1 else None
+
+    async def end_input(self, *, user_id: int, token: str | None = None) -> bool:
+        """Stop waiting for this member (only the entry with `token`, when given)."""
+        async with self._db.read() as session:
+            # Called on every command and button press: most users have nothing to end, and a
+            # read costs SQLite no write lock.
+            row = await session.get(StaffPendingInput, user_id)
+        if row is None or (token is not None and row.token != token):
+            return False
+        async with self._db.write() as session, session.begin():
+            query = sa.delete(StaffPendingInput).where(
+                col(StaffPendingInput.telegram_user_id) == user_id
+            )
+            if token is not None:
+                query = query.where(col(StaffPendingInput.token) == token)
+            changed = await session.execute(query)
+            return bool(getattr(changed, "rowcount", 0))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from bot import cli
@@ -21,7 +22,7 @@ from bot.pii import hash_identifier
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.migrate import upgrade
-from storage.models import Application, Status
+from storage.models import Application, AuditEvent, Status
 from tests.factories import make_person
 from tests.fakes import add_applications
 from tests.harness import TEST_PII_SECRET
@@ -297,3 +298,37 @@ def test_export_command_lists_enrolled_workers_as_csv(
     assert cli.main(["export", "--status", "enrolled", "-o", str(target)]) == 0
 
     assert [enrolled.nik] == [row["NIK"] for row in read_csv(target.read_bytes())]
+
+
+def _audit_rows(url: str) -> list[tuple[int | None, str, str | None]]:
+    async def read() -> list[tuple[int | None, str, str | None]]:
+        db = Database.from_url(url)
+        try:
+            async with db.read() as session:
+                result = await session.execute(
+                    sa.select(AuditEvent.actor_id, AuditEvent.action, AuditEvent.reason)
+                )
+                return [(row.actor_id, row.action, row.reason) for row in result]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def test_export_command_is_audited_with_status_count_and_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI export leaves an audit row: the CLI as actor, the status, the rows, the format."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    _seed_cli_database(
+        url,
+        application(Status.APPROVED),
+        application(Status.APPROVED),
+        application(Status.PENDING),
+    )
+    monkeypatch.setenv("DATABASE_URL", url)
+    target = tmp_path / "out.xlsx"
+
+    assert cli.main(["export", "--status", "approved", "-o", str(target)]) == 0
+
+    assert _audit_rows(url) == [(None, "export", "cli: status=approved rows=2 format=xlsx")]

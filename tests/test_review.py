@@ -14,18 +14,20 @@ from telegram.ext import CommandHandler
 from bot.card_leases import CardLeases
 from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.pii import hash_identifier
+from bot.regions import load_regions
 from handlers import staff, staff_reports
 from storage.models import (
     Application,
     AuditEvent,
     NikAttempt,
     Notification,
+    StaffPendingInput,
     Status,
     UserPreference,
 )
 from storage.notifications import IN_FLIGHT
 from storage.review import Decision, ReviewRepository
-from tests.factories import make_person
+from tests.factories import Person, make_person
 from tests.fakes import add_application
 from tests.harness import Harness
 from tests.test_registration import finish, give_identity, reach_nik, seed
@@ -111,20 +113,167 @@ async def test_reviewer_rejects_with_a_listed_reason(harness: Harness) -> None:
     await worker.expect(r"Alasan: Bukan pekerja informal")
 
 
-async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
-    """A reason typed by the reviewer reaches the worker verbatim (escaped)."""
-    worker, code = await register(harness, 210003, 3)
-    reviewer = harness.user(REVIEWER)
+async def ask_for_a_typed_reason(reviewer: EmulatedUser, code: str) -> None:
+    """The reviewer opens the card of `code`, presses Tolak, then "type a reason"."""
     await reviewer.send(f"/tinjau {code}")
     await reviewer.expect(re.escape(code))
     await reviewer.press("❌ Tolak")
     await reviewer.expect(r"Mengapa")
     await reviewer.press("✍️ Ketik alasan")
     await reviewer.expect(r"Ketik alasan")
+
+
+async def notifications_of(harness: Harness, code: str) -> list[Notification]:
+    """The outbox rows written for one application."""
+    async with harness.services.database.read() as session:
+        owner = sa.select(Application.id).where(Application.code == code).scalar_subquery()
+        result = await session.execute(
+            sa.select(Notification).where(Notification.application_id == owner)
+        )
+        return list(result.scalars().all())
+
+
+async def test_reviewer_rejects_with_a_typed_reason(harness: Harness) -> None:
+    """A typed reason is shown back first; only Kirim sends it to the worker verbatim."""
+    worker, code = await register(harness, 210003, 3)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
     await reviewer.send("KTP <luar kota>")
+    preview = await reviewer.expect(r"KTP <luar kota>")
+    assert preview.button_labels() == ["✅ Kirim", "✖️ Batal"]
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+    await reviewer.press("✅ Kirim")
     await reviewer.expect(r"ditolak")
     notice = await worker.expect(r"tidak disetujui")
     assert "KTP <luar kota>" in notice.text
+
+
+async def test_cancelled_typed_reason_reaches_nobody(harness: Harness) -> None:
+    """Batal drops the typed reason: the application stays pending, the worker hears nothing."""
+    _worker, code = await register(harness, 210013, 13)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Alasan salah ketik")
+    await reviewer.expect(r"Alasan salah ketik")
+    await reviewer.press("✖️ Batal")
+    await reviewer.expect(r"Dibatalkan")
+    query_id = await reviewer.press("✅ Kirim")
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+@pytest.mark.parametrize("command", ["/antrian", "/start"])
+async def test_a_command_after_type_a_reason_ends_the_wait(harness: Harness, command: str) -> None:
+    """/antrian (or any command) in between: the next text is ordinary text, not a reason."""
+    _worker, code = await register(harness, 210014, 14)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send(command)
+    await reviewer.expect(r".")
+    await reviewer.send(make_person(2114).nik)
+    answer = await reviewer.expect(r".")
+    assert "Tolak" not in answer.text
+    assert "✖️ Batal" not in answer.button_labels()
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_another_button_after_type_a_reason_ends_the_wait(harness: Harness) -> None:
+    """Pressing another button (here Lewati on the card) ends the wait for a typed reason."""
+    _worker, code = await register(harness, 210015, 15)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.press("⏭ Lewati")
+    await reviewer.expect(r"Tidak ada lagi")
+    await reviewer.send("Data tidak cocok")
+    answer = await reviewer.expect(r"Kirim /start untuk mendaftar")
+    assert "✖️ Batal" not in answer.button_labels()
+    assert await status_of(harness, code) == Status.PENDING
+
+
+async def test_typed_reason_is_not_read_after_ten_minutes(harness: Harness) -> None:
+    """The wait expires: text typed 11 minutes later is ordinary text, and nothing is sent."""
+    _worker, code = await register(harness, 210016, 16)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    harness.services.clock = lambda: later
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Kirim /start untuk mendaftar")
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_send_pressed_ten_minutes_after_the_reason_rejects_nothing(harness: Harness) -> None:
+    """The confirmation expires too: Kirim 11 minutes after typing is no longer active."""
+    _worker, code = await register(harness, 210017, 17)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Data tidak cocok")
+    await reviewer.expect(r"Data tidak cocok")
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    harness.services.clock = lambda: later
+    query_id = await reviewer.press("✅ Kirim")
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    assert await notifications_of(harness, code) == []
+
+
+async def test_expired_waits_are_deleted(harness: Harness) -> None:
+    """A typed reason nobody sent does not stay stored: past 10 minutes it is deleted (the
+    housekeeping job calls this)."""
+    staff_repo = harness.services.staff
+    now = datetime.now(UTC)
+    for user_id, age in ((REVIEWER, 11), (ADMIN, 9)):
+        await staff_repo.await_reason(
+            user_id=user_id,
+            application_id=1,
+            status_read=Status.PENDING,
+            now=now - timedelta(minutes=age),
+        )
+    assert await staff_repo.drop_expired_inputs(now=now) == 1
+    async with harness.services.database.read() as session:
+        left = (await session.execute(sa.select(StaffPendingInput.telegram_user_id))).all()
+    assert [row[0] for row in left] == [ADMIN]
+
+
+async def test_typed_reason_survives_restarts_and_send_still_works(harness: Harness) -> None:
+    """The wait lives in the database: a restart before typing and one before Kirim change
+    nothing."""
+    worker, code = await register(harness, 210018, 18)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await harness.restart()
+    await reviewer.send("Alamat di luar Bekasi")
+    await reviewer.expect(r"Alamat di luar Bekasi")
+    await harness.restart()
+    await reviewer.press("✅ Kirim")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    assert "Alamat di luar Bekasi" in notice.text
+
+
+async def test_send_button_of_another_reviewer_rejects_nothing(harness: Harness) -> None:
+    """Kirim acts only on the caller's own entry: another staff member's press with the same
+    data is no longer active, and the owner's Kirim still works."""
+    _worker, code = await register(harness, 210019, 19)
+    reviewer = harness.user(REVIEWER)
+    await ask_for_a_typed_reason(reviewer, code)
+    await reviewer.send("Data ganda")
+    preview = await reviewer.expect(r"Data ganda")
+    async with harness.services.database.read() as session:
+        token = (await session.execute(sa.select(StaffPendingInput.token))).scalar_one()
+    admin = harness.user(ADMIN)
+    await admin.send("/antrian")
+    anchor = await admin.expect(r"Pendaftaran")
+    query_id = await admin.press_data(f"sr:ok:{token}", anchor.message_id)
+    assert "tidak aktif" in await answer_to(harness, query_id)
+    assert await status_of(harness, code) == Status.PENDING
+    await reviewer.press("✅ Kirim", message_id=preview.message_id)
+    await reviewer.expect(r"ditolak")
+    assert await status_of(harness, code) == Status.REJECTED
 
 
 async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
@@ -133,12 +282,7 @@ async def test_typed_reason_for_an_application_erased_meanwhile_is_answered(
     """The worker erases their data while the reviewer types a reason: the reviewer is told."""
     worker, code = await register(harness, 210004, 4)
     reviewer = harness.user(REVIEWER)
-    await reviewer.send(f"/tinjau {code}")
-    await reviewer.expect(re.escape(code))
-    await reviewer.press("❌ Tolak")
-    await reviewer.expect(r"Mengapa")
-    await reviewer.press("✍️ Ketik alasan")
-    await reviewer.expect(r"Ketik alasan")
+    await ask_for_a_typed_reason(reviewer, code)
     await worker.send("/hapusdata")
     await worker.expect(r"hapus")
     await worker.press("🗑 Ya, hapus data saya")
@@ -380,6 +524,8 @@ FORGED_STAFF_BUTTONS = [
     "sv:ff:{id}:address",
     "sv:sk:{id}",
     "sv:nx:{id}",
+    "sr:ok:{id}",
+    "sr:no:{id}",
 ]
 
 
@@ -451,6 +597,92 @@ async def test_admin_adds_and_removes_a_reviewer_by_numeric_id(harness: Harness)
     await newcomer.expect(r"tidak mengenal perintah")
 
 
+@pytest.mark.parametrize(
+    ("scope", "stored", "named"),
+    [
+        ("Bekasi Utara", "327503", "Bekasi Utara"),
+        ("bekasi utara", "327503", "Bekasi Utara"),
+        ("3275.03", "327503", "Bekasi Utara"),
+        ("327503", "327503", "Bekasi Utara"),
+        ("Bekasi Utara, Rawalumbu", "327503,327505", "Bekasi Utara (327503), Rawalumbu"),
+        ("Bantar Gebang,3275.09", "327507,327509", "Bantargebang (327507), Jatiasih"),
+    ],
+)
+async def test_admin_scopes_a_reviewer_by_kecamatan_name_or_code(
+    harness: Harness, scope: str, stored: str, named: str
+) -> None:
+    """Names (any case, several words) and codes (dots or none) give that scope, and the
+    confirmation names it."""
+    admin = harness.user(ADMIN)
+    await admin.send(f"/staf tambah 600601 reviewer {scope}")
+    confirmation = await admin.expect(r"600601")
+    assert named in confirmation.text
+    row = await harness.services.staff.get(user_id=600601)
+    assert row is not None
+    assert (row.role, row.kecamatan_scope) == ("reviewer", stored)
+
+
+async def test_reviewer_added_without_a_scope_is_told_it_is_the_whole_area(
+    harness: Harness,
+) -> None:
+    """No kecamatan given: the confirmation says the reviewer sees the whole programme area."""
+    admin = harness.user(ADMIN)
+    await admin.send("/staf tambah 600603 reviewer")
+    assert "seluruh wilayah" in (await admin.expect(r"600603")).text
+    row = await harness.services.staff.get(user_id=600603)
+    assert row is not None
+    assert row.kecamatan_scope is None
+
+
+@pytest.mark.parametrize("scope", ["Bekasi Tengah", "Bekasi Utara, Cikarang", "327599", "BKS"])
+async def test_unknown_kecamatan_scope_is_refused_with_the_valid_names(
+    harness: Harness, scope: str
+) -> None:
+    """A scope naming no kecamatan of the area grants nothing (no city-wide fallback) and
+    lists the valid names."""
+    admin = harness.user(ADMIN)
+    await admin.send(f"/staf tambah 600602 reviewer {scope}")
+    refusal = await admin.expect(r"tidak dikenal")
+    assert "Bekasi Utara (327503)" in refusal.text
+    assert "Pondokmelati (327512)" in refusal.text
+    assert await harness.services.staff.get(user_id=600602) is None
+    newcomer = harness.user(600602)
+    await newcomer.send("/antrian")
+    await newcomer.expect(r"tidak mengenal perintah")
+
+
+def person_in(kecamatan: str, seed_value: int) -> Person:
+    """A synthetic person living in the first kelurahan of `kecamatan`."""
+    return make_person(seed_value, kode_wilayah=load_regions().kelurahan_of(kecamatan)[0].code)
+
+
+async def test_scoped_reviewer_added_by_name_sees_only_their_kecamatan(harness: Harness) -> None:
+    """A reviewer scoped to Bekasi Utara by name cannot open an application elsewhere."""
+    services = harness.services
+    await add_application(
+        services.database,
+        services.secret,
+        person_in("327503", 5_700_100),
+        user_id=710100,
+        code="BKS-UTARA1",
+    )
+    await add_application(
+        services.database,
+        services.secret,
+        person_in("327501", 5_700_101),
+        user_id=710101,
+        code="BKS-TIMUR1",
+    )
+    admin = harness.user(ADMIN)
+    await admin.send("/staf tambah 600604 reviewer Bekasi Utara")
+    await admin.expect(r"600604")
+    scoped = harness.user(600604)
+    await scoped.send("/tinjau BKS-TIMUR1")
+    await scoped.expect(r"Tidak ada pendaftaran dengan nomor itu")
+    await scoped.send("/tinjau BKS-UTARA1")
+    await scoped.expect(r"Pendaftaran BKS-UTARA1")
+
+
 async def test_queue_lists_lowest_desil_first_then_oldest(harness: Harness) -> None:
     """/antrian orders the pending queue by desil, then submission time, and pages it."""
     codes = await pending_batch(harness, 25)
@@ -482,6 +714,36 @@ async def test_search_masks_the_nik_for_reviewers_but_not_admins(harness: Harnes
     admin = harness.user(ADMIN)
     await admin.send("/cari BKS-CARI01")
     assert person.nik in (await admin.expect(r"BKS-CARI01")).text
+
+
+async def test_full_nik_shown_to_an_admin_is_audited_and_a_masked_one_is_not(
+    harness: Harness,
+) -> None:
+    """An admin's card (full NIK) from /cari or /tinjau is audited with who, which and how;
+    a reviewer's masked card is not."""
+    services = harness.services
+    application_id = await add_application(
+        services.database, services.secret, make_person(5700001), user_id=710001, code="BKS-CARI02"
+    )
+    reviewer, admin = harness.user(REVIEWER), harness.user(ADMIN)
+    await reviewer.send("/cari BKS-CARI02")
+    await reviewer.expect(r"BKS-CARI02")
+    await admin.send("/cari BKS-CARI02")
+    await admin.expect(r"BKS-CARI02")
+    await admin.send("/tinjau")
+    await admin.expect(r"BKS-CARI02")
+    async with services.database.read() as session:
+        views = (
+            await session.execute(
+                sa.select(AuditEvent.actor_id, AuditEvent.application_id, AuditEvent.reason)
+                .where(AuditEvent.action == "nik_view")
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    assert [tuple(row) for row in views] == [
+        (ADMIN, application_id, "via /cari"),
+        (ADMIN, application_id, "via /tinjau"),
+    ]
 
 
 async def test_quota_holds_under_concurrent_reviewers_and_a_freed_place_is_offered(

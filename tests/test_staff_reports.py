@@ -10,6 +10,8 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from bot.emulator import EmulatedUser
+from bot.regions import load_regions
 from storage.models import Application, AuditEvent, Notification, Status
 from tests.factories import make_person
 from tests.fakes import add_application
@@ -18,6 +20,7 @@ from tests.harness import Harness
 ADMIN = 900001
 REVIEWER = 900002
 STRANGER = 555555
+SCOPED = 900010
 
 
 async def _approved(harness: Harness, count: int) -> list[str]:
@@ -56,6 +59,55 @@ async def test_statistics_come_as_text_and_as_a_chart(harness: Harness) -> None:
     assert last.photo.startswith(b"\x89PNG")
 
 
+async def _approved_in(harness: Harness, kecamatan: str, count: int, first: int) -> None:
+    """`count` approved applications of people living in `kecamatan`."""
+    services = harness.services
+    village = load_regions().kelurahan_of(kecamatan)[0].code
+    for index in range(first, first + count):
+        await add_application(
+            services.database,
+            services.secret,
+            make_person(8200 + index, kode_wilayah=village),
+            user_id=820000 + index,
+            code=f"BKS-K{index:05d}",
+            status=Status.APPROVED,
+        )
+
+
+async def _chart_of(user: EmulatedUser) -> None:
+    """Wait for the chart that follows the statistics text."""
+    for _ in range(100):
+        last = user.last_bot_message()
+        if last is not None and last.photo is not None:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no chart")
+
+
+async def test_scoped_reviewer_sees_statistics_of_their_kecamatan_only(harness: Harness) -> None:
+    """A reviewer scoped to Bekasi Utara sees its figures under a heading that says so; an
+    admin sees the whole city."""
+    await _approved_in(harness, "327503", 2, first=0)  # Bekasi Utara
+    await _approved_in(harness, "327501", 3, first=10)  # Bekasi Timur
+    await harness.services.staff.put(
+        user_id=SCOPED, role="reviewer", kecamatan_scope="327503", actor_id=ADMIN
+    )
+    scoped = harness.user(SCOPED)
+    await scoped.send("/statistik")
+    text = (await scoped.expect(r"Kuota terpakai")).text
+    assert "Statistik program: hanya Bekasi Utara" in text
+    assert "2 / 9.920" in text
+    assert "Bekasi Timur" not in text
+    await _chart_of(scoped)
+    admin = harness.user(ADMIN)
+    await admin.send("/statistik")
+    text = (await admin.expect(r"Kuota terpakai")).text
+    assert "hanya" not in text.splitlines()[0]
+    assert "5 / 9.920" in text
+    assert "Bekasi Timur" in text
+    await _chart_of(admin)
+
+
 async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: Harness) -> None:
     """/ekspor sends both files; parsed back they hold every approved NIK as text."""
     niks = await _approved(harness, 4)
@@ -78,6 +130,23 @@ async def test_admin_export_sends_csv_and_xlsx_with_the_approved_rows(harness: H
     assert sheet is not None
     values = [row for row in sheet.iter_rows(values_only=True)]
     assert sorted(str(row[0]) for row in values[1:]) == sorted(niks)
+
+
+async def test_admin_export_is_audited_with_who_what_and_how_many(harness: Harness) -> None:
+    """/ekspor leaves one audit row: the admin, the status exported, the row count, the format."""
+    await _approved(harness, 3)
+    admin = harness.user(ADMIN)
+    await admin.send("/ekspor")
+    await admin.expect(r"3 pendaftaran")
+    async with harness.services.database.read() as session:
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.actor_id, AuditEvent.action, AuditEvent.reason)
+            )
+        ).all()
+    assert [tuple(row) for row in audited] == [
+        (ADMIN, "export", "telegram: status=approved rows=3 format=csv+xlsx")
+    ]
 
 
 @pytest.mark.parametrize("caller", [REVIEWER, STRANGER], ids=["reviewer", "stranger"])

@@ -7,7 +7,7 @@ deregistration keeps, for an approved or enrolled worker who erased their data, 
 KPJ and dates BPJS Ketenagakerjaan needs to stop the city's payment, until an admin marks it
 done (UU PDP: legal obligation).
 
-Revision ID: 0006f
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01 09:00:00
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006f"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
