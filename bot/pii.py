@@ -44,3 +44,12 @@ def redact_text(text: str) -> str:
     """Mask anything that looks like a NIK or an Indonesian phone number in free text."""
     text = _PHONE_LIKE.sub(lambda m: mask_phone(re.sub(r"[ \-]", "", m.group(0))), text)
     return _NIK_LIKE.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
+
+
+# What the key fingerprint is the HMAC of; a new version of the label makes a new fingerprint.
+FINGERPRINT_LABEL = b"rentan-bot pii fingerprint v1"
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the key: tells keys apart without revealing them."""
+    return hmac.new(secret, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()

@@ -21,6 +21,9 @@ from storage.sqlite_driver import OneHopConnection, one_hop_dbapi
 # queue on busy_timeout instead of one failing with "database is locked" at upgrade time.
 WRITE_OPTIONS = {"rentan_write": True}
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# PRAGMA synchronous in WAL mode. NORMAL syncs at checkpoints only: a power cut may lose the
+# last commits before it, never corrupts. FULL syncs the WAL at every commit (SQLITE_SYNCHRONOUS).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 # SQLite's messages when the database cannot take writes (SQLITE_FULL, SQLITE_READONLY), and
 # PostgreSQL's SQLSTATEs for the same: disk_full and read_only_sql_transaction (a standby, or
@@ -56,8 +59,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for `url`, with SQLite tuned for a concurrent bot."""
+def create_engine(url: str, *, echo: bool = False, synchronous: str = "NORMAL") -> AsyncEngine:
+    """An async engine for `url`, with SQLite tuned for a concurrent bot (`synchronous`: the
+    PRAGMA of that name, NORMAL or FULL; ignored by PostgreSQL)."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
     if not is_sqlite(url):
         return _create_async_engine(
             url, echo=echo, pool_size=10, max_overflow=10, hide_parameters=True
@@ -76,11 +82,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # would be one more round trip to aiosqlite's thread per session.
         pool_reset_on_return=None,
     )
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, synchronous)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -91,7 +97,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
@@ -170,9 +176,9 @@ class Database:
             return changed
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        """Open a database from a URL."""
-        return cls(create_engine(url, echo=echo))
+    def from_url(cls, url: str, *, echo: bool = False, synchronous: str = "NORMAL") -> Database:
+        """Open a database from a URL (`synchronous`: SQLite's PRAGMA, see create_engine)."""
+        return cls(create_engine(url, echo=echo, synchronous=synchronous))
 
     def session(self) -> AsyncSession:
         """A read session."""
