@@ -190,6 +190,7 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
                 secret=secret,
                 column_map=column_map,
                 max_bad_share=max_bad_share,
+                max_shrink_share=None if args.allow_shrink else settings.dtsen_max_shrink_share,
                 report_path=Path(args.report) if args.report else None,
                 today=today,
                 progress=sys.stderr.isatty(),
@@ -258,6 +259,12 @@ def _add_dtsen_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default=None,
         metavar="SHARE",
         help="abort above this share of bad rows (default: DTSEN_MAX_BAD_SHARE, 0.05)",
+    )
+    dtsen.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="replace the table even when the extract has far fewer rows "
+        "(default: refused above DTSEN_MAX_SHRINK_SHARE, 0.20, fewer)",
     )
     dtsen.set_defaults(func=_cmd_import_dtsen)
 
