@@ -994,14 +994,14 @@ class _SqliteLoader:
         assert self._connection is not None, "prepare() first"
         return self._connection
 
+    @property
+    def _lock_path(self) -> str:
+        return f"{self.path}.dtsen-import.lock"
+
     def prepare(self) -> None:
         # One import at a time per database file. The kernel drops the lock if we are killed,
         # so any staging table found once it is held is a leftover.
-        self._lock_file = open(f"{self.path}.dtsen-import.lock", "a")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DtsenImportError("another DTSEN import is running on this database") from None
+        self._lock_file = _take_import_lock(self._lock_path)
         self._connection = db = _sqlite_connect(self.path)
         # The index build in the swap sorts every nik_key in this thread: with integer keys,
         # sorter threads (PRAGMA threads=2) made it slower here (3M keys: 2.4 s, 2.8 s CPU vs
@@ -1121,8 +1121,35 @@ class _SqliteLoader:
         finally:
             self._connection = None
             if self._lock_file is not None:
+                # Removed while still locked, so it is not left beside the database; an import
+                # waiting to lock it notices (see _take_import_lock).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._lock_path)
                 self._lock_file.close()  # releases the flock
                 self._lock_file = None
+
+
+def _take_import_lock(path: str) -> IO[str]:
+    """The import's lock file, opened and flocked; DtsenImportError if another import holds it.
+
+    Its holder removes the file when done. Whoever opened the file just before that removal
+    then locks a file no longer at `path`: so the locked file must still be the one there, or
+    it is opened anew.
+    """
+    while True:
+        handle = open(path, "a")  # noqa: SIM115 (held for the whole import)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise DtsenImportError("another DTSEN import is running on this database") from None
+        try:
+            current = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            return handle
+        handle.close()
 
 
 # Key of the session-level advisory lock that serialises PostgreSQL imports ("DTSEN" in ASCII).

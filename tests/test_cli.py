@@ -175,6 +175,7 @@ def test_readme_order_imports_dtsen_into_a_new_installation(tmp_path: Path) -> N
     )
     assert imported.returncode == 0, imported.stderr
     assert "loaded 300 rows" in imported.stdout
+    assert not list(tmp_path.glob("*.dtsen-import.lock"))
 
     # What `run` does first (migrate) finds the database at the newest revision, with the rows.
     with sqlite3.connect(tmp_path / "rentan.db") as connection:

@@ -460,6 +460,7 @@ async def test_import_that_shrinks_the_table_too_much_keeps_the_old_one(
     assert await repo.count() == 50
     assert await repo.find(nik=people[49].nik) == people[49].dtsen()
     assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
+    assert not list(tmp_path.glob("*.dtsen-import.lock"))  # refused or not, none left behind
     forty = write_csv(tmp_path / "forty.csv", [row_of(p) for p in people[:40]])
     await run_import(database, forty, max_shrink_share=0.2)  # exactly 20% fewer
     assert await repo.count() == 40
