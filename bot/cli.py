@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -38,6 +39,11 @@ async def _open_database(
     database = Database.from_url(settings.database_url, synchronous=settings.sqlite_synchronous)
     try:
         try:
+            path = database.engine.url.database
+            if database.dialect == "sqlite" and path and path != ":memory:":
+                # aiosqlite reports a failed connect from its thread to the event loop, which
+                # asyncio.run may have closed by then (a stray traceback): open the file first.
+                sqlite3.connect(path).close()
             async with database.engine.connect():
                 pass
         # Only a connection is opened here, so whatever fails is the database being out of
