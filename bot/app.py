@@ -67,7 +67,9 @@ GROUP_STAFF_INPUT = -5
 
 def build_services(settings: Settings, database: Database | None = None) -> Services:
     """Create the database handle, catalogs and repositories from settings."""
-    database = database or Database.from_url(settings.database_url)
+    database = database or Database.from_url(
+        settings.database_url, synchronous=settings.sqlite_synchronous
+    )
     secret = settings.require_pii_secret()
     return Services(
         settings=settings,
@@ -219,7 +221,7 @@ async def on_shutdown(application: RentanApp) -> None:
 
 async def migrate_database(settings: Settings) -> None:
     """Apply migrations with a short-lived engine, before the bot's own engine opens."""
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, synchronous=settings.sqlite_synchronous)
     try:
         await upgrade(database)
     finally:

@@ -5,19 +5,81 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from storage.engine import Database
+
 Command = Callable[[argparse.Namespace, Settings], int]
+
+
+@contextlib.asynccontextmanager
+async def _open_database(
+    settings: Settings, *, secret: bytes | None = None
+) -> AsyncIterator[Database]:
+    """The database of DATABASE_URL, migrated to the newest schema first, as `run` does: the
+    README's order (import-dtsen, then run) starts from an empty database.
+
+    With `secret`, PII_SECRET must be the key the database's NIK hashes were made with (its
+    fingerprint is stored on first use). SettingsError, one line, when the database cannot be
+    opened or the key differs.
+    """
+    from sqlalchemy.engine import make_url
+
+    from storage.engine import Database
+    from storage.installation import pii_key_matches
+    from storage.migrate import upgrade
+
+    database = Database.from_url(settings.database_url, synchronous=settings.sqlite_synchronous)
+    try:
+        try:
+            path = database.engine.url.database
+            if database.dialect == "sqlite" and path and path != ":memory:":
+                # aiosqlite reports a failed connect from its thread to the event loop, which
+                # asyncio.run may have closed by then (a stray traceback): open the file first.
+                sqlite3.connect(path).close()
+            async with database.engine.connect():
+                pass
+        # Only a connection is opened here, so whatever fails is the database being out of
+        # reach: a refused port, a bad password or host (asyncpg's own errors, not wrapped by
+        # SQLAlchemy), an SQLite file in a missing or read-only folder.
+        except Exception as error:
+            shown = make_url(settings.database_url).render_as_string(hide_password=True)
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+            raise SettingsError(
+                f"cannot open the database of DATABASE_URL ({shown}): "
+                f"{reason[0] if reason else type(error).__name__}"
+            ) from None
+        await upgrade(database)
+        if secret is not None and not await pii_key_matches(database, secret):
+            raise SettingsError(
+                "PII_SECRET is not the key this database's NIK hashes were made with: set the "
+                'key used before (a new key would make every worker "not found" in DTSEN)'
+            )
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _prepare_database(settings: Settings, *, secret: bytes | None = None) -> None:
+    """Migrate (and check the key) without keeping the database open."""
+    async with _open_database(settings, secret=secret):
+        pass
 
 
 def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
     settings.require_token()
-    settings.require_pii_secret()
+    secret = settings.require_pii_secret()
     from bot.app import run_polling, run_webhook
+
+    # Migrated again (a no-op) by run_*: this one checks PII_SECRET before anything is served.
+    asyncio.run(_prepare_database(settings, secret=secret))
 
     if settings.webhook_url:
         run_webhook(settings)
@@ -27,16 +89,11 @@ def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from storage.engine import Database
-    from storage.migrate import current_revision, upgrade
+    from storage.migrate import current_revision
 
     async def _migrate() -> str | None:
-        database = Database.from_url(settings.database_url)
-        try:
-            await upgrade(database)
+        async with _open_database(settings) as database:
             return await current_revision(database)
-        finally:
-            await database.dispose()
 
     revision = asyncio.run(_migrate())
     print(f"database is at revision {revision}")
@@ -58,6 +115,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if not target.parent.is_dir():
         print(f"rentan-bot: no such folder: {target.parent}", file=sys.stderr)
         return 1
+    asyncio.run(_prepare_database(settings))
     try:
         report: BackupReport = asyncio.run(backup_sqlite(settings.database_url, target))
     except BackupError as error:
@@ -117,7 +175,6 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from storage.dtsen import DtsenImportError, ImportSummary, import_dtsen, parse_column_map
-    from storage.engine import Database
 
     secret = settings.require_pii_secret()
     try:
@@ -132,22 +189,19 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     today = (datetime.now(UTC) + timedelta(hours=7)).date()
 
     async def _import() -> ImportSummary:
-        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
-        database = Database.from_url(settings.database_url)
-        try:
+        async with _open_database(settings, secret=secret) as database:
             return await import_dtsen(
                 database,
                 Path(args.file),
                 secret=secret,
                 column_map=column_map,
                 max_bad_share=max_bad_share,
+                max_shrink_share=None if args.allow_shrink else settings.dtsen_max_shrink_share,
                 report_path=Path(args.report) if args.report else None,
                 today=today,
                 progress=sys.stderr.isatty(),
                 actor="cli",
             )
-        finally:
-            await database.dispose()
 
     try:
         summary = asyncio.run(_import())
@@ -212,6 +266,12 @@ def _add_dtsen_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="SHARE",
         help="abort above this share of bad rows (default: DTSEN_MAX_BAD_SHARE, 0.05)",
     )
+    dtsen.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="replace the table even when the extract has far fewer rows "
+        "(default: refused above DTSEN_MAX_SHRINK_SHARE, 0.20, fewer)",
+    )
     dtsen.set_defaults(func=_cmd_import_dtsen)
 
     sample = sub.add_parser("sample-dtsen", help="write a synthetic DTSEN extract (no real data)")
@@ -230,21 +290,16 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from bot import reports
     from bot.i18n import Catalogs
     from bot.regions import load_regions
-    from storage.engine import Database
     from storage.reports import ReportRepository
 
     async def _statistics() -> reports.Statistics:
-        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
-        database = Database.from_url(settings.database_url)
-        try:
+        async with _open_database(settings) as database:
             return await ReportRepository(database).statistics(
                 premium_idr=settings.program_premium_idr,
                 budget_idr=settings.program_budget_idr,
                 effective_quota=settings.effective_quota,
                 days=args.days,
             )
-        finally:
-            await database.dispose()
 
     stats = asyncio.run(_statistics())
     _ = Catalogs().get(settings.default_language)._
@@ -286,7 +341,6 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.exports import EXPORT_DONE, write_csv, write_xlsx
     from bot.i18n import Catalogs
-    from storage.engine import Database
     from storage.exports import ExportRepository
     from storage.models import Status
     from storage.review import ReviewRepository
@@ -303,9 +357,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     writer = write_xlsx if kind == "xlsx" else write_csv
 
     async def _export() -> int:
-        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
-        database = Database.from_url(settings.database_url)
-        try:
+        async with _open_database(settings) as database:
             status = Status(args.status)
             rows = await ExportRepository(database).collect(statuses=(status,))
             count = writer(rows, target, period=args.period, translate=bahasa)
@@ -314,8 +366,6 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 actor_id=None, source="cli", statuses=(status,), rows=count, kind=kind
             )
             return count
-        finally:
-            await database.dispose()
 
     count = asyncio.run(_export())
     _ = Catalogs().get(settings.default_language)._
@@ -332,7 +382,6 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
     from rich.table import Table
 
     from bot.i18n import Catalogs
-    from storage.engine import Database
     from storage.enrollment import (
         IMPORT_SUMMARY,
         LINE,
@@ -350,9 +399,7 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def _import() -> EnrollmentReport:
-        # Never migrates: `rentan-bot migrate` (or the running bot) owns the schema.
-        database = Database.from_url(settings.database_url)
-        try:
+        async with _open_database(settings, secret=secret) as database:
             return await import_kpj(
                 database,
                 source,
@@ -361,8 +408,6 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
                 actor_id=args.actor_id,
                 today=date.today(),
             )
-        finally:
-            await database.dispose()
 
     try:
         report = asyncio.run(_import())

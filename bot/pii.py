@@ -61,3 +61,12 @@ def redact_text(text: str) -> str:
     its digits are grouped (`3275/0117/0885/0001`, `+62 812-3456-7890`, `(0812) 3456 7890`)."""
     text = _NIK_LIKE.sub(_mask_nik_like, text)
     return _PHONE_LIKE.sub(_mask_phone_like, text)
+
+
+# What the key fingerprint is the HMAC of; a new version of the label makes a new fingerprint.
+FINGERPRINT_LABEL = b"rentan-bot pii fingerprint v1"
+
+
+def key_fingerprint(secret: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the key: tells keys apart without revealing them."""
+    return hmac.new(secret, FINGERPRINT_LABEL, hashlib.sha256).hexdigest()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
     database_url: str = "sqlite+aiosqlite:///rentan.db"
+    # NORMAL: a power cut may lose the last commits before it (never corrupts, in WAL mode);
+    # FULL: every commit is on disk when it returns, at an fsync per commit.
+    sqlite_synchronous: str = Field(default="NORMAL", pattern=r"^(NORMAL|FULL)$")
     admin_ids: IdList = frozenset()
     reviewer_ids: IdList = frozenset()
 
@@ -75,6 +78,8 @@ class Settings(BaseSettings):
     flood_max_updates: int = Field(default=20, gt=0)
     flood_window_seconds: int = Field(default=10, gt=0)
     dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # An import may remove at most this share of the rows in service (else --allow-shrink).
+    dtsen_max_shrink_share: float = Field(default=0.20, ge=0.0, le=1.0)
 
     # Telegram is 50-200 ms away: throughput comes from having many chats in flight at once.
     concurrent_updates: int = Field(default=128, ge=1, le=512)
@@ -135,6 +140,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _upper_synchronous(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -227,9 +237,13 @@ class Settings(BaseSettings):
     def require_pii_secret(self) -> bytes:
         """The key for blind indexes, or a SettingsError naming PII_SECRET."""
         if self.pii_secret is None or len(self.pii_secret.get_secret_value()) < 16:
+            # An operator who already has data must not be sent to make a new key: every NIK
+            # hashed with the old one would stop matching.
             raise SettingsError(
-                "PII_SECRET is not set or shorter than 16 characters: "
-                "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`"
+                "PII_SECRET is not set or shorter than 16 characters: set the same key as "
+                "before (the database's NIK hashes were made with it); only a brand-new "
+                "installation generates one, with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
             )
         return self.pii_secret.get_secret_value().encode()
 

@@ -78,6 +78,12 @@ REQUIRED_FIELDS = ("nik", "nama", "tanggal_lahir", "jenis_kelamin", "kode_wilaya
 OPTIONAL_FIELDS = ("no_kk", "alamat")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 MAX_NAMA = 200
+# Longest line (with its newline) of a CSV extract: a DTSEN row is ~100-300 bytes. Anything
+# longer is another kind of file, and unbounded it cost memory: a 300 MB header line took
+# 949 MB, a 2 GB one ran out of memory.
+MAX_LINE_BYTES = 64 * 1024
+# Largest block handed to a parser process (a block is sized to CHUNK_ROWS average lines).
+_MAX_BLOCK_BYTES = 1 << 24
 
 
 class SkipReason(StrEnum):
@@ -735,8 +741,12 @@ class _CsvLayout:
     def read(cls, path: Path, column_map: Mapping[str, str]) -> _CsvLayout:
         """Read the header and sample the first lines; DtsenImportError if unusable."""
         with path.open("rb") as handle:
-            first = handle.readline()
-            sample = handle.read(1 << 16)
+            first = handle.readline(MAX_LINE_BYTES + 1)
+            if len(first) > MAX_LINE_BYTES:
+                raise DtsenImportError(_too_long(path, 1))
+            sample = handle.read(MAX_LINE_BYTES)
+        if len(sample) == MAX_LINE_BYTES and b"\n" not in sample:
+            raise DtsenImportError(_too_long(path, 2))
         try:
             header_text = first.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -767,6 +777,13 @@ def _not_utf8(path: Path, line: int) -> str:
     return f"{path.name} is not UTF-8 text (line {line}): save it as CSV UTF-8 or XLSX"
 
 
+def _too_long(path: Path, line: int) -> str:
+    return (
+        f"{path.name}: line {line} is longer than {MAX_LINE_BYTES // 1024} KiB, which no DTSEN "
+        "row is: nothing imported, the previous table stays"
+    )
+
+
 def _is_xlsx(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(4) == b"PK\x03\x04"  # a zip archive: XLSX whatever the file's name
@@ -789,9 +806,16 @@ def _csv_blocks(
             data = carry + handle.read(block_bytes)
             if not data:
                 return
-            # numpy counts a byte ~5x faster than bytes.count, in this process that the
+            # numpy finds a byte ~5x faster than bytes.count, in this process that the
             # parser processes share the two cores with (~0.25 s over Kota Bekasi).
             view = np.frombuffer(data, np.uint8)
+            newlines = np.flatnonzero(view == ord("\n"))
+            # Every line starts in this data (carry begins at a line start): check them all,
+            # the unfinished last one too, before reading any further.
+            lengths = np.diff(newlines, prepend=-1, append=len(data) - 1)
+            too_long = np.flatnonzero(lengths > MAX_LINE_BYTES)
+            if len(too_long):
+                raise DtsenImportError(_too_long(path, line + int(too_long[0])))
             end = len(data)
             if len(data) > len(carry):  # not at the end of the file: cut after a newline
                 end = data.rfind(b"\n") + 1
@@ -803,7 +827,7 @@ def _csv_blocks(
                         raise DtsenImportError(f"{path.name}: a quoted field never ends")
                     continue
             yield offset, end, line
-            line += int(np.count_nonzero(view[:end] == ord("\n")))
+            line += int(np.searchsorted(newlines, end))
             offset += end
             carry = data[end:]
 
@@ -885,6 +909,8 @@ class _Loader(Protocol):
     def write(self, rows: list[Row]) -> None: ...
 
     def remove(self, lines: list[int]) -> None: ...
+
+    def rows_in_service(self) -> int: ...
 
     def swap(self, *, source_name: str, loaded: int, skipped: int, actor: str) -> None: ...
 
@@ -968,14 +994,14 @@ class _SqliteLoader:
         assert self._connection is not None, "prepare() first"
         return self._connection
 
+    @property
+    def _lock_path(self) -> str:
+        return f"{self.path}.dtsen-import.lock"
+
     def prepare(self) -> None:
         # One import at a time per database file. The kernel drops the lock if we are killed,
         # so any staging table found once it is held is a leftover.
-        self._lock_file = open(f"{self.path}.dtsen-import.lock", "a")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DtsenImportError("another DTSEN import is running on this database") from None
+        self._lock_file = _take_import_lock(self._lock_path)
         self._connection = db = _sqlite_connect(self.path)
         # The index build in the swap sorts every nik_key in this thread: with integer keys,
         # sorter threads (PRAGMA threads=2) made it slower here (3M keys: 2.4 s, 2.8 s CPU vs
@@ -1035,6 +1061,11 @@ class _SqliteLoader:
         db.executemany(f"DELETE FROM {STAGING_TABLE} WHERE id = ?", [(line,) for line in lines])
         db.execute("COMMIT")
 
+    def rows_in_service(self) -> int:
+        # Only imports change the table, and this one holds the import lock.
+        (count,) = self._db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+        return int(count)
+
     def swap(self, *, source_name: str, loaded: int, skipped: int, actor: str) -> None:
         self._stop_checkpoints()
         db = self._db
@@ -1090,8 +1121,35 @@ class _SqliteLoader:
         finally:
             self._connection = None
             if self._lock_file is not None:
+                # Removed while still locked, so it is not left beside the database; an import
+                # waiting to lock it notices (see _take_import_lock).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._lock_path)
                 self._lock_file.close()  # releases the flock
                 self._lock_file = None
+
+
+def _take_import_lock(path: str) -> IO[str]:
+    """The import's lock file, opened and flocked; DtsenImportError if another import holds it.
+
+    Its holder removes the file when done. Whoever opened the file just before that removal
+    then locks a file no longer at `path`: so the locked file must still be the one there, or
+    it is opened anew.
+    """
+    while True:
+        handle = open(path, "a")  # noqa: SIM115 (held for the whole import)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise DtsenImportError("another DTSEN import is running on this database") from None
+        try:
+            current = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            return handle
+        handle.close()
 
 
 # Key of the session-level advisory lock that serialises PostgreSQL imports ("DTSEN" in ASCII).
@@ -1185,6 +1243,16 @@ class _PostgresLoader:
             await self._pg.execute(f"DELETE FROM {STAGING_TABLE} WHERE id = ANY($1::int[])", lines)
 
         self._run(delete())
+
+    def rows_in_service(self) -> int:
+        self._flush()
+        counted: list[int] = []
+
+        async def count() -> None:
+            counted.append(int(await self._pg.fetchval(f"SELECT count(*) FROM {TABLE}")))
+
+        self._run(count())
+        return counted[0]
 
     def swap(self, *, source_name: str, loaded: int, skipped: int, actor: str) -> None:
         self._flush()
@@ -1615,6 +1683,19 @@ class _ImportJob:
         if self._stop.is_set():
             raise _Cancelled
 
+    def _check_shrink(self, max_shrink_share: float) -> None:
+        """DtsenImportError when the new table would be more than `max_shrink_share` smaller
+        than the one in service: a wrong or truncated file, most likely."""
+        in_service = self.loader.rows_in_service()
+        removed = in_service - self.loaded
+        if removed > max_shrink_share * in_service:
+            raise DtsenImportError(
+                f"{self.source.name} would replace the {in_service:,} rows in service by "
+                f"{self.loaded:,} ({removed / in_service:.1%} fewer, allowed "
+                f"{max_shrink_share:.1%}): nothing imported, the previous table stays "
+                "(--allow-shrink if the extract is meant to be that much smaller)"
+            )
+
     def load(self) -> None:
         """Parse, validate and stage every row of the source."""
         if not self.source.is_file():
@@ -1652,7 +1733,7 @@ class _ImportJob:
         config = (str(self.source.resolve()), str(Path(self.loader.path).resolve()),
                   layout.columns.required, layout.delimiter, layout.quoted, self.secret,
                   self.today.toordinal())  # fmt: skip
-        block_bytes = max(1 << 16, int(self.chunk_rows * layout.line_bytes))
+        block_bytes = max(1 << 16, min(int(self.chunk_rows * layout.line_bytes), _MAX_BLOCK_BYTES))
         blocks = enumerate(_csv_blocks(self.source, layout, block_bytes))
         self._parsers = parsers = _ParserProcesses(processes, config)
         if self._stop.is_set():  # cancelled while the processes started
@@ -1700,7 +1781,7 @@ class _ImportJob:
         parsers.close()
         self._parsers = None
 
-    def run(self, *, max_bad_share: float, actor: str) -> None:
+    def run(self, *, max_bad_share: float, max_shrink_share: float | None, actor: str) -> None:
         """Load, check, report and swap; DtsenImportError leaves the old table in place."""
         started = time.perf_counter()
         try:
@@ -1724,6 +1805,8 @@ class _ImportJob:
                     f"allowed {max_bad_share:.1%}): nothing imported, the previous table stays"
                     + (f"; see {self.report.path}" if self.report.path is not None else "")
                 )
+            if max_shrink_share is not None:
+                self._check_shrink(max_shrink_share)
             self.bar.phase(f"{self.source.name}: indexing and swapping")
             checked = time.perf_counter()
             self.loader.swap(
@@ -1757,6 +1840,7 @@ async def import_dtsen(
     secret: bytes,
     column_map: Mapping[str, str] | None = None,
     max_bad_share: float = 0.05,
+    max_shrink_share: float | None = None,
     report_path: Path | None = None,
     today: date,
     progress: bool = False,
@@ -1768,7 +1852,8 @@ async def import_dtsen(
     """Replace the DTSEN table with the rows of `source` (CSV or XLSX), or leave it untouched.
 
     Raises DtsenImportError when the file cannot be read, its header lacks a field, or more
-    than `max_bad_share` of its rows are bad. `parallel` parses a CSV in processes (default: for
+    than `max_bad_share` of its rows are bad, or (when given) it would remove more than
+    `max_shrink_share` of the rows in service. `parallel` parses a CSV in processes (default: for
     files over 8 MB on SQLite); `on_progress(rows_read)` is called per chunk, from the import's
     thread. Cancelling the task stops the import and keeps the old table.
     """
@@ -1795,7 +1880,9 @@ async def import_dtsen(
         on_progress=on_progress,
     )
     task = asyncio.ensure_future(
-        asyncio.to_thread(job.run, max_bad_share=max_bad_share, actor=actor)
+        asyncio.to_thread(
+            job.run, max_bad_share=max_bad_share, max_shrink_share=max_shrink_share, actor=actor
+        )
     )
     try:
         await asyncio.shield(task)

@@ -32,6 +32,9 @@ SNAPSHOT_OPTIONS: dict[str, dict[str, Any]] = {
     "postgresql": {"isolation_level": "REPEATABLE READ"},
 }
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# PRAGMA synchronous in WAL mode. NORMAL syncs at checkpoints only: a power cut may lose the
+# last commits before it, never corrupts. FULL syncs the WAL at every commit (SQLITE_SYNCHRONOUS).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 # SQLite's messages when the database cannot take writes (SQLITE_FULL, SQLITE_READONLY), and
 # PostgreSQL's SQLSTATEs for the same: disk_full and read_only_sql_transaction (a standby, or
@@ -67,8 +70,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """An async engine for `url`, with SQLite tuned for a concurrent bot."""
+def create_engine(url: str, *, echo: bool = False, synchronous: str = "NORMAL") -> AsyncEngine:
+    """An async engine for `url`, with SQLite tuned for a concurrent bot (`synchronous`: the
+    PRAGMA of that name, NORMAL or FULL; ignored by PostgreSQL)."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}")
     if not is_sqlite(url):
         return _create_async_engine(
             url, echo=echo, pool_size=10, max_overflow=10, hide_parameters=True
@@ -88,7 +94,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # would be one more round trip to aiosqlite's thread per session.
         pool_reset_on_return=None,
     )
-    _configure_sqlite(engine)
+    _configure_sqlite(engine, synchronous)
     return engine
 
 
@@ -122,7 +128,7 @@ def _create_private_file(database: str | None) -> None:
             )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, synchronous: str) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -133,7 +139,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         # Deleted rows (an erasure, expired drafts) are overwritten with zeros, not left in
         # free pages of the file.
         cursor.execute("PRAGMA secure_delete=ON")
@@ -237,9 +243,9 @@ class Database:
             log.warning("WAL checkpoint could not finish: a reader is busy")
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        """Open a database from a URL."""
-        return cls(create_engine(url, echo=echo))
+    def from_url(cls, url: str, *, echo: bool = False, synchronous: str = "NORMAL") -> Database:
+        """Open a database from a URL (`synchronous`: SQLite's PRAGMA, see create_engine)."""
+        return cls(create_engine(url, echo=echo, synchronous=synchronous))
 
     def session(self) -> AsyncSession:
         """A read session."""

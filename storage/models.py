@@ -278,3 +278,13 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=300)
+
+
+# Facts about this installation, by name: the fingerprint of PII_SECRET that made its NIK hashes
+# (storage.installation), so a changed key stops start-up instead of matching nobody.
+class AppMeta(SQLModel, table=True):
+    __tablename__ = "app_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)

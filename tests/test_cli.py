@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from openpyxl import load_workbook
+
 from bot.emulator_client import EmulatorClient
+from storage.migrate import head_revision
 from tests.harness import TEST_PII_SECRET, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +122,143 @@ async def test_run_against_the_standalone_emulator_answers_start(tmp_path: Path)
         emulator.wait(timeout=20)
     assert bot.returncode == 0, errors
     assert b"Traceback" not in errors, errors.decode()
+
+
+def _venv_command(name: str) -> str:
+    """A console script of the venv running these tests, as the README calls it."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _readme_block(heading: str) -> list[str]:
+    """The lines of the first ```sh block under a heading of the README."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"## {heading}\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    return block.splitlines()
+
+
+def test_readme_order_imports_dtsen_into_a_new_installation(tmp_path: Path) -> None:
+    """The README's "Running against real Telegram" block, line by line, in an empty folder:
+    the .env as shown, `import-dtsen` before any `migrate`, and `run` finds the schema."""
+    lines = _readme_block("Running against real Telegram")
+    commands: list[list[str]] = []
+    env_lines: list[str] | None = None
+    for line in lines:
+        if line.startswith("cat > .env"):
+            env_lines = []
+        elif env_lines is not None and line == "ENV":
+            (tmp_path / ".env").write_text("\n".join(env_lines) + "\n", encoding="utf-8")
+            env_lines = None
+        elif env_lines is not None:
+            # Synthetic values for the placeholders, whatever the README shows.
+            name = line.partition("=")[0]
+            value = {"TELEGRAM_BOT_TOKEN": TEST_TOKEN, "PII_SECRET": TEST_PII_SECRET}.get(name)
+            env_lines.append(f"{name}={value}" if value else line)
+        elif line.startswith(".venv/bin/rentan-bot "):
+            commands.append(shlex.split(line.removeprefix(".venv/bin/rentan-bot ")))
+    assert (tmp_path / ".env").is_file()
+    assert [c[0] for c in commands] == ["import-dtsen", "run"]
+    import_args, _run = commands
+    # The city's extract calls its columns NIK_ART and NAMA, as the README's --map says.
+    extract = tmp_path / import_args[1]
+    bin_ = _venv_command("rentan-bot")
+    env = _env()  # DATABASE_URL unset: the default rentan.db in this folder
+    made = subprocess.run(
+        [bin_, "sample-dtsen", "--rows", "300", "--seed", "7", "-o", str(extract)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    _rename_columns(extract, {"nik": "NIK_ART", "nama": "NAMA"})
+
+    imported = subprocess.run(
+        [bin_, *import_args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "loaded 300 rows" in imported.stdout
+    assert not list(tmp_path.glob("*.dtsen-import.lock"))
+
+    # What `run` does first (migrate) finds the database at the newest revision, with the rows.
+    with sqlite3.connect(tmp_path / "rentan.db") as connection:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        (rows,) = connection.execute("SELECT count(*) FROM dtsen_record").fetchone()
+    assert (revision, rows) == (head_revision("sqlite+aiosqlite:///rentan.db"), 300)
+    stats = subprocess.run(
+        [bin_, "stats"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert stats.returncode == 0, stats.stderr
+
+
+def _rename_columns(path: Path, names: dict[str, str]) -> None:
+    """Rename header cells of an XLSX, as another extract would call the same columns."""
+    workbook = load_workbook(path)
+    sheet = workbook.worksheets[0]
+    for cell in sheet[1]:
+        if cell.value in names:
+            cell.value = names[str(cell.value)]
+    workbook.save(path)
+
+
+@pytest.mark.parametrize("command", ["stats", "export", "import-dtsen", "import-kpj", "backup"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://rentan:pw@127.0.0.1:{port}/rentan",
+        "sqlite+aiosqlite:///{tmp}/no-such-folder/rentan.db",
+    ],
+    ids=["postgres-unreachable", "sqlite-unopenable"],
+)
+def test_unreachable_database_is_one_line_naming_database_url(
+    tmp_path: Path, command: str, url: str
+) -> None:
+    """A closed PostgreSQL port or an SQLite file in a missing folder: one line naming
+    DATABASE_URL (the password hidden), a non-zero exit, no traceback."""
+    database_url = url.format(port=_free_port(), tmp=tmp_path)
+    (tmp_path / "in.csv").write_text("nik,kpj,tgl_mulai\n", encoding="utf-8")
+    args = {
+        "stats": ["stats"],
+        "export": ["export", "-o", str(tmp_path / "out.csv")],
+        "import-dtsen": ["import-dtsen", str(tmp_path / "in.csv")],
+        "import-kpj": ["import-kpj", str(tmp_path / "in.csv")],
+        "backup": ["backup", str(tmp_path / "copy.db")],
+    }[command]
+    env = _env(DATABASE_URL=database_url, PII_SECRET=TEST_PII_SECRET)
+    if command == "backup" and database_url.startswith("postgresql"):
+        pytest.skip("backup prints the pg_dump command for PostgreSQL without connecting")
+    result = _rentan(*args, env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DATABASE_URL" in lines[0]
+    assert ":pw@" not in lines[0]
+
+
+def test_changed_pii_secret_stops_imports_and_start_up(tmp_path: Path) -> None:
+    """A DTSEN table hashed with one key, then another key: import-dtsen, import-kpj and run
+    each refuse with one line naming PII_SECRET, and the table in service stays."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    extract = tmp_path / "dtsen.csv"
+    made = _rentan("sample-dtsen", "--rows", "50", "--seed", "3", "-o", str(extract),
+                   env=_env(), cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    first = _env(DATABASE_URL=database_url, PII_SECRET=TEST_PII_SECRET)
+    assert _rentan("import-dtsen", str(extract), env=first, cwd=tmp_path).returncode == 0
+
+    (tmp_path / "kpj.csv").write_text("nik,kpj,tgl_mulai\n", encoding="utf-8")
+    changed = _env(
+        DATABASE_URL=database_url,
+        PII_SECRET="a-different-key-0123456789",
+        TELEGRAM_BOT_TOKEN=TEST_TOKEN,
+        TELEGRAM_API_URL=f"http://127.0.0.1:{_free_port()}",
+    )
+    for args in (["import-dtsen", str(extract)], ["import-kpj", str(tmp_path / "kpj.csv")],
+                 ["run"]):  # fmt: skip
+        result = _rentan(*args, env=changed, cwd=tmp_path)
+        assert result.returncode != 0, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "PII_SECRET" in lines[0]
+    with sqlite3.connect(tmp_path / "bot.db") as connection:
+        assert connection.execute("SELECT count(*) FROM dtsen_record").fetchone() == (50,)
+        imports = connection.execute("SELECT count(*) FROM dtsen_import").fetchone()
+    assert imports == (1,)

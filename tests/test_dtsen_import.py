@@ -444,6 +444,54 @@ async def test_import_with_too_many_bad_rows_keeps_the_old_table(
     assert last.source_name == "old.csv"
 
 
+async def test_import_that_shrinks_the_table_too_much_keeps_the_old_one(
+    database: Database, repo: DtsenRepository, tmp_path: Path
+) -> None:
+    """50 rows in service replaced by 2: refused with both counts, the table untouched; a
+    shrink within the limit, or with no limit, goes through."""
+    people = make_people(50, seed=41)
+    await run_import(database, write_csv(tmp_path / "full.csv", [row_of(p) for p in people]))
+    two = write_csv(tmp_path / "two.csv", [row_of(p) for p in people[:2]])
+    with pytest.raises(DtsenImportError) as refused:
+        await run_import(database, two, max_shrink_share=0.2)
+    message = str(refused.value)
+    assert "replace the 50 rows in service by 2 (96.0% fewer, allowed 20.0%)" in message
+    assert "\n" not in message
+    assert await repo.count() == 50
+    assert await repo.find(nik=people[49].nik) == people[49].dtsen()
+    assert await tables(database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
+    assert not list(tmp_path.glob("*.dtsen-import.lock"))  # refused or not, none left behind
+    forty = write_csv(tmp_path / "forty.csv", [row_of(p) for p in people[:40]])
+    await run_import(database, forty, max_shrink_share=0.2)  # exactly 20% fewer
+    assert await repo.count() == 40
+    await run_import(database, two)  # no limit given
+    assert await repo.count() == 2
+
+
+def test_cli_refuses_a_shrinking_import_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DTSEN_MAX_SHRINK_SHARE (default 0.20) guards the CLI import; --allow-shrink overrides."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    people = make_people(20, seed=42)
+    assert (
+        main(["import-dtsen", str(write_csv(tmp_path / "a.csv", [row_of(p) for p in people]))])
+        == 0
+    )
+    smaller = write_csv(tmp_path / "b.csv", [row_of(p) for p in people[:15]])  # 25% fewer
+    capsys.readouterr()
+    assert main(["import-dtsen", str(smaller)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "the 20 rows in service by 15 (25.0% fewer, allowed 20.0%)" in err
+    monkeypatch.setenv("DTSEN_MAX_SHRINK_SHARE", "0.3")
+    assert main(["import-dtsen", str(smaller)]) == 0
+    assert main(["import-dtsen", str(write_csv(tmp_path / "c.csv", [row_of(people[0])]))]) == 1
+    assert main(["import-dtsen", str(tmp_path / "c.csv"), "--allow-shrink"]) == 0
+    assert "loaded 1 rows from c.csv" in capsys.readouterr().out
+
+
 async def test_reimport_replaces_the_whole_table(
     database: Database, repo: DtsenRepository, tmp_path: Path
 ) -> None:
@@ -864,6 +912,56 @@ async def test_unreadable_files_are_refused_with_a_reason(
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(DtsenImportError, match=r"cannot open broken\.xlsx as XLSX"):
         await run_import(database, broken)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["inline", "parser-processes"])
+@pytest.mark.parametrize(
+    ("where", "line"), [("header", 1), ("first-row", 2), ("later-row", 1_801)]
+)
+async def test_overlong_line_is_refused_by_number_and_keeps_the_old_table(
+    sqlite_database: Database, tmp_path: Path, where: str, line: int, parallel: bool
+) -> None:
+    """A 2,5 MB line (a wrong file; unbounded, 300 MB of it took 949 MB) stops the import with
+    its line number in one line, before it is read whole; the table in service stays."""
+    old = make_person(seed=43)
+    await run_import(sqlite_database, write_csv(tmp_path / "old.csv", [row_of(old)]))
+    source = tmp_path / f"{where}.csv"
+    write_sample(source, rows=3_000, seed=44)
+    lines = source.read_bytes().split(b"\n")
+    lines[line - 1] += b"," + b"x" * 2_500_000
+    source.write_bytes(b"\n".join(lines))
+    with pytest.raises(DtsenImportError) as refused:
+        await run_import(sqlite_database, source, parallel=parallel, chunk_rows=400)
+    assert str(refused.value) == (
+        f"{where}.csv: line {line} is longer than 64 KiB, which no DTSEN row is: "
+        "nothing imported, the previous table stays"
+    )
+    assert await DtsenRepository(sqlite_database, SECRET).find(nik=old.nik) == old.dtsen()
+    assert await tables(sqlite_database) == {"dtsen_record", "ix_dtsen_record_nik_key"}
+
+
+async def test_lines_up_to_the_limit_are_read(database: Database, tmp_path: Path) -> None:
+    """A row with a long address, its line just under 64 KiB, loads like any other."""
+    person = make_person(seed=45)
+    row = row_of(person) + ","
+    row += "A" * (64 * 1024 - len(row) - 1)  # with its newline: exactly 64 KiB
+    source = write_csv(tmp_path / "long.csv", [row], header=HEADER + ",alamat")
+    summary = await run_import(database, source)
+    assert summary.rows_loaded == 1
+
+
+def test_cli_overlong_header_is_one_line_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rentan-bot import-dtsen` on a file whose header is 3 MB: exit 1, one line, line 1."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PII_SECRET", SECRET.decode())
+    source = write_csv(tmp_path / "wide.csv", [row_of(make_person(seed=46))],
+                       header=HEADER + "," + "x" * 3_000_000)  # fmt: skip
+    assert main(["import-dtsen", str(source)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "wide.csv: line 1 is longer than 64 KiB" in err
 
 
 def test_cli_writes_a_sample_and_imports_it(

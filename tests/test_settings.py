@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import apply_cpu_affinity
+from bot.app import apply_cpu_affinity, build_services
 from bot.eligibility import Rules, effective_quota
 from bot.settings import SettingsError, load_settings
 
@@ -159,3 +159,49 @@ def test_cpu_affinity_is_empty_by_default_and_refuses_words(
     monkeypatch.setenv("CPU_AFFINITY", "satu")
     with pytest.raises(SettingsError, match="CPU_AFFINITY"):
         load_settings(env_file=None)
+
+
+def test_missing_pii_secret_hint_sends_an_existing_installation_to_its_old_key() -> None:
+    """Told to generate a new key, an operator with data would break every NIK lookup: the
+    hint asks for the same key as before, generating only for a brand-new installation."""
+    with pytest.raises(SettingsError, match="PII_SECRET") as raised:
+        load_settings(env_file=None).require_pii_secret()
+    message = str(raised.value)
+    assert "same key as before" in message
+    assert "brand-new installation" in message
+
+
+@pytest.mark.parametrize(("configured", "pragma"), [(None, 1), ("NORMAL", 1), ("full", 2)])
+async def test_sqlite_synchronous_setting_reaches_the_bot_connections(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, configured: str | None, pragma: int
+) -> None:
+    """SQLITE_SYNCHRONOUS=FULL makes every connection of the bot's engine sync each commit
+    (PRAGMA synchronous 2); unset or NORMAL keeps 1."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'sync.db'}")
+    monkeypatch.setenv("PII_SECRET", "synchronous-test-secret-0123456789")
+    if configured is not None:
+        monkeypatch.setenv("SQLITE_SYNCHRONOUS", configured)
+    services = build_services(load_settings(env_file=None))
+    try:
+        async with services.database.engine.connect() as connection:
+            found = (await connection.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+    finally:
+        await services.database.dispose()
+    assert found == pragma
+
+
+def test_sqlite_synchronous_refuses_other_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OFF could corrupt the database on a power cut: only NORMAL and FULL are offered."""
+    monkeypatch.setenv("SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(SettingsError, match="SQLITE_SYNCHRONOUS"):
+        load_settings(env_file=None)
+
+
+def test_readme_states_what_a_power_cut_may_lose() -> None:
+    """The README says what SQLite's synchronous=NORMAL risks and how to choose FULL."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    sentences = [s for s in readme.replace("\n", " ").split(". ") if "power cut" in s]
+    assert any(
+        "NORMAL" in s and "FULL" in s and "SQLITE_SYNCHRONOUS" in s and "corrupt" in s
+        for s in sentences
+    ), sentences
