@@ -285,8 +285,12 @@ class ReviewRepository:
                 update_id=update_id,
             )
         except _ChangedMeanwhile:
-            # Another decision (or the worker) won: nothing of this one was written, not even
-            # the update's claim, so a redelivery is answered the same way.
+            # Another decision (or the worker) won and nothing of this one was written. The
+            # update is still recorded as handled: the reviewer was told nothing changed, so
+            # the same update delivered again must not decide after all.
+            if update_id is not None:
+                async with self._db.write() as session, session.begin():
+                    await claim_update(session, self._db.dialect, update_id)
             current = await self.get(application_id=application_id)
             if current is None:
                 return DecisionOutcome(Result.NOT_FOUND)

@@ -179,7 +179,13 @@ async def test_two_conflicting_transitions_at_once_apply_exactly_one(
         assert [won(result) for result in results].count(True) == 1, (name, index, results)
         loser = next(result for result in results if not won(result))
         if isinstance(loser, DecisionOutcome):
+            # The reviewer hears what the application is now (the winner's doing).
             assert loser.result is Result.ALREADY_DECIDED
+            assert loser.application is not None
+            async with database.read() as session:
+                stored = await session.get(Application, application_id)
+            assert stored is not None
+            assert loser.application.status == stored.status != pair.start
         else:
             assert loser.outcome is Outcome.STALE
         events, notes = await trail_and_notes(database, application_id)
@@ -232,3 +238,56 @@ async def test_worker_withdrawing_while_staff_approve_is_never_a_silent_loss(
             assert erasure.withdrawn_codes == ()
             assert moves == []
             assert erased_from == Status.PENDING
+
+
+async def test_decision_that_lost_to_a_fix_being_sent_stays_lost_when_redelivered(
+    database: Database,
+) -> None:
+    """A rejection whose card showed a fix in progress, landing while the worker's resubmission
+    holds the row, loses: nothing is written, the reviewer hears it is pending now, and the
+    same update delivered again after a crash does not reject it after all."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite's write lock runs the two transactions one after the other")
+    [application_id] = (await fresh_applications(database, Status.NEEDS_FIX, 800_000))[:1]
+    review = ReviewRepository(database)
+
+    async def reject() -> DecisionOutcome:
+        return await review.decide(
+            application_id=application_id,
+            decision=Decision.REJECT,
+            actor_id=REVIEWER,
+            allowed_from=CARD_FROM[Decision.REJECT],
+            effective_quota=QUOTA,
+            reason="data ganda",
+            update_id=4242,
+        )
+
+    async with database.engine.connect() as worker:
+        # The worker's resubmission, caught between its UPDATE and its COMMIT.
+        await worker.execute(
+            sa.update(Application)
+            .where(Application.id == application_id)  # type: ignore[arg-type]
+            .values(status=Status.PENDING, step=None)
+        )
+        decision = asyncio.create_task(reject())
+        async with database.engine.connect() as watcher:
+            for _ in range(10_000):
+                waiting = await watcher.scalar(
+                    sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.001)
+            assert waiting, "the decision never waited for the worker's row"
+        await worker.commit()
+    outcome = await decision
+    assert outcome.result is Result.ALREADY_DECIDED
+    assert outcome.application is not None
+    assert outcome.application.status == Status.PENDING
+    events, notes = await trail_and_notes(database, application_id)
+    assert (events, notes) == ([], [])
+    assert (await reject()).result is Result.ALREADY_DECIDED
+    async with database.read() as session:
+        stored = await session.get(Application, application_id)
+    assert stored is not None
+    assert stored.status == Status.PENDING
