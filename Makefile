@@ -26,9 +26,10 @@ lint: $(STAMP)
 test: lint postgres
 	$(BIN)/pytest
 
-# The property tests at length: the whole-bot state machine (200 runs of 50 steps) and every
-# other Hypothesis test with the soak profile's examples. Takes tens of minutes.
-soak: $(STAMP)
+# The property tests at length: the whole-bot state machine (200 runs of 50 steps, on SQLite
+# and on PostgreSQL) and every other Hypothesis test with the soak profile's examples. Takes tens
+# of minutes.
+soak: $(STAMP) postgres
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_bot_state_machine.py \
 		$$(grep -l "from hypothesis" tests/test_*.py | grep -v test_bot_state_machine)
 

@@ -875,6 +875,10 @@ async def _submit(message: Message, update: Update, draft: Application, context:
             )
         )
         return
+    if result.outcome is Outcome.STALE:
+        # A staff decision (or another tap) changed the application meanwhile.
+        await _resync(message, update, context)
+        return
     if result.outcome is not Outcome.DONE:
         return
     await message.reply_text(

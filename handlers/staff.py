@@ -722,6 +722,11 @@ async def _outcome_text(outcome: DecisionOutcome, decision: Decision, context: C
     code = escape(application.code or "-") if application else "-"
     if outcome.result is Result.NOT_FOUND or application is None:
         return _("No application with that number.")
+    if outcome.result is Result.OWN_APPLICATION:
+        return _(
+            "You cannot decide on {code}: it is your own application. Another staff member "
+            "must review it."
+        ).format(code=code)
     if outcome.result is Result.ALREADY_DECIDED:
         when = (
             application.decided_at.strftime("%Y-%m-%d %H:%M UTC")

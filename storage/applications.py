@@ -449,14 +449,29 @@ class ApplicationRepository:
                         raise _Rollback(Outcome.STALE)
                     before = application.status
                     now = utcnow()
-                    application.code = application.code or new_application_code(prefix)
-                    application.status = Status.PENDING
-                    application.step = None
-                    application.fix_field = None
-                    application.return_to_summary = False
-                    # A fixed application keeps its place: the submission time stays.
-                    application.submitted_at = application.submitted_at or now
-                    application.updated_at = now
+                    code = application.code or new_application_code(prefix)
+                    # Compare-and-set on the status and step read above: a staff decision on
+                    # a fix (or another submission) landing meanwhile wins, this one is stale.
+                    changed = await session.execute(
+                        update(Application)
+                        .where(
+                            col(Application.id) == application_id,
+                            col(Application.status) == before,
+                            col(Application.step) == from_step,
+                        )
+                        .values(
+                            code=code,
+                            status=Status.PENDING,
+                            step=None,
+                            fix_field=None,
+                            return_to_summary=False,
+                            # A fixed application keeps its place: the submission time stays.
+                            submitted_at=application.submitted_at or now,
+                            updated_at=now,
+                        )
+                    )
+                    if not changed.rowcount:  # type: ignore[attr-defined]
+                        raise _Rollback(Outcome.STALE)
                     session.add(
                         AuditEvent(
                             actor_id=user_id,
@@ -467,7 +482,6 @@ class ApplicationRepository:
                         )
                     )
                     await session.flush()
-                    code = application.code
             except _Rollback as rollback:
                 return SubmitResult(rollback.outcome)
             except IntegrityError as error:
@@ -672,10 +686,15 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
     the worker's Telegram id.
     """
     async with database.write() as session, session.begin():
+        # Locked as read (PostgreSQL; SQLite's write transaction already excludes writers): a
+        # decision landing meanwhile waits, and an approval is withdrawn and reported, never
+        # deleted as if it were still pending.
         rows = (
             (
                 await session.execute(
-                    select(Application).where(col(Application.telegram_user_id) == user_id)
+                    select(Application)
+                    .where(col(Application.telegram_user_id) == user_id)
+                    .with_for_update()
                 )
             )
             .scalars()

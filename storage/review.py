@@ -1,9 +1,11 @@
 """Staff decisions: the queue, approvals under the quota, rejections, fixes, and the audit trail.
 
 Every decision is one transaction that checks the application's current status, applies the
-change, writes its audit event and queues the worker's notification (the outbox). Approvals
-also count the places taken inside that transaction, under a lock (BEGIN IMMEDIATE on SQLite,
-an advisory lock on PostgreSQL), so two reviewers can never approve past the quota.
+change, writes its audit event and queues the worker's notification (the outbox). The change is
+a compare-and-set on the status read: two decisions landing together (on PostgreSQL nothing
+else orders them) cannot both apply; the loser rolls back and hears what the winner did.
+Approvals also count the places taken inside that transaction, under a lock (BEGIN IMMEDIATE
+on SQLite, an advisory lock on PostgreSQL), so two reviewers can never approve past the quota.
 """
 
 from __future__ import annotations
@@ -51,8 +53,13 @@ class Result(StrEnum):
 
     DONE = "done"
     WAITLISTED = "waitlisted"  # the quota was full: the application waits instead
-    ALREADY_DECIDED = "already_decided"  # not in a state this decision applies to
+    ALREADY_DECIDED = "already_decided"  # not in a state this decision applies to (any more)
     NOT_FOUND = "not_found"
+    OWN_APPLICATION = "own_application"  # staff may not decide on their own application
+
+
+class _ChangedMeanwhile(Exception):
+    """The application's status changed between reading it and writing the decision."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +289,41 @@ class ReviewRepository:
         delivered again after a crash is recognised and not decided a second time (a
         waitlisted approval would otherwise take a place freed in between).
         """
+        try:
+            return await self._decide(
+                application_id=application_id,
+                decision=decision,
+                actor_id=actor_id,
+                allowed_from=allowed_from,
+                effective_quota=effective_quota,
+                reason=reason,
+                fix_field=fix_field,
+                update_id=update_id,
+            )
+        except _ChangedMeanwhile:
+            # Another decision (or the worker) won and nothing of this one was written. The
+            # update is still recorded as handled: the reviewer was told nothing changed, so
+            # the same update delivered again must not decide after all.
+            if update_id is not None:
+                async with self._db.write() as session, session.begin():
+                    await claim_update(session, self._db.dialect, update_id)
+            current = await self.get(application_id=application_id)
+            if current is None:
+                return DecisionOutcome(Result.NOT_FOUND)
+            return DecisionOutcome(Result.ALREADY_DECIDED, current, current.status)
+
+    async def _decide(
+        self,
+        *,
+        application_id: int,
+        decision: Decision,
+        actor_id: int,
+        allowed_from: Sequence[str],
+        effective_quota: int,
+        reason: str | None,
+        fix_field: str | None,
+        update_id: int | None,
+    ) -> DecisionOutcome:
         async with self._db.write() as session, session.begin():
             if decision is Decision.APPROVE:
                 await self._lock_quota(session)
@@ -289,6 +331,18 @@ class ReviewRepository:
             if application is None:
                 return DecisionOutcome(Result.NOT_FOUND)
             before = application.status
+            if application.telegram_user_id == actor_id:
+                # Staff who also registered as workers: someone else must decide.
+                session.add(
+                    AuditEvent(
+                        actor_id=actor_id,
+                        action="denied",
+                        application_id=application_id,
+                        from_status=before,
+                        reason=f"{decision.value}: own application",
+                    )
+                )
+                return DecisionOutcome(Result.OWN_APPLICATION, application, before)
             fresh = update_id is None or await claim_update(session, self._db.dialect, update_id)
             if before not in allowed_from or not fresh:
                 return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
@@ -326,9 +380,15 @@ class ReviewRepository:
                     before,
                     await self._position(session, application, Status.WAITLISTED),
                 )
-            await session.execute(
-                update(Application).where(col(Application.id) == application_id).values(**values)
+            # Compare-and-set: only if the status is still the one read above (READ COMMITTED
+            # re-checks it after waiting for a concurrent writer of the row).
+            changed = await session.execute(
+                update(Application)
+                .where(col(Application.id) == application_id, col(Application.status) == before)
+                .values(**values)
             )
+            if not changed.rowcount:  # type: ignore[attr-defined]
+                raise _ChangedMeanwhile
             session.add(
                 AuditEvent(
                     actor_id=actor_id,

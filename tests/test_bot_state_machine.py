@@ -1,7 +1,8 @@
 """A property test of the whole bot: random workers and staff drive the real application.
 
-A Hypothesis state machine runs the bot polling the emulator over HTTP on a fresh SQLite file
-per example, with a small quota and a few applications already in the queue. Workers give valid
+A Hypothesis state machine runs the bot polling the emulator over HTTP on a fresh database per
+example (a SQLite file, or a PostgreSQL database: only there do concurrent decisions really
+overlap), with a small quota and a few applications already in the queue. Workers give valid
 answers of synthetic people (several may claim the same person, some are not eligible), junk,
 very long text, HTML/Markdown, media and contacts, forged buttons, edits and commands at any
 step, /start and /batal mid-flow, /hapusdata; staff open cards and press their buttons, type
@@ -14,7 +15,9 @@ Invariants, checked after every step:
 - at most one live application per NIK and one open application per Telegram account;
 - every application number acknowledged to a worker is stored for that worker (unless they
   erased their data afterwards);
-- every application's newest audit event leads to its status; every decision is by staff;
+- every application's newest audit event leads to its status, and each state change starts
+  from the status the one before it left (two decisions from the same status would not);
+  every decision is by staff;
 - the logs hold no NIK, phone number or desil of any synthetic person, and no ERROR (a handler
   that raised);
 - every update is answered or deliberately ignored. Answered: each message, command, media,
@@ -39,9 +42,11 @@ import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -64,6 +69,7 @@ from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
 from tests.factories import Person, make_people
 from tests.fakes import make_application, row_of, seed_dtsen
 from tests.harness import Harness
+from tests.postgres import PostgresServer
 
 T = TypeVar("T")
 
@@ -165,10 +171,15 @@ class Expectations:
 class BotMachine(RuleBasedStateMachine):
     """The real bot, four workers, an admin and two reviewers, on one emulator and database."""
 
-    def __init__(self, root: Path, counter: Iterator[int]) -> None:
+    def __init__(
+        self, root: Path, counter: Iterator[int], postgres: PostgresServer | None = None
+    ) -> None:
         super().__init__()
         self.directory = root / f"run-{next(counter)}"
         self.directory.mkdir()
+        # A database of its own on this cluster per example; None: a SQLite file in directory.
+        self.postgres = postgres
+        self.database_name: str | None = None
         self.loop = asyncio.new_event_loop()
         self.logs_cm = captured_logs()
         self.logs = self.logs_cm.__enter__()
@@ -201,6 +212,8 @@ class BotMachine(RuleBasedStateMachine):
         return self.emulator.user(user_id, first_name=f"U{user_id}", language_code="id")
 
     async def _start(self, submitted: int) -> None:
+        if self.postgres is not None:
+            self.database_name = await self.postgres.create_database(self.postgres.template)
         await self.emulator.start()
         self.harness = self._new_harness()
         await self.harness.start()
@@ -242,6 +255,11 @@ class BotMachine(RuleBasedStateMachine):
         harness = Harness(
             self.emulator,
             self.directory,
+            database_url=(
+                self.postgres.url(self.database_name)
+                if self.postgres is not None and self.database_name is not None
+                else None
+            ),
             admin_ids=str(ADMIN),
             reviewer_ids=",".join(map(str, REVIEWERS)),
             # The flood throttle counts updates per wall-clock window, so whether a worker's
@@ -373,6 +391,8 @@ class BotMachine(RuleBasedStateMachine):
             if self.harness is not None:
                 self.run(self.harness.stop())
             self.run(self.emulator.stop())
+            if self.postgres is not None and self.database_name is not None:
+                self.run(self.postgres.drop_database(self.database_name))
             self.run(self.loop.shutdown_asyncgens())
             self.run(self.loop.shutdown_default_executor())
         finally:
@@ -862,6 +882,12 @@ class BotMachine(RuleBasedStateMachine):
                     )
                     changes = [e for e in events if e.to_status is not None]
                     assert changes, f"application {application.id} has no audit trail"
+                    for earlier, later in pairwise(changes):
+                        assert later.from_status == earlier.to_status, (
+                            f"application {application.id}: {later.action} from "
+                            f"{later.from_status} after {earlier.action} to {earlier.to_status}"
+                            f" ({[(e.action, e.from_status, e.to_status) for e in changes]})"
+                        )
                     assert changes[-1].to_status == application.status, (
                         f"application {application.id} is {application.status} but its trail "
                         f"ends {[(e.action, e.from_status, e.to_status) for e in changes]}"
@@ -903,7 +929,17 @@ def machine_settings() -> settings:
     return settings.get_profile("bot-machine-soak" if soak else "bot-machine")
 
 
-def test_bot_keeps_its_invariants_under_random_workers_and_staff(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_bot_keeps_its_invariants_under_random_workers_and_staff(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Random workers and staff, restarts and redeliveries never break the invariants."""
+    postgres: PostgresServer | None = None
+    if backend == "postgres":
+        postgres = request.getfixturevalue("postgres_server")
+        if postgres is None:
+            pytest.skip("PostgreSQL is not installed here (CI sets RENTAN_REQUIRE_POSTGRES=1)")
     counter = iter(range(1_000_000))
-    run_state_machine_as_test(lambda: BotMachine(tmp_path, counter), settings=machine_settings())
+    run_state_machine_as_test(
+        lambda: BotMachine(tmp_path, counter, postgres), settings=machine_settings()
+    )

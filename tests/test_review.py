@@ -907,3 +907,78 @@ async def test_decision_delivered_again_after_a_crash_changes_nothing(
         assert await status_of(harness, second) == Status.WAITLISTED
     finally:
         await harness.stop()
+
+
+async def denied_on(harness: Harness, code: str) -> list[tuple[int | None, str | None]]:
+    """(actor, reason) of each refused attempt audited against one application."""
+    async with harness.services.database.read() as session:
+        application_id = (
+            await session.execute(sa.select(Application.id).where(Application.code == code))
+        ).scalar_one()
+        result = await session.execute(
+            sa.select(AuditEvent).where(
+                AuditEvent.application_id == application_id, AuditEvent.action == "denied"
+            )
+        )
+        return [(event.actor_id, event.reason) for event in result.scalars()]
+
+
+async def notifications_queued(harness: Harness) -> int:
+    """How many worker notifications were ever queued (none are deleted here)."""
+    async with harness.services.database.read() as session:
+        return len((await session.execute(sa.select(Notification))).scalars().all())
+
+
+@pytest.mark.parametrize(
+    ("command", "decision"),
+    [
+        ("/setujui {code}", "approve"),
+        ("/tolak {code} data ganda", "reject"),
+        ("/perbaiki {code} address", "fix"),
+    ],
+)
+async def test_reviewer_cannot_decide_their_own_application(
+    harness: Harness, command: str, decision: str
+) -> None:
+    """A reviewer who registered as a worker too is refused on their own application: it stays
+    pending, the worker is sent nothing, and the attempt is audited."""
+    _me, code = await register(harness, REVIEWER, 13)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(command.format(code=code))
+    await reviewer.expect(rf"{re.escape(code)}.*pendaftaran Anda sendiri")
+    assert await status_of(harness, code) == Status.PENDING
+    assert await denied_on(harness, code) == [(REVIEWER, f"{decision}: own application")]
+    assert await notifications_queued(harness) == 0
+
+
+async def test_reviewer_cannot_approve_own_application_from_the_card(harness: Harness) -> None:
+    """The card's Setujui on one's own application is refused like the command."""
+    _me, code = await register(harness, REVIEWER, 14)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    await reviewer.expect(re.escape(code))
+    await reviewer.press("✅ Setujui")
+    await reviewer.expect(r"pendaftaran Anda sendiri")
+    assert await status_of(harness, code) == Status.PENDING
+    assert await harness.services.review.places_taken() == 0
+    assert await denied_on(harness, code) == [(REVIEWER, "approve: own application")]
+
+
+async def test_admin_cannot_withdraw_their_own_approval(harness: Harness) -> None:
+    """/tarik on the admin's own approved application is refused; the place stays taken."""
+    services = harness.services
+    await add_application(
+        services.database,
+        services.secret,
+        make_person(5_600_013),
+        user_id=ADMIN,
+        code="BKS-OWN000",
+        status=Status.APPROVED,
+    )
+    admin = harness.user(ADMIN)
+    await admin.send("/tarik BKS-OWN000 data ganda")
+    await admin.expect(r"BKS-OWN000.*pendaftaran Anda sendiri")
+    assert await status_of(harness, "BKS-OWN000") == Status.APPROVED
+    assert await services.review.places_taken() == 1
+    assert await denied_on(harness, "BKS-OWN000") == [(ADMIN, "withdraw: own application")]
+    assert await notifications_queued(harness) == 0
