@@ -56,6 +56,7 @@ from bot.program import (
     occupation_label,
     relation_label,
 )
+from bot.text import clean_free_text
 from handlers.common import answer_query, escape, message_of, user_of
 from storage.applications import ATTEMPT_WINDOW, EDITABLE_STATUSES, Outcome
 from storage.models import Application, AttemptKind, Status
@@ -636,13 +637,13 @@ READERS: dict[Step, Reader] = {
 
 
 def _short_text(text: str, limit: int) -> str:
-    cleaned = " ".join(text.split())
+    # The shared free-text rule: bidi overrides, zero-width characters, Hangul fillers and
+    # stacked marks never reach a staff card or an export.
+    cleaned = clean_free_text(text)
     if not cleaned:
         raise Retry(N_("Please write a few words."))
     if len(cleaned) > limit:
         raise Retry(N_("That is too long: at most {limit} characters."), limit=str(limit))
-    if any(ord(ch) < 32 for ch in cleaned):
-        raise Retry(N_("Please write a few words."))
     return cleaned
 
 

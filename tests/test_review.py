@@ -645,3 +645,39 @@ async def test_decision_delivered_again_after_a_crash_changes_nothing(
         assert await status_of(harness, second) == Status.WAITLISTED
     finally:
         await harness.stop()
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        ("/staf hapus ²", r"Cara pakai"),
+        ("/staf tambah ³²⁷⁵ reviewer", r"Cara pakai"),
+        ("/tinjau ²", r"Tidak ada pendaftaran dengan nomor itu"),
+        ("/cari ³²⁷⁵⁰¹¹⁷⁰⁸⁸⁵⁰⁰⁰¹", r"bukan NIK"),
+    ],
+)
+async def test_staff_commands_with_superscript_digits_answer_normally(
+    harness: Harness, command: str, answer: str
+) -> None:
+    """ "²".isdigit() is true but int("²") fails: such numbers get the usual answer."""
+    admin = harness.user(ADMIN)
+    await admin.send(command)
+    await admin.expect(answer)
+    await admin.expect_no_reply(within=0.2)
+
+
+@pytest.mark.parametrize("data", ["sq:²", "sv:ap:²", "sv:sk:¹²"])
+async def test_staff_buttons_with_superscript_digits_change_nothing(
+    harness: Harness, data: str
+) -> None:
+    """Forged button data with superscript digits is answered, not a crash."""
+    admin = harness.user(ADMIN)
+    await pending_batch(harness, 1)
+    await admin.send("/bantuan")
+    anchor = await admin.expect(r"Bantuan")
+    query_id = await admin.press_data(data, anchor.message_id)
+    await answer_to(harness, query_id)
+    await admin.send("/bantuan")  # handled after the press: every reply to it is in
+    await admin.expect(r"Bantuan")
+    assert not [m for m in admin.messages() if "gangguan" in (m.text or "")]
+    assert await status_of(harness, "BKS-T00000") == Status.PENDING

@@ -1,0 +1,54 @@
+"""Input safety: one KPJ number per application, room for long DTSEN findings, and the
+flag a reviewer sees when a worker's identity correction did not match DTSEN.
+
+- application.kpj_number gets a unique index (NULLs, the usual case, are not compared), so
+  two concurrent KPJ imports can never give one number to two workers.
+- application.eligibility_reasons and audit_event.reason become TEXT: every DTSEN finding at
+  once, encoded as JSON, is longer than the old varchar(500).
+- application.identity_mismatch_at: when a correction of the name, birth date or NIK of a
+  submitted application failed the DTSEN check past the daily limit.
+
+Revision ID: 0006g
+Revises: 0005
+Create Date: 2026-12-07 11:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006g"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("application") as batch_op:
+        batch_op.add_column(
+            sa.Column("identity_mismatch_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch_op.alter_column(
+            "eligibility_reasons", existing_type=sa.String(length=500), type_=sa.Text()
+        )
+        batch_op.create_index(
+            "uq_application_kpj_number",
+            ["kpj_number"],
+            unique=True,
+            sqlite_where=sa.text("kpj_number IS NOT NULL"),
+            postgresql_where=sa.text("kpj_number IS NOT NULL"),
+        )
+    with op.batch_alter_table("audit_event") as batch_op:
+        batch_op.alter_column("reason", existing_type=sa.String(length=500), type_=sa.Text())
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("audit_event") as batch_op:
+        batch_op.alter_column("reason", existing_type=sa.Text(), type_=sa.String(length=500))
+    with op.batch_alter_table("application") as batch_op:
+        batch_op.drop_index("uq_application_kpj_number")
+        batch_op.alter_column(
+            "eligibility_reasons", existing_type=sa.Text(), type_=sa.String(length=500)
+        )
+        batch_op.drop_column("identity_mismatch_at")
