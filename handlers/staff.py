@@ -286,6 +286,9 @@ async def card_text(application: Application, context: Context, member: StaffMem
         )
     if flags.name_score is not None and flags.name_score < 0.999:
         risks.append(_("name differs slightly from DTSEN"))
+    if application.identity_mismatch_at is not None:
+        # The worker's corrections failed the check until the daily limit: data unchanged.
+        risks.append(_("identity correction did not match DTSEN"))
     # The exact findings of the DTSEN check (the worker only saw the neutral wording).
     risks.extend(
         escape(_(reason.staff_template).format(**reason.params))
