@@ -24,7 +24,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _refuse_shared_kpj_numbers() -> None:
+    # Concurrent imports could give one number to two workers before this index existed.
+    # Which of them really holds it is for BPJS to say, not for a migration to guess.
+    shared = op.get_bind().execute(
+        sa.text(
+            "SELECT kpj_number, code FROM application WHERE kpj_number IN ("
+            "SELECT kpj_number FROM application WHERE kpj_number IS NOT NULL "
+            "GROUP BY kpj_number HAVING count(*) > 1) ORDER BY kpj_number, code"
+        )
+    )
+    pairs = [f"{kpj}: {code}" for kpj, code in shared]
+    if pairs:
+        raise RuntimeError(
+            "migration 0006g: these applications share a KPJ number; correct them with BPJS "
+            "(set the wrong ones' kpj_number to NULL), then start again: " + "; ".join(pairs)
+        )
+
+
 def upgrade() -> None:
+    _refuse_shared_kpj_numbers()
     with op.batch_alter_table("application") as batch_op:
         batch_op.add_column(
             sa.Column("identity_mismatch_at", sa.DateTime(timezone=True), nullable=True)
