@@ -407,6 +407,8 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
                 secret=secret,
                 actor_id=args.actor_id,
                 today=date.today(),
+                max_rows=settings.kpj_max_rows,
+                max_uncompressed_bytes=settings.kpj_max_uncompressed_mb * 1024 * 1024,
             )
 
     try:

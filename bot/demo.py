@@ -19,6 +19,7 @@ from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
 from bot.logs import configure_logging
 from bot.sample_dtsen import SamplePerson, demo_people, write_sample
 from bot.settings import Settings
+from bot.text import is_ascii_number
 from storage.dtsen import import_dtsen
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
@@ -150,7 +151,7 @@ async def _chat(console: Console, user: EmulatedUser) -> None:
         if not line:
             continue
         buttons = [label for row in (last.buttons if last else []) for label, _ in row]
-        if line.isdigit() and buttons and 1 <= int(line) <= len(buttons):
+        if is_ascii_number(line) and buttons and 1 <= int(line) <= len(buttons):
             await user.press(buttons[int(line) - 1])
         elif line.lower() == "kontak":
             await user.share_contact("+6281234567890")

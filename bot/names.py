@@ -7,7 +7,8 @@ from difflib import SequenceMatcher
 from enum import StrEnum
 
 from bot.i18n import N_
-from bot.parsing import ZERO_WIDTH, ParseError, clean_text, collapse_spaces
+from bot.parsing import ZERO_WIDTH, ParseError, clean_text
+from bot.text import clean_free_text, has_invisible
 
 MAX_NAME_LENGTH = 100
 MIN_LETTERS = 2
@@ -55,8 +56,14 @@ _ALLOWED_MARKS = frozenset(".,-" + APOSTROPHES)
 
 def parse_name(text: str) -> str:
     """The worker's own spelling, whitespace collapsed; raise `InvalidName` if it is not a name."""
-    # NFC so that a letter typed as "e" + combining accent counts as the single letter it is.
-    name = collapse_spaces(unicodedata.normalize("NFC", clean_text(text)))
+    # The shared free-text rule: no bidi or invisible characters, marks limited, and NFC so
+    # that a letter typed as "e" + combining accent counts as the single letter it is.
+    raw = clean_text(text)
+    # Direction overrides and invisible letters (Hangul fillers) make a name read differently
+    # on a staff card than it was typed: ask again rather than guess.
+    if has_invisible(raw):
+        raise InvalidName(NameReason.BAD_CHARACTERS)
+    name = clean_free_text(raw)
     if not name:
         raise InvalidName(NameReason.EMPTY)
     if len(name) > MAX_NAME_LENGTH:

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     dtsen_max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
     # An import may remove at most this share of the rows in service (else --allow-shrink).
     dtsen_max_shrink_share: float = Field(default=0.20, ge=0.0, le=1.0)
+    # A KPJ file (sent to the bot or imported with the CLI) is refused before it is parsed
+    # when it has more rows than this, or when its XLSX unpacks to more than this many MB: a
+    # 0.14 MB XLSX can hold a million rows.
+    kpj_max_rows: int = Field(default=100_000, gt=0)
+    kpj_max_uncompressed_mb: int = Field(default=50, gt=0)
 
     # Telegram is 50-200 ms away: throughput comes from having many chats in flight at once.
     concurrent_updates: int = Field(default=128, ge=1, le=512)

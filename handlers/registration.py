@@ -56,11 +56,17 @@ from bot.program import (
     occupation_label,
     relation_label,
 )
+from bot.text import clean_free_text
 from handlers.common import answer_query, escape, message_of, user_of
 from storage.applications import ATTEMPT_WINDOW, EDITABLE_STATUSES, Outcome
 from storage.models import Application, AttemptKind, Status
 
 ADDRESS_MAX = 200
+# A correction of a submitted application that does not match DTSEN: asked again, neutrally.
+CORRECTION_MISMATCH = N_(
+    "This does not match the programme's list. Please check that it is exactly as on your KTP "
+    "and send it again. Your application and your other answers are kept."
+)
 OCCUPATION_OTHER_MAX = 60
 
 
@@ -643,13 +649,13 @@ READERS: dict[Step, Reader] = {
 
 
 def _short_text(text: str, limit: int) -> str:
-    cleaned = " ".join(text.split())
+    # The shared free-text rule: bidi overrides, zero-width characters, Hangul fillers and
+    # stacked marks never reach a staff card or an export.
+    cleaned = clean_free_text(text)
     if not cleaned:
         raise Retry(N_("Please write a few words."))
     if len(cleaned) > limit:
         raise Retry(N_("That is too long: at most {limit} characters."), limit=str(limit))
-    if any(ord(ch) < 32 for ch in cleaned):
-        raise Retry(N_("Please write a few words."))
     return cleaned
 
 
@@ -761,6 +767,9 @@ async def _save_and_continue(
     """Store an answer, assessing eligibility once the identity is complete, then ask on."""
     services = context.services
     merged = _merged(draft, values)
+    # A submitted application sent back for a fix: a correction that fails the check must
+    # never cost the worker their place, so nothing below closes it.
+    correcting = draft.status != Status.DRAFT
     if step in IDENTITY_STEPS and merged.nik and merged.nama and merged.tanggal_lahir:
         claim = _claim_of(merged, context)
         # One NIK is enough to guess its owner's name and birth date check after check, so
@@ -768,6 +777,9 @@ async def _save_and_continue(
         # and the same step is asked again.
         key = hash_identifier(claim_key(claim), services.secret)
         if not await _within_daily_limit(draft, AttemptKind.CLAIM, key, context):
+            if correcting:
+                await _keep_in_review(message, update, draft, step, context)
+                return
             reason = context._(
                 "Too many different names and dates of birth were checked from this account "
                 "today. Try tomorrow."
@@ -776,6 +788,24 @@ async def _save_and_continue(
             return
         decision, record = await _assess(claim, context)
         values = {**values, **_assessment_values(decision, record)}
+        if correcting and not decision.eligible:
+            # The previous answers stay; the guarded no-op write still notices an application
+            # decided meanwhile (and records the update against redelivery).
+            outcome = await services.applications.advance(
+                application_id=_id(draft),
+                from_step=step,
+                to_step=step,
+                values={},
+                update_id=update.update_id,
+            )
+            if outcome is Outcome.STALE:
+                await _resync(message, update, context)
+            elif outcome is Outcome.DONE:
+                # The same neutral wording for every finding.
+                await ask_again(message, draft, context, context._(CORRECTION_MISMATCH))
+            return
+        if correcting:
+            values["identity_mismatch_at"] = None
         if not decision.eligible:
             outcome = await services.applications.mark_ineligible(
                 application_id=_id(draft),
@@ -819,6 +849,32 @@ async def _save_and_continue(
             reply_markup=ReplyKeyboardRemove(),
         )
     await ask(message, following, merged, context, answered)
+
+
+async def _keep_in_review(
+    message: Message, update: Update, draft: Application, step: Step, context: Context
+) -> None:
+    """The daily checks ran out while correcting: back to review, flagged, answers kept."""
+    outcome = await context.services.applications.keep_in_review(
+        application_id=_id(draft),
+        user_id=draft.telegram_user_id,
+        from_step=step,
+        update_id=update.update_id,
+    )
+    if outcome is Outcome.STALE:
+        await _resync(message, update, context)
+        return
+    if outcome is not Outcome.DONE:
+        return
+    await message.reply_text(
+        context._(
+            "Your correction could not be matched to the programme's list today. Your "
+            "application {code} stays in review with the data you sent before; the staff "
+            "will look at it and contact you if needed."
+        ).format(code=escape(draft.code or "-")),
+        parse_mode=ParseMode.HTML,
+        reply_markup=ReplyKeyboardRemove(),
+    )
 
 
 async def _navigate(

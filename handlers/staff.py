@@ -31,6 +31,7 @@ from bot.pii import hash_identifier, mask_nik
 from bot.program import relation_label
 from bot.regions import match_kecamatan
 from bot.roles import Role, StaffMember, resolve_role
+from bot.text import clean_free_text, is_ascii_number, strip_invisible
 from handlers import account
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.notifications import deliver_notifications
@@ -40,6 +41,8 @@ from storage.review import Decision, DecisionOutcome, Result
 from storage.staff import AWAIT_REASON
 
 PAGE_SIZE = 10
+# A staff reason the worker reads (rejection, withdrawal), after the free-text rule.
+REASON_MAX = 300
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
 
 REJECT_REASONS: dict[str, str] = {
@@ -136,7 +139,7 @@ async def queue_page(update: Update, context: Context, member: StaffMember) -> N
     query = update.callback_query
     assert query is not None
     raw = (query.data or "").removeprefix("sq:")
-    page = int(raw) if raw.isdigit() else 0
+    page = int(raw) if is_ascii_number(raw) else 0
     text, markup = await _queue_page(context, member, min(page, 10_000))
     await answer_query(query)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
@@ -296,6 +299,9 @@ async def card_text(application: Application, context: Context, member: StaffMem
         )
     if flags.name_score is not None and flags.name_score < 0.999:
         risks.append(_("name differs slightly from DTSEN"))
+    if application.identity_mismatch_at is not None:
+        # The worker's corrections failed the check until the daily limit: data unchanged.
+        risks.append(_("identity correction did not match DTSEN"))
     # The exact findings of the DTSEN check (the worker only saw the neutral wording).
     risks.extend(
         escape(_(reason.staff_template).format(**reason.params))
@@ -380,7 +386,7 @@ async def card_action(update: Update, context: Context, member: StaffMember) -> 
     assert query is not None
     parts = (query.data or "").split(":")
     message = query.message if isinstance(query.message, Message) else None
-    if len(parts) < 3 or not parts[2].isdigit() or message is None:
+    if len(parts) < 3 or not is_ascii_number(parts[2]) or message is None:
         await answer_query(query, context._("This button is no longer active."))
         return
     action, application_id = parts[1], int(parts[2])
@@ -498,7 +504,7 @@ async def typed_reason(update: Update, context: Context) -> None:
         # Erased by the worker while the reviewer was typing.
         await message.reply_text(context._("No application with that number."))
         raise ApplicationHandlerStop
-    reason = " ".join((message.text or "").split())[:300]
+    reason = clean_free_text(message.text or "")[:REASON_MAX]
     if not reason:
         return
     held = await services.staff.hold_reason(
@@ -602,7 +608,7 @@ async def reject_command(update: Update, context: Context, member: StaffMember) 
         return
     application = await _named_application(update, context, member)
     if application is not None:
-        reason = " ".join(args[1:])[:300]
+        reason = clean_free_text(" ".join(args[1:]))[:REASON_MAX]
         await _decide(
             update.update_id,
             message_of(update),
@@ -623,7 +629,7 @@ async def withdraw_command(update: Update, context: Context, member: StaffMember
         return
     application = await _named_application(update, context, member)
     if application is not None:
-        reason = " ".join(args[1:])[:300]
+        reason = clean_free_text(" ".join(args[1:]))[:REASON_MAX]
         message = message_of(update)
         await _decide(
             update.update_id,
@@ -800,7 +806,8 @@ async def history(update: Update, context: Context, member: StaffMember) -> None
 async def search(update: Update, context: Context, member: StaffMember) -> None:
     """/cari NIK|NUMBER: find any application (the NIK shown masked except to admins)."""
     message = message_of(update)
-    query = "".join(context.args or [])
+    # Invisible characters from a paste (a bidi mark before a NIK) are not part of the query.
+    query = strip_invisible("".join(context.args or []))
     if not query:
         await message.reply_text(context._("Usage: /cari NIK or /cari NUMBER"))
         return
@@ -848,7 +855,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
     if (
         args[0] == "tambah"
         and len(args) >= 3
-        and args[1].isdigit()
+        and is_ascii_number(args[1])
         and args[2] in ("reviewer", "admin")
     ):
         choices = services.regions.kecamatan_of(context.settings.program_region_code[:4])
@@ -884,7 +891,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
             parse_mode=ParseMode.HTML,
         )
         return
-    if args[0] == "hapus" and len(args) == 2 and args[1].isdigit():
+    if args[0] == "hapus" and len(args) == 2 and is_ascii_number(args[1]):
         removed = await services.staff.remove(user_id=int(args[1]), actor_id=member.user_id)
         await message.reply_text(
             _("Staff {user} removed.").format(user=args[1])

@@ -108,6 +108,8 @@ async def kpj_document(update: Update, context: Context) -> None:
             secret=services.secret,
             actor_id=member.user_id,
             today=services.clock().date(),
+            max_rows=context.settings.kpj_max_rows,
+            max_uncompressed_bytes=context.settings.kpj_max_uncompressed_mb * 1024 * 1024,
         )
     except KpjFileError as error:
         await message.reply_text(error.message(context._))

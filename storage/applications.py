@@ -424,6 +424,60 @@ class ApplicationRepository:
         )
         return await self._update_draft(application_id, from_step, changes, update_id, audit)
 
+    async def keep_in_review(
+        self, *, application_id: int, user_id: int, from_step: str, update_id: int | None
+    ) -> Outcome:
+        """A correction staff asked for kept failing the DTSEN check past the daily limit: the
+        application goes back to where it was before the fix was asked (pending or waitlisted)
+        with its previous answers, flagged for the reviewer, instead of being lost."""
+        self._forget(user_id)
+        try:
+            async with self._db.write() as session, session.begin():
+                if not await self._claim_update(session, update_id):
+                    raise _Rollback(Outcome.DUPLICATE)
+                application = await session.get(Application, application_id)
+                if (
+                    application is None
+                    or application.status != Status.NEEDS_FIX
+                    or application.step != from_step
+                ):
+                    raise _Rollback(Outcome.STALE)
+                # The status the fix was asked from, as the audit trail recorded it.
+                previous = (
+                    await session.execute(
+                        select(col(AuditEvent.from_status))
+                        .where(
+                            col(AuditEvent.application_id) == application_id,
+                            col(AuditEvent.to_status) == Status.NEEDS_FIX,
+                        )
+                        .order_by(col(AuditEvent.id).desc())
+                        .limit(1)
+                    )
+                ).scalar()
+                target = previous if previous == Status.WAITLISTED else Status.PENDING
+                now = utcnow()
+                application.status = target
+                application.step = None
+                application.fix_field = None
+                application.return_to_summary = False
+                application.identity_mismatch_at = now
+                application.updated_at = now
+                if update_id is not None:
+                    application.last_update_id = update_id
+                session.add(
+                    AuditEvent(
+                        actor_id=user_id,
+                        action="correction_mismatch",
+                        application_id=application_id,
+                        from_status=Status.NEEDS_FIX,
+                        to_status=target,
+                        reason="identity correction did not match DTSEN",
+                    )
+                )
+        except _Rollback as rollback:
+            return rollback.outcome
+        return Outcome.DONE
+
     async def submit(
         self,
         *,

@@ -11,6 +11,7 @@ import asyncio
 import csv
 import io
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot.dates import InvalidDate, parse_date
@@ -43,6 +45,12 @@ BATCH_ROWS = 500
 # A cover start further than this from today is a column mix-up (a birth date) or a typo; BPJS
 # usually starts cover on the first of next month.
 COVERAGE_WINDOW = timedelta(days=366)
+# Defaults of KPJ_MAX_ROWS and KPJ_MAX_UNCOMPRESSED_MB: BPJS answers in batches of thousands,
+# and a file past these is a mistake or a zip bomb (memory and minutes of CPU in the bot).
+MAX_ROWS = 100_000
+MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024
+# A batch that lost a race for a KPJ number (the unique index) is read and applied again.
+BATCH_ATTEMPTS = 3
 NOTIFICATION_KIND = "enrolled"
 AUDIT_ACTION = "enroll"
 
@@ -86,6 +94,14 @@ MISSING_COLUMNS = N_(
     "coverage start date (tgl_mulai)."
 )
 NO_ROWS = N_("The file has no data rows.")
+TOO_MANY_ROWS = N_(
+    "The file has more than {limit} rows, so it was not read. Split it into smaller files "
+    "and send them one by one."
+)
+TOO_LARGE_UNPACKED = N_(
+    "The file unpacks to more than {limit} MB, so it was not read. Send the KPJ list only "
+    "(NIK, KPJ, tgl_mulai), or split it into smaller files."
+)
 IMPORT_SUMMARY = N_("{applied} of {rows} rows applied; {problems} not applied.")
 LINE = N_("Line")
 REASON = N_("Reason")
@@ -177,12 +193,37 @@ def _csv_rows(data: bytes) -> Iterator[tuple[int, list[object]]]:
         yield reader.line_num, list(cells)
 
 
-def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[object]]]:
+class _TooLarge(Exception):
+    """Raised while reading: the file is over a limit (not damaged), so it is not read on."""
+
+    def __init__(self, error: KpjFileError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def check_xlsx_size(data: bytes, *, max_uncompressed_bytes: int) -> None:
+    """Refuse an XLSX whose parts unpack to more than the limit, from the sizes its zip
+    directory declares, before anything is decompressed or parsed."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise KpjFileError(UNREADABLE_FILE, kind="XLSX") from error
+    if declared > max_uncompressed_bytes:
+        limit = str(max_uncompressed_bytes // (1024 * 1024))
+        raise KpjFileError(TOO_LARGE_UNPACKED, limit=limit)
+
+
+def _xlsx_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, list[object]]]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         sheet = workbook.worksheets[0]
+        # The sheet's own <dimension> says how far it reaches; it may lie, so reading stops
+        # at the limit as well.
+        if (sheet.max_row or 0) > max_rows + 1:
+            raise _TooLarge(KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)))
         for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield line, list(values)
     finally:
@@ -214,19 +255,42 @@ def _coverage_start(value: object, today: date) -> date | None:
     return start
 
 
-def _read_entries(data: bytes, *, filename: str, today: date) -> list[_Entry]:
-    """Every data row of a KPJ file, each checked on its own and against the others."""
+def _read_entries(
+    data: bytes,
+    *,
+    filename: str,
+    today: date,
+    max_rows: int = MAX_ROWS,
+    max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES,
+) -> list[_Entry]:
+    """Every data row of a KPJ file, each checked on its own and against the others.
+
+    Raises `KpjFileError` for a file over `max_rows` data rows or (XLSX) over
+    `max_uncompressed_bytes` unpacked, before reading further.
+    """
     suffix = Path(filename).suffix.casefold()
+    rows_of: Callable[[bytes], Iterator[tuple[int, list[object]]]]
     if suffix == ".csv":
         kind, rows_of = "CSV", _csv_rows
     elif suffix in (".xlsx", ".xlsm"):
-        kind, rows_of = "XLSX", _xlsx_rows
+        check_xlsx_size(data, max_uncompressed_bytes=max_uncompressed_bytes)
+        kind = "XLSX"
+
+        def rows_of(data: bytes) -> Iterator[tuple[int, list[object]]]:
+            return _xlsx_rows(data, max_rows)
+
     else:
         raise KpjFileError(UNSUPPORTED_FILE)
+    rows: list[tuple[int, list[object]]] = []
     try:
-        rows = [
-            (line, cells) for line, cells in rows_of(data) if any(_cell_text(c) for c in cells)
-        ]
+        for line, cells in rows_of(data):
+            if not any(_cell_text(c) for c in cells):
+                continue
+            rows.append((line, cells))
+            if len(rows) > max_rows + 1:  # the header and max_rows data rows
+                raise _TooLarge(KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)))
+    except _TooLarge as too_large:
+        raise too_large.error from None
     except Exception as error:  # openpyxl and zipfile raise a dozen kinds for a damaged file
         raise KpjFileError(UNREADABLE_FILE, kind=kind) from error
     if not rows:
@@ -334,10 +398,10 @@ async def _apply_batch(
                 problems.append(_problem(entry, ProblemReason.UNKNOWN_NIK))
 
         if approved:
-            # Only enrolled applications carry a KPJ number, so the status index narrows this.
+            # Any application holding the number counts (a withdrawn enrolment keeps it): the
+            # unique index on kpj_number answers this and refuses a second holder anyway.
             taken_rows = await session.execute(
                 select(col(Application.kpj_number)).where(
-                    col(Application.status) == Status.ENROLLED,
                     col(Application.kpj_number).in_([entry.kpj for entry, _id, _chat in approved]),
                 )
             )
@@ -410,27 +474,46 @@ async def import_kpj(
     secret: bytes,
     actor_id: int | None,
     today: date,
+    max_rows: int = MAX_ROWS,
+    max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES,
 ) -> EnrollmentReport:
     """Enrol the approved applications a BPJS KPJ file names; report every row not applied.
 
-    Raises `KpjFileError` when the file as a whole cannot be used (nothing is applied then).
+    Raises `KpjFileError` when the file as a whole cannot be used (nothing is applied then),
+    among others when it is over `max_rows` rows or unpacks to over `max_uncompressed_bytes`.
     """
     data = source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
     # Parsing a 10,000-row XLSX takes about a second: off the event loop, so the bot keeps
     # answering workers meanwhile.
-    entries = await asyncio.to_thread(_read_entries, data, filename=filename, today=today)
+    entries = await asyncio.to_thread(
+        _read_entries,
+        data,
+        filename=filename,
+        today=today,
+        max_rows=max_rows,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     problems = [_problem(e, e.problem) for e in entries if e.problem is not None]
     good = [entry for entry in entries if entry.problem is None]
     reason = f"KPJ file {Path(filename).name}"[:500]
     applied = 0
     for start in range(0, len(good), BATCH_ROWS):
-        done, batch_problems = await _apply_batch(
-            database,
-            good[start : start + BATCH_ROWS],
-            secret=secret,
-            actor_id=actor_id,
-            reason=reason,
-        )
+        for attempt in range(BATCH_ATTEMPTS):
+            try:
+                done, batch_problems = await _apply_batch(
+                    database,
+                    good[start : start + BATCH_ROWS],
+                    secret=secret,
+                    actor_id=actor_id,
+                    reason=reason,
+                )
+                break
+            except IntegrityError:
+                # Another import gave one of these KPJ numbers away after this batch looked
+                # (PostgreSQL; SQLite writes one at a time). The batch was rolled back whole;
+                # read again, that number is now reported as taken.
+                if attempt == BATCH_ATTEMPTS - 1:
+                    raise
         applied += done
         problems += batch_problems
     problems.sort(key=lambda problem: problem.line)

@@ -122,6 +122,14 @@ class Application(SQLModel, table=True):
         # Counts for a reviewer scoped to some kecamatan.
         sa.Index("ix_application_kecamatan_status", "kecamatan_code", "status"),
         sa.Index("ix_application_phone", "phone"),
+        # One KPJ number per worker, even when two KPJ imports run at once.
+        sa.Index(
+            "uq_application_kpj_number",
+            "kpj_number",
+            unique=True,
+            sqlite_where=sa.text("kpj_number IS NOT NULL"),
+            postgresql_where=sa.text("kpj_number IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -154,7 +162,11 @@ class Application(SQLModel, table=True):
     dtsen_desil: int | None = None
     dtsen_kode_wilayah: str | None = Field(default=None, max_length=10)
     name_score: float | None = None
-    eligibility_reasons: str | None = Field(default=None, max_length=500)
+    # JSON of every DTSEN finding: unbounded, all findings at once exceed 500 characters.
+    eligibility_reasons: str | None = Field(default=None, sa_type=sa.Text)
+    # When a correction of the identity (after submission) failed the DTSEN check past the
+    # daily limit: the application stayed in review and the reviewer's card says so.
+    identity_mismatch_at: datetime | None = Field(default=None, sa_type=TZDateTime)
 
     fix_field: str | None = Field(default=None, max_length=32)
     decided_by: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -206,7 +218,7 @@ class AuditEvent(SQLModel, table=True):
     application_id: int | None = Field(default=None, index=True)
     from_status: str | None = Field(default=None, max_length=16)
     to_status: str | None = Field(default=None, max_length=16)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
 
 
 # A worker who held a place and erased their data: the minimum needed to tell BPJS

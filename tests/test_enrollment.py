@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import zipfile
 from datetime import UTC, date, datetime
 from itertools import count
 from pathlib import Path
@@ -12,11 +13,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from openpyxl import Workbook
+from sqlalchemy.exc import IntegrityError
 
 from bot import cli
 from bot.pii import hash_identifier, mask_nik
 from storage.engine import Database
 from storage.enrollment import (
+    MAX_UNCOMPRESSED_BYTES,
+    TOO_LARGE_UNPACKED,
+    TOO_MANY_ROWS,
     EnrollmentReport,
     KpjFileError,
     ProblemReason,
@@ -293,6 +298,121 @@ async def test_other_file_types_are_refused(database: Database) -> None:
         await run(database, b"%PDF-1.4", filename="kpj.pdf")
     with pytest.raises(KpjFileError):
         await run(database, b"not a zip", filename="kpj.xlsx")
+
+
+def bomb_xlsx(unpacked_bytes: int = MAX_UNCOMPRESSED_BYTES + 1024 * 1024) -> bytes:
+    """A real workbook whose sheet is padded with identical rows until it unpacks to
+    `unpacked_bytes`: tens of megabytes of XML in well under a megabyte of zip."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["NIK", "KPJ", "tgl_mulai"])
+    stream = io.BytesIO()
+    workbook.save(stream)
+    row = b'<row><c t="inlineStr"><is><t>' + b"3" * 200 + b"</t></is></c></row>"
+    padded = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(stream.getvalue())) as source,
+        zipfile.ZipFile(padded, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                head, tail = content.split(b"</sheetData>")
+                content = head + row * (unpacked_bytes // len(row)) + b"</sheetData>" + tail
+            target.writestr(item.filename, content)
+    return padded.getvalue()
+
+
+async def test_xlsx_that_unpacks_to_tens_of_megabytes_is_refused_before_parsing(
+    database: Database,
+) -> None:
+    """A zip bomb (a million rows fit in 0.14 MB) is refused from the sizes its zip declares,
+    with the limit in the message; no row is read and nothing is applied."""
+    worker = application(Status.APPROVED)
+    await add(database, worker)
+    data = bomb_xlsx()
+    assert len(data) < 1024 * 1024
+
+    with pytest.raises(KpjFileError) as raised:
+        await run(database, data, filename="kpj.xlsx")
+
+    assert raised.value.template == TOO_LARGE_UNPACKED
+    assert "50 MB" in str(raised.value)
+    assert (await stored(database, worker.id)).status == Status.APPROVED
+
+
+@pytest.mark.parametrize("filename", ["kpj.csv", "kpj.xlsx"])
+async def test_file_with_more_rows_than_the_limit_is_refused_whole(
+    database: Database, filename: str
+) -> None:
+    """KPJ_MAX_ROWS bounds the rows read; past it the file is refused, nothing applied."""
+    worker = application(Status.APPROVED)
+    await add(database, worker)
+    rows = [(str(worker.nik), "12345678901", "01-12-2026")]
+    rows += [(f"{index:016d}", "1", "x") for index in range(20)]
+    if filename.endswith(".csv"):
+        data = csv_file(*rows)
+    else:
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet()
+        sheet.append(["NIK", "KPJ", "tgl_mulai"])
+        for row in rows:
+            sheet.append(list(row))
+        stream = io.BytesIO()
+        workbook.save(stream)
+        data = stream.getvalue()
+
+    with pytest.raises(KpjFileError) as raised:
+        await import_kpj(
+            database,
+            data,
+            filename=filename,
+            secret=SECRET,
+            actor_id=ADMIN,
+            today=TODAY,
+            max_rows=20,
+        )
+
+    assert raised.value.template == TOO_MANY_ROWS
+    assert "20" in str(raised.value)
+    assert (await stored(database, worker.id)).status == Status.APPROVED
+    report = await import_kpj(
+        database,
+        data,
+        filename=filename,
+        secret=SECRET,
+        actor_id=ADMIN,
+        today=TODAY,
+        max_rows=21,
+    )
+    assert report.applied == 1
+
+
+async def test_one_kpj_number_cannot_be_stored_on_two_applications(database: Database) -> None:
+    """The unique index on kpj_number: whatever writes it, a second holder is refused;
+    applications without a number (NULL) are not compared."""
+    await add(database, application(Status.APPROVED), application(Status.APPROVED))
+    await add(database, application(Status.ENROLLED, kpj_number="12345678901"))
+    with pytest.raises(IntegrityError):
+        await add(database, application(Status.WITHDRAWN, kpj_number="12345678901"))
+
+
+async def test_concurrent_imports_giving_one_kpj_to_different_workers_enrol_one(
+    database: Database,
+) -> None:
+    """Four imports at once, each giving the same KPJ to another NIK: one worker ends with
+    it, every other import reports it as taken rather than failing."""
+    workers = [application(Status.APPROVED) for _ in range(4)]
+    await add(database, *workers)
+    files = [csv_file((str(worker.nik), "12345678901", "01-12-2026")) for worker in workers]
+
+    reports = await asyncio.gather(*(run(database, data) for data in files))
+
+    assert sum(report.applied for report in reports) == 1
+    assert sorted(p.reason for r in reports for p in r.problems) == [ProblemReason.KPJ_TAKEN] * 3
+    holders = [a for a in await all_of(database, Application) if a.kpj_number == "12345678901"]
+    assert [holder.status for holder in holders] == [Status.ENROLLED]
 
 
 def test_import_kpj_command_enrols_and_reports_problems(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -194,5 +195,31 @@ async def test_attempts_stored_before_the_upgrade_count_as_nik_look_ups(
         async with database.engine.connect() as connection:
             left = await connection.execute(sa.text("SELECT nik_hash FROM nik_attempt"))
             assert left.scalars().all() == ["old"]
+    finally:
+        await database.dispose()
+
+
+async def test_upgrade_names_applications_that_already_share_a_kpj_number(
+    database_url: str,
+) -> None:
+    """0009's unique index cannot be built over two holders of one KPJ number (left by
+    concurrent imports before it): the upgrade stops and names them instead of guessing."""
+    database = Database.from_url(database_url)
+    try:
+        await upgrade(database)
+        await _migrate(database, "0005", down=True)
+        async with database.engine.begin() as connection:
+            for user, code in ((1, "BKS-KPJ001"), (2, "BKS-KPJ002")):
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO application (code, telegram_user_id, chat_id, status,"
+                        " return_to_summary, kpj_number, created_at, updated_at) VALUES"
+                        " (:code, :user, :user, 'enrolled', false, '12345678901',"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"code": code, "user": user},
+                )
+        with pytest.raises(RuntimeError, match="12345678901: BKS-KPJ001; 12345678901: BKS-KPJ002"):
+            await _migrate(database, "head")
     finally:
         await database.dispose()

@@ -699,3 +699,38 @@ async def test_forged_button_for_a_typed_step_is_refused_without_an_error(
     assert not [e for e in user.transcript() if e.from_bot and "gangguan" in e.message.text]
     [draft] = await applications_of(harness, 200778)
     assert (draft.step, draft.nik) == ("nik", None)
+
+
+async def test_direction_override_and_invisible_letters_never_reach_the_record(
+    harness: Harness,
+) -> None:
+    """A name with U+202E or a Hangul filler is asked again; an address keeps only its
+    visible text, so the staff card reads as typed."""
+    person = make_person(64)
+    await seed(harness, person)
+    user = harness.user(200063)
+    await reach_nik(user)
+    await user.send(spaced(person.nik))
+    await user.expect(r"\(2/9\)")
+    for typed in (f"{person.name}\u202e", f"{person.name}\u3164"):
+        await user.send(typed)
+        reply = await user.expect(r"\(2/9\)")
+        assert reply.text.startswith("⚠️")
+    await user.send(person.name)
+    await user.expect(r"\(3/9\)")
+    await user.send(in_words(person.birth_date))
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press("Sopir")
+    await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
+    await user.send("Jl. Melati\u202e No. 5\u2066 RT 01\u200f")
+    await user.expect(r"\(8/9\)")
+    await user.send("\u3164\u3164")
+    await user.expect(r"\(8/9\)")
+    [stored] = await applications_of(harness, 200063)
+    assert (stored.nama, stored.alamat) == (person.name, "Jl. Melati No. 5 RT 01")

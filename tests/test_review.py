@@ -30,7 +30,7 @@ from storage.review import Decision, ReviewRepository
 from tests.factories import Person, make_person
 from tests.fakes import add_application
 from tests.harness import Harness
-from tests.test_registration import finish, give_identity, reach_nik, seed
+from tests.test_registration import applications_of, finish, give_identity, reach_nik, seed
 
 ADMIN = 900001
 REVIEWER = 900002
@@ -982,3 +982,77 @@ async def test_admin_cannot_withdraw_their_own_approval(harness: Harness) -> Non
     assert await services.review.places_taken() == 1
     assert await denied_on(harness, "BKS-OWN000") == [(ADMIN, "withdraw: own application")]
     assert await notifications_queued(harness) == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        ("/staf hapus ²", r"Cara pakai"),
+        ("/staf tambah ³²⁷⁵ reviewer", r"Cara pakai"),
+        ("/tinjau ²", r"Tidak ada pendaftaran dengan nomor itu"),
+        ("/cari ³²⁷⁵⁰¹¹⁷⁰⁸⁸⁵⁰⁰⁰¹", r"bukan NIK"),
+    ],
+)
+async def test_staff_commands_with_superscript_digits_answer_normally(
+    harness: Harness, command: str, answer: str
+) -> None:
+    """ "²".isdigit() is true but int("²") fails: such numbers get the usual answer."""
+    admin = harness.user(ADMIN)
+    await admin.send(command)
+    await admin.expect(answer)
+    await admin.expect_no_reply(within=0.2)
+
+
+@pytest.mark.parametrize("data", ["sq:²", "sv:ap:²", "sv:sk:¹²"])
+async def test_staff_buttons_with_superscript_digits_change_nothing(
+    harness: Harness, data: str
+) -> None:
+    """Forged button data with superscript digits is answered, not a crash."""
+    admin = harness.user(ADMIN)
+    await pending_batch(harness, 1)
+    await admin.send("/bantuan")
+    anchor = await admin.expect(r"Bantuan")
+    query_id = await admin.press_data(data, anchor.message_id)
+    await answer_to(harness, query_id)
+    await admin.send("/bantuan")  # handled after the press: every reply to it is in
+    await admin.expect(r"Bantuan")
+    assert not [m for m in admin.messages() if "gangguan" in (m.text or "")]
+    assert await status_of(harness, "BKS-T00000") == Status.PENDING
+
+
+async def test_identity_correction_that_does_not_match_dtsen_never_loses_the_application(
+    harness: Harness,
+) -> None:
+    """Sent back to fix the name, the worker types one that DTSEN does not know: asked again,
+    answers kept; past the daily check limit it is back in review, flagged on the card."""
+    person = make_person(7)
+    worker, code = await register(harness, 210007, 7)
+    [before] = await applications_of(harness, 210007)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} name")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"\(2/9\) Kirim nama")
+    await worker.send("Zulkarnain Wibisono")
+    asked = await worker.expect(r"\(2/9\) Kirim nama")
+    assert "tidak cocok dengan daftar program" in asked.text
+    [stored] = await applications_of(harness, 210007)
+    assert (stored.status, stored.code, stored.nama) == (Status.NEEDS_FIX, code, person.name)
+    assert (stored.submitted_at, stored.alamat) == (before.submitted_at, before.alamat)
+
+    # Each different wrong name is another check; the limit runs out within the day.
+    limit = harness.settings.nik_attempts_per_day
+    for attempt in range(limit):
+        await worker.send(f"Zulkarnain Wibisono {'ABCDEFGHIJ'[attempt]}")
+        reply = await worker.expect(r"\(2/9\)|tetap dalam peninjauan")
+        if "tetap dalam peninjauan" in reply.text:
+            break
+    assert "tetap dalam peninjauan" in reply.text
+    [stored] = await applications_of(harness, 210007)
+    assert (stored.status, stored.code, stored.nama) == (Status.PENDING, code, person.name)
+    assert stored.submitted_at == before.submitted_at
+    assert stored.identity_mismatch_at is not None
+    await reviewer.send(f"/tinjau {code}")
+    card = await reviewer.expect(re.escape(code))
+    assert "koreksi identitas tidak cocok dengan DTSEN" in card.text
+    await worker.send("/status")
+    await worker.expect(r"menunggu verifikasi")

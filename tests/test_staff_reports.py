@@ -16,6 +16,7 @@ from storage.models import Application, AuditEvent, Notification, Status
 from tests.factories import make_person
 from tests.fakes import add_application
 from tests.harness import Harness
+from tests.test_enrollment import bomb_xlsx
 
 ADMIN = 900001
 REVIEWER = 900002
@@ -209,3 +210,18 @@ async def test_kpj_file_from_a_non_admin_enrols_nobody(harness: Harness, sender:
         notes = (await session.execute(sa.select(Notification))).scalars().all()
     assert (stored.status, stored.kpj_number) == (Status.APPROVED, None)
     assert notes == []
+
+
+async def test_zip_bomb_kpj_file_gets_one_clear_answer_and_enrols_nobody(
+    harness: Harness,
+) -> None:
+    """An XLSX that unpacks to tens of megabytes is refused before parsing, in one message."""
+    [nik] = await _approved(harness, 1)
+    admin = harness.user(ADMIN)
+    await admin.send_document(bomb_xlsx(), "kpj.xlsx")
+    answer = await admin.expect(r"50 MB")
+    assert "tidak dibaca" in answer.text
+    await admin.expect_no_reply(within=0.3)
+    async with harness.services.database.read() as session:
+        stored = (await session.execute(sa.select(Application))).scalar_one()
+    assert (stored.nik, stored.status) == (nik, Status.APPROVED)
