@@ -384,3 +384,34 @@ async def test_update_ids_seen_before_a_quiet_week_can_come_again(harness: Harne
     await later.expect(r"Selamat datang")
     await later.press("✅ Setuju")
     await later.expect(r"\(1/9\)")
+
+
+async def test_run_in_polling_mode_keeps_updates_sent_while_it_was_down(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """`rentan-bot run` never drops pending updates: a /start sent before it started is answered."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+        "TELEGRAM_API_URL": f"http://127.0.0.1:{emulator.port}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "PII_SECRET": TEST_PII_SECRET,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    log = tmp_path / "bot.log"
+    user = emulator.user(353000)
+    await user.send("/start")
+    process = await _start_process(emulator, env, log)
+    try:
+        await user.expect(r"Selamat datang", timeout=20.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # Wait off the event loop: the emulator lives on it and must answer the final poll.
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    dropping = [
+        params.get("drop_pending_updates")
+        for method, params in emulator.requests_log
+        if method in ("deleteWebhook", "setWebhook")
+    ]
+    assert dropping, "the bot never called deleteWebhook"
+    assert all(str(value).lower() in ("none", "false") for value in dropping)
