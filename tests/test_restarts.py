@@ -389,7 +389,7 @@ async def test_update_ids_seen_before_a_quiet_week_can_come_again(harness: Harne
 async def test_run_in_polling_mode_keeps_updates_sent_while_it_was_down(
     emulator: BotApiEmulator, tmp_path: Path
 ) -> None:
-    """`rentan-bot run` never drops pending updates: a /start sent before it started is answered."""
+    """`rentan-bot run` never drops pending updates: a /start sent before the start is answered."""
     env = {
         **os.environ,
         "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
