@@ -1292,6 +1292,9 @@ class BotApiEmulator:
         self._updates: collections.deque[JSONDict] = collections.deque()
         self._next_update_id = 1
         self._delivered_up_to = 0
+        # The newest id of the sequence before restart_update_ids (0 while it never restarted):
+        # a bot's offset from that sequence must not confirm the new, lower ids unseen.
+        self._old_sequence_end = 0
         # Recently delivered updates, so a test can replay what a crashed bot never confirmed.
         self._delivered: collections.deque[JSONDict] = collections.deque(maxlen=5000)
         self._allowed_updates: frozenset[str] | None = None
@@ -1656,6 +1659,19 @@ class BotApiEmulator:
         """The id of the newest update created so far (0 when none)."""
         return self._next_update_id - 1
 
+    def restart_update_ids(self, next_id: int) -> None:
+        """Start the update id sequence again at `next_id`, as Telegram does after a week
+        without updates ("chosen randomly instead of sequentially"): usually far below the ids
+        the bot has seen. Only with nothing pending, as after such a quiet week."""
+        if self._updates:
+            raise RuntimeError("update ids restart only when no update is pending")
+        if next_id < 1:
+            raise ValueError("update ids start at 1")
+        self._old_sequence_end = max(self._old_sequence_end, self._next_update_id - 1)
+        self._next_update_id = next_id
+        # Delivery is tracked per sequence: the new ids are fresh even when they are lower.
+        self._delivered_up_to = next_id - 1
+
     def redeliver(self, *update_ids: int) -> None:
         """Queue already delivered updates again, as Telegram does after a crash before the
         bot confirmed them (same update_id); a bot restarting with offset 0 receives them."""
@@ -1876,6 +1892,9 @@ class BotApiEmulator:
         }
 
     def _confirm(self, offset: int) -> None:
+        if offset > self._next_update_id and offset <= self._old_sequence_end + 1:
+            # An offset from before the ids restarted confirms only what the bot was given.
+            offset = self._delivered_up_to + 1
         if offset > 0:
             while self._updates and self._updates[0]["update_id"] < offset:
                 self._updates.popleft()

@@ -6,6 +6,7 @@ import collections
 import html
 import logging
 import time
+from datetime import datetime
 
 from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.error import BadRequest, TelegramError
@@ -13,6 +14,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import Context
 from bot.flood import FloodGate, Verdict
+from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -85,40 +87,37 @@ class DuplicateGuard:
     """Drops updates that were handled before and delivered again.
 
     Telegram redelivers what a bot did not confirm (polling, after a crash) or did not answer
-    with 2xx (webhooks), with the same update_id. Ids seen by this process are remembered in a
-    bounded window; ids up to the newest one handled before this process started are looked
-    up in the database. Newer ids from other processes are caught by the draft's own
-    last_update_id and the database constraints.
+    with 2xx (webhooks), with the same update_id, within 24 hours. Ids are compared for
+    equality only: after a week without updates Telegram restarts the sequence at a random,
+    often much lower id, so "not newer than the last one" says nothing. Ids seen by this
+    process are remembered for the redelivery window (bounded in number); any other id is
+    looked up in the log of handled updates, which every write records in its transaction.
     """
 
     def __init__(self, window: int = 10_000) -> None:
-        self._boot_newest: int | None = None
         self._seen: set[int] = set()
-        self._order: collections.deque[int] = collections.deque()
+        self._order: collections.deque[tuple[datetime, int]] = collections.deque()
         self._window = window
 
-    def _remember(self, update_id: int) -> bool:
-        """Record an id; False when it was already seen."""
+    def _remember(self, update_id: int, now: datetime) -> bool:
+        """Record an id; False when it was already seen within the redelivery window."""
+        order = self._order
+        while order and (len(order) >= self._window or order[0][0] < now - REDELIVERY_WINDOW):
+            self._seen.discard(order.popleft()[1])
         if update_id in self._seen:
             return False
         self._seen.add(update_id)
-        self._order.append(update_id)
-        if len(self._order) > self._window:
-            self._seen.discard(self._order.popleft())
+        order.append((now, update_id))
         return True
 
     async def __call__(self, update: object, context: Context) -> None:
         """Stop processing when the update was already handled."""
         if not isinstance(update, Update):
             return
-        if not self._remember(update.update_id):
+        services = context.services
+        if not self._remember(update.update_id, services.clock()):
             raise ApplicationHandlerStop
-        updates = context.services.updates
-        if self._boot_newest is None:
-            self._boot_newest = await updates.newest()
-        if update.update_id <= self._boot_newest and await updates.was_processed(
-            update_id=update.update_id
-        ):
+        if await services.updates.was_processed(update_id=update.update_id):
             raise ApplicationHandlerStop
 
 

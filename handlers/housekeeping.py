@@ -1,5 +1,6 @@
 """Periodic jobs: remind idle workers once, delete expired drafts, old ineligible checks,
-attempts that no longer count and old audit rows of refused staff actions."""
+attempts that no longer count, update ids past Telegram's redelivery window and old audit rows
+of refused staff actions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.context import Context
 from storage.applications import ATTEMPT_WINDOW
+from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ async def tidy_drafts(context: Context) -> None:
         drafts_idle_since=now - timedelta(hours=settings.draft_expiry_hours),
         ineligible_before=now - timedelta(days=settings.ineligible_retention_days),
         attempts_before=now - ATTEMPT_WINDOW,
+        updates_before=now - REDELIVERY_WINDOW,
     )
     if deleted:
         log.info("deleted %d expired drafts and ineligible checks", deleted)

@@ -1021,14 +1021,10 @@ def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values
 
 
 def is_redelivery(update: Update, draft: Application | None) -> bool:
-    """An update this draft already applied (Telegram resends what was not confirmed)."""
-    # One chat's updates are handled in order and update ids only grow, so anything at or
-    # below the newest applied id is a repeat.
-    return (
-        draft is not None
-        and draft.last_update_id is not None
-        and update.update_id <= draft.last_update_id
-    )
+    """The update this draft applied last, delivered again (Telegram resends what was not
+    confirmed). Equality only: ids restart lower after a week without updates. Older repeats
+    are stopped by the log of handled updates (common.DuplicateGuard)."""
+    return draft is not None and update.update_id == draft.last_update_id
 
 
 def _today(context: Context) -> date:

@@ -44,7 +44,7 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
-from storage.updates import claim_update
+from storage.updates import claim_update, record_update
 
 OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
 # Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
@@ -94,9 +94,9 @@ def _draft_update_statement(keys: frozenset[str], *, guard: bool) -> Update:
         columns.step == bindparam("_from_step"),
     ]
     if guard:
-        conditions.append(
-            or_(columns.last_update_id.is_(None), columns.last_update_id < bindparam("_update_id"))
-        )
+        # Equality only: update ids restart lower after a week without updates.
+        last = columns.last_update_id
+        conditions.append(or_(last.is_(None), last != bindparam("_update_id")))
     values: dict[str, Any] = {
         key: bindparam(key) for key in sorted(keys) if not key.startswith("_")
     }
@@ -350,8 +350,9 @@ class ApplicationRepository:
         changes.update(step=to_step, updated_at=utcnow(), reminded_at=None)
         if return_to_summary is not None:
             changes["return_to_summary"] = return_to_summary
-        # The draft's own last_update_id makes redeliveries harmless here, so the hot path
-        # needs no processed_update row (one statement less per answer).
+        # The hot path: the guarded UPDATE runs alone and the update id is logged after it, two
+        # short statements instead of a transaction. A crash between the two leaves this update
+        # unlogged, but it is then the draft's last_update_id, which catches its redelivery.
         return await self._update_draft(application_id, from_step, changes, update_id, claim=False)
 
     async def _update_draft(
@@ -375,6 +376,8 @@ class ApplicationRepository:
                 # The common case, an answer: one guarded UPDATE, a transaction by itself.
                 if not await self._db.execute_alone(statement, params):
                     raise _Rollback(Outcome.STALE)
+                if update_id is not None:
+                    await record_update(self._db, update_id)
             else:
                 async with self._db.transaction() as connection:
                     if claim and not await self._claim_update(connection, update_id):
@@ -638,9 +641,11 @@ class ApplicationRepository:
         drafts_idle_since: datetime,
         ineligible_before: datetime,
         attempts_before: datetime,
+        updates_before: datetime,
     ) -> int:
-        """Delete abandoned drafts, old ineligible records and attempts that only served the
-        daily limit (data minimisation); returns how many applications went."""
+        """Delete abandoned drafts, old ineligible records, attempts that only served the
+        daily limit (data minimisation) and update ids past Telegram's redelivery window;
+        returns how many applications went."""
         self.forget()
         returned = (_APPLICATIONS.c.id, _APPLICATIONS.c.telegram_user_id)
         async with self._db.write() as session, session.begin():
@@ -662,12 +667,11 @@ class ApplicationRepository:
             )
             deleted = [(int(row[0]), int(row[1])) for row in (*drafts.all(), *ineligible.all())]
             await _scrub_audit(session, deleted)
-            old_updates = await session.execute(
-                delete(ProcessedUpdate).where(
-                    col(ProcessedUpdate.processed_at) < drafts_idle_since - timedelta(days=7)
-                )
+            # Past the window an id may come again (Telegram restarts the sequence after a
+            # quiet week), so a kept row would drop a new update.
+            await session.execute(
+                delete(ProcessedUpdate).where(col(ProcessedUpdate.processed_at) < updates_before)
             )
-            del old_updates
             # Eligibility checks and erased accounts' attempts exist for the daily limit only;
             # NIK look-ups stay for the staff risk flag (distinct NIKs tried from the account).
             await session.execute(

@@ -139,7 +139,7 @@ class Application(SQLModel, table=True):
     status: str = Field(default=Status.DRAFT, max_length=16, index=True)
     step: str | None = Field(default=None, max_length=32)
     return_to_summary: bool = False
-    # The newest update applied to this draft: a redelivered (older or equal) one is ignored.
+    # The update applied last to this draft: the same one delivered again is ignored.
     last_update_id: int | None = Field(default=None, sa_type=sa.BigInteger)
 
     consent_version: str | None = Field(default=None, max_length=32)

@@ -1,10 +1,17 @@
-"""The log of handled update ids, which makes a redelivered update harmless."""
+"""The log of handled update ids, which makes a redelivered update harmless.
+
+Update ids are compared for equality only, never by order: Telegram restarts the sequence at a
+random (often much lower) id after a week without updates. An id is unique within Telegram's
+redelivery window (it keeps undelivered updates for 24 hours), so the log keeps ids a little
+longer than that and housekeeping deletes the rest.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
-from sqlalchemy import Insert, bindparam, func
+from sqlalchemy import Insert, bindparam, exists
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -12,6 +19,11 @@ from sqlmodel import col, select
 
 from storage.engine import Database
 from storage.models import ProcessedUpdate, utcnow
+
+# How long a handled update id is remembered: Telegram redelivers for up to 24 hours.
+REDELIVERY_WINDOW = timedelta(hours=48)
+
+_WAS_PROCESSED = select(exists().where(col(ProcessedUpdate.update_id) == bindparam("update_id")))
 
 
 @lru_cache(maxsize=4)
@@ -38,19 +50,21 @@ async def claim_update(
     return bool(result.rowcount)
 
 
+async def record_update(database: Database, update_id: int) -> None:
+    """Record an update id as a statement of its own, after the write it caused committed."""
+    await database.execute_alone(
+        _claim_statement(database.dialect), {"update_id": update_id, "processed_at": utcnow()}
+    )
+
+
 class UpdateLog:
     """Answers whether an update id was already handled (written by each write transaction)."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def newest(self) -> int:
-        """The highest update id handled so far, 0 for none."""
-        async with self._db.read() as session:
-            query = select(func.max(col(ProcessedUpdate.update_id)))
-            return int((await session.execute(query)).scalar_one() or 0)
-
     async def was_processed(self, *, update_id: int) -> bool:
-        """Whether this update id has been handled before."""
+        """Whether this update id has been handled before (within the redelivery window)."""
         async with self._db.read() as session:
-            return await session.get(ProcessedUpdate, update_id) is not None
+            result = await session.execute(_WAS_PROCESSED, {"update_id": update_id})
+            return bool(result.scalar_one())

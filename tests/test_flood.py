@@ -73,6 +73,9 @@ async def test_flooding_account_gets_one_slow_down_message_and_costs_no_database
     user = harness.user(880001)
     await reach_nik(user)  # two updates of the ten
     await _flood(user, 300)
+    # The chat's updates run in order: once the slow-down message is out, every admitted one
+    # (each looked up in the update log) is done, and the rest touch no database.
+    await user.expect(SLOW_DOWN, timeout=30)
     await harness.emulator.wait_idle(timeout=30)
     messages = _bot_messages(user)
     assert sum(1 for m in messages if "Pelan-pelan" in m) == 1

@@ -320,3 +320,98 @@ async def test_staff_decision_pressed_too_late_to_answer_is_still_applied(
     [stored] = await applications_of(harness, user.id)
     assert stored.status == Status.APPROVED
     assert not any("gangguan" in e.message.text for e in reviewer.transcript() if e.from_bot)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "restarted"])
+async def test_update_ids_restarting_far_below_are_answered_and_redeliveries_still_dropped(
+    harness: Harness, restart: bool
+) -> None:
+    """After a quiet week Telegram picks new, lower ids: nobody's answers are dropped for it."""
+    emulator = harness.emulator
+    first, second = make_person(350), make_person(351)
+    await seed(harness, first, second)
+    emulator.restart_update_ids(900_000)
+    midway, newcomer = harness.user(350000), harness.user(351000)
+    for _name, step in STEPS[:3]:  # consent, NIK, name
+        await step(midway, first)
+    await emulator.wait_idle()
+    if restart:
+        await harness.restart()
+    emulator.restart_update_ids(1_000)
+
+    await STEPS[3][1](midway, first)  # the birth date, update 1000
+    birth_update = emulator.last_update_id
+    for _name, step in STEPS[:2]:  # consent, NIK
+        await step(newcomer, second)
+    nik_update = emulator.last_update_id
+    assert birth_update == 1_000
+    [stored] = await applications_of(harness, midway.id)
+    assert (stored.step, stored.tanggal_lahir) == ("phone", first.birth_date)
+
+    await harness.stop()
+    emulator.redeliver(birth_update, nik_update)
+    await harness.start()
+    await midway.expect_no_reply(within=1.0)
+    await newcomer.expect_no_reply(within=0.1)
+    [stored] = await applications_of(harness, midway.id)
+    assert stored.step == "phone"
+    [other] = await applications_of(harness, newcomer.id)
+    assert (other.step, other.nik) == ("name", second.nik)
+
+    for _name, step in STEPS[4:]:
+        await step(midway, first)
+    for _name, step in STEPS[2:]:
+        await step(newcomer, second)
+    statuses = [(await applications_of(harness, u.id))[0].status for u in (midway, newcomer)]
+    assert statuses == [Status.PENDING, Status.PENDING]
+
+
+async def test_update_ids_seen_before_a_quiet_week_can_come_again(harness: Harness) -> None:
+    """Ids are unique only within Telegram's redelivery window: a week later one may recur."""
+    person = make_person(352)
+    await seed(harness, person)
+    earlier = harness.user(352000)
+    for _name, step in STEPS[:3]:
+        await step(earlier, person)
+    await harness.emulator.wait_idle()
+    started = harness.services.clock()
+    harness.services.clock = lambda: started + timedelta(days=8)
+    await _run_housekeeping(harness)
+    harness.emulator.restart_update_ids(1)  # the very ids handled a week ago
+
+    later = harness.user(352001)
+    await later.send("/start")
+    await later.expect(r"Selamat datang")
+    await later.press("✅ Setuju")
+    await later.expect(r"\(1/9\)")
+
+
+async def test_run_in_polling_mode_keeps_updates_sent_while_it_was_down(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """`rentan-bot run` never drops pending updates: a /start sent before the start is answered."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+        "TELEGRAM_API_URL": f"http://127.0.0.1:{emulator.port}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "PII_SECRET": TEST_PII_SECRET,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    log = tmp_path / "bot.log"
+    user = emulator.user(353000)
+    await user.send("/start")
+    process = await _start_process(emulator, env, log)
+    try:
+        await user.expect(r"Selamat datang", timeout=20.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # Wait off the event loop: the emulator lives on it and must answer the final poll.
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    dropping = [
+        params.get("drop_pending_updates")
+        for method, params in emulator.requests_log
+        if method in ("deleteWebhook", "setWebhook")
+    ]
+    assert dropping, "the bot never called deleteWebhook"
+    assert all(str(value).lower() in ("none", "false") for value in dropping)

@@ -26,6 +26,8 @@ from bot.app import RentanApp, build_application, migrate_database, on_startup
 from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.settings import SettingsError, load_settings
 from storage.models import Application, ProcessedUpdate
+from tests.factories import make_person
+from tests.fakes import row_of, seed_dtsen
 from tests.harness import TEST_PII_SECRET, TEST_TOKEN, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -422,3 +424,76 @@ async def test_run_with_webhook_url_serves_the_webhook(
         _, errors = await asyncio.to_thread(bot.communicate, timeout=20)
     assert bot.returncode == 0, errors
     assert b"Traceback" not in errors, errors.decode()
+
+
+async def test_lost_answer_after_the_update_ids_restarted_is_answered_once(
+    emulator: BotApiEmulator, database_url: str
+) -> None:
+    """Ids restarted far below (a quiet week): a mid-flow answer is handled, its resend is not."""
+    emulator.webhook_retry_initial = 0.05
+    person = make_person(360)
+    emulator.restart_update_ids(900_000)
+    async with Receiver() as proxy:
+        async with webhook_bot(emulator, database_url, public_url=proxy.url) as bot:
+            services = bot.app.bot_data.services
+            assert services is not None
+            await seed_dtsen(services.database, services.secret, [row_of(person)])
+            proxy.forward_to = bot.url
+            user = emulator.user(360000)
+            await user.send("/start")
+            await user.expect(WELCOME)
+            await user.press("✅ Setuju")
+            await user.expect(r"\(1/9\)")
+            await user.send(person.nik)
+            await user.expect(r"\(2/9\)")
+            await emulator.wait_idle()
+            emulator.restart_update_ids(1_000)
+            proxy.lost_answers = 1
+            await user.send(person.name)
+            await user.expect(r"\(3/9\)")
+            await _until(lambda: emulator.webhook_deliveries == 4)
+            await user.expect_no_reply(0.3)
+            async with services.database.read() as session:
+                [draft] = (await session.execute(select(Application))).scalars().all()
+        assert [seen[0] for seen in proxy.seen[-2:]] == [1_000, 1_000]
+        assert (draft.step, draft.nama) == ("birth_date", person.name)
+
+
+async def test_run_in_webhook_mode_keeps_updates_sent_while_it_was_down(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """`rentan-bot run` with a webhook registers it without dropping what is pending."""
+    hook_port = _free_port()
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env = {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
+        "TELEGRAM_API_URL": emulator.root_url,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "PII_SECRET": TEST_PII_SECRET,
+        "WEBHOOK_URL": f"http://127.0.0.1:{hook_port}{PATH}",
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_PORT": str(hook_port),
+    }
+    user = emulator.user(300007)
+    await user.send("/start")  # pending before the bot exists
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await user.expect(WELCOME, timeout=20.0)
+    finally:
+        bot.terminate()
+        # The bot's shutdown calls the emulator, which runs on this event loop: keep it free.
+        _, errors = await asyncio.to_thread(bot.communicate, timeout=20)
+    assert bot.returncode == 0, errors
+    registrations = [p for method, p in emulator.requests_log if method == "setWebhook"]
+    assert registrations
+    assert all(
+        str(p.get("drop_pending_updates")).lower() in ("none", "false") for p in registrations
+    )
