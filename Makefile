@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := bot handlers storage
+SOURCES := domain config storage handlers bot emulator
 
 .PHONY: install demo test soak lint format bench i18n clean postgres
 
@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/rentan-bot demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(SOURCES) tests bench
-	$(BIN)/ruff format --check $(SOURCES) tests bench
+	$(BIN)/ruff check $(SOURCES) testkit tests bench
+	$(BIN)/ruff format --check $(SOURCES) testkit tests bench
 	$(BIN)/mypy
 
 test: lint postgres
@@ -38,8 +38,8 @@ postgres:
 	@sh scripts/ensure-postgres.sh
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix $(SOURCES) tests bench
-	$(BIN)/ruff format $(SOURCES) tests bench
+	$(BIN)/ruff check --fix $(SOURCES) testkit tests bench
+	$(BIN)/ruff format $(SOURCES) testkit tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -27,7 +27,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bench._common import BENCH_PII_SECRET, BENCH_TOKEN, JSONDict, StallMonitor, emit
 from bot.processor import PerChatUpdateProcessor
-from bot.settings import Settings, load_settings
+from config.settings import Settings, load_settings
 
 # Bounds: a command that hangs must not keep the benchmark alive forever.
 STOP_TIMEOUT = 30.0
@@ -139,14 +139,14 @@ def build_echo(settings: Settings, client: str) -> AnyApp:
 
 
 async def seed_dtsen(services: Any, people_file: Path) -> None:
-    """DTSEN rows for the simulated workers, as `tests.fakes.seed_dtsen` writes them.
+    """DTSEN rows for the simulated workers, as `testkit.fakes.seed_dtsen` writes them.
 
     The rows come from a file the parent wrote, so this process never imports the test
     factories (hypothesis alone would add megabytes to the RSS being measured).
     """
     from datetime import date
 
-    from bot.pii import digest_key, identifier_digest
+    from domain.pii import digest_key, identifier_digest
     from storage.models import DtsenRecord
 
     rows = json.loads(people_file.read_text())

@@ -118,7 +118,7 @@ def parse_line(line: bytes | str) -> JSONDict | None:
 @cache
 def people(count: int) -> list[Any]:
     """The same synthetic DTSEN people in every process (both sides derive them from the seed)."""
-    from tests.factories import make_people
+    from testkit.factories import make_people
 
     return make_people(count, seed=PEOPLE_SEED)
 

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bench._common import USER_BASE, JSONDict, StallMonitor, emit, people, percentile
-from bot.dates import format_date_id
-from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
-from bot.regions import load_regions
+from domain.dates import format_date_id
+from domain.regions import load_regions
+from emulator import BotApiEmulator, BotMessage, EmulatedUser
 
 # Bounds on every wait, so a stuck bot ends the run instead of hanging it.
 GO_TIMEOUT = 300.0

@@ -155,7 +155,7 @@ async def stop_children(bot: Child | None, loadgen: Child) -> None:
 
 def _clean_environment() -> dict[str, str]:
     # Settings read the environment too; a developer's PROGRAM_* or LOG_LEVEL must not leak in.
-    from bot.settings import Settings
+    from config.settings import Settings
 
     fields = {name.upper() for name in Settings.model_fields}
     return {k: v for k, v in os.environ.items() if k.upper() not in fields}

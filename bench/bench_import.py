@@ -4,9 +4,9 @@
 bench/out/, with 0.1 % bad rows of every kind), then measures in the same run:
 (a) `import_dtsen` end to end (CSV parse, validation, HMAC, staging load, dedupe, index, swap),
     first into an empty table, then again over the full one (the quarterly re-import);
-(b) a naive baseline on a subset: per row, parse and validate with bot.nik/bot.dates, hash with
-    bot.pii, `session.add(DtsenRecord(...))` and `await session.commit()` on an async SQLModel
-    session, the way one would write it without thinking about bulk loads;
+(b) a naive baseline on a subset: per row, parse and validate with domain.nik/domain.dates, hash
+    with domain.pii, `session.add(DtsenRecord(...))` and `await session.commit()` on an async
+    SQLModel session, the way one would write it without thinking about bulk loads;
 (c) the ceiling: plain sqlite3 executemany of rows already parsed and hashed (held in memory)
     into an unindexed table shaped like the import's, then its index (and the same rows written
     the way the import writes them);
@@ -40,10 +40,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bench._common import BENCH_PII_SECRET, OUT_DIR, percentile
-from bot.dates import InvalidDate, parse_date
-from bot.nik import InvalidNik, parse_nik
-from bot.pii import digest_key, identifier_digest
 from bot.sample_dtsen import write_sample
+from domain.dates import InvalidDate, parse_date
+from domain.nik import InvalidNik, parse_nik
+from domain.pii import digest_key, identifier_digest
 from storage.dtsen import ImportSummary, import_dtsen
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
@@ -327,7 +327,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def measure_postgres(rows: int) -> dict[str, Any] | None:
     """(e) import_dtsen into PostgreSQL, twice (into the empty table, then the re-import)."""
-    from tests.postgres import PostgresServer, find_bindir
+    from testkit.postgres import PostgresServer, find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -22,7 +22,7 @@ loop, no network delay), so the bot is offered more than it can take; its rate i
 anywhere here: the figures are the bot's own time per update.
 
 The processes are bench_flow's (`bench._loadgen`, `bench._botproc`); PostgreSQL is a throwaway
-cluster from `tests.postgres`, durable (fsync on) like a production server. Errors are load
+cluster from `testkit.postgres`, durable (fsync on) like a production server. Errors are load
 generator timeouts or wrong answers plus ERROR/CRITICAL lines and tracebacks in the bot's log;
 the target is none. Results go to bench/out/load.json.
 """
@@ -125,7 +125,7 @@ async def database_for(backend: str, folder: Path):  # type: ignore[no-untyped-d
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{folder / 'load.db'}"
         return
-    from tests.postgres import PostgresServer, find_bindir
+    from testkit.postgres import PostgresServer, find_bindir
 
     bindir = find_bindir()
     if bindir is None:

@@ -32,10 +32,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench._common import BENCH_PII_SECRET, OUT_DIR
-from bot.exports import write_csv, write_xlsx
-from bot.i18n import Catalogs
-from bot.pii import hash_identifier
-from bot.regions import load_regions
+from config.catalogs import Catalogs
+from domain.exports import write_csv, write_xlsx
+from domain.pii import hash_identifier
+from domain.regions import load_regions
 from storage.engine import Database
 from storage.enrollment import import_kpj
 from storage.exports import ExportRepository
@@ -43,7 +43,7 @@ from storage.migrate import upgrade
 from storage.models import Status
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
-from tests.factories import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, MOBILE_PREFIXES
+from testkit.factories import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, MOBILE_PREFIXES
 
 ROWS = 200_000
 APPROVED = 10_000

@@ -20,13 +20,12 @@ from telegram.ext import (
 from telegram.ext import MessageHandler as _MessageHandler
 from telegram.request import BaseRequest
 
-from bot.context import BotData, Context, Services
 from bot.http import AiohttpRequest
-from bot.i18n import Catalogs
 from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
-from bot.regions import load_regions
-from bot.settings import Settings
+from config.catalogs import Catalogs
+from config.settings import Settings
+from domain.regions import load_regions
 from handlers import (
     account,
     common,
@@ -39,6 +38,7 @@ from handlers import (
     staff,
     staff_reports,
 )
+from handlers.context import BotData, Context, Services
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen_records import DtsenRepository

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from storage.engine import Database
@@ -126,7 +126,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_emulator(args: argparse.Namespace, _settings: Settings) -> int:
-    from bot.emulator import serve
+    from emulator import serve
 
     print(f"Bot API emulator on http://127.0.0.1:{args.port} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
@@ -287,9 +287,9 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from bot import reports
-    from bot.i18n import Catalogs
-    from bot.regions import load_regions
+    from config.catalogs import Catalogs
+    from domain import reports
+    from domain.regions import load_regions
     from storage.reports import ReportRepository
 
     async def _statistics() -> reports.Statistics:
@@ -339,8 +339,8 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from bot.exports import EXPORT_DONE, write_csv, write_xlsx
-    from bot.i18n import Catalogs
+    from config.catalogs import Catalogs
+    from domain.exports import EXPORT_DONE, write_csv, write_xlsx
     from storage.exports import ExportRepository
     from storage.models import Status
     from storage.review import ReviewRepository
@@ -381,7 +381,7 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from bot.i18n import Catalogs
+    from config.catalogs import Catalogs
     from storage.enrollment import (
         IMPORT_SUMMARY,
         LINE,

@@ -14,12 +14,12 @@ from rich.panel import Panel
 from rich.table import Table
 
 from bot.app import RentanApp, build_application, migrate_database, on_startup
-from bot.eligibility import age_on
-from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser
 from bot.logs import configure_logging
 from bot.sample_dtsen import SamplePerson, demo_people, write_sample
-from bot.settings import Settings
-from bot.text import is_ascii_number
+from config.settings import Settings
+from domain.eligibility import age_on
+from domain.text import is_ascii_number
+from emulator import BotApiEmulator, BotMessage, EmulatedUser
 from storage.dtsen import import_dtsen
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.pii import redact_text
+from domain.pii import redact_text
 
 # A bot token, `<bot id>:<secret>`: it shows up in Bot API URLs, so in HTTP libraries' errors.
 _BOT_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal, TextIO
 
-from bot.regions import load_regions
+from domain.regions import load_regions
 
 HEADER = (
     "nik",

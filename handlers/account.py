@@ -9,10 +9,11 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.context import Context
-from bot.eligibility import Decision, decode_reasons, worker_message
-from bot.i18n import LANGUAGES, N_
+from config.catalogs import LANGUAGES
+from domain.eligibility import Decision, decode_reasons, worker_message
+from domain.i18n import N_
 from handlers.common import answer_query, escape, message_of, user_of
+from handlers.context import Context
 from handlers.registration import (
     FIELD_LABELS,
     STEPS,

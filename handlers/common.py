@@ -12,8 +12,8 @@ from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.context import Context
-from bot.flood import FloodGate, Verdict
+from handlers.context import Context
+from handlers.flood import FloodGate, Verdict
 from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)

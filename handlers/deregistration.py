@@ -12,10 +12,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.context import Context
-from bot.pii import mask_nik
-from bot.roles import Role, StaffMember
+from domain.pii import mask_nik
+from domain.roles import Role, StaffMember
 from handlers.common import answer_query, escape, message_of
+from handlers.context import Context
 from handlers.staff import staff_button, staff_command
 from storage.models import Deregistration
 

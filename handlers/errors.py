@@ -8,7 +8,7 @@ import logging
 from telegram import Update
 from telegram.error import Forbidden
 
-from bot.context import Context
+from handlers.context import Context
 from storage.engine import is_unwritable
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from telegram.error import Forbidden, TelegramError
 
-from bot.context import Context
+from handlers.context import Context
 from storage.applications import ATTEMPT_WINDOW
 from storage.updates import REDELIVERY_WINDOW
 

@@ -7,8 +7,8 @@ import logging
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
-from bot.context import Context
 from handlers.common import escape
+from handlers.context import Context
 from handlers.registration import FIELD_LABELS, Step, format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
-from bot.context import Context
-from bot.i18n import N_
+from domain.i18n import N_
 from handlers.common import answer_query, message_of, user_of
+from handlers.context import Context
 from handlers.staff import offer_freed_place
 from storage.applications import erase_user
 from storage.review import PLACE_HOLDING

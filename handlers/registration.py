@@ -30,9 +30,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from bot.context import Context
-from bot.dates import format_date_en, format_date_id, parse_date
-from bot.eligibility import (
+from domain.dates import format_date_en, format_date_id, parse_date
+from domain.eligibility import (
     Claim,
     Decision,
     DtsenPerson,
@@ -41,13 +40,13 @@ from bot.eligibility import (
     encode_reasons,
     worker_message,
 )
-from bot.i18n import N_
-from bot.names import parse_name
-from bot.nik import parse_nik
-from bot.parsing import ParseError
-from bot.phones import InvalidPhone, format_phone_display, parse_phone
-from bot.pii import hash_identifier
-from bot.program import (
+from domain.i18n import N_
+from domain.names import parse_name
+from domain.nik import parse_nik
+from domain.parsing import ParseError
+from domain.phones import InvalidPhone, format_phone_display, parse_phone
+from domain.pii import hash_identifier
+from domain.program import (
     CONSENT_TEXT,
     CONSENT_VERSION,
     HEIR_RELATIONS,
@@ -56,8 +55,9 @@ from bot.program import (
     occupation_label,
     relation_label,
 )
-from bot.text import clean_free_text
+from domain.text import clean_free_text
 from handlers.common import answer_query, escape, message_of, user_of
+from handlers.context import Context
 from storage.applications import ATTEMPT_WINDOW, EDITABLE_STATUSES, Outcome
 from storage.models import Application, AttemptKind, Status
 

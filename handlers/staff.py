@@ -22,18 +22,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import Context
-from bot.eligibility import age_on, decode_reasons
-from bot.i18n import N_
-from bot.nik import InvalidNik, parse_nik
-from bot.phones import format_phone_display
-from bot.pii import hash_identifier, mask_nik
-from bot.program import relation_label
-from bot.regions import match_kecamatan
-from bot.roles import Role, StaffMember, resolve_role
-from bot.text import clean_free_text, is_ascii_number, strip_invisible
+from domain.eligibility import age_on, decode_reasons
+from domain.i18n import N_
+from domain.nik import InvalidNik, parse_nik
+from domain.phones import format_phone_display
+from domain.pii import hash_identifier, mask_nik
+from domain.program import relation_label
+from domain.regions import match_kecamatan
+from domain.roles import Role, StaffMember, resolve_role
+from domain.text import clean_free_text, is_ascii_number, strip_invisible
 from handlers import account
 from handlers.common import answer_query, escape, message_of, user_of
+from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.registration import FIELD_LABELS, format_date, occupation_text
 from storage.models import Application, Status

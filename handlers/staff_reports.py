@@ -15,11 +15,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.context import Context
-from bot.exports import write_csv, write_xlsx
-from bot.reports import format_statistics, render_chart
-from bot.roles import Role, StaffMember
+from domain.exports import write_csv, write_xlsx
+from domain.reports import format_statistics, render_chart
+from domain.roles import Role, StaffMember
 from handlers.common import escape, message_of
+from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.staff import member_of, staff_command
 from storage.enrollment import KpjFileError, import_kpj

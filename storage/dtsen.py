@@ -46,9 +46,9 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bot.dates import InvalidDate, parse_date
-from bot.nik import check_nik, clean_nik_digits, nik_fast_sets
-from bot.pii import digest_key, mask_nik, redact_text
+from domain.dates import InvalidDate, parse_date
+from domain.nik import check_nik, clean_nik_digits, nik_fast_sets
+from domain.pii import digest_key, mask_nik, redact_text
 
 # Parser processes import this module; SQLAlchemy, the models and rich would add ~0.6 s to each
 # start-up, so they are imported inside the functions that use them.
@@ -182,7 +182,7 @@ _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class _KeyedHash:
-    """HMAC-SHA256 digests equal to `bot.pii.identifier_digest`, at less than half the cost.
+    """HMAC-SHA256 digests equal to `domain.pii.identifier_digest`, at less than half the cost.
 
     The keyed inner and outer states are computed once and copied per value; `hmac.new` redoes
     the key schedule every time (~2 µs vs ~0.8 µs a value: 3 s over Kota Bekasi).

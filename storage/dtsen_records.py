@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, func, select
 
-from bot.eligibility import DtsenPerson
-from bot.nik import clean_nik_digits
-from bot.pii import digest_key, identifier_digest
+from domain.eligibility import DtsenPerson
+from domain.nik import clean_nik_digits
+from domain.pii import digest_key, identifier_digest
 from storage.engine import Database
 from storage.models import DtsenImport, DtsenRecord
 

@@ -24,11 +24,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from bot.dates import InvalidDate, parse_date
-from bot.i18n import N_
-from bot.nik import clean_nik_digits
-from bot.pii import hash_identifier, mask_nik
-from bot.reports import STATUS_LABELS
+from domain.dates import InvalidDate, parse_date
+from domain.i18n import N_
+from domain.nik import clean_nik_digits
+from domain.pii import hash_identifier, mask_nik
+from domain.reports import STATUS_LABELS
 from storage.engine import Database
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Notification, Status, utcnow
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 import sqlalchemy as sa
 from sqlmodel import col
 
-from bot.exports import ExportRow
+from domain.exports import ExportRow
 from storage.engine import Database
 from storage.models import Application, Status
 

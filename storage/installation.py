@@ -7,7 +7,7 @@ import hmac
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from bot.pii import hash_identifier, key_fingerprint
+from domain.pii import hash_identifier, key_fingerprint
 from storage.engine import Database
 from storage.models import Application, AppMeta
 

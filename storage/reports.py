@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.reports import WIB, Statistics
+from domain.reports import WIB, Statistics
 from storage.engine import Database
 from storage.models import LIVE_STATUSES, Application, Status, utcnow
 

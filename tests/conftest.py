@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from bot.emulator import BotApiEmulator
-from bot.settings import Settings
+from config.settings import Settings
+from emulator import BotApiEmulator
 from storage.engine import Database
 from storage.migrate import upgrade
-from tests.harness import Harness
-from tests.postgres import PostgresServer, find_bindir
+from testkit.harness import Harness
+from testkit.postgres import PostgresServer, find_bindir
 
 hypothesis_settings.register_profile("default", max_examples=100, deadline=None)
 hypothesis_settings.register_profile("soak", max_examples=2000, deadline=None)

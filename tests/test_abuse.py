@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import Job
 
-from bot.context import Context
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.pii import hash_identifier
+from domain.pii import hash_identifier
+from emulator import BotApiEmulator, EmulatedUser
+from handlers.context import Context
 from handlers.housekeeping import tidy_drafts
 from storage.applications import ATTEMPT_WINDOW, ERASED_PREFIX
 from storage.models import (
@@ -29,9 +29,9 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
-from tests.factories import Person, make_person
-from tests.fakes import add_application
-from tests.harness import Harness
+from testkit.factories import Person, make_person
+from testkit.fakes import add_application
+from testkit.harness import Harness
 from tests.test_registration import (
     NO_MATCH,
     applications_of,

@@ -16,7 +16,7 @@ from storage.backup import BackupError, backup_sqlite
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.models import AuditEvent
-from tests.harness import TEST_PII_SECRET
+from testkit.harness import TEST_PII_SECRET
 
 
 async def _audit_count(database: Database) -> int:

@@ -59,17 +59,17 @@ from hypothesis.stateful import (
 )
 from sqlmodel import col
 
-from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
 from bot.processor import PerChatUpdateProcessor
-from bot.program import HEIR_RELATIONS, OCCUPATIONS
+from domain.program import HEIR_RELATIONS, OCCUPATIONS
+from emulator import BotApiEmulator, EmulatedUser
 from handlers.registration import FIELD_LABELS, Step
 from handlers.staff import REJECT_REASONS
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
-from tests.factories import Person, make_people
-from tests.fakes import make_application, row_of, seed_dtsen
-from tests.harness import Harness
-from tests.postgres import PostgresServer
+from testkit.factories import Person, make_people
+from testkit.fakes import make_application, row_of, seed_dtsen
+from testkit.harness import Harness
+from testkit.postgres import PostgresServer
 
 T = TypeVar("T")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from bot.emulator_client import EmulatorClient
+from emulator.client import EmulatorClient
 from storage.migrate import head_revision
-from tests.harness import TEST_PII_SECRET, TEST_TOKEN
+from testkit.harness import TEST_PII_SECRET, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.dates import (
+from domain.dates import (
     MONTH_NAMES_EN,
     MONTH_NAMES_ID,
     MONTHS,
@@ -19,7 +19,7 @@ from bot.dates import (
     format_date_id,
     parse_date,
 )
-from tests.factories import TODAY
+from testkit.factories import TODAY
 
 INDEPENDENCE = date(1985, 8, 17)
 

@@ -20,8 +20,8 @@ from storage.applications import ApplicationRepository, Outcome, SubmitResult, e
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Notification, Status
 from storage.review import Decision, DecisionOutcome, Result, ReviewRepository
-from tests.factories import make_person
-from tests.fakes import add_applications, make_application
+from testkit.factories import make_person
+from testkit.fakes import add_applications, make_application
 
 PAIRS = 100
 SECRET = b"test-secret-not-for-production-0123456789"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from bot.demo import DEMO_SAMPLE_ROWS, DEMO_SAMPLE_SEED, sample_people
 from bot.sample_dtsen import write_sample
-from bot.settings import load_settings
+from config.settings import load_settings
 from storage.dtsen import import_dtsen
-from tests.harness import Harness
+from testkit.harness import Harness
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -6,12 +6,12 @@ import re
 
 import sqlalchemy as sa
 
-from bot.emulator import EmulatedUser
-from bot.pii import mask_nik
+from domain.pii import mask_nik
+from emulator import EmulatedUser
 from storage.models import Application, AuditEvent, Deregistration, Status
-from tests.factories import Person, make_person
-from tests.fakes import add_applications, make_application
-from tests.harness import Harness
+from testkit.factories import Person, make_person
+from testkit.fakes import add_applications, make_application
+from testkit.harness import Harness
 from tests.test_registration import applications_of, finish, give_identity, reach_nik, seed
 
 ADMIN = 900001

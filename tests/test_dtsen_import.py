@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from bot.cli import main
-from bot.pii import hash_identifier, identifier_digest
 from bot.sample_dtsen import demo_people, write_sample
+from domain.pii import hash_identifier, identifier_digest
 from storage.dtsen import (
     STAGING_TABLE,
     DtsenImportError,
@@ -44,7 +44,7 @@ from storage.dtsen import (
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
-from tests.factories import TODAY, Person, make_people, make_person
+from testkit.factories import TODAY, Person, make_people, make_person
 
 SECRET = b"test-pii-secret-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.emulator import EmulatedUser
+from emulator import EmulatedUser
 from storage.dtsen import import_dtsen
 from storage.models import Application
-from tests.factories import Person, make_people
-from tests.harness import Harness
+from testkit.factories import Person, make_people
+from testkit.harness import Harness
 from tests.test_dtsen_import import row_of, write_csv
 from tests.test_registration import give_identity, reach_nik
 

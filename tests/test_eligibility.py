@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.eligibility import (
+from config.settings import load_settings
+from domain.eligibility import (
     AGE_MESSAGE,
     ELIGIBLE_MESSAGE,
     NO_MATCH_MESSAGE,
@@ -25,9 +26,8 @@ from bot.eligibility import (
     normalize_gender,
     worker_message,
 )
-from bot.parsing import ParseError
-from bot.settings import load_settings
-from tests.factories import TODAY, make_people, make_person
+from domain.parsing import ParseError
+from testkit.factories import TODAY, make_people, make_person
 
 RULES = Rules(region_code="3275", max_desil=5, min_age=18, max_age=64)
 PERSON = make_person(7, name="Budi Santoso", birth_date=date(1985, 8, 17), gender="L", desil=3)

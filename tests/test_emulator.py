@@ -28,8 +28,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bot.emulator import ApiError, BotApiEmulator, parse_html, parse_markdown_v2, serve
-from bot.emulator_client import EmulatorClient
+from emulator import ApiError, BotApiEmulator, parse_html, parse_markdown_v2, serve
+from emulator.client import EmulatorClient
 
 TOKEN = "123:ABC"
 USER_ID = 100001

@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from sqlalchemy.exc import IntegrityError
 
 from bot import cli
-from bot.pii import hash_identifier, mask_nik
+from domain.pii import hash_identifier, mask_nik
 from storage.engine import Database
 from storage.enrollment import (
     MAX_UNCOMPRESSED_BYTES,
@@ -29,9 +29,9 @@ from storage.enrollment import (
 )
 from storage.migrate import upgrade
 from storage.models import Application, AuditEvent, Notification, Status
-from tests.factories import make_person
-from tests.fakes import add_applications
-from tests.harness import TEST_PII_SECRET
+from testkit.factories import make_person
+from testkit.fakes import add_applications
+from testkit.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
 TODAY = date(2026, 11, 25)

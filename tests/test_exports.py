@@ -16,16 +16,16 @@ import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from bot import cli
-from bot.exports import COLUMNS, ExportRow, write_csv, write_xlsx
-from bot.i18n import Catalogs
-from bot.pii import hash_identifier
+from config.catalogs import Catalogs
+from domain.exports import COLUMNS, ExportRow, write_csv, write_xlsx
+from domain.pii import hash_identifier
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.migrate import upgrade
 from storage.models import Application, AuditEvent, Status
-from tests.factories import make_person
-from tests.fakes import add_applications
-from tests.harness import TEST_PII_SECRET
+from testkit.factories import make_person
+from testkit.fakes import add_applications
+from testkit.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
 BAHASA = Catalogs().get("id")._

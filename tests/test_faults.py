@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import Job
 
-from bot.context import Context
-from bot.emulator import EmulatedUser
+from emulator import EmulatedUser
+from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from storage.models import Application, Notification, Status
 from storage.notifications import IN_FLIGHT
-from tests.factories import make_person
-from tests.fakes import add_application
-from tests.harness import Harness
+from testkit.factories import make_person
+from testkit.fakes import add_application
+from testkit.harness import Harness
 from tests.test_registration import reach_nik, seed
 
 

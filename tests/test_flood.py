@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.flood import FloodGate, Verdict
-from tests.factories import make_person
-from tests.harness import Harness
+from emulator import BotApiEmulator, EmulatedUser
+from handlers.flood import FloodGate, Verdict
+from testkit.factories import make_person
+from testkit.harness import Harness
 from tests.test_registration import give_identity, reach_nik, seed
 
 LIMIT = 10

@@ -9,8 +9,8 @@ import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import NetworkError, TimedOut
 
-from bot.emulator import BotApiEmulator
 from bot.http import AiohttpRequest
+from emulator import BotApiEmulator
 
 
 async def _bot(emulator: BotApiEmulator, *, trim_keyboards: bool = False) -> Bot:

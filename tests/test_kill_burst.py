@@ -14,14 +14,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bot.app import migrate_database
-from bot.emulator import BotApiEmulator, BotMessage, EmulatedUser, TranscriptEvent
-from bot.regions import load_regions
+from domain.regions import load_regions
+from emulator import BotApiEmulator, BotMessage, EmulatedUser, TranscriptEvent
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Status
 from storage.review import ReviewRepository
-from tests.factories import Person, make_people
-from tests.fakes import row_of, seed_dtsen
-from tests.harness import TEST_PII_SECRET, TEST_TOKEN, make_settings
+from testkit.factories import Person, make_people
+from testkit.fakes import row_of, seed_dtsen
+from testkit.harness import TEST_PII_SECRET, TEST_TOKEN, make_settings
 from tests.test_registration import CODE
 from tests.test_restarts import _start_process
 

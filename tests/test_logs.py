@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
-from bot.pii import mask_nik, mask_phone, redact_text
-from tests.factories import MOBILE_PREFIXES, valid_niks
+from domain.pii import mask_nik, mask_phone, redact_text
+from testkit.factories import MOBILE_PREFIXES, valid_niks
 
 
 def _capture() -> tuple[logging.Logger, io.StringIO]:

@@ -12,11 +12,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from bot.pii import hash_identifier
+from domain.pii import hash_identifier
 from storage.dtsen_records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
-from tests.factories import make_person
+from testkit.factories import make_person
 
 EXPECTED_TABLES = {
     "application",

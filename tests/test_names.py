@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.names import (
+from domain.names import (
     InvalidName,
     NameReason,
     name_similarity,
@@ -14,7 +14,7 @@ from bot.names import (
     normalize_name,
     parse_name,
 )
-from tests.factories import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES
+from testkit.factories import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES
 
 
 def reason_for(text: str) -> NameReason:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from bot.nik import Gender, InvalidNik, Nik, NikReason, check_nik, clean_nik_digits, parse_nik
-from bot.parsing import ParseError
-from bot.regions import load_regions
-from tests.factories import TODAY, make_nik, nik_parts, valid_niks
+from domain.nik import Gender, InvalidNik, Nik, NikReason, check_nik, clean_nik_digits, parse_nik
+from domain.parsing import ParseError
+from domain.regions import load_regions
+from testkit.factories import TODAY, make_nik, nik_parts, valid_niks
 
 # 17 August 1985, man, Bekasi Timur, serial 0001.
 VALID = "3275011708850001"

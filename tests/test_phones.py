@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.phones import InvalidPhone, PhoneReason, format_phone_display, parse_phone
+from domain.phones import InvalidPhone, PhoneReason, format_phone_display, parse_phone
 
 E164 = "+6281234567890"
 

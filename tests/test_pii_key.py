@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from bot.pii import hash_identifier, key_fingerprint
+from domain.pii import hash_identifier, key_fingerprint
 from storage.engine import Database
 from storage.installation import PII_FINGERPRINT, pii_key_matches
-from tests.factories import make_person
+from testkit.factories import make_person
 
 KEY = b"first-key-of-this-installation-0123"
 OTHER_KEY = b"another-key-by-mistake-0123456789"

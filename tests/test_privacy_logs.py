@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
-from tests.factories import make_person
-from tests.harness import Harness
+from testkit.factories import make_person
+from testkit.harness import Harness
 from tests.test_registration import finish, give_identity, reach_nik, seed
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.regions import Level, Region, Regions, load_regions, normalize_code
+from domain.regions import Level, Region, Regions, load_regions, normalize_code
 
 # Maintained by hand from the Kemendagri decree; always present in the repository's CI checkout.
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"

@@ -9,12 +9,12 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from bot.emulator import EmulatedUser
-from bot.regions import load_regions
+from domain.regions import load_regions
+from emulator import EmulatedUser
 from storage.models import Application, Status
-from tests.factories import Person, make_person
-from tests.fakes import row_of, seed_dtsen
-from tests.harness import Harness
+from testkit.factories import Person, make_person
+from testkit.fakes import row_of, seed_dtsen
+from testkit.harness import Harness
 
 MONTHS_ID = [
     "Januari", "Februari", "Maret", "April", "Mei", "Juni",

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from bot import cli
-from bot.i18n import Catalogs
-from bot.pii import hash_identifier
-from bot.regions import load_regions
-from bot.reports import Statistics, format_idr, format_number, format_statistics, render_chart
+from config.catalogs import Catalogs
+from domain.pii import hash_identifier
+from domain.regions import load_regions
+from domain.reports import Statistics, format_idr, format_number, format_statistics, render_chart
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.models import Application, Status
 from storage.reports import ReportRepository
-from tests.factories import make_person
-from tests.fakes import add_applications
-from tests.harness import TEST_PII_SECRET
+from testkit.factories import make_person
+from testkit.fakes import add_applications
+from testkit.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 12:00 WIB

@@ -16,15 +16,15 @@ import sqlalchemy as sa
 from telegram.ext import Job
 
 from bot.app import migrate_database
-from bot.context import Context
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.regions import load_regions
+from domain.regions import load_regions
+from emulator import BotApiEmulator, EmulatedUser
+from handlers.context import Context
 from handlers.housekeeping import tidy_drafts
 from storage.engine import Database
 from storage.models import Application, Status
-from tests.factories import Person, make_person
-from tests.fakes import row_of, seed_dtsen
-from tests.harness import TEST_PII_SECRET, TEST_TOKEN, Harness, make_settings
+from testkit.factories import Person, make_person
+from testkit.fakes import row_of, seed_dtsen
+from testkit.harness import TEST_PII_SECRET, TEST_TOKEN, Harness, make_settings
 from tests.test_registration import applications_of, seed
 
 Step = Callable[[EmulatedUser, Person], Awaitable[None]]

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import CommandHandler
 
-from bot.card_leases import CardLeases
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.pii import hash_identifier
-from bot.regions import load_regions
+from domain.pii import hash_identifier
+from domain.regions import load_regions
+from emulator import BotApiEmulator, EmulatedUser
 from handlers import staff, staff_reports
+from handlers.card_leases import CardLeases
 from storage.models import (
     Application,
     AuditEvent,
@@ -27,9 +27,9 @@ from storage.models import (
 )
 from storage.notifications import IN_FLIGHT
 from storage.review import Decision, ReviewRepository
-from tests.factories import Person, make_person
-from tests.fakes import add_application
-from tests.harness import Harness
+from testkit.factories import Person, make_person
+from testkit.fakes import add_application
+from testkit.harness import Harness
 from tests.test_registration import applications_of, finish, give_identity, reach_nik, seed
 
 ADMIN = 900001

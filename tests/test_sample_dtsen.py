@@ -9,9 +9,9 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 
-from bot.nik import check_nik, parse_nik
 from bot.sample_dtsen import HEADER, demo_people, write_sample
-from tests.factories import TODAY
+from domain.nik import check_nik, parse_nik
+from testkit.factories import TODAY
 
 
 def read_rows(path: Path) -> list[list[str]]:

@@ -15,8 +15,8 @@ import inspect
 from pathlib import Path
 
 from bot.app import build_application
-from bot.emulator import BotApiEmulator
-from tests.harness import Harness
+from emulator import BotApiEmulator
+from testkit.harness import Harness
 
 WORKERS = 100
 # Send times are taken when a request reaches the emulator, not when the limiter lets it go:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import apply_cpu_affinity, build_services
-from bot.eligibility import Rules, effective_quota
-from bot.settings import SettingsError, load_settings
+from config.settings import SettingsError, load_settings
+from domain.eligibility import Rules, effective_quota
 
 
 def test_defaults_describe_kota_bekasi() -> None:
@@ -34,7 +34,7 @@ def test_budget_not_headcount_limits_the_default_quota() -> None:
 def test_effective_quota_is_the_eligibility_formula_on_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Settings.effective_quota answers what bot.eligibility.effective_quota does."""
+    """Settings.effective_quota answers what domain.eligibility.effective_quota does."""
     monkeypatch.setenv("PROGRAM_QUOTA", "50")
     monkeypatch.setenv("PROGRAM_BUDGET_IDR", "10000000")
     settings = load_settings(env_file=None)

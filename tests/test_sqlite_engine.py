@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.emulator import BotApiEmulator
+from emulator import BotApiEmulator
 from storage.engine import Database
 from storage.migrate import upgrade
-from tests.factories import make_person
-from tests.fakes import add_application
-from tests.harness import Harness
+from testkit.factories import make_person
+from testkit.fakes import add_application
+from testkit.harness import Harness
 
 
 @pytest.fixture

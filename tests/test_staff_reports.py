@@ -10,12 +10,12 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from bot.emulator import EmulatedUser
-from bot.regions import load_regions
+from domain.regions import load_regions
+from emulator import EmulatedUser
 from storage.models import Application, AuditEvent, Notification, Status
-from tests.factories import make_person
-from tests.fakes import add_application
-from tests.harness import Harness
+from testkit.factories import make_person
+from testkit.fakes import add_application
+from testkit.harness import Harness
 from tests.test_enrollment import bomb_xlsx
 
 ADMIN = 900001

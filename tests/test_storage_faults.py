@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
-from bot.emulator import BotApiEmulator, EmulatedUser
+from emulator import BotApiEmulator, EmulatedUser
 from storage.engine import is_sqlite, is_unwritable
-from tests.factories import Person, make_person
-from tests.harness import Harness
+from testkit.factories import Person, make_person
+from testkit.harness import Harness
 from tests.test_registration import applications_of, reach_nik, seed
 
 TRY_LATER = r"belum bisa kami simpan.*coba lagi nanti"

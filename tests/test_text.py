@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.eligibility import Reason, ReasonCode, encode_reasons
-from bot.names import InvalidName, NameReason, parse_name
-from bot.text import (
+from domain.eligibility import Reason, ReasonCode, encode_reasons
+from domain.names import InvalidName, NameReason, parse_name
+from domain.text import (
     MAX_MARKS_PER_BASE,
     clean_free_text,
     has_invisible,
@@ -22,8 +22,8 @@ from bot.text import (
 from handlers.registration import ADDRESS_MAX, Retry, _short_text
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Status
-from tests.factories import make_person
-from tests.fakes import add_applications, make_application
+from testkit.factories import make_person
+from testkit.fakes import add_applications, make_application
 
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 HANGUL_FILLERS = "\u115f\u1160\u3164\uffa0"

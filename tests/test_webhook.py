@@ -23,12 +23,12 @@ from telegram import Bot, Update
 from telegram.error import BadRequest, Conflict
 
 from bot.app import RentanApp, build_application, migrate_database, on_startup
-from bot.emulator import BotApiEmulator, EmulatedUser
-from bot.settings import SettingsError, load_settings
+from config.settings import SettingsError, load_settings
+from emulator import BotApiEmulator, EmulatedUser
 from storage.models import Application, ProcessedUpdate
-from tests.factories import make_person
-from tests.fakes import row_of, seed_dtsen
-from tests.harness import TEST_PII_SECRET, TEST_TOKEN, make_settings
+from testkit.factories import make_person
+from testkit.fakes import row_of, seed_dtsen
+from testkit.harness import TEST_PII_SECRET, TEST_TOKEN, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "rahasia_webhook-0123456789"

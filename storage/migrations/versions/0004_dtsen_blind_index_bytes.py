@@ -45,7 +45,7 @@ def _unhex(text: str) -> bytes:
 
 
 def _key(text: str) -> int:
-    """bot.pii.digest_key of a hex digest (the migration does not import the application)."""
+    """domain.pii.digest_key of a hex digest (the migration does not import the application)."""
     return int.from_bytes(bytes.fromhex(text[:16]), "big", signed=True)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from telegram import Update
 
 from bot.app import RentanApp, build_application, build_services, migrate_database, on_startup
-from bot.context import Services
-from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.http import AiohttpRequest
-from bot.settings import Settings, load_settings
+from config.settings import Settings, load_settings
+from emulator import BotApiEmulator, EmulatedUser
+from handlers.context import Services
 
 TEST_TOKEN = "123456:TEST-token-for-the-emulator"
 TEST_PII_SECRET = "test-secret-not-for-production-0123456789"

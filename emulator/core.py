@@ -4,7 +4,7 @@ It speaks the HTTP dialect python-telegram-bot uses (form-encoded or multipart b
 JSON-in-string fields, a real long poll on getUpdates) and enforces the limits that bite in
 production: text length after entity parsing, strict HTML, callback_data size, "message is not
 modified", blocked users. Tests act as users through `EmulatedUser`; other processes use the
-control API under `/_emulator/` (see `bot.emulator_client`). After `setWebhook` it POSTs updates to
+control API under `/_emulator/` (see `emulator.client`). After `setWebhook` it POSTs updates to
 the bot's URL instead, retrying failed deliveries as Telegram does.
 """
 

@@ -7,8 +7,8 @@ import re
 from datetime import date
 from enum import StrEnum
 
-from bot.i18n import N_
-from bot.parsing import ParseError, clean_text
+from domain.i18n import N_
+from domain.parsing import ParseError, clean_text
 
 EARLIEST_YEAR = 1900
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from bot.eligibility import Claim, DtsenPerson
-from bot.nik import Gender, parse_nik
-from bot.regions import load_regions
+from domain.eligibility import Claim, DtsenPerson
+from domain.nik import Gender, parse_nik
+from domain.regions import load_regions
 
 # The fixed "today" of the domain tests; any date works, this one is in the programme's year.
 TODAY = date(2026, 11, 25)

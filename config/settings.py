@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot import eligibility
+from domain import eligibility
 
 IdList = Annotated[frozenset[int], NoDecode]
 # What Telegram accepts as a webhook secret_token (setWebhook): 1-256 of these characters.

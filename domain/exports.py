@@ -18,9 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import IO
 
-from bot.i18n import N_
-from bot.program import OTHER_OCCUPATION, occupation_label, relation_label
-from bot.regions import Regions, load_regions
+from domain.i18n import N_
+from domain.program import OTHER_OCCUPATION, occupation_label, relation_label
+from domain.regions import Regions, load_regions
 
 Translate = Callable[[str], str]
 

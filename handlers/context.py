@@ -10,10 +10,10 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from bot.card_leases import CardLeases
-from bot.i18n import Catalogs, Translator
-from bot.regions import Regions
-from bot.settings import Settings
+from config.catalogs import Catalogs, Translator
+from config.settings import Settings
+from domain.regions import Regions
+from handlers.card_leases import CardLeases
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen_records import DtsenRepository

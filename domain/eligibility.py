@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
-from bot.i18n import N_
-from bot.names import name_similarity, normalize_name
-from bot.nik import Gender, Nik
-from bot.regions import normalize_code
+from domain.i18n import N_
+from domain.names import name_similarity, normalize_name
+from domain.nik import Gender, Nik
+from domain.regions import normalize_code
 
 # Rp16.800 a month (JKK Rp10.000 on the minimum declared income + JKM Rp6.800) x 12.
 ANNUAL_PREMIUM_IDR = 201_600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gettext
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -13,13 +12,6 @@ from babel.messages.pofile import read_po
 
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
-
-Translate = Callable[[str], str]
-
-
-def N_(message: str) -> str:
-    """Mark a string for extraction without translating it (pure modules use this)."""
-    return message
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.i18n import N_
+from domain.i18n import N_
 
 # Bump when the consent text changes; each worker's stored consent names the version they saw.
 CONSENT_VERSION = "2026-11-v1"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.pii import digest_key, hash_identifier, identifier_digest
+from domain.pii import digest_key, hash_identifier, identifier_digest
 from storage.engine import Database
 from storage.models import Application, DtsenRecord
-from tests.factories import Person
+from testkit.factories import Person
 
 
 @dataclass(frozen=True)

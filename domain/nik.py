@@ -13,9 +13,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from bot.i18n import N_
-from bot.parsing import ParseError, clean_text
-from bot.regions import Regions, load_regions
+from domain.i18n import N_
+from domain.parsing import ParseError, clean_text
+from domain.regions import Regions, load_regions
 
 NIK_LENGTH = 16
 # Births before this year are not plausible for anyone alive; see `_decode_birth_date`.

@@ -6,9 +6,9 @@ import unicodedata
 from difflib import SequenceMatcher
 from enum import StrEnum
 
-from bot.i18n import N_
-from bot.parsing import ZERO_WIDTH, ParseError, clean_text
-from bot.text import clean_free_text, has_invisible
+from domain.i18n import N_
+from domain.parsing import ZERO_WIDTH, ParseError, clean_text
+from domain.text import clean_free_text, has_invisible
 
 MAX_NAME_LENGTH = 100
 MIN_LETTERS = 2

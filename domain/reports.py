@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 
-from bot.i18n import N_
-from bot.program import occupation_label
-from bot.regions import Regions
+from domain.i18n import N_
+from domain.program import occupation_label
+from domain.regions import Regions
 
 Translate = Callable[[str], str]
 

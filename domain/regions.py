@@ -187,5 +187,5 @@ def _read_rows(text: str) -> dict[Level, dict[str, str]]:
 @functools.cache
 def load_regions() -> Regions:
     """All regions from the packaged `bot/data/wilayah.csv.gz`, read once per process."""
-    raw = (resources.files("bot") / "data" / "wilayah.csv.gz").read_bytes()
+    raw = (resources.files("domain") / "data" / "wilayah.csv.gz").read_bytes()
     return Regions(_read_rows(gzip.decompress(raw).decode("utf-8")))

@@ -8,8 +8,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
-from bot.i18n import N_
-from bot.parsing import ParseError, clean_text
+from domain.i18n import N_
+from domain.parsing import ParseError, clean_text
 
 REGION = "ID"
 COUNTRY_CODE = 62

@@ -1,0 +1,1 @@
+"""What an installation sets: settings from the environment, and the translation catalogs."""

@@ -1,0 +1,2 @@
+"""What tests and benchmarks share: synthetic people, the emulator harness, a throwaway
+PostgreSQL."""
