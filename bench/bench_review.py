@@ -77,7 +77,7 @@ SUGGESTED_INDEXES = (
 )
 # The expression index only matches a literal 11: `func.coalesce(..., 11)` binds 11 as a
 # parameter, which SQLite cannot match, so the queue page also runs as this SQL, as it would be
-# with `sa.literal_column("11")` in `_priority()`.
+# with `sa.literal_column("11")` in `storage.queue.priority()`.
 QUEUE_LITERAL_SQL = """
 SELECT id, code, dtsen_desil, kecamatan_code, submitted_at, status
 FROM application

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from domain import eligibility
+from domain import eligibility, lifecycle
 
 IdList = Annotated[frozenset[int], NoDecode]
 # What Telegram accepts as a webhook secret_token (setWebhook): 1-256 of these characters.
@@ -207,7 +207,7 @@ class Settings(BaseSettings):
     @property
     def effective_quota(self) -> int:
         """Places the budget and the headcount both allow."""
-        return eligibility.effective_quota(
+        return lifecycle.effective_quota(
             self.program_quota, self.program_budget_idr, self.program_premium_idr
         )
 

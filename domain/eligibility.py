@@ -266,10 +266,3 @@ def decode_reasons(text: str | None) -> tuple[Reason, ...]:
         for item in json.loads(text or "[]")
         if item.get("code") in known
     )
-
-
-def effective_quota(quota: int, budget_idr: int, premium_idr: int) -> int:
-    """How many people the budget really covers: min(quota, budget // annual premium)."""
-    if premium_idr <= 0 or quota < 0 or budget_idr < 0:
-        raise ValueError("quota and budget must be >= 0 and the premium > 0")
-    return min(quota, budget_idr // premium_idr)

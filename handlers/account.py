@@ -12,6 +12,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from config.catalogs import LANGUAGES
 from domain.eligibility import Decision, decode_reasons, worker_message
 from domain.i18n import N_
+from domain.lifecycle import EDITABLE_STATUSES
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.registration import (
@@ -22,7 +23,6 @@ from handlers.registration import (
     format_date,
     summary_text,
 )
-from storage.applications import EDITABLE_STATUSES
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {

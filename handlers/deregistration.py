@@ -16,7 +16,7 @@ from domain.pii import mask_nik
 from domain.roles import Role, StaffMember
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
-from handlers.staff import staff_button, staff_command
+from handlers.staff_access import staff_button, staff_command
 from storage.models import Deregistration
 
 # One message holds this many cases (Telegram's 4096 characters); the oldest come first.

@@ -6,11 +6,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
 from domain.i18n import N_
+from domain.lifecycle import PLACE_HOLDING
 from handlers.common import answer_query, message_of, user_of
 from handlers.context import Context
-from handlers.staff import offer_freed_place
-from storage.applications import erase_user
-from storage.review import PLACE_HOLDING
+from handlers.staff_decisions import offer_freed_place
+from usecases.erasure import erase
 
 # What a worker who held a place is told before and after erasing: what stays, why, how long.
 KEPT_FOR_DEREGISTRATION = N_(
@@ -55,31 +55,37 @@ async def confirm_erase(update: Update, context: Context) -> None:
         return
     user = user_of(update)
     services = context.services
-    erasure = await erase_user(services.database, user_id=user.id)
-    services.applications.forget(user_id=user.id)
-    services.languages.pop(user.id, None)
+    erased = await erase(
+        services.database,
+        services.applications,
+        services.review,
+        services.staff,
+        context.settings,
+        user_id=user.id,
+        languages=services.languages,
+    )
     if message is not None:
         done = context._(
             "Your consent is withdrawn and your data has been deleted. You can register "
             "again at any time with /start."
         )
-        if erasure.kept_for_deregistration:
+        if erased.kept_for_deregistration:
             done += "\n\n" + context._(KEPT_FOR_DEREGISTRATION)
         await message.reply_text(done)
-    for code in erasure.withdrawn_codes:
+    for code in erased.withdrawn_codes:
         text = context._("Consent withdrawn by the worker: {code} left the programme.").format(
             code=code
         )
         text += "\n" + context._(
             "Tell BPJS Ketenagakerjaan to stop the membership, then mark it done: /deregistrasi"
         )
-        for staff_id in sorted(context.settings.staff_ids):
+        for staff_id in erased.staff_to_tell:
             try:
                 await context.bot.send_message(staff_id, text)
             except Exception:
                 continue
-    if erasure.withdrawn_codes:
-        await offer_freed_place(context)
+    if erased.offer is not None:
+        await offer_freed_place(context, erased.offer)
 
 
 def build() -> list[BaseHandler[Update, Context, None]]:

@@ -41,6 +41,7 @@ from domain.eligibility import (
     worker_message,
 )
 from domain.i18n import N_
+from domain.lifecycle import EDITABLE_STATUSES
 from domain.names import parse_name
 from domain.nik import parse_nik
 from domain.parsing import ParseError
@@ -58,7 +59,7 @@ from domain.program import (
 from domain.text import clean_free_text
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
-from storage.applications import ATTEMPT_WINDOW, EDITABLE_STATUSES, Outcome
+from storage.applications import ATTEMPT_WINDOW, Outcome
 from storage.models import Application, AttemptKind, Status
 
 ADDRESS_MAX = 200

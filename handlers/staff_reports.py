@@ -21,7 +21,7 @@ from domain.roles import Role, StaffMember
 from handlers.common import escape, message_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
-from handlers.staff import member_of, staff_command
+from handlers.staff_access import member_of, staff_command
 from storage.enrollment import KpjFileError, import_kpj
 from storage.models import Status
 

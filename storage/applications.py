@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
+from domain.lifecycle import EDITABLE_STATUSES, OPEN_STATUSES, PLACE_HOLDING
 from storage.engine import Database
 from storage.models import (
     LIVE_STATUSES,
@@ -44,11 +45,9 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
+from storage.queue import position_in
 from storage.updates import claim_update, record_update
 
-OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
-# Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
-EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # The "per day" of NIK_ATTEMPTS_PER_DAY: attempts older than this no longer count.
 ATTEMPT_WINDOW = timedelta(days=1)
@@ -594,21 +593,9 @@ class ApplicationRepository:
         return await self._db.execute_alone(_RECORD_ATTEMPT, params) > 0
 
     async def queue_position(self, *, application: Application) -> int:
-        """1-based place among pending applications: lower desil first, then earlier."""
+        """1-based place among pending applications, in the staff queue's order."""
         async with self._db.read() as session:
-            # Same order as the staff queue: lower desil first, then earlier submission.
-            desil = application.dtsen_desil if application.dtsen_desil is not None else 11
-            submitted = application.submitted_at or utcnow()
-            query = select(func.count()).where(
-                col(Application.status) == Status.PENDING,
-                col(Application.id) != application.id,
-                or_(
-                    col(Application.dtsen_desil) < desil,
-                    (col(Application.dtsen_desil) == desil)
-                    & (col(Application.submitted_at) < submitted),
-                ),
-            )
-            return int((await session.execute(query)).scalar_one()) + 1
+            return await position_in(session, application, Status.PENDING)
 
     async def drafts_to_remind(
         self, *, idle_since: datetime, limit: int = 500
@@ -694,7 +681,7 @@ async def _keep_for_deregistration(
     holding = {
         a.id: (a, a.code, a.nik)
         for a in applications
-        if a.status in (Status.APPROVED, Status.ENROLLED) and a.id and a.code and a.nik
+        if a.status in PLACE_HOLDING and a.id and a.code and a.nik
     }
     if not holding:
         return set()
@@ -770,7 +757,7 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
         )
         withdrawn: list[str] = []
         for application in rows:
-            if application.status in (Status.APPROVED, Status.ENROLLED) and application.code:
+            if application.status in PLACE_HOLDING and application.code:
                 withdrawn.append(application.code)
                 session.add(
                     AuditEvent(

@@ -8,37 +8,20 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+# The lifecycle lives in domain; re-exported here because every table module names it.
+from domain.lifecycle import LIVE_STATUSES as LIVE_STATUSES
+from domain.lifecycle import OPEN_STATUSES
+from domain.lifecycle import Status as Status
+
 
 def utcnow() -> datetime:
     """Timezone-aware now; SQLModel 0.0.50 rejects naive datetimes."""
     return datetime.now(UTC)
 
 
-class Status(StrEnum):
-    """Lifecycle of an application; a draft is the worker's conversation in progress."""
-
-    DRAFT = "draft"
-    INELIGIBLE = "ineligible"
-    PENDING = "pending"
-    NEEDS_FIX = "needs_fix"
-    APPROVED = "approved"
-    WAITLISTED = "waitlisted"
-    REJECTED = "rejected"
-    ENROLLED = "enrolled"
-    WITHDRAWN = "withdrawn"
-    CANCELLED = "cancelled"
-
-
-# Statuses in which an application holds its NIK and its Telegram account.
-LIVE_STATUSES = (
-    Status.PENDING,
-    Status.NEEDS_FIX,
-    Status.APPROVED,
-    Status.WAITLISTED,
-    Status.ENROLLED,
-)
-_LIVE_SQL = "status IN ('pending', 'needs_fix', 'approved', 'waitlisted', 'enrolled')"
-_OPEN_SQL = "status IN ('draft', 'pending', 'needs_fix', 'approved', 'waitlisted', 'enrolled')"
+# The partial unique indexes below keep one live application per NIK and one open one per account.
+_LIVE_SQL = "status IN (" + ", ".join(f"'{status}'" for status in LIVE_STATUSES) + ")"
+_OPEN_SQL = "status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -14,38 +14,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, func, or_, text, update
+from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from domain.lifecycle import PLACE_HOLDING, Decision, Status, frees_place, status_after
 from storage.engine import Database
-from storage.models import (
-    Application,
-    AttemptKind,
-    AuditEvent,
-    NikAttempt,
-    Notification,
-    Status,
-    utcnow,
-)
+from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, Notification, utcnow
+from storage.queue import position_in, priority
 from storage.updates import claim_update
 
-# Places are taken by approved and enrolled workers; the rest wait.
-PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
 # PostgreSQL advisory lock key for "the quota" (any constant shared by every process).
 QUOTA_LOCK_KEY = 0x52454E54
-
-
-class Decision(StrEnum):
-    """What a reviewer can do to an application."""
-
-    APPROVE = "approve"
-    REJECT = "reject"
-    FIX = "fix"
-    WITHDRAW = "withdraw"
 
 
 class Result(StrEnum):
@@ -96,19 +78,6 @@ class RiskFlags:
     name_score: float | None
     # Other Telegram accounts that typed this application's NIK (a second claim on it).
     nik_other_accounts: int = 0
-
-
-def _priority() -> tuple[ColumnElement[Any], ...]:
-    """Lowest desil first, then oldest submission, then id for stability.
-
-    A submitted application always matched a DTSEN row, so its desil is never NULL; ordering on
-    the bare column lets the (status, dtsen_desil, submitted_at) index serve the queue.
-    """
-    return (
-        col(Application.dtsen_desil).asc(),
-        col(Application.submitted_at).asc(),
-        col(Application.id).asc(),
-    )
 
 
 class ReviewRepository:
@@ -162,7 +131,7 @@ class ReviewRepository:
                 query = query.where(col(Application.kecamatan_code).in_(kecamatan))
             if exclude:
                 query = query.where(col(Application.id).not_in(exclude))
-            query = query.order_by(*_priority()).offset(offset).limit(limit)
+            query = query.order_by(*priority()).offset(offset).limit(limit)
             rows = (await session.execute(query)).all()
         return [
             QueueEntry(
@@ -244,21 +213,7 @@ class ReviewRepository:
     async def waitlist_position(self, *, application: Application) -> int:
         """1-based place on the waiting list, in the same priority order as the queue."""
         async with self._db.read() as session:
-            return await self._position(session, application, Status.WAITLISTED)
-
-    async def _position(self, session: AsyncSession, application: Application, status: str) -> int:
-        desil = application.dtsen_desil if application.dtsen_desil is not None else 11
-        submitted = application.submitted_at or utcnow()
-        query = select(func.count()).where(
-            col(Application.status) == status,
-            col(Application.id) != application.id,
-            or_(
-                col(Application.dtsen_desil) < desil,
-                (col(Application.dtsen_desil) == desil)
-                & (col(Application.submitted_at) < submitted),
-            ),
-        )
-        return int((await session.execute(query)).scalar_one()) + 1
+            return await position_in(session, application, Status.WAITLISTED)
 
     async def first_waitlisted(self) -> Application | None:
         """The waiting application with the highest priority."""
@@ -266,7 +221,7 @@ class ReviewRepository:
             query = (
                 select(Application)
                 .where(col(Application.status) == Status.WAITLISTED)
-                .order_by(*_priority())
+                .order_by(*priority())
                 .limit(1)
             )
             return (await session.execute(query)).scalars().first()
@@ -347,20 +302,15 @@ class ReviewRepository:
             if before not in allowed_from or not fresh:
                 return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
             result = Result.DONE
+            taken = 0
             if decision is Decision.APPROVE:
                 taken_query = select(func.count()).where(
                     col(Application.status).in_(PLACE_HOLDING)
                 )
                 taken = int((await session.execute(taken_query)).scalar_one())
-                target = Status.APPROVED if taken < effective_quota else Status.WAITLISTED
-                if target is Status.WAITLISTED:
-                    result = Result.WAITLISTED
-            elif decision is Decision.REJECT:
-                target = Status.REJECTED
-            elif decision is Decision.WITHDRAW:
-                target = Status.WITHDRAWN
-            else:
-                target = Status.NEEDS_FIX
+            target = status_after(decision, places_taken=taken, quota=effective_quota)
+            if decision is Decision.APPROVE and target is Status.WAITLISTED:
+                result = Result.WAITLISTED
             now = utcnow()
             values: dict[str, object] = {
                 "status": target,
@@ -378,7 +328,7 @@ class ReviewRepository:
                     Result.WAITLISTED,
                     application,
                     before,
-                    await self._position(session, application, Status.WAITLISTED),
+                    await position_in(session, application, Status.WAITLISTED),
                 )
             # Compare-and-set: only if the status is still the one read above (READ COMMITTED
             # re-checks it after waiting for a concurrent writer of the row).
@@ -408,8 +358,8 @@ class ReviewRepository:
             await session.refresh(application)
             position = None
             if target is Status.WAITLISTED:
-                position = await self._position(session, application, Status.WAITLISTED)
-            freed = before in PLACE_HOLDING and target not in PLACE_HOLDING
+                position = await position_in(session, application, Status.WAITLISTED)
+            freed = frees_place(before, target)
             return DecisionOutcome(result, application, before, position, freed)
 
     async def record_denied(self, *, actor_id: int, action: str, detail: str) -> None:

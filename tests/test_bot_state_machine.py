@@ -64,7 +64,7 @@ from bot.processor import PerChatUpdateProcessor
 from domain.program import HEIR_RELATIONS, OCCUPATIONS
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.registration import FIELD_LABELS, Step
-from handlers.staff import REJECT_REASONS
+from handlers.staff_card import REJECT_REASONS
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
 from testkit.factories import Person, make_people
 from testkit.fakes import make_application, row_of, seed_dtsen

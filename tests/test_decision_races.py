@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from handlers.staff import CARD_FROM, COMMAND_FROM
+from domain.lifecycle import CARD_FROM, COMMAND_FROM, Decision
 from storage.applications import ApplicationRepository, Outcome, SubmitResult, erase_user
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Notification, Status
-from storage.review import Decision, DecisionOutcome, Result, ReviewRepository
+from storage.review import DecisionOutcome, Result, ReviewRepository
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application
 

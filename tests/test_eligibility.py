@@ -22,7 +22,6 @@ from domain.eligibility import (
     age_on,
     assess,
     claim_key,
-    effective_quota,
     normalize_gender,
     worker_message,
 )
@@ -373,25 +372,6 @@ def test_age_never_decreases_with_time(dates: list[date]) -> None:
     """A later `today` never gives a smaller age, and the age is never negative."""
     birth, earlier, later = dates
     assert 0 <= age_on(birth, earlier) <= age_on(birth, later)
-
-
-def test_the_default_budget_covers_9920_people() -> None:
-    """Rp2 miliar at Rp201.600 a year covers 9.920 people, below the quota of 10.000."""
-    assert effective_quota(10_000, 2_000_000_000, 201_600) == 9_920
-
-
-def test_a_generous_budget_is_capped_by_the_quota() -> None:
-    """The headcount quota still applies when money is plentiful."""
-    assert effective_quota(10_000, 5_000_000_000, 201_600) == 10_000
-
-
-@pytest.mark.parametrize(
-    ("quota", "budget", "premium"), [(10, 100, 0), (-1, 100, 10), (10, -1, 10)]
-)
-def test_effective_quota_refuses_nonsense(quota: int, budget: int, premium: int) -> None:
-    """A zero premium or negative amounts are configuration errors."""
-    with pytest.raises(ValueError, match="premium"):
-        effective_quota(quota, budget, premium)
 
 
 def test_parse_errors_are_value_errors() -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from bot.app import apply_cpu_affinity, build_services
 from config.settings import SettingsError, load_settings
-from domain.eligibility import Rules, effective_quota
+from domain.eligibility import Rules
+from domain.lifecycle import effective_quota
 
 
 def test_defaults_describe_kota_bekasi() -> None:
@@ -31,10 +32,10 @@ def test_budget_not_headcount_limits_the_default_quota() -> None:
     assert load_settings(env_file=None).effective_quota == 9_920
 
 
-def test_effective_quota_is_the_eligibility_formula_on_the_settings(
+def test_effective_quota_is_the_lifecycle_formula_on_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Settings.effective_quota answers what domain.eligibility.effective_quota does."""
+    """Settings.effective_quota answers what domain.lifecycle.effective_quota does."""
     monkeypatch.setenv("PROGRAM_QUOTA", "50")
     monkeypatch.setenv("PROGRAM_BUDGET_IDR", "10000000")
     settings = load_settings(env_file=None)

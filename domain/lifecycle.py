@@ -1,0 +1,123 @@
+"""The application's lifecycle: its statuses, which decision moves it from where to where, who
+may take each decision, and how many places the programme has."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from domain.roles import Role, StaffMember
+
+
+class Status(StrEnum):
+    """Lifecycle of an application; a draft is the worker's conversation in progress."""
+
+    DRAFT = "draft"
+    INELIGIBLE = "ineligible"
+    PENDING = "pending"
+    NEEDS_FIX = "needs_fix"
+    APPROVED = "approved"
+    WAITLISTED = "waitlisted"
+    REJECTED = "rejected"
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
+
+
+# Statuses in which an application holds its NIK and its Telegram account.
+LIVE_STATUSES = (
+    Status.PENDING,
+    Status.NEEDS_FIX,
+    Status.APPROVED,
+    Status.WAITLISTED,
+    Status.ENROLLED,
+)
+# An account has at most one open application: a draft or a live one.
+OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
+# Statuses in which the worker is answering questions: a new draft, or a fix staff asked for.
+EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
+# Places are taken by approved and enrolled workers; the rest wait.
+PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
+
+
+class Decision(StrEnum):
+    """What a reviewer can do to an application."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    FIX = "fix"
+    WITHDRAW = "withdraw"
+
+
+class EntryPoint(StrEnum):
+    """Where a decision was asked for: a review card's button or a typed command."""
+
+    CARD = "card"
+    COMMAND = "command"
+
+
+# Where each entry point may act. Card buttons only act on what the card showed; withdrawing an
+# approval (which frees a place) is its own admin command, /tarik, never a double tap.
+CARD_FROM: Mapping[Decision, tuple[Status, ...]] = {
+    Decision.APPROVE: (Status.PENDING, Status.WAITLISTED),
+    Decision.REJECT: (Status.PENDING, Status.WAITLISTED, Status.NEEDS_FIX),
+    Decision.FIX: (Status.PENDING, Status.WAITLISTED),
+}
+COMMAND_FROM: Mapping[Decision, tuple[Status, ...]] = {
+    **CARD_FROM,
+    Decision.WITHDRAW: (Status.APPROVED, Status.ENROLLED),
+}
+_FROM = {EntryPoint.CARD: CARD_FROM, EntryPoint.COMMAND: COMMAND_FROM}
+
+# Statuses a card's buttons can act on; other cards (found with /cari) are for reading.
+DECIDABLE_ON_CARD = frozenset(status for statuses in CARD_FROM.values() for status in statuses)
+
+# The least role that may take each decision: withdrawing frees a place, so only admins may.
+REQUIRED_ROLE: Mapping[Decision, Role] = {
+    Decision.APPROVE: Role.REVIEWER,
+    Decision.REJECT: Role.REVIEWER,
+    Decision.FIX: Role.REVIEWER,
+    Decision.WITHDRAW: Role.ADMIN,
+}
+
+
+def allowed_from(
+    decision: Decision, entry: EntryPoint, *, status_seen: str | None = None
+) -> tuple[Status, ...]:
+    """The statuses `decision` may move an application from when asked for at `entry`.
+
+    With `status_seen` (what the reviewer was shown when they chose), only that status: a
+    decision prepared on one state never lands on another.
+    """
+    statuses = _FROM[entry].get(decision, ())
+    if status_seen is None:
+        return statuses
+    return tuple(status for status in statuses if status == status_seen)
+
+
+def may_decide(member: StaffMember, decision: Decision) -> bool:
+    """Whether this staff member's role allows `decision`."""
+    return member.can(REQUIRED_ROLE[decision])
+
+
+def status_after(decision: Decision, *, places_taken: int, quota: int) -> Status:
+    """Where `decision` leads; an approval waits on the list while every place is taken."""
+    if decision is Decision.APPROVE:
+        return Status.APPROVED if places_taken < quota else Status.WAITLISTED
+    if decision is Decision.REJECT:
+        return Status.REJECTED
+    if decision is Decision.WITHDRAW:
+        return Status.WITHDRAWN
+    return Status.NEEDS_FIX
+
+
+def frees_place(before: str, after: str) -> bool:
+    """Whether moving from `before` to `after` gives a place back to the waiting list."""
+    return before in PLACE_HOLDING and after not in PLACE_HOLDING
+
+
+def effective_quota(quota: int, budget_idr: int, premium_idr: int) -> int:
+    """How many people the budget really covers: min(quota, budget // annual premium)."""
+    if premium_idr <= 0 or quota < 0 or budget_idr < 0:
+        raise ValueError("quota and budget must be >= 0 and the premium > 0")
+    return min(quota, budget_idr // premium_idr)

@@ -1,0 +1,107 @@
+"""Admin and audit commands: /riwayat (an application's history) and /staf (the staff list)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ParseMode
+
+from domain.regions import match_kecamatan
+from domain.roles import StaffMember
+from domain.text import is_ascii_number
+from handlers.common import escape, message_of
+from handlers.context import Context
+from handlers.staff_access import named_application
+
+
+async def history(update: Update, context: Context, member: StaffMember) -> None:
+    """/riwayat NUMBER: every state change with who, when and why."""
+    application = await named_application(update, context, member)
+    if application is None or application.id is None:
+        return
+    _ = context._
+    events = await context.services.review.history(application_id=application.id)
+    lines = [_("<b>History of {code}</b>").format(code=escape(application.code or "-"))]
+    for event in events[-40:]:
+        lines.append(
+            f"{event.at.strftime('%Y-%m-%d %H:%M')} · {escape(event.action)} · "
+            f"{escape(event.from_status or '-')} → {escape(event.to_status or '-')} · "
+            f"{event.actor_id or '-'}" + (f" · {escape(event.reason)}" if event.reason else "")
+        )
+    await message_of(update).reply_text("\n".join(lines)[:4000], parse_mode=ParseMode.HTML)
+
+
+async def staff_list(update: Update, context: Context, member: StaffMember) -> None:
+    """/staf, /staf tambah ID reviewer|admin [KECAMATAN...], /staf hapus ID (admins)."""
+    _ = context._
+    message = message_of(update)
+    args = context.args or []
+    services = context.services
+    if not args:
+        rows = await services.staff.all()
+        lines = [_("<b>Staff</b>")]
+        lines += [f"{uid} · admin (ADMIN_IDS)" for uid in sorted(context.settings.admin_ids)]
+        lines += [
+            f"{uid} · reviewer (REVIEWER_IDS)" for uid in sorted(context.settings.reviewer_ids)
+        ]
+        lines += [
+            f"{row.telegram_user_id} · {escape(row.role)}"
+            + (f" · {escape(row.kecamatan_scope)}" if row.kecamatan_scope else "")
+            for row in rows
+        ]
+        lines.append(
+            _("Add: /staf tambah ID reviewer|admin [KECAMATAN, ...]; remove: /staf hapus ID")
+        )
+        await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
+        return
+    if (
+        args[0] == "tambah"
+        and len(args) >= 3
+        and is_ascii_number(args[1])
+        and args[2] in ("reviewer", "admin")
+    ):
+        choices = services.regions.kecamatan_of(context.settings.program_region_code[:4])
+        found, unknown = match_kecamatan(" ".join(args[3:]), choices)
+        if unknown or (args[2] == "admin" and found):
+            problem = (
+                _("Unknown kecamatan: {names}.").format(names=escape(", ".join(unknown)))
+                if unknown
+                else _("Admins always see the whole area; give kecamatan for reviewers only.")
+            )
+            await message.reply_text(
+                problem
+                + "\n"
+                + _("Valid kecamatan (name or code, separated by commas): {names}").format(
+                    names=escape(", ".join(f"{k.name} ({k.code})" for k in choices))
+                ),
+                parse_mode=ParseMode.HTML,
+            )
+            return
+        scope = ",".join(region.code for region in found) or None
+        await services.staff.put(
+            user_id=int(args[1]), role=args[2], kecamatan_scope=scope, actor_id=member.user_id
+        )
+        where = (
+            _("Scope: {kecamatan}.").format(
+                kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
+            )
+            if found
+            else _("Scope: the whole programme area.")
+        )
+        await message.reply_text(
+            _("Staff {user} is now {role}.").format(user=args[1], role=args[2]) + " " + where,
+            parse_mode=ParseMode.HTML,
+        )
+        return
+    if args[0] == "hapus" and len(args) == 2 and is_ascii_number(args[1]):
+        removed = await services.staff.remove(user_id=int(args[1]), actor_id=member.user_id)
+        await message.reply_text(
+            _("Staff {user} removed.").format(user=args[1])
+            if removed
+            else _(
+                "{user} is not in the staff table (ids from settings are changed there)."
+            ).format(user=args[1])
+        )
+        return
+    await message.reply_text(
+        _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN, ...], /staf hapus ID")
+    )

@@ -1,0 +1,384 @@
+"""The review card: /tinjau, /cari, the card's text and its buttons, dispatched from a table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+
+from domain.eligibility import age_on, decode_reasons
+from domain.i18n import N_
+from domain.lifecycle import DECIDABLE_ON_CARD, Decision, EntryPoint
+from domain.nik import InvalidNik, parse_nik
+from domain.phones import format_phone_display
+from domain.pii import hash_identifier, mask_nik
+from domain.program import relation_label
+from domain.roles import Role, StaffMember
+from domain.text import is_ascii_number, strip_invisible
+from handlers import account
+from handlers.common import answer_query, escape, message_of
+from handlers.context import Context
+from handlers.registration import FIELD_LABELS, format_date, occupation_text
+from handlers.staff_access import in_scope, member_by_id
+from handlers.staff_decisions import carry_out
+from storage.models import Application
+
+CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
+
+REJECT_REASONS: dict[str, str] = {
+    "not_informal": N_("Not an informal worker"),
+    "documents": N_("Data does not match the documents"),
+    "covered": N_("Already covered by BPJS Ketenagakerjaan"),
+    "area": N_("Does not live in the programme area"),
+}
+
+
+# --- finding a card ----------------------------------------------------------------------------
+
+
+async def review(update: Update, context: Context, member: StaffMember) -> None:
+    """/tinjau [NUMBER]: the next application in priority order, or the one named."""
+    message = message_of(update)
+    args = context.args or []
+    if args:
+        application = await context.services.review.find(code=args[0])
+        if application is None or not in_scope(member, application):
+            await message.reply_text(context._("No application with that number."))
+            return
+    else:
+        application = await _next_pending(context, member)
+        if application is None:
+            await message.reply_text(context._("Nothing is waiting for verification."))
+            return
+    await send_card(message, application, context, via="/tinjau")
+
+
+async def _next_pending(context: Context, member: StaffMember) -> Application | None:
+    skipped = (
+        context.user_data.setdefault("skipped", set()) if context.user_data is not None else set()
+    )
+    leases = context.services.card_leases
+    excluded = sorted({*skipped, *leases.held_by_others(member.user_id)})
+    entries = await context.services.review.queue(
+        limit=1, kecamatan=member.kecamatan or None, exclude=excluded
+    )
+    if not entries:
+        return None
+    leases.take(entries[0].application_id, member.user_id)
+    return await context.services.review.get(application_id=entries[0].application_id)
+
+
+async def search(update: Update, context: Context, member: StaffMember) -> None:
+    """/cari NIK|NUMBER: find any application (the NIK shown masked except to admins)."""
+    message = message_of(update)
+    # Invisible characters from a paste (a bidi mark before a NIK) are not part of the query.
+    query = strip_invisible("".join(context.args or []))
+    if not query:
+        await message.reply_text(context._("Usage: /cari NIK or /cari NUMBER"))
+        return
+    services = context.services
+    if CODE_PATTERN.match(query):
+        application = await services.review.find(code=query)
+    else:
+        try:
+            nik = parse_nik(query, today=services.clock().date())
+        except InvalidNik:
+            await message.reply_text(context._("That is neither a NIK nor an application number."))
+            return
+        application = await services.review.find(
+            nik_hash=hash_identifier(nik.digits, services.secret)
+        )
+    if application is None or not in_scope(member, application):
+        await message.reply_text(context._("No application found."))
+        return
+    await send_card(message, application, context, via="/cari")
+
+
+# --- the card ----------------------------------------------------------------------------------
+
+
+def sees_full_nik(member: StaffMember | None) -> TypeGuard[StaffMember]:
+    """Admins read the whole NIK on a card (and that is audited); reviewers a masked one."""
+    return member is not None and member.role is Role.ADMIN
+
+
+async def card_text(application: Application, context: Context, member: StaffMember | None) -> str:
+    """Everything a reviewer needs to decide, with the DTSEN match and risk flags."""
+    _ = context._
+    services = context.services
+    regions = services.regions
+    flags = await services.review.risk_flags(application=application)
+    born = application.tanggal_lahir
+    nik = application.nik or ""
+    shown_nik = nik if sees_full_nik(member) else mask_nik(nik)
+    today = services.clock().date()
+    lines = [
+        _("<b>Application {code}</b> · {status}").format(
+            code=escape(application.code or "-"),
+            status=escape(_(account.STATUS_WORDS.get(application.status, application.status))),
+        ),
+        f"{_('Name')}: {escape(application.nama or '-')}",
+        f"NIK: <code>{escape(shown_nik)}</code> ({application.jenis_kelamin or '-'})",
+        f"{_('Date of birth')}: "
+        + (f"{format_date(born, context)} ({age_on(born, today)})" if born else "-"),
+        f"{_('Mobile number')}: "
+        + (escape(format_phone_display(application.phone)) if application.phone else "-"),
+        f"{_('Work')}: {escape(occupation_text(application, context))}",
+        f"{_('Kecamatan/kelurahan')}: "
+        + escape(
+            ", ".join(
+                regions.name(code) or code
+                for code in (application.kelurahan_code, application.kecamatan_code)
+                if code
+            )
+            or "-"
+        ),
+        f"{_('Address')}: {escape(application.alamat or '-')}",
+        f"{_('Heir')}: {escape(application.heir_name or '-')} "
+        f"({escape(_(relation_label(application.heir_relation)) or '-')})",
+        "",
+        _("<b>DTSEN</b>: desil {desil} · {region} · name match {score}").format(
+            desil=application.dtsen_desil if application.dtsen_desil is not None else "-",
+            region=escape(regions.name(application.dtsen_kode_wilayah or "") or "-"),
+            score=f"{round((flags.name_score or 0) * 100)}%",
+        ),
+    ]
+    risks = []
+    if flags.same_phone:
+        risks.append(
+            _("same phone number on {count} other application(s)").format(count=flags.same_phone)
+        )
+    if flags.nik_attempts > 1:
+        risks.append(
+            _("{count} different NIKs tried from this Telegram account").format(
+                count=flags.nik_attempts
+            )
+        )
+    if flags.nik_other_accounts:
+        risks.append(
+            _("this NIK was also tried by {count} other account(s)").format(
+                count=flags.nik_other_accounts
+            )
+        )
+    if flags.name_score is not None and flags.name_score < 0.999:
+        risks.append(_("name differs slightly from DTSEN"))
+    if application.identity_mismatch_at is not None:
+        # The worker's corrections failed the check until the daily limit: data unchanged.
+        risks.append(_("identity correction did not match DTSEN"))
+    # The exact findings of the DTSEN check (the worker only saw the neutral wording).
+    risks.extend(
+        escape(_(reason.staff_template).format(**reason.params))
+        for reason in decode_reasons(application.eligibility_reasons)
+    )
+    if risks:
+        lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
+    if application.decided_at is not None:
+        lines.append(
+            _("Last decision by {actor} at {when}").format(
+                actor=application.decided_by or "-",
+                when=application.decided_at.strftime("%Y-%m-%d %H:%M UTC"),
+            )
+        )
+    return "\n".join(lines)
+
+
+def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:
+    """Approve, reject, ask for a fix, skip; none on a card no button could act on."""
+    if application.status not in DECIDABLE_ON_CARD:
+        return None
+    _ = context._
+    ident = application.id
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(_("✅ Approve"), callback_data=f"sv:ap:{ident}"),
+                InlineKeyboardButton(_("❌ Reject"), callback_data=f"sv:rj:{ident}"),
+            ],
+            [
+                InlineKeyboardButton(_("✏️ Needs fixing"), callback_data=f"sv:fx:{ident}"),
+                InlineKeyboardButton(_("⏭ Skip"), callback_data=f"sv:sk:{ident}"),
+            ],
+        ]
+    )
+
+
+async def send_card(
+    message: Message, application: Application, context: Context, *, via: str
+) -> None:
+    """Send the review card of one application; an admin's (full NIK) is audited with `via`."""
+    # Whoever the message is addressed to: the reviewer in this private chat.
+    member = await member_by_id(message.chat.id, context)
+    if sees_full_nik(member) and application.nik and application.id:
+        await context.services.review.record_nik_view(
+            actor_id=member.user_id, application_id=application.id, via=via
+        )
+    await message.reply_text(
+        await card_text(application, context, member),
+        parse_mode=ParseMode.HTML,
+        reply_markup=card_buttons(application, context),
+    )
+
+
+# --- the card's buttons: `sv:<code>:<id>[:<extra>]` --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Press:
+    """One press of a card button, checked: a staff member, an application they may see."""
+
+    update: Update
+    context: Context
+    member: StaffMember
+    query: CallbackQuery
+    message: Message
+    application: Application
+    extra: str
+
+    @property
+    def application_id(self) -> int:
+        """The pressed card's application (stored, so it has an id)."""
+        assert self.application.id is not None
+        return self.application.id
+
+    async def decide(
+        self, decision: Decision, *, reason: str | None = None, field: str | None = None
+    ) -> None:
+        """Take `decision` on the card's application, as a card button may."""
+        await answer_query(self.query)
+        await carry_out(
+            self.update.update_id,
+            self.message,
+            self.context,
+            self.member,
+            self.application_id,
+            decision,
+            EntryPoint.CARD,
+            reason=reason,
+            field=field,
+        )
+
+    async def no_longer_active(self) -> None:
+        """The stale or malformed press is answered and nothing happens."""
+        await answer_query(self.query, self.context._("This button is no longer active."))
+
+
+async def _approve(press: Press) -> None:
+    await press.decide(Decision.APPROVE)
+
+
+async def _ask_reject_reason(press: Press) -> None:
+    await answer_query(press.query)
+    _ = press.context._
+    application_id = press.application_id
+    rows = [
+        [InlineKeyboardButton(_(label), callback_data=f"sv:rr:{application_id}:{key}")]
+        for key, label in REJECT_REASONS.items()
+    ]
+    rows.append(
+        [InlineKeyboardButton(_("✍️ Type a reason"), callback_data=f"sv:rt:{application_id}")]
+    )
+    await press.message.reply_text(
+        _("Why is {code} rejected?").format(code=press.application.code),
+        reply_markup=InlineKeyboardMarkup(rows),
+    )
+
+
+async def _reject_with_listed_reason(press: Press) -> None:
+    if press.extra not in REJECT_REASONS:
+        await press.no_longer_active()
+        return
+    # Stored in the default language: staff and the worker's notification both read it.
+    reason = press.context.services.catalogs.get(None)._(REJECT_REASONS[press.extra])
+    await press.decide(Decision.REJECT, reason=reason)
+
+
+async def _await_typed_reason(press: Press) -> None:
+    await answer_query(press.query)
+    services = press.context.services
+    await services.staff.await_reason(
+        user_id=press.member.user_id,
+        application_id=press.application_id,
+        status_read=press.application.status,
+        now=services.clock(),
+    )
+    await press.message.reply_text(
+        press.context._("Type the reason for rejecting {code} (the worker will read it).").format(
+            code=press.application.code
+        )
+    )
+
+
+async def _ask_fix_field(press: Press) -> None:
+    await answer_query(press.query)
+    _ = press.context._
+    application_id = press.application_id
+    rows = [
+        [InlineKeyboardButton(_(label), callback_data=f"sv:ff:{application_id}:{field}")]
+        for field, label in FIELD_LABELS.items()
+    ]
+    await press.message.reply_text(
+        _("Which field must the worker correct?"), reply_markup=InlineKeyboardMarkup(rows)
+    )
+
+
+async def _ask_for_fix(press: Press) -> None:
+    if press.extra not in FIELD_LABELS:
+        await press.no_longer_active()
+        return
+    await press.decide(Decision.FIX, field=press.extra)
+
+
+async def _skip(press: Press) -> None:
+    context = press.context
+    if context.user_data is not None:
+        context.user_data.setdefault("skipped", set()).add(press.application_id)
+    await _show_next(press, via="skip")
+
+
+async def _next(press: Press) -> None:
+    await _show_next(press, via="next")
+
+
+async def _show_next(press: Press, *, via: str) -> None:
+    await answer_query(press.query)
+    following = await _next_pending(press.context, press.member)
+    if following is None:
+        await press.message.reply_text(
+            press.context._("Nothing else is waiting for verification.")
+        )
+    else:
+        await send_card(press.message, following, press.context, via=via)
+
+
+CARD_BUTTONS: dict[str, Callable[[Press], Coroutine[Any, Any, None]]] = {
+    "ap": _approve,
+    "rj": _ask_reject_reason,
+    "rr": _reject_with_listed_reason,
+    "rt": _await_typed_reason,
+    "fx": _ask_fix_field,
+    "ff": _ask_for_fix,
+    "sk": _skip,
+    "nx": _next,
+}
+
+
+async def card_action(update: Update, context: Context, member: StaffMember) -> None:
+    """`sv:<code>:<id>[:<extra>]` from a review card, run by its entry in CARD_BUTTONS."""
+    query = update.callback_query
+    assert query is not None
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    if len(parts) < 3 or not is_ascii_number(parts[2]) or message is None:
+        await answer_query(query, context._("This button is no longer active."))
+        return
+    application = await context.services.review.get(application_id=int(parts[2]))
+    button = CARD_BUTTONS.get(parts[1])
+    if application is None or not in_scope(member, application) or button is None:
+        await answer_query(query, context._("This button is no longer active."))
+        return
+    extra = parts[3] if len(parts) > 3 else ""
+    await button(Press(update, context, member, query, message, application, extra))

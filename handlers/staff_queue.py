@@ -1,0 +1,84 @@
+"""/antrian: counts per status, places taken, and the pending queue a page at a time."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+
+from domain.lifecycle import Status
+from domain.roles import StaffMember
+from domain.text import is_ascii_number
+from handlers import account
+from handlers.common import answer_query, escape, message_of
+from handlers.context import Context
+
+PAGE_SIZE = 10
+# The order of the counts line: the queue first, then where applications end up.
+COUNTED = (
+    Status.PENDING,
+    Status.NEEDS_FIX,
+    Status.WAITLISTED,
+    Status.APPROVED,
+    Status.ENROLLED,
+    Status.REJECTED,
+    Status.INELIGIBLE,
+)
+
+
+async def queue(update: Update, context: Context, member: StaffMember) -> None:
+    """/antrian: counts per status and the first page of the pending queue."""
+    text, markup = await _queue_page(context, member, 0)
+    await message_of(update).reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+async def queue_page(update: Update, context: Context, member: StaffMember) -> None:
+    """Queue paging buttons (`sq:<page>`)."""
+    query = update.callback_query
+    assert query is not None
+    raw = (query.data or "").removeprefix("sq:")
+    page = int(raw) if is_ascii_number(raw) else 0
+    text, markup = await _queue_page(context, member, min(page, 10_000))
+    await answer_query(query)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+async def _queue_page(
+    context: Context, member: StaffMember, page: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    _ = context._
+    review = context.services.review
+    regions = context.services.regions
+    counts = await review.counts(kecamatan=member.kecamatan or None)
+    taken = await review.places_taken()
+    lines = [
+        _("<b>Applications</b>"),
+        " · ".join(
+            f"{escape(_(account.STATUS_WORDS[status]))}: {counts.get(status, 0)}"
+            for status in COUNTED
+        ),
+        _("Places: {taken} of {quota}").format(
+            taken=taken, quota=context.settings.effective_quota
+        ),
+        "",
+        _("<b>Waiting for verification</b> (lowest desil first, then oldest)"),
+    ]
+    entries = await review.queue(
+        offset=page * PAGE_SIZE, limit=PAGE_SIZE, kecamatan=member.kecamatan or None
+    )
+    if not entries:
+        lines.append(_("Nothing waiting."))
+    for number, entry in enumerate(entries, start=page * PAGE_SIZE + 1):
+        kecamatan = regions.name(entry.kecamatan_code or "") or "-"
+        submitted = entry.submitted_at.strftime("%d-%m %H:%M") if entry.submitted_at else "-"
+        lines.append(
+            f"{number}. <code>{escape(entry.code)}</code> · desil {entry.desil or '-'} · "
+            f"{escape(kecamatan)} · {submitted}"
+        )
+    lines.append("")
+    lines.append(_("Review the next one with /tinjau, or /tinjau NUMBER."))
+    buttons = []
+    if page > 0:
+        buttons.append(InlineKeyboardButton("◀", callback_data=f"sq:{page - 1}"))
+    if len(entries) == PAGE_SIZE:
+        buttons.append(InlineKeyboardButton("▶", callback_data=f"sq:{page + 1}"))
+    return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
