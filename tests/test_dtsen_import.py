@@ -33,15 +33,14 @@ from storage.dtsen import (
     DtsenImportError,
     ImportSummary,
     SkipReason,
-    _Columns,
-    _csv_records,
-    _receive,
-    _send,
-    _Validator,
     import_dtsen,
     parse_column_map,
 )
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.contract import Columns
+from storage.dtsen.csv_source import csv_records
+from storage.dtsen.parsers import receive, send
+from storage.dtsen.records import DtsenRepository
+from storage.dtsen.validate import Validator
 from storage.engine import Database
 from storage.migrate import upgrade
 from testkit.factories import TODAY, Person, make_people, make_person
@@ -642,10 +641,10 @@ def test_block_validation_matches_the_row_by_row_reference(tmp_path: Path) -> No
         (shifted, (1, 2, 3, 4, 5, 6)),
     ]
     for block, required in blocks:
-        columns = _Columns(required)
-        validator = _Validator(columns, secret=SECRET, today=TODAY)
+        columns = Columns(required)
+        validator = Validator(columns, secret=SECRET, today=TODAY)
         fast = validator.block(block, delimiter=",", width=columns.width, first_line=2)
-        records = _csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
+        records = csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
         reference = next(validator.chunks(records, sys.maxsize))
         assert fast.rows == reference.rows
         assert fast.bad == reference.bad
@@ -766,12 +765,12 @@ def test_a_message_cut_short_by_a_dying_parser_process_reads_as_its_end() -> Non
     """A frame whose sender was killed mid-write ends the stream like EOF (no EOFError)."""
     message = ("written", 3, 25_000, [], bytes(200_000), bytes(100_000))  # a chunk: NIKs, lines
     whole = io.BytesIO()
-    _send(whole, message)
+    send(whole, message)
     frame = whole.getvalue()
-    assert _receive(io.BytesIO(frame)) == message
-    assert _receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
-    assert _receive(io.BytesIO(frame[:4])) is None
-    assert _receive(io.BytesIO(b"")) is None
+    assert receive(io.BytesIO(frame)) == message
+    assert receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
+    assert receive(io.BytesIO(frame[:4])) is None
+    assert receive(io.BytesIO(b"")) is None
 
 
 async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cleans_up(
