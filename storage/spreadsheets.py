@@ -29,7 +29,7 @@ DELIMITERS = (",", ";", "\t", "|")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _ZIP_MAGIC = b"PK\x03\x04"
 # Integral floats below this are exact: a NIK typed into Excel as a number can be trusted only
-# there (provinces 91-94 lie above it and come back as 9.1e+15, which no NIK check accepts).
+# there (provinces 91-94 lie above it and keep their `.0`, which no NIK check accepts).
 _EXACT_FLOATS = 2**53
 
 Cells = list[object]
@@ -101,7 +101,8 @@ def normalise_header(name: object) -> str:
 
 def cell_text(value: object) -> str:
     """A spreadsheet cell as the text a CSV export would hold: dates in ISO form, whole numbers
-    without `.0` (a NIK typed as a number), inexact ones as Python writes them (`9.1e+15`)."""
+    without `.0` (a NIK typed as a number) where exact, other floats as Python writes them
+    (`9175011708850000.0`, `1e+16`: refused wherever digits are expected)."""
     if value is None:
         return ""
     if isinstance(value, str):
