@@ -45,7 +45,7 @@ from domain.dates import InvalidDate, parse_date
 from domain.nik import InvalidNik, parse_nik
 from domain.pii import digest_key, identifier_digest
 from storage.dtsen import ImportSummary, import_dtsen
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
 from storage.models import DtsenRecord
@@ -180,22 +180,18 @@ async def measure_naive(database: Database, source: Path, rows: int) -> float:
 def measure_ceiling(db_path: str, source: Path, rows: int) -> dict[str, float]:
     """(c) The write alone: ready rows (parsed and hashed beforehand, in memory) into an
     unindexed table shaped like the import's, then its index. Once one row a statement (plain
-    executemany), once as the import writes them (`_sqlite_write`, rows batched per statement).
+    executemany), once as the import writes them (`sqlite_write`, rows batched per statement).
     """
-    from storage.dtsen import (
-        _INSERT_ONE,
-        NIK_INDEX,
-        STAGING_TABLE,
-        _csv_chunks,
-        _CsvLayout,
-        _sqlite_write,
-        _Validator,
-    )
+    from storage.dtsen.contract import NIK_INDEX, STAGING_TABLE
+    from storage.dtsen.csv_source import CsvLayout
+    from storage.dtsen.importer import csv_chunks
+    from storage.dtsen.sqlite_load import INSERT_ONE, sqlite_write
+    from storage.dtsen.validate import Validator
 
-    layout = _CsvLayout.read(source, {})
-    validator = _Validator(layout.columns, secret=SECRET, today=TODAY)
+    layout = CsvLayout.read(source, {})
+    validator = Validator(layout.columns, secret=SECRET, today=TODAY)
     ready = []
-    for parsed, _position in _csv_chunks(source, layout, validator, 25_000):
+    for parsed, _position in csv_chunks(source, layout, validator, 25_000):
         ready.extend(parsed.rows)
         if len(ready) >= rows:
             break
@@ -216,10 +212,10 @@ def measure_ceiling(db_path: str, source: Path, rows: int) -> dict[str, float]:
         for start in range(0, len(ready), 25_000):
             chunk = ready[start : start + 25_000]
             if name == "as_the_import":
-                _sqlite_write(connection, chunk)
+                sqlite_write(connection, chunk)
             else:
                 connection.execute("BEGIN")
-                connection.executemany(_INSERT_ONE, chunk)
+                connection.executemany(INSERT_ONE, chunk)
                 connection.execute("COMMIT")
         loaded = time.perf_counter()
         connection.execute(

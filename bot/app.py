@@ -41,7 +41,7 @@ from handlers import (
 from handlers.context import BotData, Context, Services
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.migrate import upgrade

@@ -21,7 +21,7 @@ from domain.eligibility import age_on
 from domain.text import is_ascii_number
 from emulator import BotApiEmulator, BotMessage, EmulatedUser
 from storage.dtsen import import_dtsen
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 
 DEMO_USER_ID = 555001

@@ -154,15 +154,18 @@ def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - before_birthday
 
 
+# Spellings of DTSEN's gender field, as compared (after strip().casefold()): BPS codes 1 = male,
+# 2 = female; extracts also spell it out.
+GENDER_SPELLINGS: Mapping[str, Gender] = {
+    "l": "L", "lk": "L", "laki-laki": "L", "laki laki": "L", "lakilaki": "L", "laki": "L",
+    "pria": "L", "1": "L", "m": "L", "male": "L",
+    "p": "P", "pr": "P", "perempuan": "P", "wanita": "P", "2": "P", "f": "P", "female": "P",
+}  # fmt: skip
+
+
 def normalize_gender(value: str) -> Gender | None:
     """DTSEN's gender field as "L"/"P"; None when the value is not one we know."""
-    key = value.strip().casefold()
-    # BPS codes 1 = male, 2 = female; extracts also spell it out.
-    if key in {"l", "lk", "laki-laki", "laki laki", "lakilaki", "pria", "1", "m", "male"}:
-        return "L"
-    if key in {"p", "pr", "perempuan", "wanita", "2", "f", "female"}:
-        return "P"
-    return None
+    return GENDER_SPELLINGS.get(value.strip().casefold())
 
 
 def age_reason(birth: date, rules: Rules, today: date) -> Reason | None:

@@ -16,7 +16,7 @@ from domain.regions import Regions
 from handlers.card_leases import CardLeases
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.models import utcnow

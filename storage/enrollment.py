@@ -8,12 +8,10 @@ and a masked NIK, never applied. Running the same file twice applies nothing the
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import contextlib
 import re
-import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -31,10 +29,20 @@ from domain.pii import hash_identifier, mask_nik
 from domain.reports import STATUS_LABELS
 from storage.engine import Database
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Notification, Status, utcnow
+from storage.spreadsheets import (
+    Sheet,
+    SpreadsheetError,
+    TooLargeUnpacked,
+    TooManyRows,
+    cell_text,
+    normalise_header,
+    open_xlsx,
+    read_csv,
+)
 
 Translate = Callable[[str], str]
 
-# Header spellings, compared after `_header_key` (case, spaces, dots and dashes ignored).
+# Header spellings, compared after `normalise_header` (case, spaces, dots and dashes ignored).
 NIK_HEADERS = ("nik",)
 KPJ_HEADERS = ("kpj", "no_kpj", "nomor_kpj")
 START_HEADERS = ("tgl_mulai", "mulai", "coverage_start", "tanggal_kepesertaan")
@@ -164,70 +172,18 @@ class _Entry:
     problem: ProblemReason | None
 
 
-def _header_key(value: object) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("\ufeff", "").strip().casefold().replace(".", " ").replace("-", " ")
-    return "_".join(text.split())
-
-
 def _cell_text(value: object) -> str:
-    """A spreadsheet cell as text; whole numbers without `.0` (a NIK typed as a number)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+    return cell_text(value).strip()
 
 
-def _csv_rows(data: bytes) -> Iterator[tuple[int, list[object]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel's "CSV" (not "CSV UTF-8") saves in the Windows ANSI code page.
-        text = data.decode("cp1252", errors="replace")
-    first_line = text.split("\n", 1)[0]
-    # Excel on Indonesian Windows separates with ";"; everything else with ",".
-    delimiter = max((";", ",", "\t"), key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for cells in reader:
-        yield reader.line_num, list(cells)
-
-
-class _TooLarge(Exception):
-    """Raised while reading: the file is over a limit (not damaged), so it is not read on."""
-
-    def __init__(self, error: KpjFileError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def check_xlsx_size(data: bytes, *, max_uncompressed_bytes: int) -> None:
-    """Refuse an XLSX whose parts unpack to more than the limit, from the sizes its zip
-    directory declares, before anything is decompressed or parsed."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            declared = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise KpjFileError(UNREADABLE_FILE, kind="XLSX") from error
-    if declared > max_uncompressed_bytes:
-        limit = str(max_uncompressed_bytes // (1024 * 1024))
-        raise KpjFileError(TOO_LARGE_UNPACKED, limit=limit)
-
-
-def _xlsx_rows(data: bytes, max_rows: int) -> Iterator[tuple[int, list[object]]]:
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        # The sheet's own <dimension> says how far it reaches; it may lie, so reading stops
-        # at the limit as well.
-        if (sheet.max_row or 0) > max_rows + 1:
-            raise _TooLarge(KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)))
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield line, list(values)
-    finally:
-        workbook.close()
+def _open_sheet(
+    data: bytes, kind: str, max_rows: int, max_uncompressed_bytes: int
+) -> contextlib.AbstractContextManager[Sheet]:
+    if kind == "CSV":
+        # Excel's "CSV" (not "CSV UTF-8") saves in the Windows ANSI code page; a KPJ file holds
+        # digits and dates, so reading it as such cannot garble what is applied.
+        return contextlib.nullcontext(read_csv(data, max_rows=max_rows, ansi_fallback=True))
+    return open_xlsx(data, max_rows=max_rows, max_uncompressed_bytes=max_uncompressed_bytes)
 
 
 def _column(keys: Sequence[str], names: Sequence[str]) -> int | None:
@@ -269,33 +225,26 @@ def _read_entries(
     `max_uncompressed_bytes` unpacked, before reading further.
     """
     suffix = Path(filename).suffix.casefold()
-    rows_of: Callable[[bytes], Iterator[tuple[int, list[object]]]]
     if suffix == ".csv":
-        kind, rows_of = "CSV", _csv_rows
+        kind = "CSV"
     elif suffix in (".xlsx", ".xlsm"):
-        check_xlsx_size(data, max_uncompressed_bytes=max_uncompressed_bytes)
         kind = "XLSX"
-
-        def rows_of(data: bytes) -> Iterator[tuple[int, list[object]]]:
-            return _xlsx_rows(data, max_rows)
-
     else:
         raise KpjFileError(UNSUPPORTED_FILE)
-    rows: list[tuple[int, list[object]]] = []
     try:
-        for line, cells in rows_of(data):
-            if not any(_cell_text(c) for c in cells):
-                continue
-            rows.append((line, cells))
-            if len(rows) > max_rows + 1:  # the header and max_rows data rows
-                raise _TooLarge(KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)))
-    except _TooLarge as too_large:
-        raise too_large.error from None
-    except Exception as error:  # openpyxl and zipfile raise a dozen kinds for a damaged file
+        with _open_sheet(data, kind, max_rows, max_uncompressed_bytes) as sheet:
+            header = sheet.header
+            rows = list(sheet.rows)
+    except TooManyRows:
+        raise KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)) from None
+    except TooLargeUnpacked:
+        limit = str(max_uncompressed_bytes // (1024 * 1024))
+        raise KpjFileError(TOO_LARGE_UNPACKED, limit=limit) from None
+    except SpreadsheetError as error:
         raise KpjFileError(UNREADABLE_FILE, kind=kind) from error
-    if not rows:
+    if not header:
         raise KpjFileError(NO_ROWS)
-    keys = [_header_key(cell) for cell in rows[0][1]]
+    keys = [normalise_header(cell) for cell in header]
     positions = [_column(keys, names) for names in (NIK_HEADERS, KPJ_HEADERS, START_HEADERS)]
     missing = [
         label
@@ -305,14 +254,14 @@ def _read_entries(
     if missing:
         raise KpjFileError(MISSING_COLUMNS, missing=", ".join(missing))
     nik_at, kpj_at, start_at = (p for p in positions if p is not None)
-    if len(rows) == 1:
+    if not rows:
         raise KpjFileError(NO_ROWS)
 
     def cell(cells: list[object], position: int) -> object:
         return cells[position] if position < len(cells) else None
 
     parsed: list[tuple[int, str, str, date | None]] = []
-    for line, cells in rows[1:]:
+    for line, cells in rows:
         nik = clean_nik_digits(_cell_text(cell(cells, nik_at)))
         kpj = re.sub(r"[\s.\-]", "", _cell_text(cell(cells, kpj_at)))
         parsed.append((line, nik, kpj, _coverage_start(cell(cells, start_at), today)))

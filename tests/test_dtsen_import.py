@@ -27,21 +27,21 @@ from sqlmodel import SQLModel
 
 from bot.cli import main
 from bot.sample_dtsen import demo_people, write_sample
-from domain.pii import hash_identifier, identifier_digest
+from domain.eligibility import GENDER_SPELLINGS, normalize_gender
+from domain.pii import digest_key, hash_identifier, identifier_digest
 from storage.dtsen import (
     STAGING_TABLE,
     DtsenImportError,
     ImportSummary,
     SkipReason,
-    _Columns,
-    _csv_records,
-    _receive,
-    _send,
-    _Validator,
     import_dtsen,
     parse_column_map,
 )
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.contract import Columns
+from storage.dtsen.csv_source import csv_records
+from storage.dtsen.parsers import receive, send
+from storage.dtsen.records import DtsenRepository
+from storage.dtsen.validate import GENDERS, Validator
 from storage.engine import Database
 from storage.migrate import upgrade
 from testkit.factories import TODAY, Person, make_people, make_person
@@ -642,10 +642,10 @@ def test_block_validation_matches_the_row_by_row_reference(tmp_path: Path) -> No
         (shifted, (1, 2, 3, 4, 5, 6)),
     ]
     for block, required in blocks:
-        columns = _Columns(required)
-        validator = _Validator(columns, secret=SECRET, today=TODAY)
+        columns = Columns(required)
+        validator = Validator(columns, secret=SECRET, today=TODAY)
         fast = validator.block(block, delimiter=",", width=columns.width, first_line=2)
-        records = _csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
+        records = csv_records(block, ",", width=columns.width, quoted=False, first_line=2)
         reference = next(validator.chunks(records, sys.maxsize))
         assert fast.rows == reference.rows
         assert fast.bad == reference.bad
@@ -766,12 +766,12 @@ def test_a_message_cut_short_by_a_dying_parser_process_reads_as_its_end() -> Non
     """A frame whose sender was killed mid-write ends the stream like EOF (no EOFError)."""
     message = ("written", 3, 25_000, [], bytes(200_000), bytes(100_000))  # a chunk: NIKs, lines
     whole = io.BytesIO()
-    _send(whole, message)
+    send(whole, message)
     frame = whole.getvalue()
-    assert _receive(io.BytesIO(frame)) == message
-    assert _receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
-    assert _receive(io.BytesIO(frame[:4])) is None
-    assert _receive(io.BytesIO(b"")) is None
+    assert receive(io.BytesIO(frame)) == message
+    assert receive(io.BytesIO(frame[:65_536])) is None  # cut at one pipe buffer
+    assert receive(io.BytesIO(frame[:4])) is None
+    assert receive(io.BytesIO(b"")) is None
 
 
 async def test_killed_import_leaves_the_old_table_serving_and_the_next_import_cleans_up(
@@ -1161,3 +1161,43 @@ def test_summary_describes_counts_without_personal_data() -> None:
         "in 10.0 s (260,000 rows/s)"
     )
     assert date(2026, 1, 1) < TODAY
+
+
+GENDER_TEXTS = [
+    *GENDER_SPELLINGS,
+    *(spelling.upper() for spelling in GENDER_SPELLINGS),
+    *(f" {spelling.title()} " for spelling in GENDER_SPELLINGS),
+    "L", "P", "", " ", "X", "lelaki", "3", "0", "laki2", "LP", "perempuan.", "L\u200b",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", GENDER_TEXTS)
+def test_import_reads_gender_exactly_as_the_domain_rule(text: str) -> None:
+    """The import's lookup table (its fast path) never disagrees with normalize_gender, and a
+    row is refused exactly when the rule does not know the spelling."""
+    if text in GENDERS:
+        assert normalize_gender(text) == GENDERS[text]
+    person = make_person(seed=47)
+    validator = Validator(Columns((0, 1, 2, 3, 4, 5)), secret=SECRET, today=TODAY)
+    cells = [person.nik, "BUDI", person.birth_date.isoformat(), text, person.kode_wilayah, "3"]
+    parsed = next(validator.chunks([(2, cells)], 100))
+    expected = normalize_gender(text)
+    assert [row[5] for row in parsed.rows] == ([] if expected is None else [expected])
+    assert [bad[1] for bad in parsed.bad] == ([] if expected else [SkipReason.BAD_JENIS_KELAMIN])
+
+
+@pytest.mark.parametrize("secret", [SECRET, b"k" * 100, b""], ids=["usual", "long", "empty"])
+def test_import_hashes_niks_exactly_as_domain_pii(secret: bytes) -> None:
+    """The import's HMAC (keyed states copied per NIK, on both paths) equals
+    domain.pii.identifier_digest, and its nik_key equals digest_key."""
+    people = make_people(200, seed=48)
+    validator = Validator(Columns((0, 1, 2, 3, 4, 5)), secret=secret, today=TODAY)
+    expected = {identifier_digest(p.nik, secret): p for p in people}
+    assert [validator.hash(p.nik) for p in people] == list(expected)
+    block = "".join(row_of(p) + "\n" for p in people)
+    by_row = next(validator.chunks(csv_records(block, ",", width=6, quoted=False,
+                                               first_line=2), 1_000))  # fmt: skip
+    fast = validator.block(block, delimiter=",", width=6, first_line=2)
+    for parsed in (by_row, fast):
+        assert [bytes(row[1]) for row in parsed.rows] == list(expected)
+        assert [row[2] for row in parsed.rows] == [digest_key(d) for d in expected]

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from domain.pii import hash_identifier
-from storage.dtsen_records import DtsenRepository
+from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
 from testkit.factories import make_person

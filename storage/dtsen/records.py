@@ -1,7 +1,7 @@
 """The DTSEN table in service: lookups by NIK, its size and the import that produced it.
 
-Apart from the importer (storage/dtsen.py) so the running bot does not load numpy and the
-import machinery it never uses.
+Imports nothing of the importer, so the running bot does not load numpy and the import
+machinery it never uses.
 """
 
 from __future__ import annotations
