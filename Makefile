@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SOURCES := domain config storage handlers bot emulator
+SOURCES := domain config storage usecases handlers bot emulator
 
 .PHONY: install demo test soak lint format bench i18n clean postgres
 

@@ -11,18 +11,12 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from config.catalogs import LANGUAGES
 from domain.eligibility import Decision, decode_reasons, worker_message
+from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
-from handlers.registration import (
-    FIELD_LABELS,
-    STEPS,
-    Step,
-    ask_again,
-    format_date,
-    summary_text,
-)
-from storage.applications import EDITABLE_STATUSES
+from handlers.views import ask_again, format_date, summary_text
+from storage.drafts import EDITABLE_STATUSES
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {

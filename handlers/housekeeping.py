@@ -10,7 +10,7 @@ from datetime import timedelta
 from telegram.error import Forbidden, TelegramError
 
 from handlers.context import Context
-from storage.applications import ATTEMPT_WINDOW
+from storage.drafts import ATTEMPT_WINDOW
 from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)

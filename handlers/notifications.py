@@ -7,9 +7,10 @@ import logging
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
+from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
-from handlers.registration import FIELD_LABELS, Step, format_date, keyboard_for, prompt_text
+from handlers.views import format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
 
 log = logging.getLogger(__name__)

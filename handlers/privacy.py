@@ -9,7 +9,7 @@ from domain.i18n import N_
 from handlers.common import answer_query, message_of, user_of
 from handlers.context import Context
 from handlers.staff import offer_freed_place
-from storage.applications import erase_user
+from storage.retention import erase_user
 from storage.review import PLACE_HOLDING
 
 # What a worker who held a place is told before and after erasing: what stays, why, how long.

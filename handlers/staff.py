@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from domain.eligibility import age_on, decode_reasons
+from domain.flow import FIELD_LABELS
 from domain.i18n import N_
 from domain.nik import InvalidNik, parse_nik
 from domain.phones import format_phone_display
@@ -35,7 +36,7 @@ from handlers import account
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
-from handlers.registration import FIELD_LABELS, format_date, occupation_text
+from handlers.views import format_date, occupation_text
 from storage.models import Application, Status
 from storage.review import Decision, DecisionOutcome, Result
 from storage.staff import AWAIT_REASON

@@ -1,0 +1,1 @@
+"""Use cases between handlers and storage: plain values in, outcomes out; no Telegram."""
