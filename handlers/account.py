@@ -15,6 +15,7 @@ from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
+from handlers.language import remember_language, translator_for
 from handlers.views import ask_again, format_date, summary_text
 from storage.drafts import EDITABLE_STATUSES
 from storage.models import Application, Status
@@ -151,8 +152,8 @@ async def set_language(update: Update, context: Context) -> None:
     services = context.services
     user = user_of(update)
     await services.preferences.set_language(user_id=user.id, language=code)
-    services.languages[user.id] = code
-    context.translator = services.catalogs.get(code)
+    remember_language(services, user.id, code)
+    context.translator = await translator_for(services, user.id, user.language_code)
     await answer_query(query)
     # A second tap on the same button finds the text already changed, which Telegram refuses.
     with contextlib.suppress(BadRequest):
