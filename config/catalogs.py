@@ -10,6 +10,8 @@ from importlib import resources
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from domain.i18n import choose_language
+
 LANGUAGES = ("id", "en")
 DEFAULT_LANGUAGE = "id"
 
@@ -57,9 +59,6 @@ class Catalogs:
 
     def pick(self, stored: str | None, telegram_code: str | None) -> Translator:
         """Stored preference first, then the Telegram client's language, then the default."""
-        if stored in self._translators:
-            return self._translators[stored]
-        code = (telegram_code or "").split("-")[0].lower()
-        if code in self._translators:
-            return self._translators[code]
-        return self._translators[self.default]
+        return self._translators[
+            choose_language(stored, telegram_code, self._translators, self.default)
+        ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
 
 
 def hash_identifier(value: str, secret: bytes) -> str:
@@ -20,6 +21,34 @@ def identifier_digest(value: str, secret: bytes) -> bytes:
 def digest_key(digest: bytes) -> int:
     """A digest's first 8 bytes as a signed 64-bit integer: a short key to index it by."""
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class BlindIndex:
+    """One identifier's HMAC-SHA256, computed once and carried whole to storage: the DTSEN table
+    keeps the raw bytes (and their 64-bit key), applications and attempts keep the hex."""
+
+    digest: bytes
+
+    @classmethod
+    def of(cls, value: str, secret: bytes) -> BlindIndex:
+        """The blind index of a normalised identifier (a NIK's 16 digits)."""
+        return cls(identifier_digest(value, secret))
+
+    @classmethod
+    def from_hex(cls, text: str) -> BlindIndex:
+        """The index as stored in an application's `nik_hash`."""
+        return cls(bytes.fromhex(text))
+
+    @property
+    def hex(self) -> str:
+        """The 64-character form of application and attempt columns (`hash_identifier`'s)."""
+        return self.digest.hex()
+
+    @property
+    def key(self) -> int:
+        """The short key the DTSEN table is indexed by."""
+        return digest_key(self.digest)
 
 
 def mask_nik(nik: str) -> str:

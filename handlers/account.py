@@ -11,18 +11,13 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from config.catalogs import LANGUAGES
 from domain.eligibility import Decision, decode_reasons, worker_message
+from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
-from handlers.registration import (
-    FIELD_LABELS,
-    STEPS,
-    Step,
-    ask_again,
-    format_date,
-    summary_text,
-)
+from handlers.language import remember_language, translator_for
+from handlers.views import ask_again, format_date, summary_text
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {
@@ -157,8 +152,8 @@ async def set_language(update: Update, context: Context) -> None:
     services = context.services
     user = user_of(update)
     await services.preferences.set_language(user_id=user.id, language=code)
-    services.languages[user.id] = code
-    context.translator = services.catalogs.get(code)
+    remember_language(services, user.id, code)
+    context.translator = await translator_for(services, user.id, user.language_code)
     await answer_query(query)
     # A second tap on the same button finds the text already changed, which Telegram refuses.
     with contextlib.suppress(BadRequest):

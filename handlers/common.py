@@ -14,6 +14,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from handlers.context import Context
 from handlers.flood import FloodGate, Verdict
+from handlers.language import Lookup, translator_for
 from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,7 @@ async def set_language(update: object, context: Context) -> None:
     if not isinstance(update, Update) or update.effective_user is None:
         return
     user = update.effective_user
-    services = context.services
-    if user.id not in services.languages:
-        services.languages[user.id] = await services.preferences.language_of(user_id=user.id)
-    context.translator = services.catalogs.pick(services.languages[user.id], user.language_code)
+    context.translator = await translator_for(context.services, user.id, user.language_code)
 
 
 async def refuse_non_private(update: Update, context: Context) -> None:
@@ -147,10 +145,10 @@ class FloodGuard:
         chat = update.effective_chat
         if verdict is Verdict.DROP_AND_WARN and chat is not None and chat.type == Chat.PRIVATE:
             log.info("throttling user %s: too many updates", user.id)
-            services = context.services
             # The language pre-handler has not run: use what is cached, never the database.
-            language = services.languages.get(user.id)
-            translator = services.catalogs.pick(language, user.language_code)
+            translator = await translator_for(
+                context.services, user.id, user.language_code, lookup=Lookup.MEMORY
+            )
             try:
                 await context.bot.send_message(
                     chat.id,

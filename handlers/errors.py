@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.error import Forbidden
 
 from handlers.context import Context
+from handlers.language import Lookup, translator_for
 from storage.engine import is_unwritable
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,8 @@ async def on_error(update: object, context: Context) -> None:
     user = update.effective_user
     if user is not None and context.translator is None:
         # The error handler gets a context of its own: pick the user's language again.
-        services = context.services
-        context.translator = services.catalogs.pick(
-            services.languages.get(user.id), user.language_code
+        context.translator = await translator_for(
+            context.services, user.id, user.language_code, lookup=Lookup.MEMORY
         )
     if unwritable:
         text = context._(

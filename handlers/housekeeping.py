@@ -10,7 +10,8 @@ from datetime import timedelta
 from telegram.error import Forbidden, TelegramError
 
 from handlers.context import Context
-from storage.applications import ATTEMPT_WINDOW
+from handlers.language import Lookup, translator_for
+from storage.drafts import ATTEMPT_WINDOW
 from storage.updates import REDELIVERY_WINDOW
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,8 @@ async def tidy_drafts(context: Context) -> None:
     for draft in idle:
         if draft.id is None:
             continue
-        language = services.languages.get(draft.telegram_user_id)
-        if language is None:
-            language = await services.preferences.language_of(user_id=draft.telegram_user_id)
-        _ = services.catalogs.pick(language, None)._
+        translator = await translator_for(services, draft.telegram_user_id, lookup=Lookup.STORED)
+        _ = translator._
         try:
             await context.bot.send_message(
                 draft.chat_id,

@@ -7,9 +7,11 @@ import logging
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
+from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
-from handlers.registration import FIELD_LABELS, Step, format_date, keyboard_for, prompt_text
+from handlers.language import Lookup, translator_for
+from handlers.views import format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,9 @@ async def _deliver_pending(context: Context) -> None:
             notification=notification
         ):
             continue
-        language = await services.preferences.language_of(user_id=application.telegram_user_id)
-        context.translator = services.catalogs.pick(language, None)
+        context.translator = await translator_for(
+            services, application.telegram_user_id, lookup=Lookup.STORED
+        )
         try:
             await _send(notification, application, context)
         except Forbidden as error:

@@ -11,6 +11,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ParseMode
 
 from domain.eligibility import age_on, decode_reasons
+from domain.flow import FIELD_LABELS
 from domain.i18n import N_
 from domain.lifecycle import DECIDABLE_ON_CARD, Decision, EntryPoint
 from domain.nik import InvalidNik, parse_nik
@@ -22,9 +23,9 @@ from domain.text import is_ascii_number, strip_invisible
 from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
-from handlers.registration import FIELD_LABELS, format_date, occupation_text
 from handlers.staff_access import in_scope, member_by_id
 from handlers.staff_decisions import carry_out
+from handlers.views import format_date, occupation_text
 from storage.models import Application
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)

@@ -7,6 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import ApplicationHandlerStop
 
+from domain.flow import FIELD_LABELS
 from domain.lifecycle import Decision, EntryPoint
 from domain.roles import StaffMember
 from domain.text import clean_free_text
@@ -14,7 +15,6 @@ from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
-from handlers.registration import FIELD_LABELS
 from handlers.staff_access import in_scope, member_of, named_application
 from storage.review import Result
 from storage.staff import AWAIT_REASON

@@ -247,7 +247,7 @@ class AttemptKind(StrEnum):
 
 # NIK look-ups and eligibility checks per Telegram account, each kept as an HMAC: they cap
 # probing per day and flag risk to staff. /hapusdata replaces the HMACs by random stand-ins
-# (storage.applications.erase_user).
+# (storage.retention.erase_user).
 class NikAttempt(SQLModel, table=True):
     __tablename__ = "nik_attempt"
 

@@ -17,7 +17,7 @@ from domain.pii import hash_identifier
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.context import Context
 from handlers.housekeeping import tidy_drafts
-from storage.applications import ATTEMPT_WINDOW, ERASED_PREFIX
+from storage.drafts import ATTEMPT_WINDOW
 from storage.models import (
     Application,
     AttemptKind,
@@ -29,6 +29,7 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
+from storage.retention import ERASED_PREFIX
 from testkit.factories import Person, make_person
 from testkit.fakes import add_application
 from testkit.harness import Harness

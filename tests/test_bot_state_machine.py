@@ -61,9 +61,9 @@ from sqlmodel import col
 
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
 from bot.processor import PerChatUpdateProcessor
+from domain.flow import FIELD_LABELS, Step
 from domain.program import HEIR_RELATIONS, OCCUPATIONS
 from emulator import BotApiEmulator, EmulatedUser
-from handlers.registration import FIELD_LABELS, Step
 from handlers.staff_card import REJECT_REASONS
 from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
 from testkit.factories import Person, make_people

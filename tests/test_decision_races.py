@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from domain.lifecycle import CARD_FROM, COMMAND_FROM, Decision
-from storage.applications import ApplicationRepository, Outcome, SubmitResult, erase_user
+from storage.applications import ApplicationRepository, SubmitResult
+from storage.drafts import Outcome
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Notification, Status
+from storage.retention import erase_user
 from storage.review import DecisionOutcome, Result, ReviewRepository
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application

@@ -18,7 +18,7 @@ PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 def _code_messages() -> set[str]:
     found: set[str] = set()
-    for package in ("bot", "handlers", "storage"):
+    for package in ("domain", "config", "storage", "usecases", "handlers", "bot"):
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / package, method_map=[("**.py", "python")], keywords=KEYWORDS
         ):

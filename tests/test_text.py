@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.eligibility import Reason, ReasonCode, encode_reasons
+from domain.flow import ADDRESS_MAX, InvalidAnswer, short_text
 from domain.names import InvalidName, NameReason, parse_name
 from domain.text import (
     MAX_MARKS_PER_BASE,
@@ -19,7 +20,6 @@ from domain.text import (
     is_clean,
     strip_invisible,
 )
-from handlers.registration import ADDRESS_MAX, Retry, _short_text
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Status
 from testkit.factories import make_person
@@ -59,8 +59,8 @@ def test_cleaned_free_text_follows_the_rule(text: str) -> None:
 def test_an_address_is_stored_clean_or_asked_again(text: str) -> None:
     """The address reader (and the other short free-text answers) store only clean text."""
     try:
-        stored = _short_text(text, ADDRESS_MAX)
-    except Retry:
+        stored = short_text(text, ADDRESS_MAX)
+    except InvalidAnswer:
         return
     assert_follows_the_rule(stored)
 
@@ -100,7 +100,7 @@ def test_real_accents_are_kept() -> None:
 
 def test_address_with_a_direction_override_is_stored_without_it() -> None:
     """U+202E would turn the rest of a staff card around: it is dropped."""
-    assert _short_text("Jl. Melati\u202e No. 5\u2066", ADDRESS_MAX) == "Jl. Melati No. 5"
+    assert short_text("Jl. Melati\u202e No. 5\u2066", ADDRESS_MAX) == "Jl. Melati No. 5"
     assert has_invisible("Jl.\u202eMelati")
     assert not has_invisible("Jl. Melati\tNo. 5")
 

@@ -6,8 +6,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from config.settings import Settings
-from storage.applications import ApplicationRepository, erase_user
+from storage.applications import ApplicationRepository
 from storage.engine import Database
+from storage.retention import erase_user
 from storage.review import ReviewRepository
 from storage.staff import StaffRepository
 from usecases.decisions import FreedPlaceOffer, freed_place_offer

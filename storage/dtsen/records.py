@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 
 from domain.eligibility import DtsenPerson
 from domain.nik import clean_nik_digits
-from domain.pii import digest_key, identifier_digest
+from domain.pii import BlindIndex
 from storage.engine import Database
 from storage.models import DtsenImport, DtsenRecord
 
@@ -36,8 +36,11 @@ class DtsenRepository:
 
     async def find(self, *, nik: str) -> DtsenPerson | None:
         """The DTSEN row of this NIK (spaces and dots allowed), or None if the extract lacks it."""
-        nik_hash = identifier_digest(clean_nik_digits(nik), self._secret)
-        parameters = {"nik_key": digest_key(nik_hash), "nik_hash": nik_hash}
+        return await self.find_indexed(BlindIndex.of(clean_nik_digits(nik), self._secret))
+
+    async def find_indexed(self, index: BlindIndex) -> DtsenPerson | None:
+        """The DTSEN row of the NIK whose blind index this is (the registration's own)."""
+        parameters = {"nik_key": index.key, "nik_hash": index.digest}
         async with self._database.engine.connect() as connection:
             row = (await connection.execute(self._find, parameters)).first()
         if row is None:
