@@ -246,8 +246,6 @@ class ChatsMixin(UpdatesMixin):
         self._files_by_path[stored.file_path] = stored
         return stored
 
-    # -- faults and latency ---------------------------------------------------------------------
-
     def expire_callback_queries(self) -> None:
         """Forget every unanswered callback query, as Telegram does after its answer window
         (about 15 seconds): answering one of them later fails with 400."""

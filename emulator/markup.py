@@ -25,6 +25,8 @@ _INLINE_ACTIONS: Final = (
 
 @dataclass(frozen=True)
 class Markup:
+    """A checked reply_markup: an inline keyboard, a reply keyboard's labels, or removal."""
+
     inline: JSONDict | None = None
     reply_keyboard: list[list[str]] | None = None
     remove_keyboard: bool = False

@@ -100,8 +100,6 @@ class MethodsMixin(ChatsMixin, WebhooksMixin):
         """Commands the bot set for a scope (default scope) and language."""
         return list(self.commands.get((_scope_key(scope), language_code), []))
 
-    # -- recording ------------------------------------------------------------------------------
-
     async def _set_my_commands(self, params: JSONDict) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
@@ -409,8 +407,6 @@ class MethodsMixin(ChatsMixin, WebhooksMixin):
                 "gifts_from_channels": False,
             },
         }
-
-    # -- HTTP: control API ----------------------------------------------------------------------
 
 
 def _blank_to_none(value: Any) -> Any:

@@ -168,8 +168,6 @@ class BotApiEmulator(MethodsMixin, ControlMixin):
             body=stored.data, content_type=stored.mime_type or "application/octet-stream"
         )
 
-    # -- Bot API methods ------------------------------------------------------------------------
-
 
 async def serve(port: int, host: str = "127.0.0.1", *, latency: float = 0.0) -> None:
     """Run an emulator on host:port until cancelled."""
