@@ -27,6 +27,7 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bench._common import BENCH_PII_SECRET, BENCH_TOKEN, JSONDict, StallMonitor, emit
 from bot.processor import PerChatUpdateProcessor
+from bot.running import polling, start_application, stop_application
 from config.settings import Settings, load_settings
 
 # Bounds: a command that hangs must not keep the benchmark alive forever.
@@ -183,14 +184,15 @@ class BotProcess:
         self.stalls = StallMonitor()
 
     async def start(self) -> JSONDict:
-        """Migrate and seed (flow), build, then start polling exactly as the e2e harness does."""
+        """Migrate and seed (flow), build, then start polling exactly as the e2e harness does
+        (bot.running)."""
         from bot.logs import configure_logging
 
         configure_logging(self.settings.log_level)
         started = time.perf_counter()
         client = str(self.config.get("http", "production"))
         if self.config["kind"] == "flow":
-            from bot.app import build_application, build_services, migrate_database, on_startup
+            from bot.app import build_application, build_services, migrate_database
 
             await migrate_database(self.settings)
             services = build_services(self.settings, database=self.experimental_database())
@@ -211,18 +213,10 @@ class BotProcess:
                     request=request,
                     get_updates_request=get_updates_request,
                 )
-            await app.initialize()
-            await on_startup(app)
         else:
             app = build_echo(self.settings, client)
-            await app.initialize()
-        assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=float(self.config.get("poll_interval", 0.0)),
-            timeout=1,
-            allowed_updates=Update.ALL_TYPES,
-        )
-        await app.start()
+        poll_interval = float(self.config.get("poll_interval", 0.0))
+        await start_application(app, updates=polling(poll_interval=poll_interval))
         self.app = app
         # As production does (bot.app.settle_startup_heap): startup objects leave the collector.
         gc.collect()
@@ -258,7 +252,7 @@ class BotProcess:
             connect_args={"timeout": storage_engine.SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         # The experiment changes the pool size only: same pragmas, same BEGIN handling.
-        storage_engine._configure_sqlite(engine)
+        storage_engine._configure_sqlite(engine, self.settings.sqlite_synchronous)
         return storage_engine.Database(engine)
 
     def count_statements(self, engine: Any) -> None:
@@ -378,15 +372,8 @@ class BotProcess:
     async def stop(self) -> None:
         """Stop polling (confirming the offset) and shut down, like `Harness.stop`."""
         app, self.app = self.app, None
-        if app is None:
-            return
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
-        await app.shutdown()
+        if app is not None:
+            await stop_application(app)
 
 
 async def commands() -> asyncio.StreamReader:

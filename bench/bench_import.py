@@ -47,8 +47,8 @@ from domain.pii import digest_key, identifier_digest
 from storage.dtsen import ImportSummary, import_dtsen
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
-from storage.migrate import upgrade
 from storage.models import DtsenRecord
+from storage.opening import open_database
 
 SECRET = BENCH_PII_SECRET.encode()
 TODAY = date(2026, 11, 25)
@@ -110,11 +110,9 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def fresh_database(directory: Path, name: str) -> Database:
-    """A migrated SQLite file."""
-    database = Database.from_url(f"sqlite+aiosqlite:///{directory / name}")
-    await upgrade(database)
-    return database
+def fresh_database(directory: Path, name: str) -> contextlib.AbstractAsyncContextManager[Database]:
+    """A migrated SQLite file, open for the block."""
+    return open_database(f"sqlite+aiosqlite:///{directory / name}")
 
 
 class _Phases(logging.Handler):
@@ -281,8 +279,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         directory = Path(tmp)
-        database = await fresh_database(directory, "import.db")
-        try:
+        async with fresh_database(directory, "import.db") as database:
             first = await measure_import(database, source)
             print(f"(a) into the empty table: {first.describe()}", file=sys.stderr)
             results["import_empty"] = _summary(first)
@@ -300,15 +297,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["peak_rss_parser_mb"] = memory.child_mb
             results["db_mb"] = (directory / "import.db").stat().st_size / 1e6
             results["lookup"] = await measure_lookups(database, random_niks(source, args.lookups))
-        finally:
-            await database.dispose()
 
-        naive_db = await fresh_database(directory, "naive.db")
-        try:
+        async with fresh_database(directory, "naive.db") as naive_db:
             results["naive_rows"] = args.naive_rows
             results["naive_rows_per_s"] = await measure_naive(naive_db, source, args.naive_rows)
-        finally:
-            await naive_db.dispose()
         results["ceiling"] = measure_ceiling(
             str(directory / "naive.db"), source, min(args.ceiling_rows, args.rows)
         )
@@ -333,15 +325,11 @@ async def measure_postgres(rows: int) -> dict[str, Any] | None:
     server = PostgresServer(bindir)
     server.start()
     try:
-        database = Database.from_url(server.url(await server.create_database()))
-        try:
-            await upgrade(database)
+        async with open_database(server.url(await server.create_database())) as database:
             first = await measure_import(database, source)
             print(f"(e) PostgreSQL, into the empty table: {first.describe()}", file=sys.stderr)
             again = await measure_import(database, source)
             print(f"(e) PostgreSQL, over the full table: {again.describe()}", file=sys.stderr)
-        finally:
-            await database.dispose()
     finally:
         server.stop()
     return {"import_empty": _summary(first), "import_replace": _summary(again)}

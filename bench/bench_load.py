@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 from bench._common import OUT_DIR, JSONDict, cpu_in_window, cpu_plan, people
-from bench.bench_flow import (
+from bench._processes import (
     MB,
     QUIET_CORES,
     READY_TIMEOUT,

@@ -39,8 +39,8 @@ from domain.regions import load_regions
 from storage.engine import Database
 from storage.enrollment import import_kpj
 from storage.exports import ExportRepository
-from storage.migrate import upgrade
 from storage.models import Status
+from storage.opening import open_database
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
 from testkit.factories import FAMILY_NAMES, FEMALE_NAMES, MALE_NAMES, MOBILE_PREFIXES
@@ -186,87 +186,87 @@ async def median_seconds(function: Timer, runs: int = RUNS) -> tuple[float, floa
 
 async def measure(path: Path, approved: dict[str, str], work: Path) -> dict[str, float]:
     """Every timed operation on the seeded database."""
-    database = Database.from_url(f"sqlite+aiosqlite:///{path}")
+    async with open_database(f"sqlite+aiosqlite:///{path}", migrate=False) as database:
+        return await measure_on(database, approved, work)
+
+
+async def measure_on(database: Database, approved: dict[str, str], work: Path) -> dict[str, float]:
+    """Every timed operation, on the open database."""
     reports = ReportRepository(database)
     exports = ExportRepository(database)
     review = ReviewRepository(database)
     bahasa = Catalogs().get("id")._
     figures: dict[str, float] = {}
-    try:
 
-        async def stats() -> None:
-            await reports.statistics(
-                premium_idr=201_600, budget_idr=2_000_000_000, effective_quota=9_920
-            )
-
-        async def queue() -> None:
-            page = await review.queue(limit=10)
-            counts = await review.counts()
-            assert len(page) == 10
-            assert counts
-
-        async def scoped_queue() -> None:
-            page = await review.queue(limit=10, kecamatan=SCOPE)
-            counts = await review.counts(kecamatan=SCOPE)
-            assert len(page) == 10
-            assert counts
-
-        async def literal_queue(scope: list[str] | None) -> None:
-            where = "AND kecamatan_code IN ('" + "', '".join(scope) + "')" if scope else ""
-            async with database.read() as session:
-                page = await session.execute(sa.text(QUEUE_LITERAL_SQL.format(scope=where)))
-                assert len(page.all()) == 10
-            assert await review.counts(kecamatan=scope)
-
-        async def export_csv() -> None:
-            rows = await exports.collect()
-            assert write_csv(rows, work / "bpjs.csv", translate=bahasa) == len(approved)
-
-        async def export_xlsx() -> None:
-            rows = await exports.collect()
-            assert write_xlsx(rows, work / "bpjs.xlsx", translate=bahasa) == len(approved)
-
-        timed = {}
-        timed["statistics_s"] = await median_seconds(stats)
-        timed["queue_page_and_counts_s"] = await median_seconds(queue)
-        timed["scoped_queue_page_and_counts_s"] = await median_seconds(scoped_queue)
-        async with database.engine.begin() as connection:
-            for statement in SUGGESTED_INDEXES:
-                await connection.execute(sa.text(statement))
-            await connection.execute(sa.text("ANALYZE"))
-        timed["queue_page_and_counts_with_index_s"] = await median_seconds(queue)
-        timed["scoped_queue_page_and_counts_with_index_s"] = await median_seconds(scoped_queue)
-        timed["literal_queue_with_index_s"] = await median_seconds(lambda: literal_queue(None))
-        timed["literal_scoped_queue_with_index_s"] = await median_seconds(
-            lambda: literal_queue(SCOPE)
+    async def stats() -> None:
+        await reports.statistics(
+            premium_idr=201_600, budget_idr=2_000_000_000, effective_quota=9_920
         )
-        timed["statistics_with_queue_index_s"] = await median_seconds(stats)
-        timed["export_csv_10k_s"] = await median_seconds(export_csv, runs=3)
-        timed["export_xlsx_10k_s"] = await median_seconds(export_xlsx, runs=3)
-        for key, (wall, cpu) in timed.items():
-            figures[key] = wall
-            figures[key.removesuffix("_s") + "_cpu_s"] = cpu
 
-        kpj_file = work / "kpj.csv"
-        with kpj_file.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["NIK", "KPJ", "tgl_mulai"])
-            for number, nik in enumerate(approved):
-                writer.writerow([nik, f"{10_000_000_000 + number}", "01-12-2026"])
-        start, cpu = time.perf_counter(), time.process_time()
-        report = await import_kpj(
-            database,
-            kpj_file,
-            filename=kpj_file.name,
-            secret=BENCH_PII_SECRET.encode(),
-            actor_id=None,
-            today=date(2026, 11, 25),
-        )
-        figures["import_kpj_10k_s"] = time.perf_counter() - start
-        figures["import_kpj_10k_cpu_s"] = time.process_time() - cpu
-        assert report.applied == len(approved), report.problems[:3]
-    finally:
-        await database.dispose()
+    async def queue() -> None:
+        page = await review.queue(limit=10)
+        counts = await review.counts()
+        assert len(page) == 10
+        assert counts
+
+    async def scoped_queue() -> None:
+        page = await review.queue(limit=10, kecamatan=SCOPE)
+        counts = await review.counts(kecamatan=SCOPE)
+        assert len(page) == 10
+        assert counts
+
+    async def literal_queue(scope: list[str] | None) -> None:
+        where = "AND kecamatan_code IN ('" + "', '".join(scope) + "')" if scope else ""
+        async with database.read() as session:
+            page = await session.execute(sa.text(QUEUE_LITERAL_SQL.format(scope=where)))
+            assert len(page.all()) == 10
+        assert await review.counts(kecamatan=scope)
+
+    async def export_csv() -> None:
+        rows = await exports.collect()
+        assert write_csv(rows, work / "bpjs.csv", translate=bahasa) == len(approved)
+
+    async def export_xlsx() -> None:
+        rows = await exports.collect()
+        assert write_xlsx(rows, work / "bpjs.xlsx", translate=bahasa) == len(approved)
+
+    timed = {}
+    timed["statistics_s"] = await median_seconds(stats)
+    timed["queue_page_and_counts_s"] = await median_seconds(queue)
+    timed["scoped_queue_page_and_counts_s"] = await median_seconds(scoped_queue)
+    async with database.engine.begin() as connection:
+        for statement in SUGGESTED_INDEXES:
+            await connection.execute(sa.text(statement))
+        await connection.execute(sa.text("ANALYZE"))
+    timed["queue_page_and_counts_with_index_s"] = await median_seconds(queue)
+    timed["scoped_queue_page_and_counts_with_index_s"] = await median_seconds(scoped_queue)
+    timed["literal_queue_with_index_s"] = await median_seconds(lambda: literal_queue(None))
+    timed["literal_scoped_queue_with_index_s"] = await median_seconds(lambda: literal_queue(SCOPE))
+    timed["statistics_with_queue_index_s"] = await median_seconds(stats)
+    timed["export_csv_10k_s"] = await median_seconds(export_csv, runs=3)
+    timed["export_xlsx_10k_s"] = await median_seconds(export_xlsx, runs=3)
+    for key, (wall, cpu) in timed.items():
+        figures[key] = wall
+        figures[key.removesuffix("_s") + "_cpu_s"] = cpu
+
+    kpj_file = work / "kpj.csv"
+    with kpj_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["NIK", "KPJ", "tgl_mulai"])
+        for number, nik in enumerate(approved):
+            writer.writerow([nik, f"{10_000_000_000 + number}", "01-12-2026"])
+    start, cpu = time.perf_counter(), time.process_time()
+    report = await import_kpj(
+        database,
+        kpj_file,
+        filename=kpj_file.name,
+        secret=BENCH_PII_SECRET.encode(),
+        actor_id=None,
+        today=date(2026, 11, 25),
+    )
+    figures["import_kpj_10k_s"] = time.perf_counter() - start
+    figures["import_kpj_10k_cpu_s"] = time.process_time() - cpu
+    assert report.applied == len(approved), report.problems[:3]
     return figures
 
 
@@ -307,9 +307,8 @@ async def run(rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rentan-review-") as folder:
         work = Path(folder)
         path = work / "review.db"
-        database = Database.from_url(f"sqlite+aiosqlite:///{path}")
-        await upgrade(database)
-        await database.dispose()
+        async with open_database(f"sqlite+aiosqlite:///{path}"):
+            pass  # migrated: the seed writes with sqlite3 directly
         start = time.perf_counter()
         approved = await asyncio.to_thread(seed, path, rows)
         seed_seconds = time.perf_counter() - start

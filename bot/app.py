@@ -44,8 +44,8 @@ from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
-from storage.migrate import upgrade
 from storage.notifications import NotificationRepository
+from storage.opening import open_database
 from storage.preferences import PreferenceRepository
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
@@ -66,7 +66,11 @@ GROUP_STAFF_INPUT = -5
 
 
 def build_services(settings: Settings, database: Database | None = None) -> Services:
-    """Create the database handle, catalogs and repositories from settings."""
+    """Create the database handle, catalogs and repositories from settings.
+
+    The database lives as long as the Application, which closes it at post_shutdown
+    (on_shutdown): run_polling owns the event loop, so no `async with` can span it.
+    """
     database = database or Database.from_url(
         settings.database_url, synchronous=settings.sqlite_synchronous
     )
@@ -202,7 +206,7 @@ def bot_commands(context_catalogs: Catalogs, language: str) -> list[BotCommand]:
 
 
 async def on_startup(application: RentanApp) -> None:
-    """Publish the command menu in every language (run by run_polling and the test harness)."""
+    """Publish the command menu in every language (post_init: run_polling, bot.running)."""
     services = application.bot_data.services
     assert services is not None
     for language in ("id", "en"):
@@ -221,11 +225,8 @@ async def on_shutdown(application: RentanApp) -> None:
 
 async def migrate_database(settings: Settings) -> None:
     """Apply migrations with a short-lived engine, before the bot's own engine opens."""
-    database = Database.from_url(settings.database_url, synchronous=settings.sqlite_synchronous)
-    try:
-        await upgrade(database)
-    finally:
-        await database.dispose()
+    async with open_database(settings.database_url, synchronous=settings.sqlite_synchronous):
+        pass
 
 
 def apply_cpu_affinity(settings: Settings) -> None:
@@ -243,6 +244,10 @@ def settle_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+# Production runs PTB's own run_polling/run_webhook rather than bot.running.running: they own
+# the event loop and the SIGINT/SIGTERM handling, and start and stop in the same order.
 
 
 def run_polling(settings: Settings) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -30,41 +29,24 @@ async def _open_database(
     fingerprint is stored on first use). SettingsError, one line, when the database cannot be
     opened or the key differs.
     """
-    from sqlalchemy.engine import make_url
-
-    from storage.engine import Database
     from storage.installation import pii_key_matches
-    from storage.migrate import upgrade
+    from storage.opening import DatabaseUnreachableError, open_database
 
-    database = Database.from_url(settings.database_url, synchronous=settings.sqlite_synchronous)
     try:
-        try:
-            path = database.engine.url.database
-            if database.dialect == "sqlite" and path and path != ":memory:":
-                # aiosqlite reports a failed connect from its thread to the event loop, which
-                # asyncio.run may have closed by then (a stray traceback): open the file first.
-                sqlite3.connect(path).close()
-            async with database.engine.connect():
-                pass
-        # Only a connection is opened here, so whatever fails is the database being out of
-        # reach: a refused port, a bad password or host (asyncpg's own errors, not wrapped by
-        # SQLAlchemy), an SQLite file in a missing or read-only folder.
-        except Exception as error:
-            shown = make_url(settings.database_url).render_as_string(hide_password=True)
-            reason = str(getattr(error, "orig", None) or error).strip().splitlines()
-            raise SettingsError(
-                f"cannot open the database of DATABASE_URL ({shown}): "
-                f"{reason[0] if reason else type(error).__name__}"
-            ) from None
-        await upgrade(database)
-        if secret is not None and not await pii_key_matches(database, secret):
-            raise SettingsError(
-                "PII_SECRET is not the key this database's NIK hashes were made with: set the "
-                'key used before (a new key would make every worker "not found" in DTSEN)'
-            )
-        yield database
-    finally:
-        await database.dispose()
+        async with open_database(
+            settings.database_url, synchronous=settings.sqlite_synchronous
+        ) as database:
+            if secret is not None and not await pii_key_matches(database, secret):
+                raise SettingsError(
+                    "PII_SECRET is not the key this database's NIK hashes were made with: set "
+                    'the key used before (a new key would make every worker "not found" in DTSEN)'
+                )
+            yield database
+    except DatabaseUnreachableError as error:
+        # The operator knows the setting, not the code: name it.
+        raise SettingsError(
+            f"cannot open the database of DATABASE_URL ({error.url}): {error.reason}"
+        ) from None
 
 
 async def _prepare_database(settings: Settings, *, secret: bytes | None = None) -> None:

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from bot.app import RentanApp, build_application, migrate_database, on_startup
+from bot.app import build_application
 from bot.logs import configure_logging
+from bot.running import polling, running
 from bot.sample_dtsen import SamplePerson, demo_people, write_sample
 from config.settings import Settings
 from domain.eligibility import age_on
@@ -22,7 +23,7 @@ from domain.text import is_ascii_number
 from emulator import BotApiEmulator, BotMessage, EmulatedUser
 from storage.dtsen import import_dtsen
 from storage.dtsen.records import DtsenRepository
-from storage.engine import Database
+from storage.opening import open_database
 
 DEMO_USER_ID = 555001
 DEMO_TOKEN = "100000:demo-token-for-the-local-emulator"
@@ -47,9 +48,11 @@ def demo_settings(settings: Settings, data_dir: Path, api_url: str) -> Settings:
 
 
 async def seed_demo_data(settings: Settings, data_dir: Path) -> None:
-    """Load a synthetic DTSEN sample once, so the registration has people to match."""
-    database = Database.from_url(settings.database_url)
-    try:
+    """Migrate, then load a synthetic DTSEN sample once, so the registration has people to
+    match."""
+    async with open_database(
+        settings.database_url, synchronous=settings.sqlite_synchronous
+    ) as database:
         repository = DtsenRepository(database, settings.require_pii_secret())
         if await repository.count() == 0:
             sample = data_dir / "dtsen_sample.csv"
@@ -61,8 +64,6 @@ async def seed_demo_data(settings: Settings, data_dir: Path) -> None:
                 today=date.today(),
                 actor="demo",
             )
-    finally:
-        await database.dispose()
 
 
 def sample_people(settings: Settings, today: date) -> list[tuple[SamplePerson, bool]]:
@@ -162,26 +163,13 @@ async def _chat(console: Console, user: EmulatedUser) -> None:
 async def _run(settings: Settings, data_dir: Path, console: Console) -> None:
     emulator = BotApiEmulator()
     await emulator.start()
-    app: RentanApp | None = None
     try:
         settings = demo_settings(settings, data_dir, f"http://127.0.0.1:{emulator.port}")
-        await migrate_database(settings)
         await seed_demo_data(settings, data_dir)
         _show_people(console, settings)
-        app = build_application(settings)
-        await app.initialize()
-        await on_startup(app)
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=2)
-        await app.start()
-        await _chat(console, emulator.user(DEMO_USER_ID, first_name="Demo"))
+        async with running(build_application(settings), updates=polling(timeout=2)):
+            await _chat(console, emulator.user(DEMO_USER_ID, first_name="Demo"))
     finally:
-        if app is not None:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            await app.shutdown()
         await emulator.stop()
 
 

@@ -78,7 +78,7 @@ class ExportRow:
 
 def national_phone(e164: str) -> str:
     """`+6281234567890` -> `081234567890`: digits only, as forms and upload tools expect."""
-    # Stored numbers are all Indonesian E.164 (bot/phones.py), so no parsing is needed.
+    # Stored numbers are all Indonesian E.164 (domain/phones.py), so no parsing is needed.
     return "0" + e164[3:] if e164.startswith("+62") else e164
 
 

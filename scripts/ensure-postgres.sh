@@ -2,7 +2,7 @@
 # Make PostgreSQL's server binaries available for the PostgreSQL half of the test suite.
 # The tests start (and stop) their own throwaway cluster on 127.0.0.1; this only installs.
 set -eu
-# The same places tests/postgres.py looks (RENTAN_PG_BINDIR, Debian's directory, PATH).
+# The same places testkit/postgres.py looks (RENTAN_PG_BINDIR, Debian's directory, PATH).
 if [ -n "${RENTAN_PG_BINDIR:-}" ] && [ -x "$RENTAN_PG_BINDIR/initdb" ]; then
     exit 0
 fi

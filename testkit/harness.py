@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from telegram import Update
-
-from bot.app import RentanApp, build_application, build_services, migrate_database, on_startup
+from bot.app import RentanApp, build_application, build_services, migrate_database
 from bot.http import AiohttpRequest
+from bot.running import start_application, stop_application
 from config.settings import Settings, load_settings
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.context import Services
@@ -70,13 +69,7 @@ class Harness:
             services=build_services(self.settings),
             rate_limit=self.rate_limit,
         )
-        await app.initialize()
-        await on_startup(app)
-        assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES
-        )
-        await app.start()
+        await start_application(app)
         self.app = app
         self.starts += 1
         return app
@@ -86,14 +79,7 @@ class Harness:
         app, self.app = self.app, None
         if app is None:
             return
-        assert app.updater is not None
-        if app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
-        await app.shutdown()
+        await stop_application(app)
 
     async def restart(self) -> RentanApp:
         """A new Application on the same database, like a process restart."""

@@ -95,15 +95,11 @@ class PostgresServer:
 
     async def create_migrated_template(self) -> str:
         """A database at the newest migration, copied for each test (cheaper than migrating)."""
-        from storage.engine import Database
-        from storage.migrate import upgrade
+        from storage.opening import open_database
 
         name = await self.create_database()
-        database = Database.from_url(self.url(name))
-        try:
-            await upgrade(database)
-        finally:
-            await database.dispose()
+        async with open_database(self.url(name)):
+            pass
         return name
 
     async def drop_database(self, name: str) -> None:

@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from config.settings import Settings
 from emulator import BotApiEmulator
 from storage.engine import Database
-from storage.migrate import upgrade
+from storage.opening import open_database
 from testkit.harness import Harness
 from testkit.postgres import PostgresServer, find_bindir
 
@@ -133,13 +133,9 @@ async def empty_database_url(
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     """A migrated database of this test's own on each backend, for storage-level tests."""
-    db = Database.from_url(database_url)
     # Creates the SQLite schema; the PostgreSQL copy of the template is already at head.
-    await upgrade(db)
-    try:
+    async with open_database(database_url) as db:
         yield db
-    finally:
-        await db.dispose()
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ from aiohttp import web
 from sqlalchemy import func, select
 from telegram import Bot, Update
 from telegram.error import BadRequest, Conflict
+from telegram.ext import Updater
 
-from bot.app import RentanApp, build_application, migrate_database, on_startup
+from bot.app import RentanApp, build_application, migrate_database
+from bot.running import running
 from config.settings import SettingsError, load_settings
 from emulator import BotApiEmulator, EmulatedUser
 from storage.models import Application, ProcessedUpdate
@@ -74,26 +76,19 @@ async def webhook_bot(
     )
     await migrate_database(settings)
     app = build_application(settings, rate_limit=None)
-    await app.initialize()
-    await on_startup(app)
-    assert app.updater is not None
-    await app.updater.start_webhook(
-        listen=settings.webhook_listen,
-        port=settings.webhook_port,
-        url_path=settings.webhook_path,
-        secret_token=settings.require_webhook_secret(),
-        webhook_url=settings.webhook_url,
-        allowed_updates=Update.ALL_TYPES,
-    )
-    await app.start()
-    try:
+
+    async def serve_webhook(updater: Updater) -> None:
+        await updater.start_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=settings.webhook_path,
+            secret_token=settings.require_webhook_secret(),
+            webhook_url=settings.webhook_url,
+            allowed_updates=Update.ALL_TYPES,
+        )
+
+    async with running(app, updates=serve_webhook):
         yield WebhookBot(app, local_url)
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
-        await app.shutdown()
 
 
 @dataclass

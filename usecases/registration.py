@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from storage.dtsen.records import DtsenRepository
-
 from domain.eligibility import (
     Claim,
     Decision,
@@ -23,6 +21,7 @@ from domain.nik import Nik, parse_nik
 from domain.pii import BlindIndex, hash_identifier
 from storage.applications import ApplicationRepository
 from storage.drafts import ATTEMPT_WINDOW, Outcome
+from storage.dtsen.records import DtsenRepository
 from storage.models import Application, AttemptKind, Status
 
 
