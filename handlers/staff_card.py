@@ -55,7 +55,7 @@ async def review(update: Update, context: Context, member: StaffMember) -> None:
         if application is None:
             await message.reply_text(context._("Nothing is waiting for verification."))
             return
-    await send_card(message, application, context, via="/tinjau")
+    await send_card(message, application, context, via="/tinjau", update_id=update.update_id)
 
 
 async def _next_pending(context: Context, member: StaffMember) -> Application | None:
@@ -96,7 +96,7 @@ async def search(update: Update, context: Context, member: StaffMember) -> None:
     if application is None or not in_scope(member, application):
         await message.reply_text(context._("No application found."))
         return
-    await send_card(message, application, context, via="/cari")
+    await send_card(message, application, context, via="/cari", update_id=update.update_id)
 
 
 # --- the card ----------------------------------------------------------------------------------
@@ -208,14 +208,15 @@ def card_buttons(application: Application, context: Context) -> InlineKeyboardMa
 
 
 async def send_card(
-    message: Message, application: Application, context: Context, *, via: str
+    message: Message, application: Application, context: Context, *, via: str, update_id: int
 ) -> None:
-    """Send the review card of one application; an admin's (full NIK) is audited with `via`."""
+    """Send the review card of one application; an admin's (full NIK) is audited with `via`,
+    once per update (a redelivered update does not audit the same view twice)."""
     # Whoever the message is addressed to: the reviewer in this private chat.
     member = await member_by_id(message.chat.id, context)
     if sees_full_nik(member) and application.nik and application.id:
         await context.services.review.record_nik_view(
-            actor_id=member.user_id, application_id=application.id, via=via
+            actor_id=member.user_id, application_id=application.id, via=via, update_id=update_id
         )
     await message.reply_text(
         await card_text(application, context, member),
@@ -352,7 +353,9 @@ async def _show_next(press: Press, *, via: str) -> None:
             press.context._("Nothing else is waiting for verification.")
         )
     else:
-        await send_card(press.message, following, press.context, via=via)
+        await send_card(
+            press.message, following, press.context, via=via, update_id=press.update.update_id
+        )
 
 
 CARD_BUTTONS: dict[str, Callable[[Press], Coroutine[Any, Any, None]]] = {

@@ -388,9 +388,15 @@ class ReviewRepository:
         async with self._db.write() as session, session.begin():
             session.add(AuditEvent(actor_id=actor_id, action="export", reason=detail[:500]))
 
-    async def record_nik_view(self, *, actor_id: int, application_id: int, via: str) -> None:
-        """Audit a staff member shown an application's NIK unmasked."""
+    async def record_nik_view(
+        self, *, actor_id: int, application_id: int, via: str, update_id: int
+    ) -> None:
+        """Audit a staff member shown an application's NIK unmasked, once per update: the
+        update is claimed in the same transaction, so a redelivery after a crash (which the
+        duplicate guard then drops) never writes the view twice."""
         async with self._db.write() as session, session.begin():
+            if not await claim_update(session, self._db.dialect, update_id):
+                return
             session.add(
                 AuditEvent(
                     actor_id=actor_id,

@@ -747,6 +747,31 @@ async def test_full_nik_shown_to_an_admin_is_audited_and_a_masked_one_is_not(
     ]
 
 
+async def test_full_nik_view_redelivered_after_a_crash_is_audited_once(harness: Harness) -> None:
+    """An admin's /cari delivered again after a crash (same update_id) adds no second view to
+    the audit: the view is claimed with its update (found by the whole-bot state machine)."""
+    services = harness.services
+    await add_application(
+        services.database, services.secret, make_person(5700002), user_id=710002, code="BKS-CARI03"
+    )
+    admin = harness.user(ADMIN)
+    await admin.send("/cari BKS-CARI03")
+    await admin.expect(r"BKS-CARI03")
+    search = harness.emulator.last_update_id
+    await harness.stop()
+    harness.emulator.redeliver(search)
+    await harness.start()
+    await admin.expect_no_reply(within=1.0)
+    # The restarted bot has a new database handle; the old one is closed.
+    async with harness.services.database.read() as session:
+        views = (
+            await session.execute(
+                sa.select(sa.func.count()).where(AuditEvent.action == "nik_view")
+            )
+        ).scalar_one()
+    assert views == 1
+
+
 async def test_quota_holds_under_concurrent_reviewers_and_a_freed_place_is_offered(
     emulator: BotApiEmulator, tmp_path: Path, database_url: str
 ) -> None:
