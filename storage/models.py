@@ -113,6 +113,9 @@ class Application(SQLModel, table=True):
             sqlite_where=sa.text("kpj_number IS NOT NULL"),
             postgresql_where=sa.text("kpj_number IS NOT NULL"),
         ),
+        # Ids are never reused on SQLite either (PostgreSQL's sequence never reuses them): a
+        # discarded draft's audit rows keep its id, which must not name a later application.
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, primary_key=True)

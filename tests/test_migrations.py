@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from domain.pii import hash_identifier
+from storage.applications import ApplicationRepository
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
@@ -223,3 +224,22 @@ async def test_upgrade_names_applications_that_already_share_a_kpj_number(
             await _migrate(database, "head")
     finally:
         await database.dispose()
+
+
+async def test_a_discarded_drafts_id_is_never_given_to_the_next_application(
+    database: Database,
+) -> None:
+    """A draft discarded while it was the newest row keeps its id to itself: its audit rows
+    (the chain of events) must never read as the next application's history (SQLite reused
+    max(id) + 1 before AUTOINCREMENT; found by the whole-bot state machine)."""
+    repository = ApplicationRepository(database)
+    first = await repository.start_draft(
+        user_id=610001, chat_id=610001, consent_version="v1", first_step="nik", update_id=None
+    )
+    assert first is not None
+    assert await repository.discard_draft(user_id=610001)
+    second = await repository.start_draft(
+        user_id=610001, chat_id=610001, consent_version="v1", first_step="nik", update_id=None
+    )
+    assert second is not None
+    assert second.id != first.id
