@@ -26,6 +26,11 @@ from storage.dtsen.records import DtsenRepository
 from storage.opening import open_database
 
 DEMO_USER_ID = 555001
+# The demo's admin is a second account: nobody decides on their own application, so the
+# person trying the demo registers as the worker and reviews as staff (`/as staf`).
+DEMO_STAFF_ID = 555000
+# What `/as NAME` switches to: the account the person types as.
+DEMO_ACCOUNTS = {"pekerja": DEMO_USER_ID, "staf": DEMO_STAFF_ID}
 DEMO_TOKEN = "100000:demo-token-for-the-local-emulator"
 DEMO_SAMPLE_ROWS = 2_000
 DEMO_SAMPLE_SEED = 7
@@ -42,7 +47,7 @@ def demo_settings(settings: Settings, data_dir: Path, api_url: str) -> Settings:
             "telegram_api_url": api_url,
             "database_url": f"sqlite+aiosqlite:///{data_dir / 'demo.db'}",
             "pii_secret": SecretStr(secret_file.read_text().strip()),
-            "admin_ids": frozenset({DEMO_USER_ID}) | settings.admin_ids,
+            "admin_ids": frozenset({DEMO_STAFF_ID}) | settings.admin_ids,
         }
     )
 
@@ -132,32 +137,65 @@ def _render(console: Console, message: BotMessage) -> None:
         console.print(f"Keyboard: {labels}  (type [bold]kontak[/bold] to share your number)")
 
 
-async def _chat(console: Console, user: EmulatedUser) -> None:
+class DemoChat:
+    """The terminal chat: what the person types goes to the bot as the current account; a
+    number presses a button of that account's last message; `/as NAME` switches account."""
+
+    def __init__(self, console: Console, accounts: dict[str, EmulatedUser]) -> None:
+        self.console = console
+        self.accounts = accounts
+        self.current = next(iter(accounts))
+        self._last: dict[str, BotMessage | None] = dict.fromkeys(accounts)
+
+    @property
+    def user(self) -> EmulatedUser:
+        """The account the person is typing as."""
+        return self.accounts[self.current]
+
+    def show_replies(self) -> None:
+        """Print what the bot sent the current account since last shown."""
+        for message in self.user.replies_since_cursor():
+            _render(self.console, message)
+            self._last[self.current] = message
+        self.user.skip_to_end()
+
+    async def handle(self, line: str) -> None:
+        """Act on one typed line (not /quit)."""
+        if line.startswith("/as"):
+            name = line.removeprefix("/as").strip().lower()
+            if name in self.accounts:
+                self.current = name
+                self.console.print(f"[bold]now typing as: {name}[/bold]")
+            else:
+                self.console.print("/as " + " | /as ".join(self.accounts))
+            return
+        last = self._last[self.current]
+        buttons = [label for row in (last.buttons if last else []) for label, _ in row]
+        if is_ascii_number(line) and buttons and 1 <= int(line) <= len(buttons):
+            await self.user.press(buttons[int(line) - 1])
+        elif line.lower() == "kontak":
+            await self.user.share_contact("+6281234567890")
+        else:
+            await self.user.send(line)
+
+
+async def _chat(console: Console, accounts: dict[str, EmulatedUser]) -> None:
     console.print(
         "[bold]rentan-bot demo[/bold]: you are a worker chatting with the bot. "
         "Type messages, a number to press a button, [bold]kontak[/bold] to share your "
-        "phone contact, [bold]/quit[/bold] to leave."
+        "phone contact, [bold]/as staf[/bold] to review as the demo's admin (and "
+        "[bold]/as pekerja[/bold] to go back), [bold]/quit[/bold] to leave."
     )
-    await user.send("/start")
+    chat = DemoChat(console, accounts)
+    await chat.user.send("/start")
     while True:
         await asyncio.sleep(0.3)
-        last: BotMessage | None = None
-        for message in user.replies_since_cursor():
-            _render(console, message)
-            last = message
-        user.skip_to_end()
+        chat.show_replies()
         line = (await asyncio.to_thread(console.input, "[green]you>[/green] ")).strip()
         if line in ("/quit", "/exit"):
             return
-        if not line:
-            continue
-        buttons = [label for row in (last.buttons if last else []) for label, _ in row]
-        if is_ascii_number(line) and buttons and 1 <= int(line) <= len(buttons):
-            await user.press(buttons[int(line) - 1])
-        elif line.lower() == "kontak":
-            await user.share_contact("+6281234567890")
-        else:
-            await user.send(line)
+        if line:
+            await chat.handle(line)
 
 
 async def _run(settings: Settings, data_dir: Path, console: Console) -> None:
@@ -168,7 +206,11 @@ async def _run(settings: Settings, data_dir: Path, console: Console) -> None:
         await seed_demo_data(settings, data_dir)
         _show_people(console, settings)
         async with running(build_application(settings), updates=polling(timeout=2)):
-            await _chat(console, emulator.user(DEMO_USER_ID, first_name="Demo"))
+            accounts = {
+                name: emulator.user(user_id, first_name=f"Demo {name}")
+                for name, user_id in DEMO_ACCOUNTS.items()
+            }
+            await _chat(console, accounts)
     finally:
         await emulator.stop()
 

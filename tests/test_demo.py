@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
-from bot.demo import DEMO_SAMPLE_ROWS, DEMO_SAMPLE_SEED, sample_people
+from rich.console import Console
+
+from bot.demo import (
+    DEMO_ACCOUNTS,
+    DEMO_SAMPLE_ROWS,
+    DEMO_SAMPLE_SEED,
+    DEMO_STAFF_ID,
+    DemoChat,
+    sample_people,
+)
 from bot.sample_dtsen import write_sample
 from config.settings import load_settings
+from emulator import BotApiEmulator, EmulatedUser
 from storage.dtsen import import_dtsen
 from testkit.harness import Harness
 
@@ -46,3 +57,62 @@ def test_readme_lists_the_demo_people() -> None:
     text = README.read_text()
     for person, _passes in sample_people(load_settings(env_file=None), date.today()):
         assert person.nik in text
+
+
+async def test_demo_worker_registers_and_the_demo_staff_account_decides(
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
+) -> None:
+    """The demo's worker registers; `/as staf` switches to the demo's admin, a second account,
+    who can approve it (nobody decides on their own application); `/as pekerja` shows the
+    worker the decision."""
+    harness = Harness(emulator, tmp_path, database_url=database_url, admin_ids=str(DEMO_STAFF_ID))
+    await harness.start()
+    try:
+        sample = tmp_path / "sample.csv"
+        write_sample(sample, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
+        services = harness.services
+        await import_dtsen(
+            services.database, sample, secret=services.secret, today=date.today(), actor="test"
+        )
+        person = next(p for p, passes in sample_people(harness.settings, date.today()) if passes)
+        output = io.StringIO()
+        accounts = {name: harness.user(user_id) for name, user_id in DEMO_ACCOUNTS.items()}
+        chat = DemoChat(Console(file=output, width=100), accounts)
+        worker, staff = accounts["pekerja"], accounts["staf"]
+
+        async def say(line: str, user: EmulatedUser, answer: str) -> None:
+            # Wait for the answer as the person would, then let the chat show it (and learn
+            # its buttons) from where it had read.
+            shown = user.cursor
+            await chat.handle(line)
+            await user.expect(answer)
+            user.cursor = shown
+            chat.show_replies()
+
+        await say("/start", worker, r"Selamat datang")
+        await say("1", worker, r"\(1/9\)")  # Setuju
+        await say(person.nik, worker, r"\(2/9\)")
+        await say(person.nama.title(), worker, r"\(3/9\)")
+        await say(person.tanggal_lahir.strftime("%d-%m-%Y"), worker, r"\(4/9\)")
+        await say("kontak", worker, r"\(5/9\)")
+        await say("1", worker, r"\(6/9\)")  # the first occupation
+        await say("1", worker, r"kelurahan")  # the first kecamatan
+        await say("1", worker, r"\(7/9\)")  # its first kelurahan
+        await say("Jl. Melati No. 5 RT 01/RW 02", worker, r"\(8/9\)")
+        await say("Siti Aminah", worker, r"\(9/9\)")
+        await say("2", worker, r"Periksa kembali")
+        await say("1", worker, r"BKS-")  # Kirim
+        await chat.handle("/as staf")
+        assert chat.user is staff
+        await say("/tinjau", staff, r"menunggu verifikasi")
+        await say("1", staff, r"disetujui")  # Setujui
+        await chat.handle("/as pekerja")
+        shown = worker.cursor
+        await worker.expect(r"disetujui")
+        worker.cursor = shown
+        chat.show_replies()
+        assert "disetujui" in output.getvalue()
+        assert "now typing as: staf" in output.getvalue()
+        assert "now typing as: pekerja" in output.getvalue()
+    finally:
+        await harness.stop()
