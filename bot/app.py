@@ -86,7 +86,8 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         dtsen=DtsenRepository(database, secret),
         updates=UpdateLog(database),
         review=ReviewRepository(database),
-        staff=StaffRepository(database),
+        # One polling process is the only writer of staff inputs; webhooks may be several.
+        staff=StaffRepository(database, shared=bool(settings.webhook_url)),
         notifications=NotificationRepository(database),
         reports=ReportRepository(database),
         exports=ExportRepository(database),
@@ -112,7 +113,6 @@ def build_application(
         .base_file_url(f"{api}/file/bot")
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates))
-        .post_init(on_startup)
         .post_shutdown(on_shutdown)
     )
     if rate_limit:
@@ -130,9 +130,17 @@ def build_application(
         get_updates_request
         or AiohttpRequest(connection_pool_size=2, read_timeout=30, trim_keyboards=True)
     )
+    # Webhook deliveries may be spread over several processes: their guard asks the database.
+    guard = common.DuplicateGuard(shared=bool(settings.webhook_url))
+
+    async def startup(application: RentanApp) -> None:
+        await guard.preload(services)
+        await on_startup(application)
+
+    builder = builder.post_init(startup)
     application: RentanApp = builder.build()
     application.bot_data.services = services
-    register_handlers(application, settings)
+    register_handlers(application, settings, guard)
     schedule_jobs(application, settings)
     return application
 
@@ -156,7 +164,9 @@ def schedule_jobs(application: RentanApp, settings: Settings) -> None:
     )
 
 
-def register_handlers(application: RentanApp, settings: Settings) -> None:
+def register_handlers(
+    application: RentanApp, settings: Settings, guard: common.DuplicateGuard
+) -> None:
     """Every handler, in the order a worker meets them."""
     flood = common.FloodGuard(
         limit=settings.flood_max_updates,
@@ -164,7 +174,7 @@ def register_handlers(application: RentanApp, settings: Settings) -> None:
         exempt=settings.staff_ids,
     )
     application.add_handler(TypeHandler(Update, flood), group=GROUP_FLOOD)
-    application.add_handler(TypeHandler(Update, common.DuplicateGuard()), group=GROUP_DUPLICATES)
+    application.add_handler(TypeHandler(Update, guard), group=GROUP_DUPLICATES)
     application.add_handler(TypeHandler(Update, common.set_language), group=GROUP_LANGUAGE)
     application.add_handler(
         _MessageHandler(~filters.ChatType.PRIVATE, common.refuse_non_private),

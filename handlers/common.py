@@ -12,7 +12,7 @@ from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from handlers.context import Context
+from handlers.context import Context, Services
 from handlers.flood import FloodGate, Verdict
 from handlers.language import Lookup, translator_for
 from storage.updates import REDELIVERY_WINDOW
@@ -88,14 +88,25 @@ class DuplicateGuard:
     with 2xx (webhooks), with the same update_id, within 24 hours. Ids are compared for
     equality only: after a week without updates Telegram restarts the sequence at a random,
     often much lower id, so "not newer than the last one" says nothing. Ids seen by this
-    process are remembered for the redelivery window (bounded in number); any other id is
-    looked up in the log of handled updates, which every write records in its transaction.
+    process are remembered for the redelivery window (bounded in number).
+
+    A `shared` guard (webhooks, where several processes may share the updates) looks every id
+    it has not seen up in the log of handled updates, which every write records. A polling
+    guard is the token's only consumer (Telegram allows one getUpdates at a time), so what
+    other processes handled is what this one's predecessors handled: `preload` reads the
+    newest handled ids once at start-up, which is where a crash's unconfirmed updates come
+    from, and no update costs a database read afterwards.
     """
 
-    def __init__(self, window: int = 10_000) -> None:
+    # Ids read at start-up: far more than the unconfirmed updates a crash can leave (one
+    # getUpdates batch of at most 100 per restart).
+    PRELOAD = 10_000
+
+    def __init__(self, window: int = 10_000, *, shared: bool = True) -> None:
         self._seen: set[int] = set()
         self._order: collections.deque[tuple[datetime, int]] = collections.deque()
         self._window = window
+        self.shared = shared
 
     def _remember(self, update_id: int, now: datetime) -> bool:
         """Record an id; False when it was already seen within the redelivery window."""
@@ -108,6 +119,17 @@ class DuplicateGuard:
         order.append((now, update_id))
         return True
 
+    async def preload(self, services: Services) -> None:
+        """Remember the newest ids handled within the redelivery window (polling only)."""
+        if self.shared:
+            return
+        now = services.clock()
+        handled = await services.updates.recent(
+            since=now - REDELIVERY_WINDOW, limit=min(self.PRELOAD, self._window)
+        )
+        for update_id in reversed(handled):
+            self._remember(update_id, now)
+
     async def __call__(self, update: object, context: Context) -> None:
         """Stop processing when the update was already handled."""
         if not isinstance(update, Update):
@@ -115,7 +137,7 @@ class DuplicateGuard:
         services = context.services
         if not self._remember(update.update_id, services.clock()):
             raise ApplicationHandlerStop
-        if await services.updates.was_processed(update_id=update.update_id):
+        if self.shared and await services.updates.was_processed(update_id=update.update_id):
             raise ApplicationHandlerStop
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime, timedelta
 
@@ -20,8 +21,32 @@ AWAIT_CONFIRM = "confirm"
 class StaffRepository:
     """Reads and changes the staff table; every change is audited."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, shared: bool = True) -> None:
         self._db = database
+        # Who may have a pending input, when this process is the only writer of them (polling:
+        # one consumer per token): a superset of the table's users, loaded once and grown by
+        # every wait this process starts, so the pending-input check on every worker's text,
+        # command and button costs no database read. `shared` processes (webhooks, several
+        # processes) read the table every time.
+        self._shared = shared
+        self._waiting: set[int] | None = None
+        self._loading = asyncio.Lock()
+
+    async def _may_wait(self, user_id: int) -> bool:
+        """False only when this member surely has no pending input."""
+        if self._shared:
+            return True
+        return user_id in await self._waiting_users()
+
+    async def _waiting_users(self) -> set[int]:
+        async with self._loading:
+            if self._waiting is None:
+                async with self._db.read() as session:
+                    users = await session.execute(
+                        sa.select(col(StaffPendingInput.telegram_user_id))
+                    )
+                    self._waiting = {int(user_id) for user_id in users.scalars()}
+            return self._waiting
 
     async def get(self, *, user_id: int) -> Staff | None:
         """The staff row of a Telegram user id, if any."""
@@ -72,6 +97,7 @@ class StaffRepository:
         self, *, user_id: int, application_id: int, status_read: str, now: datetime
     ) -> None:
         """Wait for this member's typed rejection reason (replacing anything awaited before)."""
+        waiting = None if self._shared else await self._waiting_users()
         async with self._db.write() as session, session.begin():
             row = await session.get(StaffPendingInput, user_id)
             if row is not None:
@@ -87,6 +113,8 @@ class StaffRepository:
                     created_at=now,
                 )
             )
+        if waiting is not None:
+            waiting.add(user_id)
 
     async def drop_expired_inputs(self, *, now: datetime) -> int:
         """Delete waits that expired (a typed reason may hold personal data); returns how many."""
@@ -100,6 +128,8 @@ class StaffRepository:
 
     async def pending_input(self, *, user_id: int, now: datetime) -> StaffPendingInput | None:
         """What the bot waits for from this member, unless it expired (then nothing)."""
+        if not await self._may_wait(user_id):
+            return None
         async with self._db.read() as session:
             row = await session.get(StaffPendingInput, user_id)
         if row is None or row.created_at < now - PENDING_INPUT_TTL:
@@ -148,6 +178,8 @@ class StaffRepository:
 
     async def end_input(self, *, user_id: int, token: str | None = None) -> bool:
         """Stop waiting for this member (only the entry with `token`, when given)."""
+        if not await self._may_wait(user_id):
+            return False
         async with self._db.read() as session:
             # Called on every command and button press: most users have nothing to end, and a
             # read costs SQLite no write lock.

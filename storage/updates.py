@@ -8,7 +8,7 @@ longer than that and housekeeping deletes the rest.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import Insert, bindparam, exists
@@ -62,6 +62,17 @@ class UpdateLog:
 
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    async def recent(self, *, since: datetime, limit: int) -> list[int]:
+        """Ids handled since `since`, newest first, at most `limit` of them."""
+        query = (
+            select(col(ProcessedUpdate.update_id))
+            .where(col(ProcessedUpdate.processed_at) >= since)
+            .order_by(col(ProcessedUpdate.processed_at).desc())
+            .limit(limit)
+        )
+        async with self._db.read() as session:
+            return [int(update_id) for update_id in (await session.execute(query)).scalars()]
 
     async def was_processed(self, *, update_id: int) -> bool:
         """Whether this update id has been handled before (within the redelivery window)."""
