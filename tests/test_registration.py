@@ -91,6 +91,20 @@ async def finish(
     return match.group(0)
 
 
+async def reach_address(user: EmulatedUser, person: Person, *, occupation: str = "Sopir") -> None:
+    """After the eligibility check: phone, work, any kecamatan and kelurahan, up to the
+    address question."""
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.press(occupation)
+    await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
+
+
 async def applications_of(harness: Harness, user_id: int) -> list[Application]:
     """Every application row of a Telegram account."""
     async with harness.services.database.read() as session:
@@ -360,15 +374,7 @@ async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harnes
     user = harness.user(200061)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press("Sopir")
-    await user.expect(r"\(6/9\)")
-    await user.press(re.compile(".+"))
-    await user.expect(r"Pilih kelurahan")
-    await user.press(re.compile("^(?!«).+"))
-    await user.expect(r"\(7/9\)")
+    await reach_address(user, person)
     await user.send("Jl. <Mawar> & Co *1*")
     await user.expect(r"\(8/9\)")
     await user.send("Siti Aminah")
@@ -400,15 +406,7 @@ async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None
     user = harness.user(200070)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press("Pemulung")
-    await user.expect(r"\(6/9\)")
-    await user.press(re.compile(".+"))
-    await user.expect(r"Pilih kelurahan")
-    await user.press(re.compile("^(?!«).+"))
-    await user.expect(r"\(7/9\)")
+    await reach_address(user, person, occupation="Pemulung")
     await user.send("Jl. Lama 1")
     await user.expect(r"\(8/9\)")
     await user.send("Siti Aminah")
@@ -719,15 +717,7 @@ async def test_direction_override_and_invisible_letters_never_reach_the_record(
     await user.send(person.name)
     await user.expect(r"\(3/9\)")
     await user.send(in_words(person.birth_date))
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press("Sopir")
-    await user.expect(r"\(6/9\)")
-    await user.press(re.compile(".+"))
-    await user.expect(r"Pilih kelurahan")
-    await user.press(re.compile("^(?!«).+"))
-    await user.expect(r"\(7/9\)")
+    await reach_address(user, person)
     await user.send("Jl. Melati\u202e No. 5\u2066 RT 01\u200f")
     await user.expect(r"\(8/9\)")
     await user.send("\u3164\u3164")

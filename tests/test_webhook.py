@@ -380,13 +380,10 @@ def test_run_with_webhook_url_but_no_secret_exits_with_one_line(tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
-async def test_run_with_webhook_url_serves_the_webhook(
-    emulator: BotApiEmulator, tmp_path: Path
-) -> None:
-    """`rentan-bot run` with WEBHOOK_* set registers its webhook and answers /start through it."""
-    hook_port = _free_port()
+def _webhook_run_env(emulator: BotApiEmulator, tmp_path: Path, hook_port: int) -> dict[str, str]:
+    """The environment of a `rentan-bot run` subprocess serving a webhook on `hook_port`."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env = {
+    return {
         **keep,
         "PYTHONPATH": str(ROOT),
         "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
@@ -397,6 +394,14 @@ async def test_run_with_webhook_url_serves_the_webhook(
         "WEBHOOK_SECRET": SECRET,
         "WEBHOOK_PORT": str(hook_port),
     }
+
+
+async def test_run_with_webhook_url_serves_the_webhook(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """`rentan-bot run` with WEBHOOK_* set registers its webhook and answers /start through it."""
+    hook_port = _free_port()
+    env = _webhook_run_env(emulator, tmp_path, hook_port)
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run"],
         env=env,
@@ -459,18 +464,7 @@ async def test_run_in_webhook_mode_keeps_updates_sent_while_it_was_down(
 ) -> None:
     """`rentan-bot run` with a webhook registers it without dropping what is pending."""
     hook_port = _free_port()
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env = {
-        **keep,
-        "PYTHONPATH": str(ROOT),
-        "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
-        "TELEGRAM_API_URL": emulator.root_url,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-        "PII_SECRET": TEST_PII_SECRET,
-        "WEBHOOK_URL": f"http://127.0.0.1:{hook_port}{PATH}",
-        "WEBHOOK_SECRET": SECRET,
-        "WEBHOOK_PORT": str(hook_port),
-    }
+    env = _webhook_run_env(emulator, tmp_path, hook_port)
     user = emulator.user(300007)
     await user.send("/start")  # pending before the bot exists
     bot = subprocess.Popen(
