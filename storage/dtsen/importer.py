@@ -12,7 +12,6 @@ leaves the old table serving, and the next import drops what it left behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import logging
 import os
@@ -359,9 +358,15 @@ async def import_dtsen(
         await asyncio.shield(task)
     except asyncio.CancelledError:
         job.cancel()  # the thread stops at its next chunk and drops the staging table
-        with contextlib.suppress(BaseException):
+        try:
             await task
-        raise
+        except BaseException:
+            raise asyncio.CancelledError from None  # stopped before the swap: old table stays
+        # The swap had committed before the interrupt reached the thread: the new table
+        # serves, so this is a finished import, and saying otherwise would mislead.
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
     summary = ImportSummary(
         source_name=source.name,
         rows_loaded=job.loaded,

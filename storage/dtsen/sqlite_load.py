@@ -201,7 +201,10 @@ class SqliteLoader:
         # pay for it, and shrink the WAL (it held the whole staging table). Readers get a second
         # to finish; if one holds on, the WAL is just truncated by a later checkpoint.
         db.execute("PRAGMA busy_timeout=1000")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # A Ctrl-C landing here interrupts only this tidy-up: the new table is committed and
+        # serves, so the import must still report success, not "the previous table stays".
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def interrupt(self) -> None:
         # Stops a statement running on the import's thread (a chunk, or the index build in the
