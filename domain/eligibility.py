@@ -108,7 +108,15 @@ class DtsenPerson:
     tanggal_lahir: date
     jenis_kelamin: str
     kode_wilayah: str
-    desil: int
+    desil: int  # national scale
+    # DTSEN V3 only (None from a one-file extract): the family's other two rankings, the KTP
+    # regency code and the work variables (decoded text when the import had a codebook).
+    desil_provinsi: int | None = None
+    desil_kabupaten_kota: int | None = None
+    kode_kabupaten_kota_ktp: str | None = None
+    status_bekerja: str | None = None
+    status_dalam_pekerjaan: str | None = None
+    lapangan_usaha: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

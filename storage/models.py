@@ -68,7 +68,15 @@ class DtsenRecord(SQLModel, table=True):
     tanggal_lahir: date
     jenis_kelamin: str = Field(max_length=1)
     kode_wilayah: str = Field(max_length=10)
-    desil: int
+    desil: int  # the national scale (desil_nasional); one-file extracts carry only this one
+    # DTSEN V3 (two files): the family's other two rankings, the KTP regency (a reviewer's
+    # "KTP outside the city" flag) and the work variables, decoded when a codebook was given.
+    desil_provinsi: int | None = None
+    desil_kabupaten_kota: int | None = None
+    kode_kabupaten_kota_ktp: str | None = Field(default=None, max_length=4)
+    status_bekerja: str | None = Field(default=None, max_length=100)
+    status_dalam_pekerjaan: str | None = Field(default=None, max_length=100)
+    lapangan_usaha: str | None = Field(default=None, max_length=100)
 
 
 # Metadata of the DTSEN table in service: when it was imported and from what.
@@ -145,7 +153,14 @@ class Application(SQLModel, table=True):
     heir_name: str | None = Field(default=None, max_length=200)
     heir_relation: str | None = Field(default=None, max_length=32)
 
-    dtsen_desil: int | None = None
+    dtsen_desil: int | None = None  # the value the rule used, in dtsen_desil_scale
+    # What the assessment saw, so a later change of PROGRAM_DESIL_SCALE rewrites no decision.
+    dtsen_desil_scale: str | None = Field(default=None, max_length=16)
+    dtsen_desil_nasional: int | None = None
+    dtsen_desil_provinsi: int | None = None
+    dtsen_desil_kabupaten_kota: int | None = None
+    dtsen_ktp_regency: str | None = Field(default=None, max_length=4)
+    dtsen_work: str | None = Field(default=None, max_length=300)
     dtsen_kode_wilayah: str | None = Field(default=None, max_length=10)
     name_score: float | None = None
     # JSON of every DTSEN finding: unbounded, all findings at once exceed 500 characters.

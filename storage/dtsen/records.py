@@ -30,6 +30,12 @@ class DtsenRepository:
             table.c.jenis_kelamin,
             table.c.kode_wilayah,
             table.c.desil,
+            table.c.desil_provinsi,
+            table.c.desil_kabupaten_kota,
+            table.c.kode_kabupaten_kota_ktp,
+            table.c.status_bekerja,
+            table.c.status_dalam_pekerjaan,
+            table.c.lapangan_usaha,
         ).where(table.c.nik_key == bindparam("nik_key"), table.c.nik_hash == bindparam("nik_hash"))
         self._count = select(func.count()).select_from(table)
         self._last = select(DtsenImport).order_by(DtsenImport.id.desc()).limit(1)  # type: ignore[union-attr]
@@ -51,6 +57,12 @@ class DtsenRepository:
             jenis_kelamin=row.jenis_kelamin,
             kode_wilayah=row.kode_wilayah,
             desil=row.desil,
+            desil_provinsi=row.desil_provinsi,
+            desil_kabupaten_kota=row.desil_kabupaten_kota,
+            kode_kabupaten_kota_ktp=row.kode_kabupaten_kota_ktp,
+            status_bekerja=row.status_bekerja,
+            status_dalam_pekerjaan=row.status_dalam_pekerjaan,
+            lapangan_usaha=row.lapangan_usaha,
         )
 
     async def count(self) -> int:
