@@ -26,8 +26,8 @@ async def tidy_drafts(context: Context) -> None:
         idle_since=now - timedelta(minutes=settings.draft_reminder_minutes)
     )
     for draft in idle:
-        if draft.id is None:
-            continue
+        if draft.id is None or draft.telegram_user_id is None or draft.chat_id is None:
+            continue  # a draft nobody holds on Telegram has nobody to remind
         translator = await translator_for(services, draft.telegram_user_id, lookup=Lookup.STORED)
         _ = translator._
         try:

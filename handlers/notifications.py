@@ -84,8 +84,9 @@ async def _deliver_pending(context: Context) -> None:
             notification=notification
         ):
             continue
+        # The notice goes to the chat it was written for (a private chat: the user's own id).
         context.translator = await translator_for(
-            services, application.telegram_user_id, lookup=Lookup.STORED
+            services, notification.chat_id, lookup=Lookup.STORED
         )
         try:
             await _send(notification, application, context)
@@ -115,7 +116,7 @@ async def _deliver_pending(context: Context) -> None:
 
 async def _send(notification: Notification, application: Application, context: Context) -> None:
     text = await render(notification, application, context)
-    await context.bot.send_message(application.chat_id, text, parse_mode=ParseMode.HTML)
+    await context.bot.send_message(notification.chat_id, text, parse_mode=ParseMode.HTML)
 
 
 async def _follow_up(
@@ -128,7 +129,7 @@ async def _follow_up(
     step = Step(application.step)
     try:
         await context.bot.send_message(
-            application.chat_id,
+            notification.chat_id,
             prompt_text(step, application, context),
             parse_mode=ParseMode.HTML,
             reply_markup=keyboard_for(step, application, context),

@@ -128,8 +128,10 @@ class Application(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     code: str | None = Field(default=None, max_length=20, unique=True)
-    telegram_user_id: int = Field(sa_type=sa.BigInteger, index=True)
-    chat_id: int = Field(sa_type=sa.BigInteger)
+    # None while nobody has taken the application over from Telegram: registered by an operator
+    # for a worker without Telegram, or imported from last year's cohort.
+    telegram_user_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     status: str = Field(default=Status.DRAFT, max_length=16, index=True)
     step: str | None = Field(default=None, max_length=32)
     return_to_summary: bool = False
@@ -175,6 +177,13 @@ class Application(SQLModel, table=True):
     decision_reason: str | None = Field(default=None, max_length=500)
     kpj_number: str | None = Field(default=None, max_length=11)
     coverage_start: date | None = None
+    # The programme year: last year's participant being renewed (their year), the month BPJS
+    # says premiums are paid through (its last day), when cover lapsed (three months unpaid),
+    # and the operator who registered a worker without Telegram.
+    cohort_year: int | None = None
+    paid_through: date | None = None
+    lapsed_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    assisted_by: int | None = Field(default=None, sa_type=sa.BigInteger)
 
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)

@@ -349,11 +349,12 @@ class ReviewRepository:
                     reason=reason or fix_field,
                 )
             )
-            session.add(
-                Notification(
-                    application_id=application_id, chat_id=application.chat_id, kind=target
+            if application.chat_id is not None:  # None: nobody has taken it over on Telegram
+                session.add(
+                    Notification(
+                        application_id=application_id, chat_id=application.chat_id, kind=target
+                    )
                 )
-            )
             await session.flush()
             await session.refresh(application)
             position = None

@@ -114,13 +114,21 @@ def _id(draft: Application) -> int:
     return draft.id
 
 
+def _account(draft: Application) -> int:
+    # A draft in the worker's own conversation always belongs to their Telegram account; only
+    # applications registered for someone else (or imported) have none.
+    if draft.telegram_user_id is None:
+        raise ValueError("draft without a Telegram account")
+    return draft.telegram_user_id
+
+
 async def _within_daily_limit(
     registration: Registration, draft: Application, kind: AttemptKind, key_hash: str
 ) -> bool:
     """Count a NIK look-up or an eligibility check for the account; False once it has used
     today's NIK_ATTEMPTS_PER_DAY distinct ones (the same one again is free)."""
     return await registration.applications.record_attempt(
-        user_id=draft.telegram_user_id,
+        user_id=_account(draft),
         kind=kind,
         key_hash=key_hash,
         since=registration.now - ATTEMPT_WINDOW,
@@ -137,7 +145,7 @@ async def _check_nik(
     if not await _within_daily_limit(registration, draft, AttemptKind.NIK, index.hex):
         return Refusal.NIK_LIMIT
     taken = await registration.applications.nik_is_taken(
-        nik=index, except_application=draft.id, user_id=draft.telegram_user_id
+        nik=index, except_application=draft.id, user_id=_account(draft)
     )
     # One refusal whatever the other application's status, so trying NIKs from a few
     # accounts does not tell who applied and how it went; staff see the second claim.
@@ -231,7 +239,7 @@ async def register_answer(
         if not decision.eligible:
             outcome = await applications.mark_ineligible(
                 application_id=_id(draft),
-                user_id=draft.telegram_user_id,
+                user_id=_account(draft),
                 from_status=draft.status,
                 from_step=step,
                 values=values,
@@ -263,7 +271,7 @@ async def _keep_in_review(
     """The daily checks ran out while correcting: back to review, flagged, answers kept."""
     outcome = await registration.applications.keep_in_review(
         application_id=_id(draft),
-        user_id=draft.telegram_user_id,
+        user_id=_account(draft),
         from_step=step,
         update_id=update_id,
     )
@@ -285,7 +293,7 @@ async def navigate(
 ) -> NavigationOutcome:
     """A button that moves without answering: back, change a field, send, cancel."""
     if target == "cancel":
-        await applications.discard_draft(user_id=draft.telegram_user_id)
+        await applications.discard_draft(user_id=_account(draft))
         return Cancelled()
     if target == "send":
         return await _submit(applications, draft, update_id, code_prefix)
@@ -312,7 +320,7 @@ async def _submit(
     """Kirim: one transaction turns the draft into a pending application with a number."""
     result = await applications.submit(
         application_id=_id(draft),
-        user_id=draft.telegram_user_id,
+        user_id=_account(draft),
         from_step=Step.SUMMARY,
         prefix=code_prefix,
         update_id=update_id,
