@@ -152,7 +152,7 @@ async def _check_nik(
     return Refusal.NIK_TAKEN if taken else None
 
 
-def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
+def assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
     """What staff need later: the matched DTSEN facts, the name score and any flags."""
     return {
         "name_score": decision.name_score,
@@ -217,7 +217,7 @@ async def register_answer(
             )
         record = await registration.dtsen.find_indexed(index)
         decision = assess(claim, record, registration.rules, today)
-        values.update(_assessment_values(decision, record))
+        values.update(assessment_values(decision, record))
         if correcting and not decision.eligible:
             # The previous answers stay; the guarded no-op write still notices an application
             # decided meanwhile (and records the update against redelivery).
