@@ -35,6 +35,7 @@ from handlers import (
     notifications,
     privacy,
     registration,
+    renewal,
     staff,
     staff_reports,
 )
@@ -186,6 +187,7 @@ def register_handlers(
     application.add_handlers(staff.build())
     application.add_handlers(staff_reports.build())
     application.add_handlers(deregistration.build())
+    application.add_handlers(renewal.build())
     application.add_handlers(registration.build())
     application.add_handlers(account.build())
     application.add_handlers(privacy.build())

@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from bot import cohort_cli
 from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dtsen_commands(sub)
     _add_report_commands(sub)
+    cohort_cli.add_command(sub)
     return parser
 
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     program_max_age: int = Field(default=65, ge=0, le=120)
     # Above 0: eligibility.Rules refuses 0, which would fail every assessment, not start-up.
     program_name_match_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    # Last year's participants still eligible come first for places: an admin approves them in
+    # bulk with /perpanjang. False: they wait in the normal queue beside new registrations.
+    program_renewal_first: bool = True
 
     pii_secret: SecretStr | None = None
 

@@ -39,6 +39,17 @@ EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
 # Places are taken by approved and enrolled workers; the rest wait.
 PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
 
+# Last year's participants imported by `rentan-bot import-cohort` (application.cohort_year set)
+# who still meet the rules wait for renewal as PENDING, not in a status of their own: they are
+# waiting for a decision exactly as a submitted application is (they hold their NIK, they take
+# a place only when approved, a reviewer may decide on one like any other), and every rule
+# written for pending applications (the live-NIK index, the open-account index, the queue, the
+# counts, retention) already holds for them without a migration of those partial indexes.
+# What sets them apart is cohort_year: with PROGRAM_RENEWAL_FIRST the admin approves them in
+# bulk (/perpanjang) before the queue's new registrations; without it they are simply in the
+# queue. Those no longer eligible are INELIGIBLE with the reasons, listed for staff.
+RENEWAL_STATUS = Status.PENDING
+
 
 class Decision(StrEnum):
     """What a reviewer can do to an application."""
@@ -121,3 +132,8 @@ def effective_quota(quota: int, budget_idr: int, premium_idr: int) -> int:
     if premium_idr <= 0 or quota < 0 or budget_idr < 0:
         raise ValueError("quota and budget must be >= 0 and the premium > 0")
     return min(quota, budget_idr // premium_idr)
+
+
+def renewals_that_fit(waiting: int, *, places_taken: int, quota: int) -> int:
+    """How many of `waiting` renewals a bulk approval may approve: the places still free."""
+    return max(0, min(waiting, quota - places_taken))

@@ -32,6 +32,8 @@ STATUS_WORDS: dict[str, str] = {
     Status.WITHDRAWN: N_("withdrawn"),
     Status.CANCELLED: N_("cancelled"),
 }
+# A member of last year's cohort waiting for the admin's bulk renewal (/perpanjang).
+RENEWAL_WORDS = N_("waiting for renewal")
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
 
 
@@ -53,11 +55,23 @@ async def status_text(application: Application, context: Context) -> str:
     """Number, status in words and what it means for this status."""
     _ = context._
     words = _(STATUS_WORDS.get(application.status, application.status))
+    renewing = application.cohort_year is not None and application.status == Status.PENDING
+    if renewing:
+        words = _(RENEWAL_WORDS)
     lines = []
+    if application.cohort_year is not None:
+        lines.append(
+            _("Participant of {year}: you were in last year's programme.").format(
+                year=application.cohort_year
+            )
+        )
     if application.code:
         lines.append(_("Application number: <b>{code}</b>").format(code=escape(application.code)))
     lines.append(_("Status: <b>{status}</b>").format(status=escape(words)))
-    if application.status == Status.PENDING:
+    if application.kpj_number and application.status != Status.ENROLLED:
+        # Carried over from last year's membership.
+        lines.append(_("KPJ card number: <b>{kpj}</b>").format(kpj=escape(application.kpj_number)))
+    if application.status == Status.PENDING and not renewing:
         position = await context.services.applications.queue_position(application=application)
         lines.append(
             _("Your place in the verification queue: {position}.").format(position=position)

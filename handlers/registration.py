@@ -35,13 +35,16 @@ from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_TEXT, CONSENT_VERSION
+from handlers.account import status_text
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
+from storage.cohort import CohortRepository
 from storage.models import Application, Status
 from usecases.registration import (
     AnswerOutcome,
     Cancelled,
+    CohortClaimed,
     Ineligible,
     KeptInReview,
     Moved,
@@ -322,6 +325,7 @@ def _registration(context: Context) -> Registration:
         rules=settings.eligibility_rules,
         attempts_per_day=settings.nik_attempts_per_day,
         now=services.clock(),
+        cohort=CohortRepository(services.database),
     )
 
 
@@ -386,6 +390,17 @@ async def _render(
                 "application {code} stays in review with the data you sent before; the staff "
                 "will look at it and contact you if needed."
             ).format(code=escape(outcome.code or "-")),
+            parse_mode=ParseMode.HTML,
+            reply_markup=ReplyKeyboardRemove(),
+        )
+    elif isinstance(outcome, CohortClaimed):
+        # Last year's participant: their imported application, not a fresh registration.
+        welcome = _(
+            "Welcome back! You were a participant last year, so you do not need to register again."
+        )
+        details = await status_text(outcome.application, context)
+        await message.reply_text(
+            f"{escape(welcome)}\n{details}",
             parse_mode=ParseMode.HTML,
             reply_markup=ReplyKeyboardRemove(),
         )

@@ -103,7 +103,9 @@ async def delete_expired(
             )
             .returning(*returned)
         )
-        deleted = [(int(row[0]), int(row[1])) for row in (*drafts.all(), *ineligible.all())]
+        # An imported cohort member found ineligible never had a Telegram account (None): 0 is
+        # nobody's id, so only the application's own events are scrubbed.
+        deleted = [(int(row[0]), int(row[1] or 0)) for row in (*drafts.all(), *ineligible.all())]
         await scrub_audit(session, deleted)
         # Past the window an id may come again (Telegram restarts the sequence after a
         # quiet week), so a kept row would drop a new update.

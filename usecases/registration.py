@@ -17,9 +17,11 @@ from domain.eligibility import (
     encode_reasons,
 )
 from domain.flow import IDENTITY_STEPS, Step, Values, next_step
+from domain.names import name_similarity
 from domain.nik import Nik, parse_nik
 from domain.pii import BlindIndex, hash_identifier
 from storage.applications import ApplicationRepository
+from storage.cohort import CohortRepository
 from storage.drafts import ATTEMPT_WINDOW, Outcome
 from storage.dtsen.records import DtsenRepository
 from storage.models import Application, AttemptKind, Status
@@ -35,6 +37,8 @@ class Registration:
     rules: Rules
     attempts_per_day: int
     now: datetime
+    # Last year's imported participants, taken over by the member who types their identity.
+    cohort: CohortRepository | None = None
 
     @property
     def today(self) -> date:
@@ -83,6 +87,14 @@ class KeptInReview:
 
 
 @dataclass(frozen=True)
+class CohortClaimed:
+    """The identity is a member of last year's cohort: this account now holds their imported
+    application (the draft is gone), instead of registering afresh."""
+
+    application: Application
+
+
+@dataclass(frozen=True)
 class Stale:
     """The draft changed elsewhere (another process, a staff decision, expiry)."""
 
@@ -104,7 +116,7 @@ class Submitted:
     code: str
 
 
-AnswerOutcome = Moved | Refused | Ineligible | KeptInReview | Stale | Unchanged
+AnswerOutcome = Moved | Refused | Ineligible | KeptInReview | CohortClaimed | Stale | Unchanged
 NavigationOutcome = Moved | Refused | Cancelled | Submitted | Stale | Unchanged
 
 
@@ -147,12 +159,16 @@ async def _check_nik(
     taken = await registration.applications.nik_is_taken(
         nik=index, except_application=draft.id, user_id=_account(draft)
     )
+    if taken and registration.cohort is not None and draft.status == Status.DRAFT:
+        # Held by last year's imported application nobody has taken over: its member may
+        # continue, and the complete identity decides (see _claim_cohort).
+        taken = await registration.cohort.unclaimed(nik=index) is None
     # One refusal whatever the other application's status, so trying NIKs from a few
     # accounts does not tell who applied and how it went; staff see the second claim.
     return Refusal.NIK_TAKEN if taken else None
 
 
-def _assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
+def assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
     """What staff need later: the matched DTSEN facts, the name score and any flags."""
     return {
         "name_score": decision.name_score,
@@ -215,9 +231,15 @@ async def register_answer(
                 if merged.nik_hash
                 else BlindIndex.of(merged.nik, registration.secret)
             )
+        if not correcting and registration.cohort is not None:
+            claimed = await _claim_cohort(
+                registration, registration.cohort, draft, claim, index, update_id
+            )
+            if claimed is not None:
+                return claimed
         record = await registration.dtsen.find_indexed(index)
         decision = assess(claim, record, registration.rules, today)
-        values.update(_assessment_values(decision, record))
+        values.update(assessment_values(decision, record))
         if correcting and not decision.eligible:
             # The previous answers stay; the guarded no-op write still notices an application
             # decided meanwhile (and records the update against redelivery).
@@ -263,6 +285,37 @@ async def register_answer(
     if outcome is not Outcome.DONE:
         return Unchanged()
     return Moved(following, draft.model_copy(update={**values, "step": following}))
+
+
+async def _claim_cohort(
+    registration: Registration,
+    cohort: CohortRepository,
+    draft: Application,
+    claim: Claim,
+    index: BlindIndex,
+    update_id: int,
+) -> AnswerOutcome | None:
+    """A cohort member's identity: take their imported application over when the name and
+    birth date match it; None when the NIK is no unclaimed cohort member's."""
+    holder = await cohort.unclaimed(nik=index)
+    if holder is None or holder.id is None:
+        return None
+    matches = holder.tanggal_lahir == claim.birth_date and (
+        name_similarity(claim.name, holder.nama or "") >= registration.rules.name_threshold
+    )
+    if not matches:
+        # The answer the NIK step gives any NIK already held: nothing more about the member.
+        return Refused(Refusal.NIK_TAKEN)
+    user_id = _account(draft)
+    registration.applications.forget(user_id=user_id)
+    application = await cohort.take_over(
+        application_id=holder.id,
+        draft_id=_id(draft),
+        user_id=user_id,
+        chat_id=draft.chat_id or user_id,
+        update_id=update_id,
+    )
+    return Stale() if application is None else CohortClaimed(application)
 
 
 async def _keep_in_review(
