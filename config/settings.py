@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     program_max_age: int = Field(default=65, ge=0, le=120)
     # Above 0: eligibility.Rules refuses 0, which would fail every assessment, not start-up.
     program_name_match_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    # When a place frees: `auto` approves the first waiting worker (desil, then time) at once;
+    # `staff` sends admins a one-tap button to approve them.
+    program_waitlist_promotion: lifecycle.Promotion = lifecycle.Promotion.AUTO
 
     pii_secret: SecretStr | None = None
 

@@ -49,6 +49,13 @@ class Decision(StrEnum):
     WITHDRAW = "withdraw"
 
 
+class Promotion(StrEnum):
+    """PROGRAM_WAITLIST_PROMOTION: who moves the waiting list when a place frees."""
+
+    AUTO = "auto"  # the first waiting worker is approved at once, by the system
+    STAFF = "staff"  # admins get a one-tap button to approve them
+
+
 class EntryPoint(StrEnum):
     """Where a decision was asked for: a review card's button or a typed command."""
 

@@ -62,6 +62,11 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(
             _("Your place in the verification queue: {position}.").format(position=position)
         )
+    elif application.status == Status.WAITLISTED:
+        position = await context.services.review.waitlist_position(application=application)
+        lines.append(
+            _("Your place on the waiting list: number {position}.").format(position=position)
+        )
     elif application.status == Status.REJECTED and application.decision_reason:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:

@@ -13,6 +13,7 @@ from handlers.context import Context
 from handlers.language import Lookup, translator_for
 from handlers.views import format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
+from storage.waitlist import PROMOTED_KIND
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,12 @@ async def render(notification: Notification, application: Application, context: 
             "Your application {code} was not approved.\nReason: {reason}\n"
             "Questions? Send /bantuan."
         ).format(code=code, reason=escape(application.decision_reason or "-"))
+    if kind == PROMOTED_KIND:
+        return _(
+            "🎉 A place in the programme came free and your application {code}, first on the "
+            "waiting list, has been approved. We will now register you with BPJS "
+            "Ketenagakerjaan and message you your KPJ card number."
+        ).format(code=code)
     if kind == Status.WAITLISTED:
         position = await context.services.review.waitlist_position(application=application)
         return _(
