@@ -10,6 +10,7 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from config.catalogs import LANGUAGES
+from domain.coverage import format_month
 from domain.eligibility import Decision, decode_reasons, worker_message
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
@@ -31,6 +32,7 @@ STATUS_WORDS: dict[str, str] = {
     Status.ENROLLED: N_("registered with BPJS Ketenagakerjaan"),
     Status.WITHDRAWN: N_("withdrawn"),
     Status.CANCELLED: N_("cancelled"),
+    Status.LAPSED: N_("cover lapsed (three months of premiums unpaid)"),
 }
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
 
@@ -76,6 +78,19 @@ async def status_text(application: Application, context: Context) -> str:
                 start=format_date(application.coverage_start, context)
                 if application.coverage_start
                 else "-",
+            )
+        )
+        if application.paid_through is not None:
+            lines.append(
+                _("Cover active until {month}").format(
+                    month=format_month(application.paid_through, context.tr.language)
+                )
+            )
+    elif application.status == Status.LAPSED:
+        lines.append(
+            _(
+                "Three months of premiums were unpaid, so BPJS Ketenagakerjaan ended your "
+                "cover. You can register again with /start."
             )
         )
     elif application.status == Status.INELIGIBLE:
