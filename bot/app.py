@@ -157,6 +157,13 @@ def schedule_jobs(application: RentanApp, settings: Settings) -> None:
         first=settings.housekeeping_interval_seconds,
         name="tidy-drafts",
     )
+    # Cheap (one indexed query) and idempotent, so it runs with housekeeping, not once a day.
+    job_queue.run_repeating(
+        housekeeping.check_cover,
+        interval=settings.housekeeping_interval_seconds,
+        first=settings.housekeeping_interval_seconds,
+        name="check-cover",
+    )
     job_queue.run_repeating(
         notifications.deliver_notifications,
         interval=settings.notification_interval_seconds,

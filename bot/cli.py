@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 from bot import cohort_cli
@@ -417,6 +418,73 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_import_coverage(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from config.catalogs import Catalogs
+    from storage.coverage import (
+        COVERAGE_SUMMARY,
+        CoverageProblem,
+        CoverageReport,
+        import_coverage,
+        parse_coverage_map,
+        sample_lines,
+    )
+    from storage.enrollment import LINE, REASON, KpjFileError
+
+    _ = Catalogs().get(settings.default_language)._
+    try:
+        column_map = parse_coverage_map(args.map or "")
+    except ValueError as error:
+        print(f"rentan-bot: --map: {error}", file=sys.stderr)
+        return 2
+    source = Path(args.file)
+    if not source.is_file():
+        print(f"rentan-bot: no such file: {source}", file=sys.stderr)
+        return 1
+
+    async def _import() -> CoverageReport:
+        async with _open_database(settings) as database:
+            return await import_coverage(
+                database,
+                source,
+                filename=source.name,
+                today=_today_in_the_city(),
+                column_map=column_map,
+                max_rows=settings.kpj_max_rows,
+                max_unpacked=settings.kpj_max_uncompressed_mb * 1024 * 1024,
+            )
+
+    try:
+        report = asyncio.run(_import())
+    except KpjFileError as error:
+        print(f"rentan-bot: import-coverage: {error.message(_)}", file=sys.stderr)
+        return 1
+    for problem in sample_lines(report):
+        print(f"{_(LINE)} {problem.line}: {_(REASON).lower()}: {problem.message(_)}")
+    if len(report.problems) > len(sample_lines(report)):
+        print(f"... +{len(report.problems) - len(sample_lines(report))}")
+    unknown = report.count(CoverageProblem.UNKNOWN_KPJ)
+    future = report.count(CoverageProblem.FUTURE_MONTH)
+    print(
+        _(COVERAGE_SUMMARY).format(
+            applied=report.applied,
+            rows=report.rows,
+            unknown=unknown,
+            future=future,
+            other=len(report.problems) - unknown - future,
+        )
+    )
+    return 0 if report.ok else 1
+
+
+def _today_in_the_city() -> date:
+    """Today's date in Kota Bekasi (WIB, UTC+7), whatever the server's zone."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(hours=7)).date()
+
+
 def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Statistics, the BPJS export and the KPJ import (staff reporting and enrolment)."""
     stats = sub.add_parser("stats", help="print programme statistics")
@@ -442,6 +510,18 @@ def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--actor-id", type=int, default=None, help="Telegram user id recorded in the audit"
     )
     import_kpj.set_defaults(func=_cmd_import_kpj)
+
+    coverage = sub.add_parser(
+        "import-coverage",
+        help="set how far premiums are paid from BPJS's member list (KPJ, iuran s.d.)",
+    )
+    coverage.add_argument("file", help="a .csv or .xlsx file")
+    coverage.add_argument(
+        "--map",
+        metavar="FIELD=COLUMN,...",
+        help="source column names, e.g. kpj=NO_KPJ,paid_through=BULAN_TERAKHIR",
+    )
+    coverage.set_defaults(func=_cmd_import_coverage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Last year's participants still eligible come first for places: an admin approves them in
     # bulk with /perpanjang. False: they wait in the normal queue beside new registrations.
     program_renewal_first: bool = True
+    # When a place frees: `auto` approves the first waiting worker (desil, then time) at once;
+    # `staff` sends admins a one-tap button to approve them.
+    program_waitlist_promotion: lifecycle.Promotion = lifecycle.Promotion.AUTO
 
     pii_secret: SecretStr | None = None
 

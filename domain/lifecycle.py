@@ -22,6 +22,11 @@ class Status(StrEnum):
     ENROLLED = "enrolled"
     WITHDRAWN = "withdrawn"
     CANCELLED = "cancelled"
+    # Three months of premiums unpaid: BPJS has deactivated the BPU membership and the worker
+    # must register again. Its own closed status rather than `enrolled` with lapsed_at: every
+    # count of places (PLACE_HOLDING) and every "one live application per NIK" index then frees
+    # the place and the NIK without a second condition, and /status and the card can say so.
+    LAPSED = "lapsed"
 
 
 # Statuses in which an application holds its NIK and its Telegram account.
@@ -38,6 +43,9 @@ OPEN_STATUSES = (Status.DRAFT, *LIVE_STATUSES)
 EDITABLE_STATUSES = (Status.DRAFT, Status.NEEDS_FIX)
 # Places are taken by approved and enrolled workers; the rest wait.
 PLACE_HOLDING = (Status.APPROVED, Status.ENROLLED)
+# Only enrolled cover can lapse (an approved worker's cover has not started); nobody decides
+# it: the daily cover check applies it from BPJS's paid-through month (storage.lapses).
+LAPSES_FROM = (Status.ENROLLED,)
 
 # Last year's participants imported by `rentan-bot import-cohort` (application.cohort_year set)
 # who still meet the rules wait for renewal as PENDING, not in a status of their own: they are
@@ -58,6 +66,13 @@ class Decision(StrEnum):
     REJECT = "reject"
     FIX = "fix"
     WITHDRAW = "withdraw"
+
+
+class Promotion(StrEnum):
+    """PROGRAM_WAITLIST_PROMOTION: who moves the waiting list when a place frees."""
+
+    AUTO = "auto"  # the first waiting worker is approved at once, by the system
+    STAFF = "staff"  # admins get a one-tap button to approve them
 
 
 class EntryPoint(StrEnum):

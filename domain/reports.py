@@ -43,6 +43,7 @@ STATUS_LABELS: dict[str, str] = {
     "enrolled": N_("Enrolled"),
     "withdrawn": N_("Withdrawn"),
     "cancelled": N_("Cancelled"),
+    "lapsed": N_("Lapsed"),
 }
 
 TITLE = N_("Programme statistics")

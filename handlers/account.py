@@ -10,6 +10,7 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from config.catalogs import LANGUAGES
+from domain.coverage import format_month
 from domain.eligibility import Decision, decode_reasons, worker_message
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
@@ -31,6 +32,7 @@ STATUS_WORDS: dict[str, str] = {
     Status.ENROLLED: N_("registered with BPJS Ketenagakerjaan"),
     Status.WITHDRAWN: N_("withdrawn"),
     Status.CANCELLED: N_("cancelled"),
+    Status.LAPSED: N_("cover lapsed (three months of premiums unpaid)"),
 }
 # A member of last year's cohort waiting for the admin's bulk renewal (/perpanjang).
 RENEWAL_WORDS = N_("waiting for renewal")
@@ -76,6 +78,11 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(
             _("Your place in the verification queue: {position}.").format(position=position)
         )
+    elif application.status == Status.WAITLISTED:
+        position = await context.services.review.waitlist_position(application=application)
+        lines.append(
+            _("Your place on the waiting list: number {position}.").format(position=position)
+        )
     elif application.status == Status.REJECTED and application.decision_reason:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:
@@ -85,6 +92,19 @@ async def status_text(application: Application, context: Context) -> str:
                 start=format_date(application.coverage_start, context)
                 if application.coverage_start
                 else "-",
+            )
+        )
+        if application.paid_through is not None:
+            lines.append(
+                _("Cover active until {month}").format(
+                    month=format_month(application.paid_through, context.tr.language)
+                )
+            )
+    elif application.status == Status.LAPSED:
+        lines.append(
+            _(
+                "Three months of premiums were unpaid, so BPJS Ketenagakerjaan ended your "
+                "cover. You can register again with /start."
             )
         )
     elif application.status == Status.INELIGIBLE:

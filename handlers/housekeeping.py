@@ -11,8 +11,11 @@ from telegram.error import Forbidden, TelegramError
 
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
+from handlers.notifications import deliver_notifications
+from handlers.staff_decisions import offer_freed_place
 from storage.drafts import ATTEMPT_WINDOW
 from storage.updates import REDELIVERY_WINDOW
+from usecases.coverage import review_cover
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +61,20 @@ async def tidy_drafts(context: Context) -> None:
     if denied:
         log.info("deleted %d old audit rows of refused staff actions", denied)
     await services.staff.drop_expired_inputs(now=now)
+
+
+async def check_cover(context: Context) -> None:
+    """Warn admins two weeks before a member's cover lapses and lapse the members three months
+    unpaid (their places go to the waiting list); delivered through the outbox."""
+    services = context.services
+    # The calendar day in Kota Bekasi (WIB, UTC+7), whatever the server's zone.
+    today = (services.clock() + timedelta(hours=7)).date()
+    reviewed = await review_cover(
+        services.database, services.staff, services.settings, today=today
+    )
+    if reviewed.check.lapsed:
+        log.info("cover lapsed for %d members", len(reviewed.check.lapsed))
+    if reviewed.offer is not None:
+        await offer_freed_place(context, reviewed.offer)
+    if reviewed.notified:
+        await deliver_notifications(context)

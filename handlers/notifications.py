@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
+from domain.coverage import format_month, lapse_day
 from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
 from handlers.views import format_date, keyboard_for, prompt_text
+from storage.lapses import WARNING_KIND
 from storage.models import Application, Notification, Status
+from storage.waitlist import PROMOTED_KIND
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,29 @@ async def render(notification: Notification, application: Application, context: 
             "Your application {code} was not approved.\nReason: {reason}\n"
             "Questions? Send /bantuan."
         ).format(code=code, reason=escape(application.decision_reason or "-"))
+    if kind == WARNING_KIND and application.paid_through is not None:
+        # To an admin: the member's cover is two weeks from lapsing.
+        last_day = lapse_day(application.paid_through) - timedelta(days=1)
+        return _(
+            "⚠️ Cover of {code} is paid through {month}. Unless BPJS Ketenagakerjaan receives "
+            "the premiums by {day}, three months are unpaid and the membership is deactivated. "
+            "/tinjau {code}"
+        ).format(
+            code=code,
+            month=format_month(application.paid_through, context.tr.language),
+            day=format_date(last_day, context),
+        )
+    if kind == Status.LAPSED:
+        return _(
+            "Your BPJS Ketenagakerjaan cover ({code}) has ended: three months of premiums were "
+            "unpaid. You can register again with /start; questions: /bantuan."
+        ).format(code=code)
+    if kind == PROMOTED_KIND:
+        return _(
+            "🎉 A place in the programme came free and your application {code}, first on the "
+            "waiting list, has been approved. We will now register you with BPJS "
+            "Ketenagakerjaan and message you your KPJ card number."
+        ).format(code=code)
     if kind == Status.WAITLISTED:
         position = await context.services.review.waitlist_position(application=application)
         return _(

@@ -9,6 +9,7 @@ from domain.i18n import N_
 from domain.lifecycle import PLACE_HOLDING
 from handlers.common import answer_query, message_of, user_of
 from handlers.context import Context
+from handlers.notifications import deliver_notifications
 from handlers.staff_decisions import offer_freed_place
 from usecases.erasure import erase
 
@@ -58,7 +59,6 @@ async def confirm_erase(update: Update, context: Context) -> None:
     erased = await erase(
         services.database,
         services.applications,
-        services.review,
         services.staff,
         context.settings,
         user_id=user.id,
@@ -86,6 +86,9 @@ async def confirm_erase(update: Update, context: Context) -> None:
                 continue
     if erased.offer is not None:
         await offer_freed_place(context, erased.offer)
+        if erased.offer.promoted:
+            # The promoted worker's notification waits in the outbox.
+            context.application.create_task(deliver_notifications(context))
 
 
 def build() -> list[BaseHandler[Update, Context, None]]:

@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 
+from domain.coverage import format_month
 from domain.eligibility import age_on, decode_reasons
 from domain.flow import FIELD_LABELS
 from domain.i18n import N_
@@ -177,6 +178,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     )
     if risks:
         lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
+    lines += cover_lines(application, context)
     if application.decided_at is not None:
         lines.append(
             _("Last decision by {actor} at {when}").format(
@@ -185,6 +187,26 @@ async def card_text(application: Application, context: Context, member: StaffMem
             )
         )
     return "\n".join(lines)
+
+
+def cover_lines(application: Application, context: Context) -> list[str]:
+    """How far premiums are paid (BPJS's member list), and when cover lapsed."""
+    _ = context._
+    lines = []
+    if application.paid_through is not None:
+        lines.append(
+            _("Premiums paid through: {month}").format(
+                month=format_month(application.paid_through, context.tr.language)
+            )
+        )
+    if application.lapsed_at is not None:
+        lines.append(
+            "⚠️ "
+            + _("Cover lapsed on {when} (three months unpaid)").format(
+                when=format_date(application.lapsed_at.date(), context)
+            )
+        )
+    return lines
 
 
 def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:

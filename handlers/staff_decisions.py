@@ -282,12 +282,29 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
 
 
 async def offer_freed_place(context: Context, offer: FreedPlaceOffer) -> None:
-    """A place came free: offer the first waiting application to every staff member."""
-    text = context._("A place is free. First on the waiting list: {code} — /tinjau {code}").format(
-        code=offer.code
-    )
+    """A place came free: tell every staff member who was promoted into it, or offer them the
+    first waiting application with a one-tap Approve (PROGRAM_WAITLIST_PROMOTION=staff)."""
+    _ = context._
+    markup = None
+    if offer.promoted:
+        text = _(
+            "A place came free: {code}, first on the waiting list, was approved automatically."
+        ).format(code=offer.code)
+    else:
+        text = _("A place is free. First on the waiting list: {code} — /tinjau {code}").format(
+            code=offer.code
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        _("✅ Approve"), callback_data=f"sv:ap:{offer.application_id}"
+                    )
+                ]
+            ]
+        )
     for user_id in offer.recipients:
         try:
-            await context.bot.send_message(user_id, text)
+            await context.bot.send_message(user_id, text, reply_markup=markup)
         except Exception:
             continue

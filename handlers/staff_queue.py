@@ -74,6 +74,8 @@ async def _queue_page(
             f"{number}. <code>{escape(entry.code)}</code> · desil {entry.desil or '-'} · "
             f"{escape(kecamatan)} · {submitted}"
         )
+    if page == 0:
+        lines += await _waitlist_lines(context, member)
     lines.append("")
     lines.append(_("Review the next one with /tinjau, or /tinjau NUMBER."))
     buttons = []
@@ -82,3 +84,21 @@ async def _queue_page(
     if len(entries) == PAGE_SIZE:
         buttons.append(InlineKeyboardButton("▶", callback_data=f"sq:{page + 1}"))
     return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def _waitlist_lines(context: Context, member: StaffMember) -> list[str]:
+    """The head of the waiting list, in the order freed places go to it."""
+    _ = context._
+    entries = await context.services.review.queue(
+        status=Status.WAITLISTED, limit=PAGE_SIZE, kecamatan=member.kecamatan or None
+    )
+    if not entries:
+        return []
+    lines = ["", _("<b>Waiting list</b> (a freed place goes to the first)")]
+    for number, entry in enumerate(entries, start=1):
+        since = entry.submitted_at.strftime("%d-%m %H:%M") if entry.submitted_at else "-"
+        lines.append(
+            f"{number}. <code>{escape(entry.code)}</code> · desil {entry.desil or '-'} · "
+            + _("since {when}").format(when=since)
+        )
+    return lines

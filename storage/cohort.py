@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -32,8 +32,8 @@ from storage.models import (
     Notification,
     utcnow,
 )
-from storage.review import QUOTA_LOCK_KEY
 from storage.updates import claim_update
+from storage.waitlist import lock_places
 
 _APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -222,10 +222,7 @@ class CohortRepository:
         it meanwhile nothing is approved and the new count comes back to be confirmed.
         """
         async with self._db.write() as session, session.begin():
-            if self._db.dialect == "postgresql":
-                await session.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY}
-                )
+            await lock_places(session, self._db.dialect)
             if update_id is not None and not await claim_update(
                 session, self._db.dialect, update_id
             ):

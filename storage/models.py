@@ -184,6 +184,8 @@ class Application(SQLModel, table=True):
     paid_through: date | None = None
     lapsed_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     assisted_by: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The paid_through month admins were warned about (once per member and month).
+    lapse_warned_for: date | None = None
 
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)

@@ -27,6 +27,7 @@ from storage.models import (
     UserPreference,
     utcnow,
 )
+from storage.waitlist import Filled, Places, fill_freed_places, lock_places
 
 _APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
@@ -173,17 +174,23 @@ class Erasure:
     withdrawn_codes: tuple[str, ...]
     # NIK, name, KPJ and dates kept until staff have deregistered the worker with BPJS.
     kept_for_deregistration: bool = False
+    # What the waiting list did with the places freed (None: none freed, or no `places`).
+    filled: Filled | None = None
 
 
-async def erase_user(database: Database, *, user_id: int) -> Erasure:
+async def erase_user(database: Database, *, user_id: int, places: Places | None = None) -> Erasure:
     """Withdraw consent: delete every application and preference of one account, and unlink
     its NIK attempts from the NIKs.
 
     An approved or enrolled application is withdrawn first (its place is freed); the audit
     trail keeps the state changes and the staff who made them, but no personal data and not
-    the worker's Telegram id.
+    the worker's Telegram id. With `places`, a freed place goes to the waiting list in the same
+    transaction (`storage.waitlist`).
     """
     async with database.write() as session, session.begin():
+        if places is not None:
+            # Before any row lock, in the order approvals take them: quota, then rows.
+            await lock_places(session, database.dialect)
         # Locked as read (PostgreSQL; SQLite's write transaction already excludes writers): a
         # decision landing meanwhile waits, and an approval is withdrawn and reported, never
         # deleted as if it were still pending.
@@ -260,10 +267,14 @@ async def erase_user(database: Database, *, user_id: int) -> Erasure:
         await session.execute(
             delete(UserPreference).where(col(UserPreference.telegram_user_id) == user_id)
         )
+        filled = None
+        if withdrawn and places is not None:
+            filled = await fill_freed_places(session, places)
         erasure = Erasure(
             applications=len(ids),
             withdrawn_codes=tuple(withdrawn),
             kept_for_deregistration=bool(kept),
+            filled=filled,
         )
     # The erased values would otherwise stay in the WAL's old frames until the next checkpoint.
     await database.checkpoint()

@@ -16,18 +16,23 @@ from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy import func, text, update
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from domain.lifecycle import PLACE_HOLDING, Decision, Status, frees_place, status_after
+from domain.lifecycle import (
+    PLACE_HOLDING,
+    Decision,
+    Promotion,
+    Status,
+    frees_place,
+    status_after,
+)
 from storage.engine import Database
 from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, Notification, utcnow
 from storage.queue import position_in, priority
 from storage.updates import claim_update
-
-# PostgreSQL advisory lock key for "the quota" (any constant shared by every process).
-QUOTA_LOCK_KEY = 0x52454E54
+from storage.waitlist import Filled, Places, fill_freed_places, lock_places
 
 
 class Result(StrEnum):
@@ -53,6 +58,8 @@ class DecisionOutcome:
     previous_status: str | None = None
     waitlist_position: int | None = None
     freed_place: bool = False
+    # What the waiting list did with the freed place (promoted, or the first one to offer).
+    filled: Filled | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +95,7 @@ class ReviewRepository:
 
     async def _lock_quota(self, session: AsyncSession) -> None:
         # SQLite write sessions already hold the database write lock (BEGIN IMMEDIATE).
-        if self._db.dialect == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY}
-            )
+        await lock_places(session, self._db.dialect)
 
     async def counts(self, *, kecamatan: Sequence[str] | None = None) -> dict[str, int]:
         """Applications per status (optionally within some kecamatan)."""
@@ -237,8 +241,12 @@ class ReviewRepository:
         reason: str | None = None,
         fix_field: str | None = None,
         update_id: int | None = None,
+        promotion: Promotion = Promotion.AUTO,
     ) -> DecisionOutcome:
         """Apply one decision if the application is in one of `allowed_from`; audit and notify.
+
+        A decision that frees a place hands it to the waiting list in the same transaction
+        (`storage.waitlist.fill_freed_places`, as `promotion` says).
 
         The update that asked for it is recorded in the same transaction, so the same update
         delivered again after a crash is recognised and not decided a second time (a
@@ -254,6 +262,7 @@ class ReviewRepository:
                 reason=reason,
                 fix_field=fix_field,
                 update_id=update_id,
+                places=Places(effective_quota, promotion),
             )
         except _ChangedMeanwhile:
             # Another decision (or the worker) won and nothing of this one was written. The
@@ -278,9 +287,12 @@ class ReviewRepository:
         reason: str | None,
         fix_field: str | None,
         update_id: int | None,
+        places: Places,
     ) -> DecisionOutcome:
         async with self._db.write() as session, session.begin():
-            if decision is Decision.APPROVE:
+            # Approvals take places, and a decision from a place-holding status may free one
+            # for the waiting list: both count places under the quota lock, taken first.
+            if decision is Decision.APPROVE or any(s in PLACE_HOLDING for s in allowed_from):
                 await self._lock_quota(session)
             application = await session.get(Application, application_id)
             if application is None:
@@ -361,7 +373,8 @@ class ReviewRepository:
             if target is Status.WAITLISTED:
                 position = await position_in(session, application, Status.WAITLISTED)
             freed = frees_place(before, target)
-            return DecisionOutcome(result, application, before, position, freed)
+            filled = await fill_freed_places(session, places) if freed else None
+            return DecisionOutcome(result, application, before, position, freed, filled)
 
     async def record_denied(self, *, actor_id: int, action: str, detail: str) -> None:
         """Audit a refused staff action (not staff, forged button, wrong role)."""

@@ -11,6 +11,7 @@ from domain.lifecycle import (
     COMMAND_FROM,
     DECIDABLE_ON_CARD,
     EDITABLE_STATUSES,
+    LAPSES_FROM,
     LIVE_STATUSES,
     OPEN_STATUSES,
     PLACE_HOLDING,
@@ -85,7 +86,14 @@ def test_commands_reach_everything_cards_reach() -> None:
 
 def test_no_decision_applies_to_a_draft_or_a_closed_application() -> None:
     """Drafts belong to the worker; rejected, withdrawn, cancelled and ineligible are final."""
-    closed = {Status.DRAFT, Status.REJECTED, Status.WITHDRAWN, Status.CANCELLED, Status.INELIGIBLE}
+    closed = {
+        Status.DRAFT,
+        Status.REJECTED,
+        Status.WITHDRAWN,
+        Status.CANCELLED,
+        Status.INELIGIBLE,
+        Status.LAPSED,
+    }
     for entry in EntryPoint:
         for decision in Decision:
             assert not closed & set(allowed_from(decision, entry))
@@ -115,6 +123,13 @@ def test_status_sets_nest() -> None:
 def test_a_place_is_freed_only_by_leaving_the_place_holders(before: Status, after: Status) -> None:
     """Freed exactly when an application moves from holding a place to not holding one."""
     assert frees_place(before, after) == (before in PLACE_HOLDING and after not in PLACE_HOLDING)
+
+
+def test_lapsed_cover_frees_the_place_and_the_nik() -> None:
+    """A lapse (three months unpaid) leaves the place holders and the live statuses: the
+    place goes to the waiting list and the worker may register again."""
+    assert all(frees_place(before, Status.LAPSED) for before in LAPSES_FROM)
+    assert Status.LAPSED not in LIVE_STATUSES
 
 
 def test_withdrawing_an_approval_frees_its_place() -> None:

@@ -130,6 +130,7 @@ async def test_statistics_count_every_status_and_break_down_live_applications(
         "enrolled": 1,
         "withdrawn": 0,
         "cancelled": 0,
+        "lapsed": 0,
     }
     assert dict(stats.by_occupation) == {"ojol": 3, "sopir": 1, "pemulung": 1}
     assert dict(stats.by_kecamatan) == {"327501": 2, "327502": 1, "327503": 2}

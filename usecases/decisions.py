@@ -9,6 +9,7 @@ from domain.lifecycle import Decision, EntryPoint, allowed_from, may_decide
 from domain.roles import StaffMember
 from storage.review import DecisionOutcome, Result, ReviewRepository
 from storage.staff import StaffRepository
+from storage.waitlist import Filled
 
 
 class NotPermitted(Exception):
@@ -17,10 +18,13 @@ class NotPermitted(Exception):
 
 @dataclass(frozen=True)
 class FreedPlaceOffer:
-    """A place came free: the first waiting application, and every staff member to tell."""
+    """A place came free: the waiting application that got it (promoted automatically) or is
+    offered for a one-tap approval, and every staff member to tell."""
 
     code: str
     recipients: tuple[int, ...]
+    application_id: int = 0
+    promoted: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,20 +74,29 @@ async def decide(
         reason=reason,
         fix_field=fix_field,
         update_id=update_id,
+        promotion=settings.program_waitlist_promotion,
     )
     taken = None
     if outcome.result is Result.DONE and decision is Decision.APPROVE:
         taken = await review.places_taken()
-    offer = await freed_place_offer(review, staff, settings) if outcome.freed_place else None
+    offer = await freed_place_offer(staff, settings, outcome.filled)
     return Decided(outcome, quota, taken, offer)
 
 
 async def freed_place_offer(
-    review: ReviewRepository, staff: StaffRepository, settings: Settings
+    staff: StaffRepository, settings: Settings, filled: Filled | None
 ) -> FreedPlaceOffer | None:
-    """The first waiting application and every staff member, or None when nobody waits."""
-    waiting = await review.first_waitlisted()
-    if waiting is None:
+    """What staff hear of freed places: the worker promoted into one, or the first waiting one
+    offered with a button; None when nobody waits (or no place was freed)."""
+    if filled is None:
+        return None
+    if filled.promoted:
+        waiting, promoted = filled.promoted[0], True
+    elif filled.offered is not None:
+        waiting, promoted = filled.offered, False
+    else:
         return None
     recipients = set(settings.staff_ids) | {row.telegram_user_id for row in await staff.all()}
-    return FreedPlaceOffer(waiting.code or "", tuple(sorted(recipients)))
+    return FreedPlaceOffer(
+        waiting.code, tuple(sorted(recipients)), waiting.application_id, promoted
+    )

@@ -9,8 +9,8 @@ from config.settings import Settings
 from storage.applications import ApplicationRepository
 from storage.engine import Database
 from storage.retention import erase_user
-from storage.review import ReviewRepository
 from storage.staff import StaffRepository
+from storage.waitlist import Places
 from usecases.decisions import FreedPlaceOffer, freed_place_offer
 
 
@@ -29,7 +29,6 @@ class Erased:
 async def erase(
     database: Database,
     applications: ApplicationRepository,
-    review: ReviewRepository,
     staff: StaffRepository,
     settings: Settings,
     *,
@@ -41,12 +40,14 @@ async def erase(
     The process's caches of the account (its draft, its language) are dropped too, so nothing
     erased is served from memory afterwards.
     """
-    erasure = await erase_user(database, user_id=user_id)
+    erasure = await erase_user(
+        database,
+        user_id=user_id,
+        places=Places(settings.effective_quota, settings.program_waitlist_promotion),
+    )
     applications.forget(user_id=user_id)
     languages.pop(user_id, None)
-    offer = None
-    if erasure.withdrawn_codes:
-        offer = await freed_place_offer(review, staff, settings)
+    offer = await freed_place_offer(staff, settings, erasure.filled)
     return Erased(
         kept_for_deregistration=erasure.kept_for_deregistration,
         withdrawn_codes=erasure.withdrawn_codes,
