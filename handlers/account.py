@@ -10,13 +10,14 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from config.catalogs import LANGUAGES
-from domain.eligibility import Decision, decode_reasons, worker_message
+from domain.eligibility import Decision, decode_reasons
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.language import remember_language, translator_for
+from handlers.refusals import refusal_text
 from handlers.views import ask_again, format_date, summary_text
 from storage.models import Application, Status
 
@@ -74,7 +75,7 @@ async def status_text(application: Application, context: Context) -> str:
             )
         )
     elif application.status == Status.INELIGIBLE:
-        lines.append(_(ineligible_note(application)))
+        lines.append(ineligible_note(application, context))
     elif application.status == Status.NEEDS_FIX and application.fix_field:
         field = FIELD_LABELS.get(Step(application.fix_field), application.fix_field)
         lines.append(
@@ -87,14 +88,14 @@ async def status_text(application: Application, context: Context) -> str:
     return "\n".join(lines)
 
 
-def ineligible_note(application: Application) -> str:
+def ineligible_note(application: Application, context: Context) -> str:
     """The same neutral wording the worker saw at the end of the check."""
     decision = Decision(
         eligible=False,
         reasons=decode_reasons(application.eligibility_reasons),
         name_score=application.name_score,
     )
-    return worker_message(decision)
+    return refusal_text(decision, context)
 
 
 async def my_data(update: Update, context: Context) -> None:

@@ -11,6 +11,7 @@ from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
+from handlers.refusals import self_pay_text
 from handlers.views import format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
 
@@ -34,10 +35,12 @@ async def render(notification: Notification, application: Application, context: 
         ).format(code=code, reason=escape(application.decision_reason or "-"))
     if kind == Status.WAITLISTED:
         position = await context.services.review.waitlist_position(application=application)
-        return _(
+        waiting = _(
             "The programme's places are full for now. Your application {code} is on the waiting "
             "list at position {position}; we will message you when a place is free."
         ).format(code=code, position=position)
+        # A full quota is a refusal for now: the worker hears what else there is.
+        return f"{waiting}\n\n{self_pay_text(context)}"
     if kind == Status.ENROLLED:
         start = (
             format_date(application.coverage_start, context) if application.coverage_start else "-"

@@ -28,7 +28,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from domain.eligibility import worker_message
 from domain.flow import CHOICES, READERS, InvalidAnswer, Navigation, Step, Values, has_buttons
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
@@ -37,6 +36,7 @@ from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_TEXT, CONSENT_VERSION
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
+from handlers.refusals import RETRY, refusal_keyboard, refusal_text
 from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
 from storage.models import Application, Status
 from usecases.registration import (
@@ -190,6 +190,15 @@ async def consent_refused(update: Update, context: Context) -> None:
                 "Understood: nothing has been stored. You can register later by sending /start."
             )
         )
+
+
+async def try_again(update: Update, context: Context) -> None:
+    """ "Try again" under a refusal: the refusal stays as it was read, and the registration
+    starts anew (the same NIK costs no new attempt; other checks count as usual)."""
+    query = _query_of(update)
+    await answer_query(query)
+    await _drop_buttons(query)
+    await start(update, context)
 
 
 # --- answers: text, contact, buttons ----------------------------------------------------------
@@ -375,9 +384,9 @@ async def _render(
         await ask_again(message, draft, context, reason)
     elif isinstance(outcome, Ineligible):
         await message.reply_text(
-            _(worker_message(outcome.decision)),
+            refusal_text(outcome.decision, context),
             parse_mode=ParseMode.HTML,
-            reply_markup=ReplyKeyboardRemove(),
+            reply_markup=refusal_keyboard(context),
         )
     elif isinstance(outcome, KeptInReview):
         await message.reply_text(
@@ -503,6 +512,7 @@ def build() -> list[BaseHandler[Update, Context, None]]:
         CommandHandler("batal", cancel, filters=private),
         CallbackQueryHandler(consent_given, pattern=r"^consent:yes$"),
         CallbackQueryHandler(consent_refused, pattern=r"^consent:no$"),
+        CallbackQueryHandler(try_again, pattern=f"^{RETRY}$"),
         CallbackQueryHandler(answer_button, pattern=r"^reg:"),
         MessageHandler(private & filters.TEXT & ~filters.COMMAND, answer_text),
         MessageHandler(private & filters.CONTACT, answer_contact),

@@ -225,6 +225,30 @@ async def test_ineligible_worker_reads_the_neutral_wording_and_staff_see_the_rea
     assert card.button_labels() == []
 
 
+async def test_refused_worker_reads_one_next_step_the_other_routes_and_the_office_phone(
+    harness: Harness,
+) -> None:
+    """Not found and desil read exactly alike: try again, DTSEN's update routes, paying for
+    oneself at the configured premium and month, and the office's number."""
+    texts = []
+    for user_id, changes in ((200011, None), (200012, {"desil": 9})):
+        person = make_person(user_id)
+        if changes is not None:
+            await seed(harness, person, **changes)
+        user = harness.user(user_id)
+        await reach_nik(user)
+        await give_identity(user, person)
+        reply = await user.expect(NO_MATCH)
+        assert reply.button_labels() == ["🔁 Coba lagi"]
+        texts.append(reply.text)
+    first, second = texts
+    assert first == second
+    for words in ("coba lagi", "Cek Bansos", "musyawarah kelurahan", "Rp8.400", "Maret 2027"):
+        assert words in first
+    assert "JMO" in first
+    assert "Telepon 1500444" in first
+
+
 @pytest.mark.parametrize(
     ("birth_date", "code"), [(date(1950, 3, 4), "too_old"), (date(2010, 3, 4), "too_young")]
 )
@@ -237,7 +261,9 @@ async def test_worker_outside_the_age_range_is_told_so(
     user = harness.user(200020)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"rentang usia")
+    refusal = await user.expect(r"rentang usia")
+    assert "rentang usia 18 sampai 65 tahun" in refusal.text
+    assert "1500444" in refusal.text
     [stored] = await applications_of(harness, 200020)
     assert stored.status == Status.INELIGIBLE
     assert code in (stored.eligibility_reasons or "")
