@@ -106,30 +106,58 @@ async def start(update: Update, context: Context) -> None:
             ).format(code=existing.code or "-")
         )
         return
-    buttons = InlineKeyboardMarkup(
-        [[_button(context._("✅ I agree"), "consent:yes"), _button(context._("No"), "consent:no")]]
-    )
     await message.reply_text(
-        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=buttons
+        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=_consent_buttons(context)
     )
 
 
-def welcome_text(context: Context) -> str:
-    """The welcome and the consent text (UU PDP), as /start shows them."""
+def _consent_buttons(context: Context, *, details: bool = False) -> InlineKeyboardMarkup:
+    """Agree / No, and on the short screen a button to the consent's details."""
+    # The agreement records which text was on screen when it was given.
+    agree = "consent:yes:details" if details else "consent:yes"
+    rows = [[_button(context._("✅ I agree"), agree), _button(context._("No"), "consent:no")]]
+    if not details:
+        rows.append([_button(context._("ℹ️ More about your data"), "consent:details")])
+    return InlineKeyboardMarkup(rows)
+
+
+def welcome_text(context: Context, *, details: bool = False) -> str:
+    """The first screen: the city, the programme, who it is for and a short consent question
+    (UU PDP); with `details`, the whole consent text instead of the short question."""
     settings = context.settings
     welcome = context._(
-        "Welcome to the BPJS Ketenagakerjaan registration for informal workers.\n"
-        "The city pays your JKK (work accident) and JKM (death benefit) premiums: "
-        "it is free for you."
+        "Welcome to <b>{program}</b>, {city}.\n"
+        "The city pays your BPJS Ketenagakerjaan premiums (JKK work accident, JKM death "
+        "benefit): free for you. For informal workers aged {min_age}-{max_age} listed in DTSEN."
+    ).format(
+        program=escape(settings.program_name),
+        city=escape(settings.city_name),
+        min_age=settings.program_min_age,
+        max_age=settings.program_max_age,
     )
-    who = context._(
-        "For informal workers (ojol, drivers, construction labourers, small traders, waste "
-        "pickers) aged {min_age}-{max_age} who live in the programme area and are listed in DTSEN."
-    ).format(min_age=settings.program_min_age, max_age=settings.program_max_age)
+    if not details:
+        consent = context._(
+            "To check and register you, we store your NIK, name, date of birth, phone, work, "
+            "address and heir (UU PDP). Do you agree?"
+        )
+        return f"{welcome}\n\n{consent}"
     consent = context._(CONSENT_TEXT).format(
         draft_hours=settings.draft_expiry_hours, ineligible_days=settings.ineligible_retention_days
     )
-    return f"{welcome}\n{who}\n\n{consent}"
+    return f"{welcome}\n\n{consent}"
+
+
+async def consent_details(update: Update, context: Context) -> None:
+    """The consent's details, in place of the short screen, with Agree / No."""
+    query = _query_of(update)
+    await answer_query(query)
+    # Pressed twice: the text is already the detailed one.
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_text(
+            welcome_text(context, details=True),
+            parse_mode=ParseMode.HTML,
+            reply_markup=_consent_buttons(context, details=True),
+        )
 
 
 async def consent_given(update: Update, context: Context) -> None:
@@ -158,7 +186,8 @@ async def _open_draft(update: Update, query: CallbackQuery, context: Context) ->
         step = Step(existing.step or Step.NIK)
         markup = keyboard_for(step, existing, context)
         text = (
-            f"{welcome_text(context)}\n\n{escape(context._('✅ I agree'))}"
+            f"{welcome_text(context, details=query.data == 'consent:yes:details')}"
+            f"\n\n{escape(context._('✅ I agree'))}"
             f"\n\n{prompt_text(step, existing, context)}"
         )
         if not isinstance(markup, ReplyKeyboardMarkup):
@@ -510,7 +539,8 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler(["start", "daftar"], start, filters=private),
         CommandHandler("batal", cancel, filters=private),
-        CallbackQueryHandler(consent_given, pattern=r"^consent:yes$"),
+        CallbackQueryHandler(consent_given, pattern=r"^consent:yes(:details)?$"),
+        CallbackQueryHandler(consent_details, pattern=r"^consent:details$"),
         CallbackQueryHandler(consent_refused, pattern=r"^consent:no$"),
         CallbackQueryHandler(try_again, pattern=f"^{RETRY}$"),
         CallbackQueryHandler(answer_button, pattern=r"^reg:"),

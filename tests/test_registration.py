@@ -156,7 +156,11 @@ async def test_nothing_is_stored_before_consent(harness: Harness) -> None:
     await user.send("/start")
     welcome = await user.expect(r"Selamat datang")
     assert "UU PDP" in welcome.text
-    assert welcome.button_labels() == ["✅ Setuju", "Tidak setuju"]
+    assert welcome.button_labels() == [
+        "✅ Setuju",
+        "Tidak setuju",
+        "ℹ️ Selengkapnya tentang data Anda",
+    ]
     await user.press("Tidak setuju")
     await user.expect(r"tidak ada data yang disimpan")
     assert await applications_of(harness, 200002) == []
@@ -176,6 +180,27 @@ async def test_consent_message_keeps_its_text_records_the_choice_and_asks_the_ni
     assert "✅ Setuju" in asked.text
     assert asked.button_labels() == []
     assert [m.message_id for m in user.messages() if m.from_bot] == [welcome.message_id]
+
+
+async def test_first_screen_is_short_names_city_and_programme_and_keeps_details_behind_a_button(
+    harness: Harness,
+) -> None:
+    """At most ~400 characters before the first question; the whole consent text one tap away,
+    and agreeing there records that text."""
+    user = harness.user(200004)
+    await user.send("/start")
+    welcome = await user.expect(r"Selamat datang")
+    assert len(welcome.text) <= 400
+    assert "Kota Bekasi" in welcome.text
+    assert "BPJS Ketenagakerjaan Pekerja Rentan" in welcome.text
+    assert "usia 18-65" in welcome.text
+    await user.press("ℹ️ Selengkapnya tentang data Anda")
+    details = await user.expect(r"Berapa lama")
+    assert details.message_id == welcome.message_id
+    assert details.button_labels() == ["✅ Setuju", "Tidak setuju"]
+    await user.press("✅ Setuju")
+    asked = await user.expect(r"\(1/9\) Kirim NIK")
+    assert "Berapa lama" in asked.text
 
 
 INELIGIBLE_CASES = {
@@ -586,7 +611,7 @@ async def test_language_switch_is_remembered(harness: Harness) -> None:
     await user.expect(r"Language set to English")
     await harness.restart()
     await user.send("/start")
-    await user.expect(r"Welcome to the BPJS Ketenagakerjaan registration")
+    await user.expect(r"Welcome to BPJS Ketenagakerjaan Pekerja Rentan")
 
 
 async def test_language_button_pressed_twice_sets_it_once_without_an_apology(
