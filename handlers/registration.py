@@ -18,7 +18,6 @@ from typing import Any
 from telegram import (
     CallbackQuery,
     InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -28,16 +27,27 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from domain.flow import CHOICES, READERS, InvalidAnswer, Navigation, Step, Values, has_buttons
+from domain.flow import (
+    CHOICES,
+    READERS,
+    InvalidAnswer,
+    Navigation,
+    Step,
+    Values,
+    has_buttons,
+    same_answer,
+    typed_choice,
+)
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
-from domain.program import CONSENT_TEXT, CONSENT_VERSION
+from domain.program import CONSENT_VERSION
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.refusals import RETRY, refusal_keyboard, refusal_text
 from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
+from handlers.welcome import consent_buttons, consent_details, welcome_text
 from storage.models import Application, Status
 from usecases.registration import (
     AnswerOutcome,
@@ -107,57 +117,8 @@ async def start(update: Update, context: Context) -> None:
         )
         return
     await message.reply_text(
-        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=_consent_buttons(context)
+        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=consent_buttons(context)
     )
-
-
-def _consent_buttons(context: Context, *, details: bool = False) -> InlineKeyboardMarkup:
-    """Agree / No, and on the short screen a button to the consent's details."""
-    # The agreement records which text was on screen when it was given.
-    agree = "consent:yes:details" if details else "consent:yes"
-    rows = [[_button(context._("✅ I agree"), agree), _button(context._("No"), "consent:no")]]
-    if not details:
-        rows.append([_button(context._("ℹ️ More about your data"), "consent:details")])
-    return InlineKeyboardMarkup(rows)
-
-
-def welcome_text(context: Context, *, details: bool = False) -> str:
-    """The first screen: the city, the programme, who it is for and a short consent question
-    (UU PDP); with `details`, the whole consent text instead of the short question."""
-    settings = context.settings
-    welcome = context._(
-        "Welcome to <b>{program}</b>, {city}.\n"
-        "The city pays your BPJS Ketenagakerjaan premiums (JKK work accident, JKM death "
-        "benefit): free for you. For informal workers aged {min_age}-{max_age} listed in DTSEN."
-    ).format(
-        program=escape(settings.program_name),
-        city=escape(settings.city_name),
-        min_age=settings.program_min_age,
-        max_age=settings.program_max_age,
-    )
-    if not details:
-        consent = context._(
-            "To check and register you, we store your NIK, name, date of birth, phone, work, "
-            "address and heir (UU PDP). Do you agree?"
-        )
-        return f"{welcome}\n\n{consent}"
-    consent = context._(CONSENT_TEXT).format(
-        draft_hours=settings.draft_expiry_hours, ineligible_days=settings.ineligible_retention_days
-    )
-    return f"{welcome}\n\n{consent}"
-
-
-async def consent_details(update: Update, context: Context) -> None:
-    """The consent's details, in place of the short screen, with Agree / No."""
-    query = _query_of(update)
-    await answer_query(query)
-    # Pressed twice: the text is already the detailed one.
-    with contextlib.suppress(BadRequest):
-        await query.edit_message_text(
-            welcome_text(context, details=True),
-            parse_mode=ParseMode.HTML,
-            reply_markup=_consent_buttons(context, details=True),
-        )
 
 
 async def consent_given(update: Update, context: Context) -> None:
@@ -236,12 +197,17 @@ async def try_again(update: Update, context: Context) -> None:
 async def answer_text(update: Update, context: Context) -> None:
     """A text answer to the current step (or a nudge when there is no registration)."""
     message = message_of(update)
+    text = message.text or ""
+    if same_answer(text, context.services.catalogs.every("✅ I agree")) and await _typed_consent(
+        message, update, context
+    ):
+        return
     draft = await _draft_or_hint(message, update, context)
     if draft is None:
         return
     step = Step(draft.step or Step.NIK)
     if has_buttons(step):
-        await ask_again(message, draft, context, context._("Please choose one of the buttons."))
+        await _typed_press(message, update, draft, step, context)
         return
     try:
         values = READERS[step](message.text or "", facts_of(draft, context))
@@ -252,6 +218,42 @@ async def answer_text(update: Update, context: Context) -> None:
         await ask_again(message, draft, context, reason)
         return
     await _register(message, update, draft, step, values, context)
+
+
+async def _typed_press(
+    message: Message, update: Update, draft: Application, step: Step, context: Context
+) -> None:
+    """A button's label typed instead of pressed ("ojol", "Sopir", "kirim"): taken as the
+    press, in either language; anything else asks for the buttons."""
+    facts = facts_of(draft, context)
+    value = typed_choice(step, message.text or "", facts, context.services.catalogs.every)
+    if value is None:
+        await ask_again(message, draft, context, context._("Please choose one of the buttons."))
+        return
+    chosen = CHOICES[step](value, facts)
+    if isinstance(chosen, Navigation):
+        await _navigate(message, update, draft, step, chosen, context)
+    else:
+        await _register(message, update, draft, step, chosen.values, context)
+
+
+async def _typed_consent(message: Message, update: Update, context: Context) -> bool:
+    """ "Setuju" typed under the welcome: the consent, as if pressed. False when the worker
+    already has a registration (then the text is an answer like any other)."""
+    user = user_of(update)
+    applications = context.services.applications
+    if await applications.open_for(user_id=user.id) is not None:
+        return False
+    draft = await applications.start_draft(
+        user_id=user.id,
+        chat_id=message.chat.id,
+        consent_version=CONSENT_VERSION,
+        first_step=Step.NIK,
+        update_id=update.update_id,
+    ) or await applications.open_for(user_id=user.id)
+    if draft is not None:
+        await ask_again(message, draft, context)
+    return True
 
 
 async def answer_contact(update: Update, context: Context) -> None:

@@ -436,7 +436,7 @@ async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harnes
 
 
 async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) -> None:
-    """Typing at the occupation step re-sends the buttons."""
+    """Typing something that is no button's label at the occupation step re-sends them."""
     person = make_person(63)
     await seed(harness, person)
     user = harness.user(200062)
@@ -445,9 +445,37 @@ async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) 
     await user.expect(r"\(4/9\)")
     await user.send(person.phone)
     await user.expect(r"\(5/9\)")
-    await user.send("ojol")
+    await user.send("astronot")
     reply = await user.expect(r"pilih salah satu tombol")
     assert "Ojek online" in reply.button_labels()
+
+
+async def test_typed_answers_that_match_a_button_are_taken_as_the_press(harness: Harness) -> None:
+    """ "SETUJU" under the welcome, the English "driver" in an Indonesian chat, the kecamatan's
+    name in capitals, the back button's label: each does what the press does."""
+    person = make_person(64)
+    await seed(harness, person)
+    user = harness.user(200063)
+    await user.send("/start")
+    await user.expect(r"Selamat datang")
+    await user.send("  SETUJU ")
+    await user.expect(r"\(1/9\) Kirim NIK")
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.send("driver")
+    await user.expect(r"\(6/9\)")
+    [stored] = await applications_of(harness, 200063)
+    assert stored.occupation == "sopir"
+    kecamatan = load_regions().district(person.kode_wilayah[:6])
+    assert kecamatan is not None
+    await user.send(kecamatan.name.upper())
+    await user.expect(r"\(6/9\) Pilih kelurahan")
+    await user.send("« kembali ke kecamatan")
+    await user.expect(r"\(6/9\) Di mana Anda tinggal")
+    [stored] = await applications_of(harness, 200063)
+    assert stored.kecamatan_code == kecamatan.code
 
 
 async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None:
