@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -156,11 +154,22 @@ async def set_language(update: Update, context: Context) -> None:
     remember_language(services, user.id, code)
     context.translator = await translator_for(services, user.id, user.language_code)
     await answer_query(query)
-    # A second tap on the same button finds the text already changed, which Telegram refuses.
-    with contextlib.suppress(BadRequest):
+    # A second tap on the same button finds the text already changed, which Telegram refuses;
+    # then the question was asked again already.
+    try:
         await query.edit_message_text(
             context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
         )
+    except BadRequest:
+        return
+    # The question the worker is at, again, in the language just chosen.
+    application = await services.applications.open_for(user_id=user.id)
+    if (
+        application is not None
+        and application.status in EDITABLE_STATUSES
+        and isinstance(query.message, Message)
+    ):
+        await _remind_step(query.message, application, context)
 
 
 async def help_text(update: Update, context: Context) -> None:

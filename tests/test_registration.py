@@ -642,6 +642,24 @@ async def test_language_switch_is_remembered(harness: Harness) -> None:
     await user.expect(r"Welcome to BPJS Ketenagakerjaan Pekerja Rentan")
 
 
+async def test_language_switch_asks_the_current_question_again_in_the_new_language(
+    harness: Harness,
+) -> None:
+    """/bahasa in the middle of the form: the question comes again, in English."""
+    user = harness.user(200098)
+    await reach_nik(user)
+    await user.send("/bahasa")
+    await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    asked = await user.expect(r"\(1/9\) Send your NIK")
+    assert "Example" in asked.text
+    await user.send("/bahasa")
+    await user.expect(r"Choose your language")
+    await user.press("Bahasa Indonesia")
+    await user.expect(r"\(1/9\) Kirim NIK")
+
+
 async def test_language_button_pressed_twice_sets_it_once_without_an_apology(
     harness: Harness,
 ) -> None:
