@@ -274,6 +274,30 @@ async def test_refused_worker_reads_one_next_step_the_other_routes_and_the_offic
     assert "Telepon 1500444" in first
 
 
+async def test_worker_with_a_name_one_vowel_off_is_reminded_and_may_try_again(
+    harness: Harness,
+) -> None:
+    """ "Dewi Nugraha" for DTSEN's "DEWI NUGROHO": the refusal says to copy the name as on the
+    KTP and check the birth date (not which one failed), and Coba lagi leads to a second try
+    that passes."""
+    person = make_person(66, gender="P", name="DEWI NUGROHO")
+    await seed(harness, person)
+    user = harness.user(200065)
+    await reach_nik(user)
+    await give_identity(user, person, name="Dewi Nugraha")
+    refusal = await user.expect(NO_MATCH)
+    assert "persis seperti di KTP" in refusal.text
+    assert "periksa tanggal lahir" in refusal.text
+    await user.press("🔁 Coba lagi")
+    await user.expect(r"Selamat datang")
+    await user.press("✅ Setuju")
+    await user.expect(r"\(1/9\) Kirim NIK")
+    await give_identity(user, person, name="Dewi Nugroho")
+    await user.expect(r"\(4/9\)")
+    statuses = sorted(str(a.status) for a in await applications_of(harness, 200065))
+    assert statuses == [Status.DRAFT, Status.INELIGIBLE]
+
+
 @pytest.mark.parametrize(
     ("birth_date", "code"), [(date(1950, 3, 4), "too_old"), (date(2010, 3, 4), "too_young")]
 )
