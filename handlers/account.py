@@ -16,7 +16,7 @@ from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.language import remember_language, translator_for
 from handlers.refusals import refusal_text
-from handlers.views import ask_again, format_date, summary_text
+from handlers.views import ask_again, coverage_text, format_time, summary_text
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {
@@ -65,11 +65,9 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:
         lines.append(
-            _("KPJ card number: <b>{kpj}</b>\nCovered from: {start}").format(
+            _("KPJ card number: <b>{kpj}</b>\n{coverage}").format(
                 kpj=escape(application.kpj_number or "-"),
-                start=format_date(application.coverage_start, context)
-                if application.coverage_start
-                else "-",
+                coverage=coverage_text(application.coverage_start, context),
             )
         )
     elif application.status == Status.INELIGIBLE:
@@ -107,7 +105,7 @@ async def my_data(update: Update, context: Context) -> None:
     _ = context._
     consent = (
         _("Consent given: {when} (version {version})").format(
-            when=application.consent_at.strftime("%Y-%m-%d %H:%M UTC"),
+            when=format_time(application.consent_at),
             version=escape(application.consent_version or "-"),
         )
         if application.consent_at

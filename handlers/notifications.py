@@ -12,7 +12,7 @@ from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
 from handlers.refusals import self_pay_text
-from handlers.views import format_date, keyboard_for, prompt_text
+from handlers.views import coverage_text, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,13 @@ async def render(notification: Notification, application: Application, context: 
         # A full quota is a refusal for now: the worker hears what else there is.
         return f"{waiting}\n\n{self_pay_text(context)}"
     if kind == Status.ENROLLED:
-        start = (
-            format_date(application.coverage_start, context) if application.coverage_start else "-"
-        )
         return _(
             "✅ You are now registered with BPJS Ketenagakerjaan (JKK and JKM).\n"
-            "KPJ card number: <b>{kpj}</b>\nCovered from: {start}"
-        ).format(kpj=escape(application.kpj_number or "-"), start=start)
+            "KPJ card number: <b>{kpj}</b>\n{coverage}"
+        ).format(
+            kpj=escape(application.kpj_number or "-"),
+            coverage=coverage_text(application.coverage_start, context),
+        )
     if kind == Status.NEEDS_FIX:
         field = FIELD_LABELS.get(Step(application.fix_field or Step.ADDRESS), "")
         return _("Staff checking your application {code} ask you to correct: {field}.").format(

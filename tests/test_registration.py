@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -638,6 +638,38 @@ async def test_status_describes_each_decision(
         )
     await user.send("/status")
     await user.expect(expected)
+
+
+async def test_cover_starting_later_reads_as_future_and_times_are_in_wib(
+    harness: Harness,
+) -> None:
+    """Enrolled in December for cover from 1 January: "mulai", not "sejak" (which it becomes
+    once January has come); /datasaya gives the consent time in WIB."""
+    person = make_person(92)
+    await seed(harness, person)
+    user = harness.user(200092)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await finish(user, person)
+    async with harness.services.database.write() as session, session.begin():
+        await session.execute(
+            sa.update(Application)
+            .where(Application.telegram_user_id == 200092)
+            .values(
+                status=Status.ENROLLED, kpj_number="12345678901", coverage_start=date(2027, 1, 1)
+            )
+        )
+    harness.services.clock = lambda: datetime(2026, 12, 31, 16, 59, tzinfo=UTC)  # 23:59 WIB
+    await user.send("/status")
+    future = await user.expect(r"12345678901")
+    assert "Terlindungi mulai 1 Januari 2027" in future.text
+    harness.services.clock = lambda: datetime(2026, 12, 31, 17, 0, tzinfo=UTC)  # 1 Jan WIB
+    await user.send("/status")
+    await user.expect(r"Terlindungi sejak 1 Januari 2027")
+    await user.send("/datasaya")
+    data = await user.expect(r"Persetujuan diberikan")
+    assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d WIB", data.text)
+    assert "UTC" not in data.text
 
 
 async def test_status_of_an_ineligible_check_repeats_the_neutral_wording(
