@@ -142,7 +142,7 @@ def _cmd_emulator(args: argparse.Namespace, _settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.demo import run_demo
 
-    return run_demo(settings, data_dir=args.data_dir)
+    return run_demo(settings, data_dir=args.data_dir, fresh=args.fresh)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal, no setup needed")
     demo.add_argument("--data-dir", default="demo-data", help="where the demo keeps its files")
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: remove the data folder's database, key, ids and saved files first",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     _add_dtsen_commands(sub)
