@@ -17,7 +17,6 @@ from typing import Any
 
 from telegram import (
     CallbackQuery,
-    InlineKeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -86,10 +85,6 @@ REFUSALS: dict[Refusal, str] = {
     ),
     Refusal.CORRECTION_MISMATCH: CORRECTION_MISMATCH,
 }
-
-
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
 
 
 # --- starting: welcome and consent ------------------------------------------------------------
