@@ -2,23 +2,35 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The bot and its runtime (enough for the demo); the dev tools (pytest, ruff, mypy, ...) on top.
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-stamp
 SOURCES := domain config storage usecases handlers bot emulator
+# setuptools' notice about editable installs (one per install) is not for the person installing.
+PIP := PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet
 
-.PHONY: install demo test soak lint format bench i18n clean postgres
+.PHONY: install demo demo-reset test soak lint format bench i18n clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[postgres]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -e '.[postgres,dev]'
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/rentan-bot demo
 
-lint: $(STAMP)
+# The demo from scratch: its database, key, emulator ids and saved files in demo-data/ go first.
+demo-reset: $(STAMP)
+	$(BIN)/rentan-bot demo --fresh
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(SOURCES) testkit tests bench
 	$(BIN)/ruff format --check $(SOURCES) testkit tests bench
 	$(BIN)/mypy
@@ -29,7 +41,7 @@ test: lint postgres
 # The property tests at length: the whole-bot state machine (200 runs of 50 steps, on SQLite
 # and on PostgreSQL) and every other Hypothesis test with the soak profile's examples. Takes tens
 # of minutes.
-soak: $(STAMP) postgres
+soak: $(DEV_STAMP) postgres
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest tests/test_bot_state_machine.py \
 		$$(grep -l "from hypothesis" tests/test_*.py | grep -v test_bot_state_machine)
 
@@ -37,15 +49,15 @@ soak: $(STAMP) postgres
 postgres:
 	@sh scripts/ensure-postgres.sh
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix $(SOURCES) testkit tests bench
 	$(BIN)/ruff format $(SOURCES) testkit tests bench
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 # Re-extract translatable strings and merge them into both catalogs.
-i18n: $(STAMP)
+i18n: $(DEV_STAMP)
 	$(BIN)/pybabel extract --no-location --sort-output -F babel.cfg -k N_ -k ngettext:1,2 \
 		-o locales/messages.pot $(SOURCES)
 	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete --omit-header \

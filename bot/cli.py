@@ -8,6 +8,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import cohort_cli
@@ -20,17 +21,37 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
+def _require_existing(settings: Settings) -> None:
+    """Commands that read what the bot stored never create a database: an SQLite file that
+    is not there (DATABASE_URL unset, or run from another folder) is one line, not a new
+    empty `rentan.db` and an empty report."""
+    from sqlalchemy.engine import make_url
+
+    from storage.engine import is_sqlite
+
+    if not is_sqlite(settings.database_url):
+        return
+    path = make_url(settings.database_url).database
+    if path and path != ":memory:" and not Path(path).exists():
+        raise SettingsError(
+            f"no database at {Path(path).resolve()}: set DATABASE_URL (in the environment or "
+            "a .env file here) to the bot's database"
+        )
+
+
 @contextlib.asynccontextmanager
 async def _open_database(
-    settings: Settings, *, secret: bytes | None = None
+    settings: Settings, *, secret: bytes | None = None, create: bool = True
 ) -> AsyncIterator[Database]:
     """The database of DATABASE_URL, migrated to the newest schema first, as `run` does: the
     README's order (import-dtsen, then run) starts from an empty database.
 
     With `secret`, PII_SECRET must be the key the database's NIK hashes were made with (its
     fingerprint is stored on first use). SettingsError, one line, when the database cannot be
-    opened or the key differs.
+    opened or the key differs; without `create`, also when an SQLite file does not exist.
     """
+    if not create:
+        _require_existing(settings)
     from storage.installation import pii_key_matches
     from storage.opening import DatabaseUnreachableError, open_database
 
@@ -51,9 +72,11 @@ async def _open_database(
         ) from None
 
 
-async def _prepare_database(settings: Settings, *, secret: bytes | None = None) -> None:
+async def _prepare_database(
+    settings: Settings, *, secret: bytes | None = None, create: bool = True
+) -> None:
     """Migrate (and check the key) without keeping the database open."""
-    async with _open_database(settings, secret=secret):
+    async with _open_database(settings, secret=secret, create=create):
         pass
 
 
@@ -99,7 +122,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if not target.parent.is_dir():
         print(f"rentan-bot: no such folder: {target.parent}", file=sys.stderr)
         return 1
-    asyncio.run(_prepare_database(settings))
+    asyncio.run(_prepare_database(settings, create=False))
     try:
         report: BackupReport = asyncio.run(backup_sqlite(settings.database_url, target))
     except BackupError as error:
@@ -121,7 +144,7 @@ def _cmd_emulator(args: argparse.Namespace, _settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.demo import run_demo
 
-    return run_demo(settings, data_dir=args.data_dir)
+    return run_demo(settings, data_dir=args.data_dir, fresh=args.fresh)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="chat with the bot in this terminal, no setup needed")
     demo.add_argument("--data-dir", default="demo-data", help="where the demo keeps its files")
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: remove the data folder's database, key, ids and saved files first",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     _add_dtsen_commands(sub)
@@ -278,7 +306,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from storage.reports import ReportRepository
 
     async def _statistics() -> reports.Statistics:
-        async with _open_database(settings) as database:
+        async with _open_database(settings, create=False) as database:
             return await ReportRepository(database).statistics(
                 premium_idr=settings.program_premium_idr,
                 budget_idr=settings.program_budget_idr,
@@ -342,7 +370,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     writer = write_xlsx if kind == "xlsx" else write_csv
 
     async def _export() -> int:
-        async with _open_database(settings) as database:
+        async with _open_database(settings, create=False) as database:
             status = Status(args.status)
             rows = await ExportRepository(database).collect(statuses=(status,))
             count = writer(rows, target, period=args.period, translate=bahasa)
@@ -384,7 +412,7 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def _import() -> EnrollmentReport:
-        async with _open_database(settings, secret=secret) as database:
+        async with _open_database(settings, secret=secret, create=False) as database:
             return await import_kpj(
                 database,
                 source,

@@ -57,6 +57,10 @@ class Catalogs:
         code = (language or "").split("-")[0].lower()
         return self._translators.get(code) or self._translators[self.default]
 
+    def every(self, message: str) -> tuple[str, ...]:
+        """A message in every language (to recognise a button's label typed in any of them)."""
+        return tuple(translator._(message) for translator in self._translators.values())
+
     def pick(self, stored: str | None, telegram_code: str | None) -> Translator:
         """Stored preference first, then the Telegram client's language, then the default."""
         return self._translators[

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
 
     application_code_prefix: str = Field(default="BKS", pattern=r"^[A-Z0-9]{1,8}$")
     office_contact: str = "Disnaker Kota Bekasi, Jl. Ir. H. Juanda No. 100, Bekasi"
+    # The number a refused or stuck worker can call (default: the city's call centre).
+    office_phone: str = Field(default="1500444", min_length=1, max_length=40)
+    # What the welcome calls the city and the programme.
+    city_name: str = Field(default="Kota Bekasi", min_length=1, max_length=60)
+    program_name: str = Field(
+        default="BPJS Ketenagakerjaan Pekerja Rentan", min_length=1, max_length=80
+    )
+    # The route a refused worker still has: paying JKK+JKM themselves as a BPU member, at this
+    # monthly premium (PP 50/2025's discounted Rp8.400) until this month (YYYY-MM).
+    self_pay_premium_idr: int = Field(default=8_400, gt=0)
+    self_pay_until: str = Field(default="2027-03", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     default_language: str = Field(default="id", pattern=r"^(id|en)$")
 
     draft_reminder_minutes: int = Field(default=24 * 60, gt=0)
@@ -128,6 +139,7 @@ class Settings(BaseSettings):
         "program_max_desil",
         "program_min_age",
         "program_max_age",
+        "self_pay_premium_idr",
         mode="before",
     )
     @classmethod

@@ -234,31 +234,61 @@ ELIGIBLE_MESSAGE = N_(
     "Your data matches the programme's list. The city's staff will now review your application "
     "and let you know the result."
 )
-NO_MATCH_MESSAGE = N_(
-    "We could not match your data to the programme's list, so we cannot register you now. "
-    "Please check that your NIK, name and date of birth are exactly as on your KTP. If they are, "
-    "please visit your kelurahan office to check your data and ask for a DTSEN update, "
-    "or contact the programme office."
-)
+# One headline for every refusal that involves DTSEN (see worker_message).
+NO_MATCH_MESSAGE = N_("Sorry, we could not match your data to the programme's list.")
 AGE_MESSAGE = N_(
-    "This programme is for workers within a set age range, and your date of birth is outside "
-    "it, so we cannot register you. If the date you typed is wrong, please start again."
+    "Sorry, this programme is only for the age range {min_age} to {max_age}, and by the date "
+    "of birth you typed you are outside it."
 )
+# The one next step, after the headline.
+RETRY_NO_MATCH = N_(
+    "Copy your NIK and name exactly as on your KTP, check your date of birth, and try again."
+)
+RETRY_AGE = N_("If the date you typed is wrong, try again.")
+# What else there is (PP 50/2025, DTSEN's update routes): lines after the next step.
+DTSEN_UPDATE_ROUTE = N_(
+    "Not in DTSEN yet? Ask at the kelurahan's monthly meeting (musyawarah kelurahan) or in the "
+    "Cek Bansos app."
+)
+SELF_PAY_ROUTE = N_(
+    "You can also join BPJS Ketenagakerjaan yourself: JKK+JKM {premium} a month (until "
+    "{until}), in the JMO app or through a Perisai agent."
+)
+HELP_LINE = N_("Questions? Call {phone}.")
 _AGE_CODES = frozenset({ReasonCode.TOO_YOUNG, ReasonCode.TOO_OLD})
 
 
+def _age_only(decision: Decision) -> bool:
+    blocking = {reason.code for reason in decision.reasons if reason.blocking}
+    return bool(blocking) and blocking <= _AGE_CODES
+
+
 def worker_message(decision: Decision) -> str:
-    """The one message a worker sees about a decision (an N_() string for `_()`)."""
+    """The headline a worker sees about a decision (an N_() string for `_()`; the age message
+    takes `min_age` and `max_age`)."""
     if decision.eligible:
         return ELIGIBLE_MESSAGE
-    blocking = {reason.code for reason in decision.reasons if reason.blocking}
     # Every refusal that involves DTSEN gets the same words, so trying NIKs teaches a stranger
     # nothing about who is listed, where they live or their desil. The age message is shown
     # only when age is the sole obstacle: the worker can work that out from their own date of
     # birth, and it tells no more than "eligible" would have told a worker of the right age.
-    if blocking and blocking <= _AGE_CODES:
+    if _age_only(decision):
         return AGE_MESSAGE
     return NO_MATCH_MESSAGE
+
+
+def refusal_lines(decision: Decision) -> tuple[str, ...]:
+    """A refused worker's message, line by line (N_() strings, formatted with `min_age`,
+    `max_age`, `premium`, `until` and `phone`): the headline, one next step, what else there
+    is, and whom to call. The same lines for every DTSEN finding, so they reveal nothing."""
+    if decision.eligible:
+        return (ELIGIBLE_MESSAGE,)
+    if not _age_only(decision):
+        return (NO_MATCH_MESSAGE, RETRY_NO_MATCH, DTSEN_UPDATE_ROUTE, SELF_PAY_ROUTE, HELP_LINE)
+    # BPU members must be under 65 when they join: self-pay is no route for the too old.
+    too_young = ReasonCode.TOO_YOUNG in decision.codes
+    routes = (SELF_PAY_ROUTE,) if too_young else ()
+    return (AGE_MESSAGE, RETRY_AGE, *routes, HELP_LINE)
 
 
 def encode_reasons(reasons: Iterable[Reason]) -> str:

@@ -3,7 +3,8 @@ reader and next step. Pure: what a question looks like and how its answer is rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -422,6 +423,34 @@ def keyboard_for(step: Step, facts: Facts) -> Keyboard | Literal["contact"] | No
     if spec is None or isinstance(spec, str):
         return spec
     return spec(facts)
+
+
+def _comparable(text: str) -> str:
+    """Words only, case-folded: "✅ Setuju", " setuju " and "SETUJU!" compare equal."""
+    return " ".join(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def same_answer(text: str, spellings: Iterable[str]) -> bool:
+    """Whether typed text is one of these labels, ignoring case, spaces, emoji and punctuation."""
+    wanted = _comparable(text)
+    return bool(wanted) and any(wanted == _comparable(spelling) for spelling in spellings)
+
+
+def typed_choice(
+    step: Step, text: str, facts: Facts, translations: Callable[[str], Iterable[str]]
+) -> str | None:
+    """The value of the button whose label (in any language, via `translations`), code, or
+    word in brackets ("ojol") the worker typed instead of pressing it; None when none is."""
+    spec = keyboard_for(step, facts)
+    if not isinstance(spec, Keyboard):
+        return None
+    buttons = spec.buttons if spec.last is None else (*spec.buttons, spec.last)
+    for button in buttons:
+        labels = tuple(translations(button.label)) if button.translate else (button.label,)
+        inner = (part for label in labels for part in re.findall(r"\(([^)]*)\)", label))
+        if same_answer(text, (*labels, button.value, *inner)):
+            return button.value
+    return None
 
 
 def progress_of(step: Step) -> tuple[int, int] | None:

@@ -28,8 +28,40 @@ class ChatsMixin(UpdatesMixin):
         if chat_id in self._chats:
             raise ValueError(f"chat {chat_id} already exists")
         chat = Chat(data=data, chat_instance=str(abs(hash((self.bot_id, chat_id)))))
+        chat.next_message_id = self._resumed_message_ids.get(chat_id, chat.next_message_id)
         self._chats[chat_id] = chat
         return chat
+
+    def numbering(self) -> JSONDict:
+        """Where update ids and each chat's message ids stand (JSON-safe), for
+        `resume_numbering` in a later emulator."""
+        message_ids = dict(self._resumed_message_ids)
+        message_ids.update(
+            {chat_id: chat.next_message_id for chat_id, chat in self._chats.items()}
+        )
+        return {
+            "next_update_id": self._next_update_id,
+            "next_message_ids": {
+                str(chat_id): next_id for chat_id, next_id in message_ids.items()
+            },
+        }
+
+    def resume_numbering(self, numbering: JSONDict) -> None:
+        """Continue the ids a previous emulator handed out (`numbering()`), as Telegram does
+        across a bot's restart: a bot that remembers the update ids and messages it handled
+        must never see the same ids again. Ids only move forward."""
+        next_update = int(numbering.get("next_update_id", 1))
+        if next_update > self._next_update_id and not self._updates:
+            self._next_update_id = next_update
+            self._delivered_up_to = next_update - 1
+        for key, value in dict(numbering.get("next_message_ids", {})).items():
+            chat_id, next_id = int(key), int(value)
+            self._resumed_message_ids[chat_id] = max(
+                next_id, self._resumed_message_ids.get(chat_id, 1)
+            )
+            chat = self._chats.get(chat_id)
+            if chat is not None:
+                chat.next_message_id = max(chat.next_message_id, next_id)
 
     def user(
         self,

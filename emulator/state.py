@@ -55,6 +55,8 @@ class EmulatorState:
         self.commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.menu_buttons: dict[int | None, JSONDict] = {}
         self._chats: dict[int, Chat] = {}
+        # Where each chat's message ids continue (resume_numbering), for chats not yet created.
+        self._resumed_message_ids: dict[int, int] = {}
         self._users: dict[int, EmulatedUser] = {}
         self._views: dict[int, ChatView] = {}
         self._files: dict[str, StoredFile] = {}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -11,14 +9,15 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 
 from config.catalogs import LANGUAGES
 from domain.coverage import format_month
-from domain.eligibility import Decision, decode_reasons, worker_message
+from domain.eligibility import Decision, decode_reasons
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.language import remember_language, translator_for
-from handlers.views import ask_again, format_date, summary_text
+from handlers.refusals import refusal_text
+from handlers.views import ask_again, coverage_text, format_time, summary_text
 from storage.models import Application, Status
 
 STATUS_WORDS: dict[str, str] = {
@@ -87,11 +86,9 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:
         lines.append(
-            _("KPJ card number: <b>{kpj}</b>\nCovered from: {start}").format(
+            _("KPJ card number: <b>{kpj}</b>\n{coverage}").format(
                 kpj=escape(application.kpj_number or "-"),
-                start=format_date(application.coverage_start, context)
-                if application.coverage_start
-                else "-",
+                coverage=coverage_text(application.coverage_start, context),
             )
         )
         if application.paid_through is not None:
@@ -108,7 +105,7 @@ async def status_text(application: Application, context: Context) -> str:
             )
         )
     elif application.status == Status.INELIGIBLE:
-        lines.append(_(ineligible_note(application)))
+        lines.append(ineligible_note(application, context))
     elif application.status == Status.NEEDS_FIX and application.fix_field:
         field = FIELD_LABELS.get(Step(application.fix_field), application.fix_field)
         lines.append(
@@ -121,14 +118,14 @@ async def status_text(application: Application, context: Context) -> str:
     return "\n".join(lines)
 
 
-def ineligible_note(application: Application) -> str:
+def ineligible_note(application: Application, context: Context) -> str:
     """The same neutral wording the worker saw at the end of the check."""
     decision = Decision(
         eligible=False,
         reasons=decode_reasons(application.eligibility_reasons),
         name_score=application.name_score,
     )
-    return worker_message(decision)
+    return refusal_text(decision, context)
 
 
 async def my_data(update: Update, context: Context) -> None:
@@ -142,7 +139,7 @@ async def my_data(update: Update, context: Context) -> None:
     _ = context._
     consent = (
         _("Consent given: {when} (version {version})").format(
-            when=application.consent_at.strftime("%Y-%m-%d %H:%M UTC"),
+            when=format_time(application.consent_at),
             version=escape(application.consent_version or "-"),
         )
         if application.consent_at
@@ -189,11 +186,22 @@ async def set_language(update: Update, context: Context) -> None:
     remember_language(services, user.id, code)
     context.translator = await translator_for(services, user.id, user.language_code)
     await answer_query(query)
-    # A second tap on the same button finds the text already changed, which Telegram refuses.
-    with contextlib.suppress(BadRequest):
+    # A second tap on the same button finds the text already changed, which Telegram refuses;
+    # then the question was asked again already.
+    try:
         await query.edit_message_text(
             context._("Language set to {language}.").format(language=LANGUAGE_NAMES[code])
         )
+    except BadRequest:
+        return
+    # The question the worker is at, again, in the language just chosen.
+    application = await services.applications.open_for(user_id=user.id)
+    if (
+        application is not None
+        and application.status in EDITABLE_STATUSES
+        and isinstance(query.message, Message)
+    ):
+        await _remind_step(query.message, application, context)
 
 
 async def help_text(update: Update, context: Context) -> None:

@@ -13,7 +13,8 @@ from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
-from handlers.views import format_date, keyboard_for, prompt_text
+from handlers.refusals import self_pay_text
+from handlers.views import coverage_text, format_date, keyboard_for, prompt_text
 from storage.lapses import WARNING_KIND
 from storage.models import Application, Notification, Status
 from storage.waitlist import PROMOTED_KIND
@@ -61,18 +62,20 @@ async def render(notification: Notification, application: Application, context: 
         ).format(code=code)
     if kind == Status.WAITLISTED:
         position = await context.services.review.waitlist_position(application=application)
-        return _(
+        waiting = _(
             "The programme's places are full for now. Your application {code} is on the waiting "
             "list at position {position}; we will message you when a place is free."
         ).format(code=code, position=position)
+        # A full quota is a refusal for now: the worker hears what else there is.
+        return f"{waiting}\n\n{self_pay_text(context)}"
     if kind == Status.ENROLLED:
-        start = (
-            format_date(application.coverage_start, context) if application.coverage_start else "-"
-        )
         return _(
             "✅ You are now registered with BPJS Ketenagakerjaan (JKK and JKM).\n"
-            "KPJ card number: <b>{kpj}</b>\nCovered from: {start}"
-        ).format(kpj=escape(application.kpj_number or "-"), start=start)
+            "KPJ card number: <b>{kpj}</b>\n{coverage}"
+        ).format(
+            kpj=escape(application.kpj_number or "-"),
+            coverage=coverage_text(application.coverage_start, context),
+        )
     if kind == Status.NEEDS_FIX:
         field = FIELD_LABELS.get(Step(application.fix_field or Step.ADDRESS), "")
         return _("Staff checking your application {code} ask you to correct: {field}.").format(

@@ -17,8 +17,6 @@ from typing import Any
 
 from telegram import (
     CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -28,17 +26,28 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
-from domain.eligibility import worker_message
-from domain.flow import CHOICES, READERS, InvalidAnswer, Navigation, Step, Values, has_buttons
+from domain.flow import (
+    CHOICES,
+    READERS,
+    InvalidAnswer,
+    Navigation,
+    Step,
+    Values,
+    has_buttons,
+    same_answer,
+    typed_choice,
+)
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
-from domain.program import CONSENT_TEXT, CONSENT_VERSION
+from domain.program import CONSENT_VERSION
 from handlers.account import status_text
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
+from handlers.refusals import RETRY, refusal_keyboard, refusal_text
 from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
+from handlers.welcome import consent_buttons, consent_details, welcome_text
 from storage.cohort import CohortRepository
 from storage.models import Application, Status
 from usecases.registration import (
@@ -81,10 +90,6 @@ REFUSALS: dict[Refusal, str] = {
 }
 
 
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
-
-
 # --- starting: welcome and consent ------------------------------------------------------------
 
 
@@ -109,30 +114,9 @@ async def start(update: Update, context: Context) -> None:
             ).format(code=existing.code or "-")
         )
         return
-    buttons = InlineKeyboardMarkup(
-        [[_button(context._("✅ I agree"), "consent:yes"), _button(context._("No"), "consent:no")]]
-    )
     await message.reply_text(
-        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=buttons
+        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=consent_buttons(context)
     )
-
-
-def welcome_text(context: Context) -> str:
-    """The welcome and the consent text (UU PDP), as /start shows them."""
-    settings = context.settings
-    welcome = context._(
-        "Welcome to the BPJS Ketenagakerjaan registration for informal workers.\n"
-        "The city pays your JKK (work accident) and JKM (death benefit) premiums: "
-        "it is free for you."
-    )
-    who = context._(
-        "For informal workers (ojol, drivers, construction labourers, small traders, waste "
-        "pickers) aged {min_age}-{max_age} who live in the programme area and are listed in DTSEN."
-    ).format(min_age=settings.program_min_age, max_age=settings.program_max_age)
-    consent = context._(CONSENT_TEXT).format(
-        draft_hours=settings.draft_expiry_hours, ineligible_days=settings.ineligible_retention_days
-    )
-    return f"{welcome}\n{who}\n\n{consent}"
 
 
 async def consent_given(update: Update, context: Context) -> None:
@@ -161,7 +145,8 @@ async def _open_draft(update: Update, query: CallbackQuery, context: Context) ->
         step = Step(existing.step or Step.NIK)
         markup = keyboard_for(step, existing, context)
         text = (
-            f"{welcome_text(context)}\n\n{escape(context._('✅ I agree'))}"
+            f"{welcome_text(context, details=query.data == 'consent:yes:details')}"
+            f"\n\n{escape(context._('✅ I agree'))}"
             f"\n\n{prompt_text(step, existing, context)}"
         )
         if not isinstance(markup, ReplyKeyboardMarkup):
@@ -195,18 +180,32 @@ async def consent_refused(update: Update, context: Context) -> None:
         )
 
 
+async def try_again(update: Update, context: Context) -> None:
+    """ "Try again" under a refusal: the refusal stays as it was read, and the registration
+    starts anew (the same NIK costs no new attempt; other checks count as usual)."""
+    query = _query_of(update)
+    await answer_query(query)
+    await _drop_buttons(query)
+    await start(update, context)
+
+
 # --- answers: text, contact, buttons ----------------------------------------------------------
 
 
 async def answer_text(update: Update, context: Context) -> None:
     """A text answer to the current step (or a nudge when there is no registration)."""
     message = message_of(update)
+    text = message.text or ""
+    if same_answer(text, context.services.catalogs.every("✅ I agree")) and await _typed_consent(
+        message, update, context
+    ):
+        return
     draft = await _draft_or_hint(message, update, context)
     if draft is None:
         return
     step = Step(draft.step or Step.NIK)
     if has_buttons(step):
-        await ask_again(message, draft, context, context._("Please choose one of the buttons."))
+        await _typed_press(message, update, draft, step, context)
         return
     try:
         values = READERS[step](message.text or "", facts_of(draft, context))
@@ -217,6 +216,42 @@ async def answer_text(update: Update, context: Context) -> None:
         await ask_again(message, draft, context, reason)
         return
     await _register(message, update, draft, step, values, context)
+
+
+async def _typed_press(
+    message: Message, update: Update, draft: Application, step: Step, context: Context
+) -> None:
+    """A button's label typed instead of pressed ("ojol", "Sopir", "kirim"): taken as the
+    press, in either language; anything else asks for the buttons."""
+    facts = facts_of(draft, context)
+    value = typed_choice(step, message.text or "", facts, context.services.catalogs.every)
+    if value is None:
+        await ask_again(message, draft, context, context._("Please choose one of the buttons."))
+        return
+    chosen = CHOICES[step](value, facts)
+    if isinstance(chosen, Navigation):
+        await _navigate(message, update, draft, step, chosen, context)
+    else:
+        await _register(message, update, draft, step, chosen.values, context)
+
+
+async def _typed_consent(message: Message, update: Update, context: Context) -> bool:
+    """ "Setuju" typed under the welcome: the consent, as if pressed. False when the worker
+    already has a registration (then the text is an answer like any other)."""
+    user = user_of(update)
+    applications = context.services.applications
+    if await applications.open_for(user_id=user.id) is not None:
+        return False
+    draft = await applications.start_draft(
+        user_id=user.id,
+        chat_id=message.chat.id,
+        consent_version=CONSENT_VERSION,
+        first_step=Step.NIK,
+        update_id=update.update_id,
+    ) or await applications.open_for(user_id=user.id)
+    if draft is not None:
+        await ask_again(message, draft, context)
+    return True
 
 
 async def answer_contact(update: Update, context: Context) -> None:
@@ -379,9 +414,9 @@ async def _render(
         await ask_again(message, draft, context, reason)
     elif isinstance(outcome, Ineligible):
         await message.reply_text(
-            _(worker_message(outcome.decision)),
+            refusal_text(outcome.decision, context),
             parse_mode=ParseMode.HTML,
-            reply_markup=ReplyKeyboardRemove(),
+            reply_markup=refusal_keyboard(context),
         )
     elif isinstance(outcome, KeptInReview):
         await message.reply_text(
@@ -516,8 +551,10 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler(["start", "daftar"], start, filters=private),
         CommandHandler("batal", cancel, filters=private),
-        CallbackQueryHandler(consent_given, pattern=r"^consent:yes$"),
+        CallbackQueryHandler(consent_given, pattern=r"^consent:yes(:details)?$"),
+        CallbackQueryHandler(consent_details, pattern=r"^consent:details$"),
         CallbackQueryHandler(consent_refused, pattern=r"^consent:no$"),
+        CallbackQueryHandler(try_again, pattern=f"^{RETRY}$"),
         CallbackQueryHandler(answer_button, pattern=r"^reg:"),
         MessageHandler(private & filters.TEXT & ~filters.COMMAND, answer_text),
         MessageHandler(private & filters.CONTACT, answer_contact),

@@ -11,6 +11,7 @@ from domain.text import is_ascii_number
 from handlers.common import escape, message_of
 from handlers.context import Context
 from handlers.staff_access import named_application
+from handlers.views import format_time
 
 
 async def history(update: Update, context: Context, member: StaffMember) -> None:
@@ -23,7 +24,7 @@ async def history(update: Update, context: Context, member: StaffMember) -> None
     lines = [_("<b>History of {code}</b>").format(code=escape(application.code or "-"))]
     for event in events[-40:]:
         lines.append(
-            f"{event.at.strftime('%Y-%m-%d %H:%M')} · {escape(event.action)} · "
+            f"{format_time(event.at)} · {escape(event.action)} · "
             f"{escape(event.from_status or '-')} → {escape(event.to_status or '-')} · "
             f"{event.actor_id or '-'}" + (f" · {escape(event.reason)}" if event.reason else "")
         )

@@ -26,7 +26,7 @@ from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.staff_access import in_scope, member_by_id
 from handlers.staff_decisions import carry_out
-from handlers.views import format_date, occupation_text
+from handlers.views import format_date, format_time, occupation_text
 from storage.models import Application
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
@@ -183,7 +183,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
         lines.append(
             _("Last decision by {actor} at {when}").format(
                 actor=application.decided_by or "-",
-                when=application.decided_at.strftime("%Y-%m-%d %H:%M UTC"),
+                when=format_time(application.decided_at),
             )
         )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.staff_access import in_scope, member_of, named_application
+from handlers.views import format_time
 from storage.review import Result
 from storage.staff import AWAIT_REASON
 from usecases.decisions import Decided, FreedPlaceOffer, decide
@@ -253,11 +254,7 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
             "must review it."
         ).format(code=code)
     if outcome.result is Result.ALREADY_DECIDED:
-        when = (
-            application.decided_at.strftime("%Y-%m-%d %H:%M UTC")
-            if application.decided_at
-            else "-"
-        )
+        when = format_time(application.decided_at) if application.decided_at else "-"
         return _(
             "Nothing changed: {code} is already {status} (decided by {actor} at {when})."
         ).format(

@@ -11,6 +11,7 @@ from domain.text import is_ascii_number
 from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
+from handlers.views import format_time
 
 PAGE_SIZE = 10
 # The order of the counts line: the queue first, then where applications end up.
@@ -69,7 +70,7 @@ async def _queue_page(
         lines.append(_("Nothing waiting."))
     for number, entry in enumerate(entries, start=page * PAGE_SIZE + 1):
         kecamatan = regions.name(entry.kecamatan_code or "") or "-"
-        submitted = entry.submitted_at.strftime("%d-%m %H:%M") if entry.submitted_at else "-"
+        submitted = format_time(entry.submitted_at, short=True) if entry.submitted_at else "-"
         lines.append(
             f"{number}. <code>{escape(entry.code)}</code> · desil {entry.desil or '-'} · "
             f"{escape(kecamatan)} · {submitted}"

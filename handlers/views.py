@@ -4,7 +4,7 @@ and the registration's prompts, keyboards and summary, built from the flow table
 from __future__ import annotations
 
 import contextlib
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from telegram import (
@@ -23,6 +23,7 @@ from domain.dates import format_date_en, format_date_id
 from domain.flow import FIELD_LABELS, STEPS, Facts, Step
 from domain.phones import format_phone_display
 from domain.program import OTHER_OCCUPATION, occupation_label, relation_label
+from domain.reports import WIB, format_moment
 from handlers.common import escape
 from handlers.context import Context
 from storage.models import Application
@@ -36,6 +37,29 @@ def format_date(value: date, context: Context) -> str:
     if context.tr.language == "en":
         return format_date_en(value)
     return format_date_id(value)
+
+
+def format_time(moment: datetime, *, short: bool = False) -> str:
+    """A moment as people in the programme area read it: in WIB (`25-11-2026 12:00 WIB`;
+    short: `25-11 12:00`), never UTC."""
+    if short:
+        return f"{moment.astimezone(UTC) + WIB:%d-%m %H:%M}"
+    return format_moment(moment, WIB)
+
+
+def today_local(context: Context) -> date:
+    """Today's date in WIB (at 02:00 WIB on the 1st it is the 1st, not UTC's 31st)."""
+    return (context.services.clock().astimezone(UTC) + WIB).date()
+
+
+def coverage_text(start: date | None, context: Context) -> str:
+    """`Covered from 1 January 2027` for a start still to come, `Covered since ...` after."""
+    _ = context._
+    if start is None:
+        return _("Covered from {start}").format(start="-")
+    if start > today_local(context):
+        return _("Covered from {start}").format(start=format_date(start, context))
+    return _("Covered since {start}").format(start=format_date(start, context))
 
 
 def occupation_text(draft: Application, context: Context) -> str:

@@ -262,3 +262,25 @@ def test_changed_pii_secret_stops_imports_and_start_up(tmp_path: Path) -> None:
         assert connection.execute("SELECT count(*) FROM dtsen_record").fetchone() == (50,)
         imports = connection.execute("SELECT count(*) FROM dtsen_import").fetchone()
     assert imports == (1,)
+
+
+@pytest.mark.parametrize("command", ["stats", "export", "import-kpj", "backup"])
+def test_reading_commands_without_a_database_create_none_and_say_so_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    """No DATABASE_URL and no rentan.db here: one line naming DATABASE_URL, a non-zero exit,
+    and no empty rentan.db left behind."""
+    (tmp_path / "in.csv").write_text("nik,kpj,tgl_mulai\n", encoding="utf-8")
+    args = {
+        "stats": ["stats"],
+        "export": ["export", "-o", str(tmp_path / "out.csv")],
+        "import-kpj": ["import-kpj", str(tmp_path / "in.csv")],
+        "backup": ["backup", str(tmp_path / "copy.db")],
+    }[command]
+    result = _rentan(*args, env=_env(PII_SECRET=TEST_PII_SECRET), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "DATABASE_URL" in lines[0]
+    assert not (tmp_path / "rentan.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -15,6 +16,7 @@ from domain.eligibility import (
     AGE_MESSAGE,
     ELIGIBLE_MESSAGE,
     NO_MATCH_MESSAGE,
+    SELF_PAY_ROUTE,
     Decision,
     Reason,
     ReasonCode,
@@ -23,6 +25,7 @@ from domain.eligibility import (
     assess,
     claim_key,
     normalize_gender,
+    refusal_lines,
     worker_message,
 )
 from domain.parsing import ParseError
@@ -286,11 +289,35 @@ def test_age_refusal_combined_with_a_dtsen_refusal_gives_the_neutral_message() -
     assert worker_message(decision) == NO_MATCH_MESSAGE
 
 
-def test_neutral_message_says_what_to_do_next() -> None:
-    """The worker is sent to the kelurahan office for a DTSEN check or to the programme office."""
-    assert "kelurahan" in NO_MATCH_MESSAGE
-    assert "DTSEN" in NO_MATCH_MESSAGE
-    assert "office" in NO_MATCH_MESSAGE
+def test_every_dtsen_refusal_names_the_next_step_the_update_and_self_pay_routes() -> None:
+    """Not found, mismatch, desil and domicile: one next step, DTSEN's update routes, paying
+    for oneself and the phone, in the same lines for each (they must not differ)."""
+    changes: list[dict[str, object]] = [
+        {"nama": "Agus Salim Wibowo"},
+        {"kode_wilayah": "3216011001"},
+        {"desil": 9},
+    ]
+    lines = {refusal_lines(assess(PERSON.claim(), None, RULES, TODAY))}
+    lines |= {
+        refusal_lines(assess(PERSON.claim(), PERSON.dtsen(**change), RULES, TODAY))
+        for change in changes
+    }
+    [only] = lines
+    text = " ".join(only)
+    for words in ("try again", "Cek Bansos", "musyawarah kelurahan", "JMO", "Perisai"):
+        assert words in text
+    assert {"{premium}", "{until}", "{phone}"} <= set(re.findall(r"\{[a-z_]+\}", text))
+
+
+def test_age_refusal_names_the_range_and_self_pay_only_for_the_too_young() -> None:
+    """BPU members must join before 65: the too old are not sent to pay for themselves."""
+    young = refusal_lines(_born(date(2008, 11, 26))[0])
+    old = refusal_lines(_born(date(1950, 1, 1))[0])
+    assert young[0] == old[0] == AGE_MESSAGE
+    assert "{min_age}" in AGE_MESSAGE
+    assert "{max_age}" in AGE_MESSAGE
+    assert SELF_PAY_ROUTE in young
+    assert SELF_PAY_ROUTE not in old
 
 
 # --- staff messages ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from domain.flow import (
     keyboard_for,
     next_step,
     progress_of,
+    typed_choice,
 )
 from domain.nik import Nik
 from domain.program import HEIR_RELATIONS, OCCUPATIONS, OTHER_OCCUPATION
@@ -130,3 +131,19 @@ def test_choices_carry_their_labels(facts: Facts) -> None:
     assert isinstance(picked, Picked)
     assert not picked.translate
     assert picked.label == kecamatan.name
+
+
+def test_a_typed_button_label_is_read_as_the_press_in_either_language(facts: Facts) -> None:
+    """ "ojol", " SOPIR ", the English label, a kecamatan's name: the button's value; other
+    words: None (the buttons are asked for again)."""
+    from config.catalogs import Catalogs
+
+    every = Catalogs().every
+    assert typed_choice(Step.OCCUPATION, "ojol", facts, every) == "ojol"
+    assert typed_choice(Step.OCCUPATION, "  SOPIR ", facts, every) == "sopir"
+    assert typed_choice(Step.OCCUPATION, "Driver", facts, every) == "sopir"
+    assert typed_choice(Step.OCCUPATION, "kuli bangunan", facts, every) == "kuli_bangunan"
+    assert typed_choice(Step.OCCUPATION, "astronaut", facts, every) is None
+    assert typed_choice(Step.NIK, "ojol", facts, every) is None
+    [district, *_rest] = load_regions().kecamatan_of(REGENCY)
+    assert typed_choice(Step.KECAMATAN, district.name.lower(), facts, every) == district.code

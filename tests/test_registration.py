@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -156,7 +156,11 @@ async def test_nothing_is_stored_before_consent(harness: Harness) -> None:
     await user.send("/start")
     welcome = await user.expect(r"Selamat datang")
     assert "UU PDP" in welcome.text
-    assert welcome.button_labels() == ["✅ Setuju", "Tidak setuju"]
+    assert welcome.button_labels() == [
+        "✅ Setuju",
+        "Tidak setuju",
+        "ℹ️ Selengkapnya tentang data Anda",
+    ]
     await user.press("Tidak setuju")
     await user.expect(r"tidak ada data yang disimpan")
     assert await applications_of(harness, 200002) == []
@@ -176,6 +180,27 @@ async def test_consent_message_keeps_its_text_records_the_choice_and_asks_the_ni
     assert "✅ Setuju" in asked.text
     assert asked.button_labels() == []
     assert [m.message_id for m in user.messages() if m.from_bot] == [welcome.message_id]
+
+
+async def test_first_screen_is_short_names_city_and_programme_and_keeps_details_behind_a_button(
+    harness: Harness,
+) -> None:
+    """At most ~400 characters before the first question; the whole consent text one tap away,
+    and agreeing there records that text."""
+    user = harness.user(200004)
+    await user.send("/start")
+    welcome = await user.expect(r"Selamat datang")
+    assert len(welcome.text) <= 400
+    assert "Kota Bekasi" in welcome.text
+    assert "BPJS Ketenagakerjaan Pekerja Rentan" in welcome.text
+    assert "usia 18-65" in welcome.text
+    await user.press("ℹ️ Selengkapnya tentang data Anda")
+    details = await user.expect(r"Berapa lama")
+    assert details.message_id == welcome.message_id
+    assert details.button_labels() == ["✅ Setuju", "Tidak setuju"]
+    await user.press("✅ Setuju")
+    asked = await user.expect(r"\(1/9\) Kirim NIK")
+    assert "Berapa lama" in asked.text
 
 
 INELIGIBLE_CASES = {
@@ -225,6 +250,54 @@ async def test_ineligible_worker_reads_the_neutral_wording_and_staff_see_the_rea
     assert card.button_labels() == []
 
 
+async def test_refused_worker_reads_one_next_step_the_other_routes_and_the_office_phone(
+    harness: Harness,
+) -> None:
+    """Not found and desil read exactly alike: try again, DTSEN's update routes, paying for
+    oneself at the configured premium and month, and the office's number."""
+    texts = []
+    for user_id, changes in ((200011, None), (200012, {"desil": 9})):
+        person = make_person(user_id)
+        if changes is not None:
+            await seed(harness, person, **changes)
+        user = harness.user(user_id)
+        await reach_nik(user)
+        await give_identity(user, person)
+        reply = await user.expect(NO_MATCH)
+        assert reply.button_labels() == ["🔁 Coba lagi"]
+        texts.append(reply.text)
+    first, second = texts
+    assert first == second
+    for words in ("coba lagi", "Cek Bansos", "musyawarah kelurahan", "Rp8.400", "Maret 2027"):
+        assert words in first
+    assert "JMO" in first
+    assert "Telepon 1500444" in first
+
+
+async def test_worker_with_a_name_one_vowel_off_is_reminded_and_may_try_again(
+    harness: Harness,
+) -> None:
+    """ "Dewi Nugraha" for DTSEN's "DEWI NUGROHO": the refusal says to copy the name as on the
+    KTP and check the birth date (not which one failed), and Coba lagi leads to a second try
+    that passes."""
+    person = make_person(66, gender="P", name="DEWI NUGROHO")
+    await seed(harness, person)
+    user = harness.user(200065)
+    await reach_nik(user)
+    await give_identity(user, person, name="Dewi Nugraha")
+    refusal = await user.expect(NO_MATCH)
+    assert "persis seperti di KTP" in refusal.text
+    assert "periksa tanggal lahir" in refusal.text
+    await user.press("🔁 Coba lagi")
+    await user.expect(r"Selamat datang")
+    await user.press("✅ Setuju")
+    await user.expect(r"\(1/9\) Kirim NIK")
+    await give_identity(user, person, name="Dewi Nugroho")
+    await user.expect(r"\(4/9\)")
+    statuses = sorted(str(a.status) for a in await applications_of(harness, 200065))
+    assert statuses == [Status.DRAFT, Status.INELIGIBLE]
+
+
 @pytest.mark.parametrize(
     ("birth_date", "code"), [(date(1950, 3, 4), "too_old"), (date(2010, 3, 4), "too_young")]
 )
@@ -237,7 +310,9 @@ async def test_worker_outside_the_age_range_is_told_so(
     user = harness.user(200020)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"rentang usia")
+    refusal = await user.expect(r"rentang usia")
+    assert "rentang usia 18 sampai 65 tahun" in refusal.text
+    assert "1500444" in refusal.text
     [stored] = await applications_of(harness, 200020)
     assert stored.status == Status.INELIGIBLE
     assert code in (stored.eligibility_reasons or "")
@@ -385,7 +460,7 @@ async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harnes
 
 
 async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) -> None:
-    """Typing at the occupation step re-sends the buttons."""
+    """Typing something that is no button's label at the occupation step re-sends them."""
     person = make_person(63)
     await seed(harness, person)
     user = harness.user(200062)
@@ -394,9 +469,37 @@ async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) 
     await user.expect(r"\(4/9\)")
     await user.send(person.phone)
     await user.expect(r"\(5/9\)")
-    await user.send("ojol")
+    await user.send("astronot")
     reply = await user.expect(r"pilih salah satu tombol")
     assert "Ojek online" in reply.button_labels()
+
+
+async def test_typed_answers_that_match_a_button_are_taken_as_the_press(harness: Harness) -> None:
+    """ "SETUJU" under the welcome, the English "driver" in an Indonesian chat, the kecamatan's
+    name in capitals, the back button's label: each does what the press does."""
+    person = make_person(64)
+    await seed(harness, person)
+    user = harness.user(200063)
+    await user.send("/start")
+    await user.expect(r"Selamat datang")
+    await user.send("  SETUJU ")
+    await user.expect(r"\(1/9\) Kirim NIK")
+    await give_identity(user, person)
+    await user.expect(r"\(4/9\)")
+    await user.send(person.phone)
+    await user.expect(r"\(5/9\)")
+    await user.send("driver")
+    await user.expect(r"\(6/9\)")
+    [stored] = await applications_of(harness, 200063)
+    assert stored.occupation == "sopir"
+    kecamatan = load_regions().district(person.kode_wilayah[:6])
+    assert kecamatan is not None
+    await user.send(kecamatan.name.upper())
+    await user.expect(r"\(6/9\) Pilih kelurahan")
+    await user.send("« kembali ke kecamatan")
+    await user.expect(r"\(6/9\) Di mana Anda tinggal")
+    [stored] = await applications_of(harness, 200063)
+    assert stored.kecamatan_code == kecamatan.code
 
 
 async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None:
@@ -537,6 +640,38 @@ async def test_status_describes_each_decision(
     await user.expect(expected)
 
 
+async def test_cover_starting_later_reads_as_future_and_times_are_in_wib(
+    harness: Harness,
+) -> None:
+    """Enrolled in December for cover from 1 January: "mulai", not "sejak" (which it becomes
+    once January has come); /datasaya gives the consent time in WIB."""
+    person = make_person(92)
+    await seed(harness, person)
+    user = harness.user(200092)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await finish(user, person)
+    async with harness.services.database.write() as session, session.begin():
+        await session.execute(
+            sa.update(Application)
+            .where(Application.telegram_user_id == 200092)
+            .values(
+                status=Status.ENROLLED, kpj_number="12345678901", coverage_start=date(2027, 1, 1)
+            )
+        )
+    harness.services.clock = lambda: datetime(2026, 12, 31, 16, 59, tzinfo=UTC)  # 23:59 WIB
+    await user.send("/status")
+    future = await user.expect(r"12345678901")
+    assert "Terlindungi mulai 1 Januari 2027" in future.text
+    harness.services.clock = lambda: datetime(2026, 12, 31, 17, 0, tzinfo=UTC)  # 1 Jan WIB
+    await user.send("/status")
+    await user.expect(r"Terlindungi sejak 1 Januari 2027")
+    await user.send("/datasaya")
+    data = await user.expect(r"Persetujuan diberikan")
+    assert re.search(r"\d\d-\d\d-\d{4} \d\d:\d\d WIB", data.text)
+    assert "UTC" not in data.text
+
+
 async def test_status_of_an_ineligible_check_repeats_the_neutral_wording(
     harness: Harness,
 ) -> None:
@@ -560,7 +695,25 @@ async def test_language_switch_is_remembered(harness: Harness) -> None:
     await user.expect(r"Language set to English")
     await harness.restart()
     await user.send("/start")
-    await user.expect(r"Welcome to the BPJS Ketenagakerjaan registration")
+    await user.expect(r"Welcome to BPJS Ketenagakerjaan Pekerja Rentan")
+
+
+async def test_language_switch_asks_the_current_question_again_in_the_new_language(
+    harness: Harness,
+) -> None:
+    """/bahasa in the middle of the form: the question comes again, in English."""
+    user = harness.user(200098)
+    await reach_nik(user)
+    await user.send("/bahasa")
+    await user.expect(r"Pilih bahasa")
+    await user.press("English")
+    await user.expect(r"Language set to English")
+    asked = await user.expect(r"\(1/9\) Send your NIK")
+    assert "Example" in asked.text
+    await user.send("/bahasa")
+    await user.expect(r"Choose your language")
+    await user.press("Bahasa Indonesia")
+    await user.expect(r"\(1/9\) Kirim NIK")
 
 
 async def test_language_button_pressed_twice_sets_it_once_without_an_apology(

@@ -1089,3 +1089,21 @@ async def test_identity_correction_that_does_not_match_dtsen_never_loses_the_app
     assert "koreksi identitas tidak cocok dengan DTSEN" in card.text
     await worker.send("/status")
     await worker.expect(r"menunggu verifikasi")
+
+
+async def test_waitlisted_worker_is_told_the_self_pay_route(
+    emulator: BotApiEmulator, tmp_path: Path, database_url: str
+) -> None:
+    """A full quota is a refusal for now: the waiting-list message names paying for oneself."""
+    harness = Harness(emulator, tmp_path, database_url=database_url, program_quota="0")
+    await harness.start()
+    try:
+        worker, code = await register(harness, 210090, 90)
+        reviewer = harness.user(REVIEWER)
+        await reviewer.send(f"/setujui {code}")
+        await reviewer.expect(re.escape(code))
+        told = await worker.expect(r"daftar tunggu")
+        assert "biaya sendiri" in told.text
+        assert "Rp8.400/bulan (sampai Maret 2027)" in told.text
+    finally:
+        await harness.stop()
