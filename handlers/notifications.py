@@ -12,6 +12,7 @@ from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
 from handlers.views import format_date, keyboard_for, prompt_text
+from storage.applications import TAKEN_OVER
 from storage.models import Application, Notification, Status
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ async def render(notification: Notification, application: Application, context: 
         return _("Staff checking your application {code} ask you to correct: {field}.").format(
             code=code, field=escape(_(field))
         )
+    if kind == TAKEN_OVER:
+        # To the operator who registered the worker, in the operator's language.
+        return _(
+            "The worker of application {code}, which you registered, has taken it over from "
+            "their own Telegram account."
+        ).format(code=code)
     if kind == Status.WITHDRAWN:
         return _("Your application {code} has been withdrawn from the programme.").format(
             code=code

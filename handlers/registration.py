@@ -35,9 +35,27 @@ from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_TEXT, CONSENT_VERSION
+from domain.roles import Role
+from handlers.assisted import (
+    assisted_draft_of,
+    assisted_press,
+    cancelled_for_worker_text,
+    submitted_for_worker_text,
+    taken_over_text,
+)
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
-from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
+from handlers.notifications import deliver_notifications
+from handlers.staff_access import member_by_id
+from handlers.views import (
+    Answered,
+    ask,
+    ask_again,
+    facts_of,
+    is_assisted,
+    keyboard_for,
+    prompt_text,
+)
 from storage.models import Application, Status
 from usecases.registration import (
     AnswerOutcome,
@@ -51,6 +69,7 @@ from usecases.registration import (
     Registration,
     Stale,
     Submitted,
+    TakenOver,
     navigate,
     register_answer,
 )
@@ -75,6 +94,10 @@ REFUSALS: dict[Refusal, str] = {
         "today. Try tomorrow."
     ),
     Refusal.CORRECTION_MISMATCH: CORRECTION_MISMATCH,
+    Refusal.OUT_OF_SCOPE: N_(
+        "This place is outside your area as an operator, so you cannot register this worker. "
+        "Choose a kelurahan inside your area, or send /batal and ask an admin."
+    ),
 }
 
 
@@ -106,8 +129,14 @@ async def start(update: Update, context: Context) -> None:
             ).format(code=existing.code or "-")
         )
         return
+    # Arrived by a community link (/start CODE): the code rides on the consent button, so no
+    # process memory is needed; unknown codes are ignored.
+    agree = "consent:yes"
+    code = (context.args or [""])[0][:16]
+    if code and await context.services.operators.community_by_code(code=code) is not None:
+        agree = f"consent:yes:{code}"
     buttons = InlineKeyboardMarkup(
-        [[_button(context._("✅ I agree"), "consent:yes"), _button(context._("No"), "consent:no")]]
+        [[_button(context._("✅ I agree"), agree), _button(context._("No"), "consent:no")]]
     )
     await message.reply_text(
         welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=buttons
@@ -145,12 +174,15 @@ async def _open_draft(update: Update, query: CallbackQuery, context: Context) ->
     # only then is the existing one looked up. Saves a query for nearly every worker.
     existing = applications.cached_draft(user_id=user.id)
     if existing is None:
+        code = (query.data or "").removeprefix("consent:yes").removeprefix(":")
+        community = await context.services.operators.community_by_code(code=code) if code else None
         existing = await applications.start_draft(
             user_id=user.id,
             chat_id=query.message.chat.id if query.message else user.id,
             consent_version=CONSENT_VERSION,
             first_step=Step.NIK,
             update_id=update.update_id,
+            community_id=community.id if community else None,
         ) or await applications.open_for(user_id=user.id)
     message = query.message
     if existing is not None and existing.status == Status.DRAFT and isinstance(message, Message):
@@ -223,6 +255,14 @@ async def answer_contact(update: Update, context: Context) -> None:
     if draft is None:
         return
     contact = message.contact
+    if is_assisted(draft):
+        await ask_again(
+            message,
+            draft,
+            context,
+            context._("Please type the worker's own number (it may be a family member's)."),
+        )
+        return
     if draft.step != Step.PHONE or contact is None:
         await ask_again(message, draft, context, context._("I did not ask for a contact here."))
         return
@@ -257,11 +297,19 @@ async def answer_other(update: Update, context: Context) -> None:
 
 
 async def answer_button(update: Update, context: Context) -> None:
-    """A button of the registration keyboards (`reg:<step>:<value>`, untrusted)."""
+    """A button of the registration keyboards (`reg:<step>:<value>`, or an operator's
+    `as:<draft id>:<step>:<value>`; untrusted)."""
     query = _query_of(update)
     user = user_of(update)
-    parts = (query.data or "").split(":", 2)
-    draft = await context.services.applications.open_for(user_id=user.id)
+    data = query.data or ""
+    if data.startswith("as:"):
+        draft, data = await assisted_press(user.id, data, context)
+        if draft is None:
+            await answer_query(query, context._("This button is no longer active."))
+            return
+    else:
+        draft = await context.services.applications.open_for(user_id=user.id)
+    parts = data.split(":", 2)
     if is_redelivery(update, draft):
         return
     message = query.message if isinstance(query.message, Message) else None
@@ -312,9 +360,14 @@ async def alongside_answer(query: CallbackQuery, work: Coroutine[Any, Any, None]
 # --- storing and moving on: the use case, then its outcome in words -------------------------
 
 
-def _registration(context: Context) -> Registration:
+async def _registration(context: Context, draft: Application) -> Registration:
     services = context.services
     settings = context.settings
+    scope = None
+    if is_assisted(draft):
+        # The operator's area, looked up afresh (an admin may have changed it meanwhile).
+        member = await member_by_id(draft.assisted_by or 0, context)
+        scope = member.kecamatan if member and member.role is Role.OPERATOR else ()
     return Registration(
         applications=services.applications,
         dtsen=services.dtsen,
@@ -322,6 +375,7 @@ def _registration(context: Context) -> Registration:
         rules=settings.eligibility_rules,
         attempts_per_day=settings.nik_attempts_per_day,
         now=services.clock(),
+        scope=scope,
     )
 
 
@@ -336,7 +390,11 @@ async def _register(
 ) -> None:
     """Store an answer through the use case and say what happened."""
     outcome = await register_answer(
-        _registration(context), draft=draft, step=step, values=values, update_id=update.update_id
+        await _registration(context, draft),
+        draft=draft,
+        step=step,
+        values=values,
+        update_id=update.update_id,
     )
     if isinstance(outcome, Moved) and step is Step.PHONE:
         # The contact keyboard must go; an inline keyboard cannot replace it in one message.
@@ -390,7 +448,14 @@ async def _render(
             reply_markup=ReplyKeyboardRemove(),
         )
     elif isinstance(outcome, Cancelled):
-        await message.reply_text(_cancelled_text(context))
+        await message.reply_text(_cancelled_text(context, draft))
+    elif isinstance(outcome, TakenOver):
+        await message.reply_text(taken_over_text(outcome.code, context), parse_mode=ParseMode.HTML)
+        context.application.create_task(deliver_notifications(context))
+    elif isinstance(outcome, Submitted) and is_assisted(draft):
+        await message.reply_text(
+            submitted_for_worker_text(outcome.code, context), parse_mode=ParseMode.HTML
+        )
     elif isinstance(outcome, Submitted):
         await message.reply_text(
             _(
@@ -435,7 +500,13 @@ async def _resync(message: Message, update: Update, context: Context) -> None:
 async def cancel(update: Update, context: Context) -> None:
     """/batal: leave the registration at any step; the draft is deleted."""
     message = message_of(update)
-    removed = await context.services.applications.discard_draft(user_id=user_of(update).id)
+    user_id = user_of(update).id
+    assisted = await assisted_draft_of(user_id, context)
+    if assisted is not None:
+        await context.services.operators.discard_assisted_draft(operator_id=user_id)
+        await message.reply_text(_cancelled_text(context, assisted))
+        return
+    removed = await context.services.applications.discard_draft(user_id=user_id)
     if removed:
         await message.reply_text(_cancelled_text(context), reply_markup=ReplyKeyboardRemove())
     else:
@@ -444,7 +515,9 @@ async def cancel(update: Update, context: Context) -> None:
         )
 
 
-def _cancelled_text(context: Context) -> str:
+def _cancelled_text(context: Context, draft: Application | None = None) -> str:
+    if draft is not None and is_assisted(draft):
+        return cancelled_for_worker_text(context)
     return context._(
         "Registration cancelled; your answers have been deleted. Send /start to begin again."
     )
@@ -474,8 +547,13 @@ async def _drop_buttons(query: CallbackQuery) -> None:
 
 
 async def _draft_or_hint(message: Message, update: Update, context: Context) -> Application | None:
-    """The worker's draft, or a hint about /start and /status when there is none."""
-    existing = await context.services.applications.open_for(user_id=user_of(update).id)
+    """The draft this user answers (an operator's for a worker comes first, else their own),
+    or a hint about /start and /status when there is none."""
+    user_id = user_of(update).id
+    existing = await assisted_draft_of(user_id, context)
+    if existing is not None:
+        return None if is_redelivery(update, existing) else existing
+    existing = await context.services.applications.open_for(user_id=user_id)
     if is_redelivery(update, existing):
         return None
     if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
@@ -501,9 +579,9 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler(["start", "daftar"], start, filters=private),
         CommandHandler("batal", cancel, filters=private),
-        CallbackQueryHandler(consent_given, pattern=r"^consent:yes$"),
+        CallbackQueryHandler(consent_given, pattern=r"^consent:yes(:[a-z0-9]{1,16})?$"),
         CallbackQueryHandler(consent_refused, pattern=r"^consent:no$"),
-        CallbackQueryHandler(answer_button, pattern=r"^reg:"),
+        CallbackQueryHandler(answer_button, pattern=r"^(reg|as):"),
         MessageHandler(private & filters.TEXT & ~filters.COMMAND, answer_text),
         MessageHandler(private & filters.CONTACT, answer_contact),
     ]
