@@ -3,10 +3,9 @@ figures staff see per operator. Pure: rows in, figures out."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 
 from domain.i18n import N_
@@ -36,13 +35,14 @@ def is_night(moment: datetime, offset: timedelta = WIB) -> bool:
 
 
 @dataclass(frozen=True)
-class Registered:
-    """One application an operator registered: what the figures look at."""
+class DayCount:
+    """One operator's registrations opened on one local (WIB) day."""
 
     operator_id: int
-    status: str
-    phone: str | None
-    created_at: datetime
+    day: date
+    registrations: int
+    refused: int  # ineligible or rejected by now
+    night: int  # opened between 22:00 and 05:00 WIB
 
 
 @dataclass(frozen=True)
@@ -74,37 +74,28 @@ class OperatorFigures:
 
 def operator_figures(
     operator_ids: Iterable[int],
-    rows: Iterable[Registered],
-    phone_counts: Mapping[str, int],
+    days: Iterable[DayCount],
+    shared_phones: Mapping[int, int],
     now: datetime,
 ) -> list[OperatorFigures]:
-    """The figures of every listed operator (those without registrations too), by id."""
-    today = day_start(now)
-    per_day: dict[int, Counter[datetime]] = {}
-    totals: Counter[int] = Counter()
-    counts: dict[int, Counter[str]] = {}
-    for row in rows:
-        totals[row.operator_id] += 1
-        per_day.setdefault(row.operator_id, Counter())[day_start(row.created_at)] += 1
-        tally = counts.setdefault(row.operator_id, Counter())
-        tally["refused"] += row.status in REFUSED_STATUSES
-        tally["night"] += is_night(row.created_at)
-        tally["shared"] += bool(row.phone) and phone_counts.get(row.phone or "", 0) >= (
-            SHARED_PHONE_MIN
-        )
+    """The figures of every listed operator (those without registrations too), by id, from
+    their registrations per day and how many of them carry a shared phone number."""
+    today = (now.astimezone(UTC) + WIB).date()
+    per_operator: dict[int, list[DayCount]] = {}
+    for row in days:
+        per_operator.setdefault(row.operator_id, []).append(row)
     result = []
-    for operator_id in sorted(set(operator_ids) | set(totals)):
-        days = per_day.get(operator_id, Counter())
-        tally = counts.get(operator_id, Counter())
+    for operator_id in sorted(set(operator_ids) | set(per_operator) | set(shared_phones)):
+        rows = per_operator.get(operator_id, [])
         result.append(
             OperatorFigures(
                 operator_id=operator_id,
-                total=totals[operator_id],
-                today=days[today],
-                busiest_day=max(days.values(), default=0),
-                refused=tally["refused"],
-                night=tally["night"],
-                shared_phones=tally["shared"],
+                total=sum(row.registrations for row in rows),
+                today=sum(row.registrations for row in rows if row.day == today),
+                busiest_day=max((row.registrations for row in rows), default=0),
+                refused=sum(row.refused for row in rows),
+                night=sum(row.night for row in rows),
+                shared_phones=shared_phones.get(operator_id, 0),
             )
         )
     return result

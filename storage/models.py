@@ -123,7 +123,9 @@ class Application(SQLModel, table=True):
             postgresql_where=sa.text(_ASSISTED_DRAFT_SQL),
         ),
         # What one operator registered: /status NUMBER, the daily cap, the fraud figures.
-        sa.Index("ix_application_assisted_by", "assisted_by", "created_at"),
+        sa.Index("ix_application_assisted_by", "assisted_by", "created_at", "submitted_at"),
+        # /statistik and /komunitas count per community without reading the whole table.
+        sa.Index("ix_application_community", "community_id", "submitted_at"),
         # One KPJ number per worker, even when two KPJ imports run at once.
         sa.Index(
             "uq_application_kpj_number",

@@ -5,7 +5,7 @@ watch for fraud; community link codes and who arrived by them."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 
 from domain.lifecycle import Status
-from domain.operators import ChannelCount, Registered
+from domain.operators import (
+    NIGHT_FROM,
+    NIGHT_UNTIL,
+    REFUSED_STATUSES,
+    ChannelCount,
+    DayCount,
+)
+from domain.reports import WIB
 from storage.drafts import audit_values
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Community, utcnow
@@ -118,30 +125,61 @@ class OperatorRepository:
             )
             return (await session.execute(query)).scalars().first()
 
-    async def assisted_rows(self) -> list[Registered]:
-        """Every application an operator registered (only the columns the figures need)."""
+    def _local(self) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+        """The WIB day and hour of `created_at`, as the backend computes them."""
+        created = _APPLICATIONS.c.created_at
+        if self._db.dialect == "sqlite":
+            # SQLite stores UTC as naive text; its date functions take the offset as a modifier.
+            shift = f"{int(WIB.total_seconds() // 60):+d} minutes"
+            hour = sa.cast(func.strftime("%H", created, shift), sa.Integer)
+            return func.date(created, shift), hour
+        local = func.timezone("UTC", created) + WIB
+        return sa.cast(local, sa.Date), sa.cast(sa.extract("hour", local), sa.Integer)
+
+    async def registrations_per_day(self) -> list[DayCount]:
+        """Every operator's registrations per WIB day, with how many were refused and how
+        many opened at night (one GROUP BY: no application is loaded)."""
+        day, hour = self._local()
+        night = sa.or_(hour >= NIGHT_FROM.hour, hour < NIGHT_UNTIL.hour)
+        refused = _APPLICATIONS.c.status.in_([str(s) for s in REFUSED_STATUSES])
         async with self._db.read() as session:
             rows = await session.execute(
                 sa.select(
-                    col(Application.assisted_by),
-                    col(Application.status),
-                    col(Application.phone),
-                    col(Application.created_at),
-                ).where(col(Application.assisted_by).is_not(None))
+                    _APPLICATIONS.c.assisted_by,
+                    day,
+                    func.count(),
+                    func.sum(sa.case((refused, 1), else_=0)),
+                    func.sum(sa.case((night, 1), else_=0)),
+                )
+                .where(_APPLICATIONS.c.assisted_by.is_not(None))
+                .group_by(_APPLICATIONS.c.assisted_by, day)
             )
-            return [Registered(int(op or 0), str(st), ph, at) for op, st, ph, at in rows]
+            return [
+                DayCount(int(op), _as_date(d), int(n), int(bad or 0), int(late or 0))
+                for op, d, n, bad, late in rows
+            ]
 
-    async def phone_counts(self, *, phones: list[str]) -> dict[str, int]:
-        """How many applications (anyone's) carry each of these phone numbers."""
-        if not phones:
-            return {}
+    async def shared_phones(self, *, at_least: int) -> dict[int, int]:
+        """Per operator: their registrations whose phone number `at_least` applications
+        (anyone's) carry."""
+        phones = _APPLICATIONS.c.phone
+        assisted = sa.select(phones).where(_APPLICATIONS.c.assisted_by.is_not(None))
+        shared = (
+            sa.select(phones)
+            .where(phones.in_(assisted.scalar_subquery()))
+            .group_by(phones)
+            .having(func.count() >= at_least)
+        )
         async with self._db.read() as session:
             rows = await session.execute(
-                sa.select(col(Application.phone), func.count())
-                .where(col(Application.phone).in_(phones))
-                .group_by(col(Application.phone))
+                sa.select(_APPLICATIONS.c.assisted_by, func.count())
+                .where(
+                    _APPLICATIONS.c.assisted_by.is_not(None),
+                    phones.in_(shared.scalar_subquery()),
+                )
+                .group_by(_APPLICATIONS.c.assisted_by)
             )
-            return {str(phone): int(count) for phone, count in rows}
+            return {int(op): int(count) for op, count in rows}
 
     # --- community links ------------------------------------------------------------------------
 
@@ -205,3 +243,8 @@ class OperatorRepository:
                 (str(key), ChannelCount(str(key), int(count), int(done)))
                 for key, count, done in rows
             ]
+
+
+def _as_date(value: object) -> date:
+    """SQLite returns the day as `YYYY-MM-DD` text, PostgreSQL as a date."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

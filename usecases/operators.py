@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.flow import Step
-from domain.operators import OperatorFigures, day_start, operator_figures
+from domain.operators import SHARED_PHONE_MIN, OperatorFigures, day_start, operator_figures
 from domain.program import CONSENT_VERSION
 from domain.roles import Role
 from storage.models import Application, Community
@@ -64,9 +64,9 @@ async def figures(
 ) -> list[OperatorFigures]:
     """Every operator (current ones, and anyone who registered workers) with their figures."""
     current = [row.telegram_user_id for row in await staff.all() if row.role == Role.OPERATOR]
-    rows = await operators.assisted_rows()
-    phones = sorted({row.phone for row in rows if row.phone})
-    return operator_figures(current, rows, await operators.phone_counts(phones=phones), now)
+    days = await operators.registrations_per_day()
+    shared = await operators.shared_phones(at_least=SHARED_PHONE_MIN)
+    return operator_figures(current, days, shared, now)
 
 
 async def add_community(operators: OperatorRepository, *, name: str, actor_id: int) -> Community:
