@@ -381,3 +381,23 @@ async def test_community_link_counts_the_worker_in_komunitas_and_statistik(
     stats = await admin.expect(r"per komunitas")
     assert "Pangkalan Ojol Stasiun: 1 / 1" in stats.text
     assert f"per operator\n{OPERATOR}: 1 / 1" in stats.text
+
+
+async def test_operator_sees_only_what_they_registered(harness: Harness) -> None:
+    """/status NUMBER answers an operator for their own registrations only; review commands
+    stay closed to them (unknown command), and others' /status works as before."""
+    worker = make_person(381)
+    await seed(harness, worker)
+    await add_operator(harness, OPERATOR, worker.kode_wilayah[:6])
+    await add_operator(harness, OTHER_OPERATOR, worker.kode_wilayah[:6])
+    code = await register_for(harness.user(OPERATOR), worker)
+
+    other = harness.user(OTHER_OPERATOR)
+    await other.send(f"/status {code}")
+    await other.expect(r"Tidak ada pendaftaran yang Anda daftarkan dengan nomor itu")
+    for command in ("/antrian", f"/tinjau {code}", f"/cari {code}", "/statistik"):
+        await other.send(command)
+        await other.expect(r"tidak mengenal perintah")
+    stranger = harness.user(STRANGER)
+    await stranger.send(f"/status {code}")
+    await stranger.expect(r"belum punya pendaftaran")
