@@ -33,6 +33,7 @@ from handlers import (
     errors,
     housekeeping,
     notifications,
+    operators,
     privacy,
     registration,
     renewal,
@@ -47,6 +48,7 @@ from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.notifications import NotificationRepository
 from storage.opening import open_database
+from storage.operators import OperatorRepository
 from storage.preferences import PreferenceRepository
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
@@ -93,6 +95,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         reports=ReportRepository(database),
         exports=ExportRepository(database),
         deregistrations=DeregistrationRepository(database),
+        operators=OperatorRepository(database),
     )
 
 
@@ -193,6 +196,7 @@ def register_handlers(
     application.add_handlers(staff_reports.build_documents(), group=GROUP_STAFF_INPUT)
     application.add_handlers(staff.build())
     application.add_handlers(staff_reports.build())
+    application.add_handlers(operators.build())
     application.add_handlers(deregistration.build())
     application.add_handlers(renewal.build())
     application.add_handlers(registration.build())

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # Per account and day: distinct NIKs tried, and (counted apart) distinct eligibility checks
     # of a NIK, name and birth date; both stop strangers probing DTSEN and the register.
     nik_attempts_per_day: int = Field(default=5, gt=0)
+    # Assisted registrations one operator may open per WIB day (/daftarkan); a fraud control.
+    operator_daily_limit: int = Field(default=30, gt=0)
     # Per account: more updates than this in the window are dropped (staff in settings exempt).
     flood_max_updates: int = Field(default=20, gt=0)
     flood_window_seconds: int = Field(default=10, gt=0)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import html
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.error import BadRequest, TelegramError
@@ -182,3 +186,27 @@ class FloodGuard:
             except TelegramError as error:
                 log.warning("could not send the slow-down message: %s", error)
         raise ApplicationHandlerStop
+
+
+def query_of(update: Update) -> CallbackQuery:
+    query = update.callback_query
+    if query is None:
+        raise ValueError("update carries no callback query")
+    return query
+
+
+async def drop_buttons(query: CallbackQuery) -> None:
+    # A double tap finds the buttons already gone: nothing to remove.
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_reply_markup(reply_markup=None)
+
+
+async def alongside_answer(query: CallbackQuery, work: Coroutine[Any, Any, None]) -> None:
+    """Answer a press while doing its work: the worker waits one Telegram round trip less.
+
+    Both always finish; a failure of either is raised afterwards, for the error handler.
+    """
+    results = await asyncio.gather(answer_query(query), work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

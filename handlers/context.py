@@ -21,6 +21,7 @@ from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.models import utcnow
 from storage.notifications import NotificationRepository
+from storage.operators import OperatorRepository
 from storage.preferences import PreferenceRepository
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
@@ -47,6 +48,7 @@ class Services:
     reports: ReportRepository
     exports: ExportRepository
     deregistrations: DeregistrationRepository
+    operators: OperatorRepository
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # One outbox sender at a time in this process (rows are also claimed in the database).

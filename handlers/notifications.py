@@ -15,6 +15,7 @@ from handlers.context import Context
 from handlers.language import Lookup, translator_for
 from handlers.refusals import self_pay_text
 from handlers.views import coverage_text, format_date, keyboard_for, prompt_text
+from storage.applications import TAKEN_OVER
 from storage.lapses import WARNING_KIND
 from storage.models import Application, Notification, Status
 from storage.waitlist import PROMOTED_KIND
@@ -81,6 +82,12 @@ async def render(notification: Notification, application: Application, context: 
         return _("Staff checking your application {code} ask you to correct: {field}.").format(
             code=code, field=escape(_(field))
         )
+    if kind == TAKEN_OVER:
+        # To the operator who registered the worker, in the operator's language.
+        return _(
+            "The worker of application {code}, which you registered, has taken it over from "
+            "their own Telegram account."
+        ).format(code=code)
     if kind == Status.WITHDRAWN:
         return _("Your application {code} has been withdrawn from the programme.").format(
             code=code

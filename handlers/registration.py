@@ -10,20 +10,12 @@ redelivered update is recognised by its update_id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Coroutine
-from typing import Any
-
 from telegram import (
-    CallbackQuery,
     Message,
-    ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from domain.flow import (
@@ -42,14 +34,37 @@ from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_VERSION
+from domain.roles import Role
 from handlers.account import status_text
-from handlers.common import answer_query, escape, message_of, user_of
+from handlers.assisted import (
+    assisted_draft_of,
+    assisted_press,
+    cancelled_for_worker_text,
+    submitted_for_worker_text,
+    taken_over_text,
+)
+from handlers.common import (
+    alongside_answer,
+    answer_query,
+    escape,
+    message_of,
+    query_of,
+    user_of,
+)
 from handlers.context import Context
+from handlers.notifications import deliver_notifications
 from handlers.refusals import RETRY, refusal_keyboard, refusal_text
-from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
-from handlers.welcome import consent_buttons, consent_details, welcome_text
+from handlers.staff_access import member_by_id
+from handlers.views import (
+    Answered,
+    ask,
+    ask_again,
+    facts_of,
+    is_assisted,
+)
+from handlers.welcome import consent_details, consent_given, consent_refused, start, try_again
 from storage.cohort import CohortRepository
-from storage.models import Application, Status
+from storage.models import Application
 from usecases.registration import (
     AnswerOutcome,
     Cancelled,
@@ -63,6 +78,7 @@ from usecases.registration import (
     Registration,
     Stale,
     Submitted,
+    TakenOver,
     navigate,
     register_answer,
 )
@@ -87,106 +103,14 @@ REFUSALS: dict[Refusal, str] = {
         "today. Try tomorrow."
     ),
     Refusal.CORRECTION_MISMATCH: CORRECTION_MISMATCH,
+    Refusal.OUT_OF_SCOPE: N_(
+        "This place is outside your area as an operator, so you cannot register this worker. "
+        "Choose a kelurahan inside your area, or send /batal and ask an admin."
+    ),
 }
 
 
 # --- starting: welcome and consent ------------------------------------------------------------
-
-
-async def start(update: Update, context: Context) -> None:
-    """/start and /daftar: welcome and consent, or where the worker already is."""
-    message = message_of(update)
-    user = user_of(update)
-    existing = await context.services.applications.open_for(user_id=user.id)
-    if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
-        await message.reply_text(
-            context._(
-                "You are in the middle of your registration. Let's continue where you "
-                "left off, or send /batal to cancel and start over."
-            )
-        )
-        await ask_again(message, existing, context)
-        return
-    if existing is not None:
-        await message.reply_text(
-            context._(
-                "You already have an application: {code}. Send /status to see where it stands."
-            ).format(code=existing.code or "-")
-        )
-        return
-    await message.reply_text(
-        welcome_text(context), parse_mode=ParseMode.HTML, reply_markup=consent_buttons(context)
-    )
-
-
-async def consent_given(update: Update, context: Context) -> None:
-    """Setuju: open the draft (storing the consent version and time) and ask the NIK."""
-    query = _query_of(update)
-    await alongside_answer(query, _open_draft(update, query, context))
-
-
-async def _open_draft(update: Update, query: CallbackQuery, context: Context) -> None:
-    user = user_of(update)
-    applications = context.services.applications
-    # No read first: the insert itself refuses a second open application (unique index), and
-    # only then is the existing one looked up. Saves a query for nearly every worker.
-    existing = applications.cached_draft(user_id=user.id)
-    if existing is None:
-        existing = await applications.start_draft(
-            user_id=user.id,
-            chat_id=query.message.chat.id if query.message else user.id,
-            consent_version=CONSENT_VERSION,
-            first_step=Step.NIK,
-            update_id=update.update_id,
-        ) or await applications.open_for(user_id=user.id)
-    message = query.message
-    if existing is not None and existing.status == Status.DRAFT and isinstance(message, Message):
-        # One call: the consent message keeps its text, records the choice and asks the NIK.
-        step = Step(existing.step or Step.NIK)
-        markup = keyboard_for(step, existing, context)
-        text = (
-            f"{welcome_text(context, details=query.data == 'consent:yes:details')}"
-            f"\n\n{escape(context._('✅ I agree'))}"
-            f"\n\n{prompt_text(step, existing, context)}"
-        )
-        if not isinstance(markup, ReplyKeyboardMarkup):
-            # Too old to edit, or pressed twice: the buttons go and the step is asked anew.
-            with contextlib.suppress(BadRequest):
-                await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
-                return
-    await _drop_buttons(query)
-    if existing is None or not isinstance(message, Message):
-        return
-    if existing.status == Status.DRAFT:
-        await ask_again(message, existing, context)
-    else:
-        await message.reply_text(
-            context._("You already have an application: {code}. Send /status.").format(
-                code=existing.code or "-"
-            )
-        )
-
-
-async def consent_refused(update: Update, context: Context) -> None:
-    """Tidak setuju: nothing is stored."""
-    query = _query_of(update)
-    await answer_query(query)
-    await _drop_buttons(query)
-    if isinstance(query.message, Message):
-        await query.message.reply_text(
-            context._(
-                "Understood: nothing has been stored. You can register later by sending /start."
-            )
-        )
-
-
-async def try_again(update: Update, context: Context) -> None:
-    """ "Try again" under a refusal: the refusal stays as it was read, and the registration
-    starts anew (the same NIK costs no new attempt; other checks count as usual)."""
-    query = _query_of(update)
-    await answer_query(query)
-    await _drop_buttons(query)
-    await start(update, context)
 
 
 # --- answers: text, contact, buttons ----------------------------------------------------------
@@ -261,6 +185,14 @@ async def answer_contact(update: Update, context: Context) -> None:
     if draft is None:
         return
     contact = message.contact
+    if is_assisted(draft):
+        await ask_again(
+            message,
+            draft,
+            context,
+            context._("Please type the worker's own number (it may be a family member's)."),
+        )
+        return
     if draft.step != Step.PHONE or contact is None:
         await ask_again(message, draft, context, context._("I did not ask for a contact here."))
         return
@@ -295,11 +227,19 @@ async def answer_other(update: Update, context: Context) -> None:
 
 
 async def answer_button(update: Update, context: Context) -> None:
-    """A button of the registration keyboards (`reg:<step>:<value>`, untrusted)."""
-    query = _query_of(update)
+    """A button of the registration keyboards (`reg:<step>:<value>`, or an operator's
+    `as:<draft id>:<step>:<value>`; untrusted)."""
+    query = query_of(update)
     user = user_of(update)
-    parts = (query.data or "").split(":", 2)
-    draft = await context.services.applications.open_for(user_id=user.id)
+    data = query.data or ""
+    if data.startswith("as:"):
+        draft, data = await assisted_press(user.id, data, context)
+        if draft is None:
+            await answer_query(query, context._("This button is no longer active."))
+            return
+    else:
+        draft = await context.services.applications.open_for(user_id=user.id)
+    parts = data.split(":", 2)
     if is_redelivery(update, draft):
         return
     message = query.message if isinstance(query.message, Message) else None
@@ -336,23 +276,17 @@ async def answer_button(update: Update, context: Context) -> None:
     await alongside_answer(query, work)
 
 
-async def alongside_answer(query: CallbackQuery, work: Coroutine[Any, Any, None]) -> None:
-    """Answer a press while doing its work: the worker waits one Telegram round trip less.
-
-    Both always finish; a failure of either is raised afterwards, for the error handler.
-    """
-    results = await asyncio.gather(answer_query(query), work, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-
-
 # --- storing and moving on: the use case, then its outcome in words -------------------------
 
 
-def _registration(context: Context) -> Registration:
+async def _registration(context: Context, draft: Application) -> Registration:
     services = context.services
     settings = context.settings
+    scope = None
+    if is_assisted(draft):
+        # The operator's area, looked up afresh (an admin may have changed it meanwhile).
+        member = await member_by_id(draft.assisted_by or 0, context)
+        scope = member.kecamatan if member and member.role is Role.OPERATOR else ()
     return Registration(
         applications=services.applications,
         dtsen=services.dtsen,
@@ -361,6 +295,7 @@ def _registration(context: Context) -> Registration:
         attempts_per_day=settings.nik_attempts_per_day,
         now=services.clock(),
         cohort=CohortRepository(services.database),
+        scope=scope,
     )
 
 
@@ -375,7 +310,11 @@ async def _register(
 ) -> None:
     """Store an answer through the use case and say what happened."""
     outcome = await register_answer(
-        _registration(context), draft=draft, step=step, values=values, update_id=update.update_id
+        await _registration(context, draft),
+        draft=draft,
+        step=step,
+        values=values,
+        update_id=update.update_id,
     )
     if isinstance(outcome, Moved) and step is Step.PHONE:
         # The contact keyboard must go; an inline keyboard cannot replace it in one message.
@@ -440,7 +379,14 @@ async def _render(
             reply_markup=ReplyKeyboardRemove(),
         )
     elif isinstance(outcome, Cancelled):
-        await message.reply_text(_cancelled_text(context))
+        await message.reply_text(_cancelled_text(context, draft))
+    elif isinstance(outcome, TakenOver):
+        await message.reply_text(taken_over_text(outcome.code, context), parse_mode=ParseMode.HTML)
+        context.application.create_task(deliver_notifications(context))
+    elif isinstance(outcome, Submitted) and is_assisted(draft):
+        await message.reply_text(
+            submitted_for_worker_text(outcome.code, context), parse_mode=ParseMode.HTML
+        )
     elif isinstance(outcome, Submitted):
         await message.reply_text(
             _(
@@ -485,7 +431,13 @@ async def _resync(message: Message, update: Update, context: Context) -> None:
 async def cancel(update: Update, context: Context) -> None:
     """/batal: leave the registration at any step; the draft is deleted."""
     message = message_of(update)
-    removed = await context.services.applications.discard_draft(user_id=user_of(update).id)
+    user_id = user_of(update).id
+    assisted = await assisted_draft_of(user_id, context)
+    if assisted is not None:
+        await context.services.operators.discard_assisted_draft(operator_id=user_id)
+        await message.reply_text(_cancelled_text(context, assisted))
+        return
+    removed = await context.services.applications.discard_draft(user_id=user_id)
     if removed:
         await message.reply_text(_cancelled_text(context), reply_markup=ReplyKeyboardRemove())
     else:
@@ -494,7 +446,9 @@ async def cancel(update: Update, context: Context) -> None:
         )
 
 
-def _cancelled_text(context: Context) -> str:
+def _cancelled_text(context: Context, draft: Application | None = None) -> str:
+    if draft is not None and is_assisted(draft):
+        return cancelled_for_worker_text(context)
     return context._(
         "Registration cancelled; your answers have been deleted. Send /start to begin again."
     )
@@ -510,22 +464,14 @@ def is_redelivery(update: Update, draft: Application | None) -> bool:
     return draft is not None and update.update_id == draft.last_update_id
 
 
-def _query_of(update: Update) -> CallbackQuery:
-    query = update.callback_query
-    if query is None:
-        raise ValueError("update carries no callback query")
-    return query
-
-
-async def _drop_buttons(query: CallbackQuery) -> None:
-    # A double tap finds the buttons already gone: nothing to remove.
-    with contextlib.suppress(BadRequest):
-        await query.edit_message_reply_markup(reply_markup=None)
-
-
 async def _draft_or_hint(message: Message, update: Update, context: Context) -> Application | None:
-    """The worker's draft, or a hint about /start and /status when there is none."""
-    existing = await context.services.applications.open_for(user_id=user_of(update).id)
+    """The draft this user answers (an operator's for a worker comes first, else their own),
+    or a hint about /start and /status when there is none."""
+    user_id = user_of(update).id
+    existing = await assisted_draft_of(user_id, context)
+    if existing is not None:
+        return None if is_redelivery(update, existing) else existing
+    existing = await context.services.applications.open_for(user_id=user_id)
     if is_redelivery(update, existing):
         return None
     if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
@@ -551,11 +497,11 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     return [
         CommandHandler(["start", "daftar"], start, filters=private),
         CommandHandler("batal", cancel, filters=private),
-        CallbackQueryHandler(consent_given, pattern=r"^consent:yes(:details)?$"),
-        CallbackQueryHandler(consent_details, pattern=r"^consent:details$"),
+        CallbackQueryHandler(consent_given, pattern=r"^consent:yes(:details)?(:[a-z0-9]{1,16})?$"),
+        CallbackQueryHandler(consent_details, pattern=r"^consent:details(:[a-z0-9]{1,16})?$"),
         CallbackQueryHandler(consent_refused, pattern=r"^consent:no$"),
         CallbackQueryHandler(try_again, pattern=f"^{RETRY}$"),
-        CallbackQueryHandler(answer_button, pattern=r"^reg:"),
+        CallbackQueryHandler(answer_button, pattern=r"^(reg|as):"),
         MessageHandler(private & filters.TEXT & ~filters.COMMAND, answer_text),
         MessageHandler(private & filters.CONTACT, answer_contact),
     ]

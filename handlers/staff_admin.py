@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 
 from domain.regions import match_kecamatan
-from domain.roles import StaffMember
+from domain.roles import Role, StaffMember
 from domain.text import is_ascii_number
 from handlers.common import escape, message_of
 from handlers.context import Context
@@ -32,7 +32,7 @@ async def history(update: Update, context: Context, member: StaffMember) -> None
 
 
 async def staff_list(update: Update, context: Context, member: StaffMember) -> None:
-    """/staf, /staf tambah ID reviewer|admin [KECAMATAN...], /staf hapus ID (admins)."""
+    """/staf, /staf tambah ID reviewer|admin|operator [AREA...], /staf hapus ID (admins)."""
     _ = context._
     message = message_of(update)
     args = context.args or []
@@ -51,6 +51,8 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         ]
         lines.append(
             _("Add: /staf tambah ID reviewer|admin [KECAMATAN, ...]; remove: /staf hapus ID")
+            + "\n"
+            + _("Operators: /staf tambah ID operator KECAMATAN or KELURAHAN, ...")
         )
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
         return
@@ -58,40 +60,9 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         args[0] == "tambah"
         and len(args) >= 3
         and is_ascii_number(args[1])
-        and args[2] in ("reviewer", "admin")
+        and args[2] in ("reviewer", "admin", "operator")
     ):
-        choices = services.regions.kecamatan_of(context.settings.program_region_code[:4])
-        found, unknown = match_kecamatan(" ".join(args[3:]), choices)
-        if unknown or (args[2] == "admin" and found):
-            problem = (
-                _("Unknown kecamatan: {names}.").format(names=escape(", ".join(unknown)))
-                if unknown
-                else _("Admins always see the whole area; give kecamatan for reviewers only.")
-            )
-            await message.reply_text(
-                problem
-                + "\n"
-                + _("Valid kecamatan (name or code, separated by commas): {names}").format(
-                    names=escape(", ".join(f"{k.name} ({k.code})" for k in choices))
-                ),
-                parse_mode=ParseMode.HTML,
-            )
-            return
-        scope = ",".join(region.code for region in found) or None
-        await services.staff.put(
-            user_id=int(args[1]), role=args[2], kecamatan_scope=scope, actor_id=member.user_id
-        )
-        where = (
-            _("Scope: {kecamatan}.").format(
-                kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
-            )
-            if found
-            else _("Scope: the whole programme area.")
-        )
-        await message.reply_text(
-            _("Staff {user} is now {role}.").format(user=args[1], role=args[2]) + " " + where,
-            parse_mode=ParseMode.HTML,
-        )
+        await _add_staff(update, context, member, int(args[1]), args[2], " ".join(args[3:]))
         return
     if args[0] == "hapus" and len(args) == 2 and is_ascii_number(args[1]):
         removed = await services.staff.remove(user_id=int(args[1]), actor_id=member.user_id)
@@ -105,4 +76,55 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         return
     await message.reply_text(
         _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN, ...], /staf hapus ID")
+        + "\n"
+        + _("Operators: /staf tambah ID operator KECAMATAN or KELURAHAN, ...")
+    )
+
+
+async def _add_staff(
+    update: Update, context: Context, member: StaffMember, user_id: int, role: str, area: str
+) -> None:
+    """/staf tambah: a reviewer's kecamatan, or an operator's kecamatan and kelurahan (at least
+    one), resolved by name or code within the programme's region."""
+    _ = context._
+    message = message_of(update)
+    services = context.services
+    regions = services.regions
+    regency = context.settings.program_region_code[:4]
+    kecamatan = regions.kecamatan_of(regency)
+    operator = role == Role.OPERATOR
+    # Operators may be given kelurahan too; kecamatan come last so their names win a tie.
+    choices = [v for k in kecamatan for v in regions.kelurahan_of(k.code)] if operator else []
+    found, unknown = match_kecamatan(area, [*choices, *kecamatan])
+    problem = None
+    if unknown:
+        problem = _("Unknown kecamatan: {names}.").format(names=escape(", ".join(unknown)))
+    elif role == Role.ADMIN and found:
+        problem = _("Admins always see the whole area; give kecamatan for reviewers only.")
+    elif operator and not found:
+        problem = _("An operator needs an area: one or more kecamatan or kelurahan.")
+    if problem is not None:
+        await message.reply_text(
+            problem
+            + "\n"
+            + _("Valid kecamatan (name or code, separated by commas): {names}").format(
+                names=escape(", ".join(f"{k.name} ({k.code})" for k in kecamatan))
+            ),
+            parse_mode=ParseMode.HTML,
+        )
+        return
+    scope = ",".join(region.code for region in found) or None
+    await services.staff.put(
+        user_id=user_id, role=role, kecamatan_scope=scope, actor_id=member.user_id
+    )
+    where = (
+        _("Scope: {kecamatan}.").format(
+            kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
+        )
+        if found
+        else _("Scope: the whole programme area.")
+    )
+    await message.reply_text(
+        _("Staff {user} is now {role}.").format(user=user_id, role=role) + " " + where,
+        parse_mode=ParseMode.HTML,
     )

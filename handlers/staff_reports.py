@@ -16,7 +16,8 @@ from telegram.ext import (
 )
 
 from domain.exports import write_csv, write_xlsx
-from domain.reports import format_statistics, render_chart
+from domain.operators import format_channels
+from domain.reports import MAX_MESSAGE_CHARS, format_statistics, render_chart
 from domain.roles import Role, StaffMember
 from handlers.common import escape, message_of
 from handlers.context import Context
@@ -41,12 +42,23 @@ async def statistics(update: Update, context: Context, member: StaffMember) -> N
     )
     regions = context.services.regions
     message = message_of(update)
-    await message.reply_text(
-        format_statistics(stats, context._, regions), parse_mode=ParseMode.HTML
-    )
+    text = format_statistics(stats, context._, regions)
+    if not member.kecamatan:
+        text = await _with_channels(text, context)
+    await message.reply_text(text, parse_mode=ParseMode.HTML)
     # matplotlib is CPU-bound; keep it off the event loop so other chats are not held up.
     png = await asyncio.to_thread(render_chart, stats, context._, regions)
     await message.reply_photo(png)
+
+
+async def _with_channels(text: str, context: Context) -> str:
+    """The statistics text and, when it still fits one message, registrations and completions
+    per community and per operator (the whole area only: scoped reviewers skip it)."""
+    per_community, per_operator = await context.services.operators.channel_counts()
+    section = format_channels(per_community, per_operator, context._)
+    if not section or len(text) + len(section) + 2 > MAX_MESSAGE_CHARS:
+        return text
+    return f"{text}\n\n{section}"
 
 
 async def export(update: Update, context: Context, member: StaffMember) -> None:

@@ -84,6 +84,17 @@ def _button(label: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=data)
 
 
+def is_assisted(draft: Application) -> bool:
+    """A draft an operator fills in for a worker who has no Telegram (yet)."""
+    return draft.telegram_user_id is None and draft.assisted_by is not None
+
+
+def callback_prefix(draft: Application) -> str:
+    """`reg:` on a worker's own keyboards; `as:<draft id>:` on an operator's, so a press names
+    the very draft it answers (and a forged one is caught)."""
+    return f"as:{draft.id}:" if is_assisted(draft) else "reg:"
+
+
 def keyboard_for(step: Step, draft: Application, context: Context) -> Any:
     """The keyboard that goes with a step's prompt (inline buttons or the contact button)."""
     _ = context._
@@ -91,15 +102,19 @@ def keyboard_for(step: Step, draft: Application, context: Context) -> Any:
     if spec is None:
         return None
     if spec == flow.CONTACT:
+        if is_assisted(draft):
+            return None  # the operator's own number is not the worker's: it is typed
         return ReplyKeyboardMarkup(
             [[KeyboardButton(_("📱 Share my number"), request_contact=True)]],
             resize_keyboard=True,
             one_time_keyboard=True,
         )
 
+    prefix = callback_prefix(draft)
+
     def button(choice: flow.Button) -> InlineKeyboardButton:
         label = _(choice.label) if choice.translate else choice.label
-        return _button(label, f"reg:{step}:{choice.value}")
+        return _button(label, f"{prefix}{step}:{choice.value}")
 
     buttons = [button(choice) for choice in spec.buttons]
     rows = [buttons[i : i + spec.columns] for i in range(0, len(buttons), spec.columns)]
@@ -123,6 +138,8 @@ def prompt_text(step: Step, draft: Application, context: Context) -> str:
     if step is Step.SUMMARY:
         return _(row.prompt) + "\n\n" + summary_text(draft, context)
     text = progress_of(step) + _(row.prompt)
+    if is_assisted(draft):
+        text = _("👤 Registering a worker: answer with the worker's data.") + "\n" + text
     if step is Step.KELURAHAN and draft.kecamatan_code:
         text += "\n" + _("Kecamatan: {name}").format(
             name=escape(context.services.regions.name(draft.kecamatan_code) or "")

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String, bindparam, or_, update
+from sqlalchemy import BigInteger, String, bindparam, delete, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -15,12 +15,21 @@ from sqlmodel import col, select
 from domain.lifecycle import EDITABLE_STATUSES, OPEN_STATUSES
 from domain.pii import BlindIndex
 from storage.drafts import DraftRepository, Outcome, Rollback
-from storage.models import LIVE_STATUSES, Application, AuditEvent, Status, utcnow
+from storage.models import (
+    LIVE_STATUSES,
+    Application,
+    AuditEvent,
+    Notification,
+    Status,
+    utcnow,
+)
 from storage.queue import position_in
 from storage.retention import delete_expired
 
 _APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# The outbox kind that tells an operator their worker took the application over.
+TAKEN_OVER = "taken_over"
 
 
 @dataclass(frozen=True)
@@ -196,6 +205,90 @@ class ApplicationRepository(DraftRepository):
                 return SubmitResult(Outcome.NIK_TAKEN)
             return SubmitResult(Outcome.DONE, code)
         raise RuntimeError("could not draw a free application number")
+
+    async def discard_assisted(self, *, application_id: int) -> bool:
+        """Delete a draft an operator was filling in for a worker (no Telegram account)."""
+        async with self._db.write() as session, session.begin():
+            result = await session.execute(
+                delete(Application).where(
+                    col(Application.id) == application_id,
+                    col(Application.telegram_user_id).is_(None),
+                    col(Application.status) == Status.DRAFT,
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unclaimed_holder(self, *, nik_hash: str) -> Application | None:
+        """The live application an operator registered with this NIK that no Telegram account
+        holds yet (its worker may take it over), if any."""
+        async with self._db.read() as session:
+            query = select(Application).where(
+                col(Application.nik_hash) == nik_hash,
+                col(Application.status).in_(LIVE_STATUSES),
+                col(Application.telegram_user_id).is_(None),
+                col(Application.assisted_by).is_not(None),
+            )
+            return (await session.execute(query)).scalars().first()
+
+    async def take_over(
+        self,
+        *,
+        application_id: int,
+        draft_id: int,
+        user_id: int,
+        chat_id: int,
+        update_id: int | None,
+    ) -> Outcome:
+        """The worker proved their identity from their own Telegram: their new draft goes and
+        the application an operator registered becomes theirs; audited, and the operator is
+        told through the outbox, all in one transaction."""
+        self._forget(user_id)
+        try:
+            async with self._db.write() as session, session.begin():
+                if not await self._claim_update(session, update_id):
+                    raise Rollback(Outcome.DUPLICATE)
+                application = await session.get(Application, application_id)
+                if (
+                    application is None
+                    or application.telegram_user_id is not None
+                    or application.status not in LIVE_STATUSES
+                    or application.assisted_by is None
+                ):
+                    raise Rollback(Outcome.STALE)
+                # The draft goes first: the account may hold one open application only.
+                await session.execute(
+                    delete(Application).where(
+                        col(Application.id) == draft_id,
+                        col(Application.telegram_user_id) == user_id,
+                        col(Application.status) == Status.DRAFT,
+                    )
+                )
+                await session.flush()
+                application.telegram_user_id = user_id
+                application.chat_id = chat_id
+                application.updated_at = utcnow()
+                session.add(
+                    AuditEvent(
+                        actor_id=user_id,
+                        action="take_over",
+                        application_id=application_id,
+                        from_status=application.status,
+                        to_status=application.status,
+                        reason=f"assisted by {application.assisted_by}",
+                    )
+                )
+                session.add(
+                    Notification(
+                        application_id=application_id,
+                        chat_id=application.assisted_by,
+                        kind=TAKEN_OVER,
+                    )
+                )
+        except Rollback as rollback:
+            return rollback.outcome
+        except IntegrityError:
+            return Outcome.STALE
+        return Outcome.DONE
 
     async def nik_is_taken(
         self, *, nik: BlindIndex, except_application: int | None, user_id: int | None = None

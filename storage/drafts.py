@@ -203,8 +203,10 @@ class DraftRepository:
         consent_version: str,
         first_step: str,
         update_id: int | None,
+        community_id: int | None = None,
     ) -> Application | None:
-        """Open a draft after consent; the user's existing open application wins a race."""
+        """Open a draft after consent; the user's existing open application wins a race.
+        `community_id`: the community whose link the worker arrived by."""
         self._forget(user_id)
         now = utcnow()
         draft = Application(
@@ -216,6 +218,7 @@ class DraftRepository:
             consent_at=now,
             created_at=now,
             updated_at=now,
+            community_id=community_id,
         )
         try:
             async with self._db.transaction() as connection:

@@ -393,19 +393,20 @@ async def _apply_batch(
                     for _entry, application_id, _chat in approved
                 ],
             )
-            await session.execute(
-                insert(Notification),
-                [
-                    {
-                        "application_id": application_id,
-                        "chat_id": chat_id,
-                        "kind": NOTIFICATION_KIND,
-                        "created_at": now,
-                        "attempts": 0,
-                    }
-                    for _entry, application_id, chat_id in approved
-                ],
-            )
+            # Workers an operator registered who have not taken over on Telegram have no chat.
+            notices = [
+                {
+                    "application_id": application_id,
+                    "chat_id": chat_id,
+                    "kind": NOTIFICATION_KIND,
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for _entry, application_id, chat_id in approved
+                if chat_id is not None
+            ]
+            if notices:
+                await session.execute(insert(Notification), notices)
     return len(approved), problems
 
 

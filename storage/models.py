@@ -22,6 +22,7 @@ def utcnow() -> datetime:
 # The partial unique indexes below keep one live application per NIK and one open one per account.
 _LIVE_SQL = "status IN (" + ", ".join(f"'{status}'" for status in LIVE_STATUSES) + ")"
 _OPEN_SQL = "status IN (" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+_ASSISTED_DRAFT_SQL = "status = 'draft' AND telegram_user_id IS NULL AND assisted_by IS NOT NULL"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -113,6 +114,18 @@ class Application(SQLModel, table=True):
         # Counts for a reviewer scoped to some kecamatan.
         sa.Index("ix_application_kecamatan_status", "kecamatan_code", "status"),
         sa.Index("ix_application_phone", "phone"),
+        # One assisted draft at a time per operator, apart from any registration of their own.
+        sa.Index(
+            "uq_application_assisted_draft",
+            "assisted_by",
+            unique=True,
+            sqlite_where=sa.text(_ASSISTED_DRAFT_SQL),
+            postgresql_where=sa.text(_ASSISTED_DRAFT_SQL),
+        ),
+        # What one operator registered: /status NUMBER, the daily cap, the fraud figures.
+        sa.Index("ix_application_assisted_by", "assisted_by", "created_at", "submitted_at"),
+        # /statistik and /komunitas count per community without reading the whole table.
+        sa.Index("ix_application_community", "community_id", "submitted_at"),
         # One KPJ number per worker, even when two KPJ imports run at once.
         sa.Index(
             "uq_application_kpj_number",
@@ -186,11 +199,24 @@ class Application(SQLModel, table=True):
     assisted_by: int | None = Field(default=None, sa_type=sa.BigInteger)
     # The paid_through month admins were warned about (once per member and month).
     lapse_warned_for: date | None = None
+    # The community whose link the worker arrived by (/start CODE), if any.
+    community_id: int | None = None
 
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     reminded_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+
+# A community link admins hand out (ojol pangkalan, pasar, RT/RW): a random code, no personal data.
+class Community(SQLModel, table=True):
+    __tablename__ = "community"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    name: str = Field(max_length=100)
+    created_by: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 
 # Staff added by admins in the bot (ADMIN_IDS/REVIEWER_IDS from settings need no row).

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from domain.roles import Role
 from storage.engine import Database
 from storage.models import AuditEvent, Staff, StaffPendingInput
 
@@ -31,6 +32,8 @@ class StaffRepository:
         self._shared = shared
         self._waiting: set[int] | None = None
         self._loading = asyncio.Lock()
+        # Operators, likewise known to a polling process without a read per worker's message.
+        self._operators: set[int] | None = None
 
     async def _may_wait(self, user_id: int) -> bool:
         """False only when this member surely has no pending input."""
@@ -47,6 +50,31 @@ class StaffRepository:
                     )
                     self._waiting = {int(user_id) for user_id in users.scalars()}
             return self._waiting
+
+    async def is_operator(self, *, user_id: int) -> bool:
+        """Whether this Telegram id is an operator (asked on every registration message, so a
+        polling process answers from memory; `shared` processes read the table)."""
+        if self._shared:
+            row = await self.get(user_id=user_id)
+            return row is not None and row.role == Role.OPERATOR
+        async with self._loading:
+            if self._operators is None:
+                async with self._db.read() as session:
+                    users = await session.execute(
+                        sa.select(col(Staff.telegram_user_id)).where(
+                            col(Staff.role) == Role.OPERATOR
+                        )
+                    )
+                    self._operators = {int(user) for user in users.scalars()}
+            return user_id in self._operators
+
+    def _note_role(self, user_id: int, role: str | None) -> None:
+        if self._operators is None:
+            return
+        if role == Role.OPERATOR:
+            self._operators.add(user_id)
+        else:
+            self._operators.discard(user_id)
 
     async def get(self, *, user_id: int) -> Staff | None:
         """The staff row of a Telegram user id, if any."""
@@ -80,6 +108,7 @@ class StaffRepository:
             session.add(
                 AuditEvent(actor_id=actor_id, action="staff_add", reason=f"{user_id}:{role}")
             )
+        self._note_role(user_id, role)
 
     async def remove(self, *, user_id: int, actor_id: int) -> bool:
         """Remove a staff member; False when there was none."""
@@ -89,7 +118,8 @@ class StaffRepository:
                 return False
             await session.delete(row)
             session.add(AuditEvent(actor_id=actor_id, action="staff_remove", reason=str(user_id)))
-            return True
+        self._note_role(user_id, None)
+        return True
 
     # --- what the bot waits for from a staff member (one entry per member) ---------------------
 

@@ -467,3 +467,29 @@ def test_import_kpj_command_needs_the_pii_secret(
 
     assert cli.main(["import-kpj", str(source)]) == 2
     assert "PII_SECRET" in capsys.readouterr().err
+
+
+async def test_worker_registered_by_an_operator_is_enrolled_without_a_chat_to_tell(
+    database: Database,
+) -> None:
+    """An application an operator registered (no Telegram account yet) is enrolled like any
+    other; only the worker with a chat gets a notification (the import does not fail)."""
+    assisted = application(
+        Status.APPROVED, telegram_user_id=None, chat_id=None, assisted_by=600001
+    )
+    own = application(Status.APPROVED)
+    await add(database, assisted, own)
+
+    report = await run(
+        database,
+        csv_file(
+            (str(assisted.nik), "12345678911", "01-12-2026"),
+            (str(own.nik), "12345678912", "01-12-2026"),
+        ),
+    )
+
+    assert (report.rows, report.applied) == (2, 2)
+    assert (await stored(database, assisted.id)).status == Status.ENROLLED
+    assert [(own.id, own.chat_id)] == [
+        (n.application_id, n.chat_id) for n in await all_of(database, Notification)
+    ]

@@ -20,6 +20,7 @@ from domain.flow import IDENTITY_STEPS, Step, Values, next_step
 from domain.names import name_similarity
 from domain.nik import Nik, parse_nik
 from domain.pii import BlindIndex, hash_identifier
+from domain.roles import covers
 from storage.applications import ApplicationRepository
 from storage.cohort import CohortRepository
 from storage.drafts import ATTEMPT_WINDOW, Outcome
@@ -39,6 +40,8 @@ class Registration:
     now: datetime
     # Last year's imported participants, taken over by the member who types their identity.
     cohort: CohortRepository | None = None
+    # The operator's area when an operator answers for a worker (None: the worker answers).
+    scope: tuple[str, ...] | None = None
 
     @property
     def today(self) -> date:
@@ -55,6 +58,8 @@ class Refusal(StrEnum):
     CORRECTION_MISMATCH = "correction_mismatch"  # a correction that does not match DTSEN
     # At submission: another account's application took the NIK since it was checked.
     NIK_TAKEN_MEANWHILE = "nik_taken_meanwhile"
+    # An operator chose a place outside their area.
+    OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,14 @@ class CohortClaimed:
 
 
 @dataclass(frozen=True)
+class TakenOver:
+    """The worker proved the identity of an application an operator registered for them: it
+    is now theirs (their new draft is gone) and the operator is told."""
+
+    code: str | None
+
+
+@dataclass(frozen=True)
 class Stale:
     """The draft changed elsewhere (another process, a staff decision, expiry)."""
 
@@ -116,7 +129,9 @@ class Submitted:
     code: str
 
 
-AnswerOutcome = Moved | Refused | Ineligible | KeptInReview | CohortClaimed | Stale | Unchanged
+AnswerOutcome = (
+    Moved | Refused | Ineligible | KeptInReview | CohortClaimed | TakenOver | Stale | Unchanged
+)
 NavigationOutcome = Moved | Refused | Cancelled | Submitted | Stale | Unchanged
 
 
@@ -127,11 +142,13 @@ def _id(draft: Application) -> int:
 
 
 def _account(draft: Application) -> int:
-    # A draft in the worker's own conversation always belongs to their Telegram account; only
-    # applications registered for someone else (or imported) have none.
-    if draft.telegram_user_id is None:
+    # A draft in the worker's own conversation belongs to their Telegram account; one an
+    # operator fills in for a worker without Telegram counts against the operator's (so the
+    # NIK probing limits apply to operators too).
+    account = draft.telegram_user_id if draft.telegram_user_id is not None else draft.assisted_by
+    if account is None:
         raise ValueError("draft without a Telegram account")
-    return draft.telegram_user_id
+    return account
 
 
 async def _within_daily_limit(
@@ -163,6 +180,9 @@ async def _check_nik(
         # Held by last year's imported application nobody has taken over: its member may
         # continue, and the complete identity decides (see _claim_cohort).
         taken = await registration.cohort.unclaimed(nik=index) is None
+    if taken and draft.telegram_user_id is not None:
+        # Registered by an operator and not taken over yet: the birth date decides (below).
+        taken = await registration.applications.unclaimed_holder(nik_hash=index.hex) is None
     # One refusal whatever the other application's status, so trying NIKs from a few
     # accounts does not tell who applied and how it went; staff see the second claim.
     return Refusal.NIK_TAKEN if taken else None
@@ -204,6 +224,12 @@ async def register_answer(
         values.update(nik=nik.digits, nik_hash=index.hex, jenis_kelamin=nik.gender)
     else:
         nik = None
+    if registration.scope is not None and not covers(
+        registration.scope,
+        kecamatan_code=values.get("kecamatan_code"),
+        kelurahan_code=values.get("kelurahan_code"),
+    ):
+        return Refused(Refusal.OUT_OF_SCOPE)
     merged = draft.model_copy(update=values)
     # A submitted application sent back for a fix: a correction that fails the check must
     # never cost the worker their place, so nothing below closes it.
@@ -225,6 +251,10 @@ async def register_answer(
             if correcting:
                 return await _keep_in_review(registration, draft, step, update_id)
             return Refused(Refusal.CLAIM_LIMIT)
+        if draft.telegram_user_id is not None and not correcting:
+            taken_over = await _take_over(registration, draft, merged, update_id)
+            if taken_over is not None:
+                return taken_over
         if index is None:
             index = (
                 BlindIndex.from_hex(merged.nik_hash)
@@ -318,6 +348,29 @@ async def _claim_cohort(
     return Stale() if application is None else CohortClaimed(application)
 
 
+async def _take_over(
+    registration: Registration, draft: Application, merged: Application, update_id: int
+) -> AnswerOutcome | None:
+    """An application an operator registered with this NIK: the worker takes it over when
+    the birth date matches (else the NIK is refused as taken); None when there is none."""
+    applications = registration.applications
+    holder = await applications.unclaimed_holder(nik_hash=merged.nik_hash or "")
+    if holder is None or holder.id is None:
+        return None
+    if holder.tanggal_lahir != merged.tanggal_lahir or draft.chat_id is None:
+        return Refused(Refusal.NIK_TAKEN)
+    outcome = await applications.take_over(
+        application_id=holder.id,
+        draft_id=_id(draft),
+        user_id=_account(draft),
+        chat_id=draft.chat_id,
+        update_id=update_id,
+    )
+    if outcome is Outcome.DONE:
+        return TakenOver(holder.code)
+    return Stale() if outcome is Outcome.STALE else Unchanged()
+
+
 async def _keep_in_review(
     registration: Registration, draft: Application, step: Step, update_id: int
 ) -> AnswerOutcome:
@@ -346,7 +399,10 @@ async def navigate(
 ) -> NavigationOutcome:
     """A button that moves without answering: back, change a field, send, cancel."""
     if target == "cancel":
-        await applications.discard_draft(user_id=_account(draft))
+        if draft.telegram_user_id is None:
+            await applications.discard_assisted(application_id=_id(draft))
+        else:
+            await applications.discard_draft(user_id=_account(draft))
         return Cancelled()
     if target == "send":
         return await _submit(applications, draft, update_id, code_prefix)
