@@ -1,0 +1,477 @@
+"""The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
+both files in parallel, joins, checks and hashes them in SQL; rows for the staging table out.
+
+Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
+the two files are never read past the CSV scanner.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domain.eligibility import GENDER_SPELLINGS, normalize_gender
+from domain.nik import check_nik, nik_fast_sets
+from domain.pii import mask_nik
+from domain.regions import load_regions
+from storage.dtsen.contract import BadRow, DtsenImportError
+from storage.dtsen.importer import ImportJob
+from storage.dtsen.validate import KeyedHash, Parsed
+from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
+
+PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
+                   "jenis_kelamin")  # fmt: skip
+FAMILY_REQUIRED = ("nomor_kartu_keluarga", "desil_nasional", "desil_provinsi",
+                   "desil_kabupaten_kota")  # fmt: skip
+# The work variables, decoded through the codebook, and the column each is stored in.
+WORK_COLUMNS = {
+    "status_bekerja": "status_bekerja",
+    "status_dalam_pekerjaan_utama": "status_dalam_pekerjaan",
+    "lapangan_usaha_dari_pekerjaan_utama": "lapangan_usaha",
+}
+# Headers that only the other file has: a family file given as the persons file, or the reverse.
+FAMILY_ONLY = ("desil_nasional", "jumlah_anggota_keluarga", "nama_kepala_keluarga")
+PERSON_ONLY = ("nomor_induk_kependudukan", "status_hubungan_keluarga")
+# Below this share of persons finding their family, the files do not belong together.
+MIN_MATCHED_SHARE = 0.5
+DELIMITERS = ("|", ",", ";", "\t")
+# DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
+# to its temporary directory beyond this, so the import's RSS stays bounded.
+DUCKDB_MEMORY = "300MB"
+FETCH_ROWS = 25_000
+
+
+@dataclass(frozen=True)
+class Header:
+    """A CSV's header: the delimiter and the normalised column names, in file order."""
+
+    delimiter: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path, role: str) -> Header:
+        if not path.is_file():
+            raise DtsenImportError(f"cannot read {path}: no such file")
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 16)
+        if not first.strip():
+            raise DtsenImportError(f"{path.name} ({role}) is empty: nothing imported")
+        try:
+            line = first.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise DtsenImportError(f"{path.name} is not UTF-8 text (line 1)") from None
+        delimiter = max(DELIMITERS, key=line.count)
+        names: list[str] = []
+        for cell in line.split(delimiter):
+            name = normalise_header(cell.strip().strip('"')) or f"column{len(names)}"
+            names.append(name if name not in names else f"{name}_{len(names)}")
+        return cls(delimiter, tuple(names))
+
+
+def check_headers(persons: Path, p: Header, families: Path, f: Header) -> None:
+    """One line for the first thing wrong with the two headers: swapped files, missing columns."""
+    if "nomor_induk_kependudukan" not in p.names and any(n in p.names for n in FAMILY_ONLY):
+        raise DtsenImportError(
+            f"{persons.name} is a family file (it has desil_nasional and no "
+            "nomor_induk_kependudukan): give the persons file first, then the family file"
+        )
+    if any(n in f.names for n in PERSON_ONLY):
+        raise DtsenImportError(
+            f"{families.name} is a persons file (it has nomor_induk_kependudukan): give the "
+            "persons file first, then the family file"
+        )
+    for path, header, required in ((persons, p, PERSON_REQUIRED), (families, f, FAMILY_REQUIRED)):
+        missing = [name for name in required if name not in header.names]
+        if missing:
+            raise DtsenImportError(f"{path.name} lacks the column {', '.join(missing)}")
+    if "kode_kelurahan_desa" not in f.names and not {"kecamatan", "kelurahan_desa"} <= set(
+        f.names
+    ):
+        raise DtsenImportError(
+            f"{families.name} lacks the column kode_kelurahan_desa (or the names kecamatan and "
+            "kelurahan_desa)"
+        )
+
+
+def read_codebook(path: Path, p: Header, f: Header) -> dict[str, dict[str, str]]:
+    """kolom -> {kode: keterangan} of a `Kode_DTSEN_*.xlsx`; DtsenImportError if it does not
+    fit the files."""
+    if not path.is_file():
+        raise DtsenImportError(f"cannot read {path}: no such file")
+    book: dict[str, dict[str, str]] = {}
+    try:
+        with open_xlsx(path) as sheet:
+            names = [normalise_header(cell) for cell in sheet.header]
+            if not {"kolom", "kode", "keterangan"} <= set(names):
+                raise DtsenImportError(
+                    f"codebook {path.name} lacks the columns kolom, kode, keterangan"
+                )
+            at = [names.index(name) for name in ("kolom", "kode", "keterangan")]
+            for _line, values in sheet.rows:
+                kolom, kode, keterangan = (cell_text(values[i]) if i < len(values) else ""
+                                           for i in at)  # fmt: skip
+                if kolom and kode:
+                    book.setdefault(normalise_header(kolom), {})[_code(kode)] = keterangan.strip()
+    except SpreadsheetError as error:
+        raise DtsenImportError(f"cannot open codebook {path.name}: {error}") from None
+    if not set(book) & (set(p.names) | set(f.names)):
+        shown = ", ".join(sorted(book)[:5]) or "none"
+        raise DtsenImportError(
+            f"codebook {path.name} does not match the files: none of its columns ({shown}) "
+            "is in them"
+        )
+    for kode, meaning in book.get("jenis_kelamin", {}).items():
+        if normalize_gender(meaning) is None:
+            raise DtsenImportError(
+                f"codebook {path.name} does not match the files: jenis_kelamin {kode} means "
+                f"{meaning[:40]!r}, not a gender"
+            )
+    return book
+
+
+def _code(text: str) -> str:
+    """A code as a spreadsheet may have turned it: `1.0` -> `1`."""
+    return re.sub(r"\.0+$", "", text.strip())
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# A NIK or KK number as text: spaces and a leading apostrophe gone, a float's `.0` dropped. Each
+# expression tests the usual form first: a regular expression per cell cost ~1 µs a row.
+_ID = (
+    "CASE WHEN length({0}) = 16 THEN {0} ELSE regexp_replace(regexp_replace("
+    r"coalesce({0}, ''), '[\s'']', '', 'g'), '\.0*$', '') END"
+)
+_SCI = (
+    "CASE WHEN length({0}) = 16 THEN false ELSE "
+    r"regexp_matches(coalesce({0}, ''), '^\s*[0-9.,]+[eE][+]?[0-9]+\s*$') END"
+)
+_CODE = (
+    "CASE WHEN length({0}) BETWEEN 1 AND 2 THEN {0} ELSE "
+    r"nullif(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '') END"
+)
+_DIGITS = (
+    "CASE WHEN length({0}) = {1} THEN {0} ELSE "
+    r"regexp_replace(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '[^0-9]', '', 'g') END"
+)
+_NAME_KEY = r"regexp_replace(lower(coalesce({0}, '')), '[^a-z0-9]', '', 'g')"
+# A desil as text: NULL when empty, -1 when not an integer 1-10 (the row is then refused).
+_DESIL = (
+    "CASE WHEN coalesce(trim({0}), '') = '' THEN NULL "
+    "WHEN try_cast(trim({0}) AS DOUBLE) BETWEEN 1 AND 10 "
+    "AND try_cast(trim({0}) AS DOUBLE) = floor(try_cast(trim({0}) AS DOUBLE)) "
+    "THEN try_cast(trim({0}) AS DOUBLE)::INTEGER ELSE -1 END"
+)
+_DATE = (
+    "coalesce(try_cast({0} AS DATE), coalesce(try_strptime(trim({0}), '%d-%m-%Y'), "
+    "try_strptime(trim({0}), '%d/%m/%Y'), try_strptime(trim({0}), '%d.%m.%Y'))::DATE)"
+)
+
+
+class PairReader:
+    """The two files in a DuckDB database of its own (a temporary file, so memory stays
+    bounded): checks that they belong together, then yields skipped and loadable rows."""
+
+    def __init__(self, persons: Path, families: Path, *, codebook: Path | None, secret: bytes,
+                 today: date, region_code: str) -> None:  # fmt: skip
+        import duckdb
+
+        self.persons, self.families = persons, families
+        self.p = Header.read(persons, "persons")
+        self.f = Header.read(families, "families")
+        check_headers(persons, self.p, families, self.f)
+        self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
+        self.secret = secret
+        self.today = today
+        self.region_code = region_code.replace(".", "")
+        self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
+        # In memory, spilling to the temporary directory past the memory limit.
+        self.db = duckdb.connect()
+        self.db.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        self.db.execute(f"SET temp_directory = {_literal(str(Path(self._dir) / 'spill'))}")
+        self.db.execute("SET preserve_insertion_order = true")
+
+    def close(self) -> None:
+        self.db.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def interrupt(self) -> None:
+        self.db.interrupt()
+
+    def _scan(self, path: Path, header: Header) -> str:
+        names = ", ".join(_literal(name) for name in header.names)
+        return (
+            f"read_csv({_literal(str(path))}, delim={_literal(header.delimiter)}, header=true, "
+            f"all_varchar=true, null_padding=true, quote='\"', escape='\"', names=[{names}])"
+        )
+
+    def _col(self, header: Header, name: str) -> str:
+        return _quote(name) if name in header.names else "NULL::VARCHAR"
+
+    def stage(self) -> None:
+        """Read both files into DuckDB tables p and f, with the values normalised."""
+        p, f, db = self.p, self.f, self.db
+        nik, kk = self._col(p, "nomor_induk_kependudukan"), self._col(p, "nomor_kartu_keluarga")
+        work = ", ".join(f"{_CODE.format(self._col(p, name))} AS {name}" for name in WORK_COLUMNS)
+        ktp = _DIGITS.format(self._col(p, "kode_kabupaten_kota_ktp"), 4)
+        ktp_province = _DIGITS.format(self._col(p, "kode_provinsi_ktp"), 2)
+        db.execute(
+            f"CREATE TABLE p AS SELECT row_number() OVER () + 1 AS line, "
+            f"{_ID.format(nik)} AS nik, {_SCI.format(nik)} OR {_SCI.format(kk)} AS sci, "
+            f"{_ID.format(kk)} AS kk, trim(coalesce(nama, '')) AS nama, "
+            f"{_DATE.format('tanggal_lahir')} AS born, "
+            f"lower(trim(coalesce(jenis_kelamin, ''))) AS jk, "
+            f"CASE WHEN length({ktp}) = 4 THEN {ktp} WHEN length({ktp}) = 2 "
+            f"AND length({ktp_province}) = 2 THEN {ktp_province} || {ktp} END AS ktp, {work} "
+            f"FROM {self._scan(self.persons, p)}"
+        )
+        self._names_table()
+        kel = _DIGITS.format(self._col(f, "kode_kelurahan_desa"), 10)
+        # Each level's own two digits, however much of the code the column repeats.
+        parts = " || ".join(
+            f"lpad(right({_DIGITS.format(self._col(f, name), 2)}, 2), 2, '0')"
+            for name in ("kode_provinsi", "kode_kabupaten_kota", "kode_kecamatan")
+        )
+        has_parts = {"kode_provinsi", "kode_kabupaten_kota", "kode_kecamatan"} <= set(f.names)
+        by_parts = (
+            f"WHEN length({kel}) BETWEEN 1 AND 4 THEN {parts} || lpad({kel}, 4, '0')"
+            if has_parts
+            else ""
+        )
+        by_name = (
+            f"{_NAME_KEY.format(self._col(f, 'kecamatan'))} || '/' || "
+            f"{_NAME_KEY.format(self._col(f, 'kelurahan_desa'))}"
+        )
+        fkk = self._col(f, "nomor_kartu_keluarga")
+        db.execute(
+            f"CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
+            f"coalesce(s.kode, names.code) AS kode FROM (SELECT row_number() OVER () + 1 AS line, "
+            f"{_ID.format(fkk)} AS kk, {_SCI.format(fkk)} AS sci, "
+            f"{_DESIL.format('desil_nasional')} AS d1, {_DESIL.format('desil_provinsi')} AS d2, "
+            f"{_DESIL.format('desil_kabupaten_kota')} AS d3, "
+            f"CASE WHEN length({kel}) = 10 THEN {kel} {by_parts} END AS kode, "
+            f"{by_name} AS name_key FROM {self._scan(self.families, f)}) s "
+            "LEFT JOIN names ON names.name_key = s.name_key"
+        )
+
+    def _names_table(self) -> None:
+        """kecamatan/kelurahan name keys -> kelurahan code, for files that carry only names."""
+        regions = load_regions()
+        rows: dict[str, str] = {}
+        for kecamatan in regions.kecamatan_of(self.region_code):
+            for village in regions.kelurahan_of(kecamatan.code):
+                key = f"{_key(kecamatan.name)}/{_key(village.name)}"
+                rows.setdefault(key, village.code)
+        self.db.execute("CREATE TABLE names (name_key VARCHAR, code VARCHAR)")
+        if rows:
+            self.db.executemany("INSERT INTO names VALUES (?, ?)", list(rows.items()))
+
+    def check(self) -> tuple[int, int]:
+        """(persons, families) rows; DtsenImportError when the files do not belong together."""
+        db = self.db
+        families = _one(db, "SELECT count(*) FROM f")
+        if families == 0:
+            raise DtsenImportError(
+                f"{self.families.name} has no family rows: nothing imported, the previous "
+                "table stays"
+            )
+        persons = _one(db, "SELECT count(*) FROM p")
+        matched = _one(db, "SELECT count(*) FROM p WHERE kk IN (SELECT kk FROM f)")
+        if persons and matched < MIN_MATCHED_SHARE * persons:
+            regency = _one(db, "SELECT coalesce(mode(left(kode, 4)), '?') FROM f")
+            issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM p")
+            raise DtsenImportError(
+                f"{self.persons.name} and {self.families.name} do not belong together: only "
+                f"{matched:,} of {persons:,} persons have their KK in the family file (families "
+                f"of {regency}, persons' KKs from {issued}): nothing imported, the previous "
+                "table stays"
+            )
+        self._codebook_tables()
+        return persons, families
+
+    def _codebook_tables(self) -> None:
+        db = self.db
+        db.execute("CREATE TABLE cb (kolom VARCHAR, kode VARCHAR, keterangan VARCHAR)")
+        entries = [(k, c, text) for k, codes in self.book.items() for c, text in codes.items()]
+        if entries:
+            db.executemany("INSERT INTO cb VALUES (?, ?, ?)", entries)
+        for name in WORK_COLUMNS:
+            if name not in self.book:
+                continue
+            found, known = db.execute(
+                f"SELECT count(DISTINCT {name}), count(DISTINCT {name}) FILTER (WHERE {name} IN "
+                f"(SELECT kode FROM cb WHERE kolom = {_literal(name)})) FROM p"
+            ).fetchone() or (0, 0)
+            if found and not known:
+                raise DtsenImportError(
+                    f"codebook does not match the files: none of the {found:,} codes of {name} "
+                    f"in {self.persons.name} is in it"
+                )
+        genders: dict[str, str] = dict(GENDER_SPELLINGS)
+        for code, meaning in self.book.get("jenis_kelamin", {}).items():
+            genders[code.casefold()] = normalize_gender(meaning) or ""
+        db.execute("CREATE TABLE g (raw VARCHAR, sex VARCHAR)")
+        db.executemany("INSERT INTO g VALUES (?, ?)", list(genders.items()))
+        provinces, births = nik_fast_sets(self.today)
+        db.execute("CREATE TABLE prov (code VARCHAR)")
+        db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
+        db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
+
+    def judge(self) -> None:
+        """Table c: every person with the reason it is skipped (NULL: loaded) and its values."""
+        decoded = ", ".join(
+            f"coalesce((SELECT keterangan FROM cb WHERE kolom = {_literal(name)} "
+            f"AND kode = p.{name}), p.{name}) AS {column}"
+            for name, column in WORK_COLUMNS.items()
+        )
+        self.db.execute(
+            "CREATE TABLE c AS WITH fam AS (SELECT * FROM f WHERE NOT sci "
+            "QUALIFY row_number() OVER (PARTITION BY kk ORDER BY line) = 1) "
+            "SELECT p.line, p.nik, CASE "
+            "WHEN p.sci THEN 'scientific_notation' "
+            "WHEN NOT (regexp_full_match(p.nik, '[0-9]{16}') "
+            "AND left(p.nik, 2) IN (SELECT code FROM prov) "
+            "AND substr(p.nik, 7, 6) IN (SELECT field FROM births) "
+            "AND right(p.nik, 4) <> '0000') THEN 'bad_nik' "
+            "WHEN fam.kk IS NULL THEN 'no_family' "
+            "WHEN p.nama = '' THEN 'missing_nama' "
+            f"WHEN p.born IS NULL OR year(p.born) < 1900 OR p.born > DATE '{self.today}' "
+            "THEN 'bad_date' "
+            "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
+            "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
+            "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
+            "END AS reason, left(p.nama, 200) AS nama, strftime(p.born, '%Y-%m-%d') AS born, "
+            "g.sex, fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, "
+            f"{decoded} FROM p LEFT JOIN fam ON fam.kk = p.kk LEFT JOIN g ON g.raw = p.jk"
+        )
+        # A NIK listed again: the first loadable listing stays, as in the one-file import.
+        self.db.execute(
+            "CREATE TABLE dup AS SELECT line FROM (SELECT line, row_number() OVER "
+            "(PARTITION BY nik ORDER BY line) AS n FROM c WHERE reason IS NULL AND nik IN "
+            "(SELECT nik FROM c WHERE reason IS NULL GROUP BY nik HAVING count(*) > 1)) "
+            "WHERE n > 1"
+        )
+
+    def skipped(self) -> Iterator[list[BadRow]]:
+        """Skipped persons by line, then the skipped rows of the family file."""
+        cursor = self.db.execute(
+            "SELECT line, reason, nik FROM c WHERE reason IS NOT NULL UNION ALL "
+            "SELECT line, 'duplicate_nik', nik FROM c WHERE line IN (SELECT line FROM dup) "
+            "ORDER BY line"
+        )
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            yield [(line, reason, self._detail(reason, nik), mask_nik(nik))
+                   for line, reason, nik in batch]  # fmt: skip
+        cursor = self.db.execute(
+            "SELECT line, CASE WHEN sci THEN 'scientific_notation' WHEN n > 1 THEN "
+            "'duplicate_kk' ELSE 'family_without_persons' END AS reason FROM (SELECT line, sci, "
+            "kk, row_number() OVER (PARTITION BY kk ORDER BY line) AS n FROM f) "
+            "WHERE sci OR n > 1 OR kk NOT IN (SELECT kk FROM p) ORDER BY line"
+        )
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            yield [(line, reason, "family_file", "") for line, reason in batch]
+
+    def _detail(self, reason: str, nik: str) -> str:
+        if reason == "bad_nik":
+            return str(check_nik(nik, self.today) or "invalid")
+        if reason == "duplicate_nik":
+            return "earlier_row"
+        return ""
+
+    def loadable(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Rows in COLUMNS_V3 order, by line, with the NIK's blind index (KeyedHash, the HMAC
+        inlined: DuckDB's sha256 with its hex round trips cost twice as much per row)."""
+        hasher = KeyedHash(self.secret)
+        inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
+        cursor = self.db.execute(
+            "SELECT line, nik, nama, born, sex, kode, d1, d2, d3, ktp, status_bekerja, "
+            "status_dalam_pekerjaan, lapangan_usaha FROM c WHERE reason IS NULL "
+            "AND line NOT IN (SELECT line FROM dup) ORDER BY line"
+        )
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            digests = []
+            for row in batch:
+                inner = inner_copy()
+                inner.update(row[1].encode())
+                outer = outer_copy()
+                outer.update(inner.digest())
+                digests.append(outer.digest())
+            keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
+            yield [
+                (row[0], digest, key, *row[2:])
+                for row, digest, key in zip(batch, digests, keys, strict=True)
+            ]
+
+
+def _key(name: str) -> str:
+    """A region name as the SQL name key compares it."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _one(db: Any, sql: str) -> Any:
+    row = db.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+class PairJob(ImportJob):
+    """An import of the persons file and the family file together (same report, same swap)."""
+
+    def __init__(self, *, families: Path, codebook: Path | None, region_code: str,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.families = families
+        self.codebook = codebook
+        self.region_code = region_code
+        self._reader: PairReader | None = None
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self._reader is not None:
+            self._reader.interrupt()
+
+    def load(self) -> None:
+        import duckdb
+
+        reader = PairReader(self.source, self.families, codebook=self.codebook,
+                            secret=self.secret, today=self.today,
+                            region_code=self.region_code)  # fmt: skip
+        self._reader = reader
+        try:
+            self.bar.phase(f"{self.source.name} + {self.families.name}: reading")
+            reader.stage()
+            persons, _families = reader.check()
+            self.bar.phase(f"{self.source.name}: joining and checking")
+            reader.judge()
+            no_rows = np.empty(0, np.int64), np.empty(0, np.int32)
+            for bad in reader.skipped():
+                self._account(Parsed([], bad, *no_rows), 0, persons)
+            self.bar.phase(f"{self.source.name}: loading")
+            for rows in reader.loadable():
+                self.loader.write(rows)  # V3 rows: the loader was made for COLUMNS_V3
+                self._account(Parsed(rows, [], *no_rows), self.read, persons)
+        except duckdb.InterruptException:
+            from storage.dtsen.contract import Cancelled
+
+            raise Cancelled from None
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DtsenImportError(
+                f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
+            ) from None
+        finally:
+            self._reader = None
+            reader.close()
