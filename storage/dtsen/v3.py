@@ -7,9 +7,11 @@ the two files are never read past the CSV scanner.
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -460,9 +462,7 @@ class PairJob(ImportJob):
             for bad in reader.skipped():
                 self._account(Parsed([], bad, *no_rows), 0, persons)
             self.bar.phase(f"{self.source.name}: loading")
-            for rows in reader.loadable():
-                self.loader.write(rows)  # V3 rows: the loader was made for COLUMNS_V3
-                self._account(Parsed(rows, [], *no_rows), self.read, persons)
+            self._write_beside(reader.loadable(), persons)
         except duckdb.InterruptException:
             from storage.dtsen.contract import Cancelled
 
@@ -475,3 +475,32 @@ class PairJob(ImportJob):
         finally:
             self._reader = None
             reader.close()
+
+    def _write_beside(self, chunks: Iterator[list[tuple[Any, ...]]], persons: int) -> None:
+        """Write each chunk on a thread of its own while this one fetches and hashes the next
+        (sqlite3 and DuckDB release the GIL while they work)."""
+        pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            while (rows := pending.get()) is not None:
+                if not failed:
+                    try:
+                        self.loader.write(rows)  # COLUMNS_V3 rows: the loader was made for them
+                    except BaseException as error:
+                        failed.append(error)
+
+        writer = threading.Thread(target=write, name="dtsen-v3-writer", daemon=True)
+        writer.start()
+        no_rows = np.empty(0, np.int64), np.empty(0, np.int32)
+        try:
+            for rows in chunks:
+                if failed:
+                    break
+                pending.put(rows)
+                self._account(Parsed(rows, [], *no_rows), self.read, persons)
+        finally:
+            pending.put(None)
+            writer.join()
+        if failed:
+            raise failed[0]
