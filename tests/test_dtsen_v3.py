@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot.cli import main
 from bot.sample_dtsen import demo_people
 from bot.sample_dtsen_v3 import write_v3_sample
 from domain.pii import digest_key, identifier_digest
-from storage.dtsen import DtsenImportError, SkipReason, import_dtsen
+from storage.dtsen import STAGING_TABLE, DtsenImportError, SkipReason, import_dtsen
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.migrate import upgrade
@@ -306,3 +308,33 @@ async def test_pair_refusal_raises_before_touching_the_table(
     with pytest.raises(DtsenImportError, match="has no family rows"):
         await import_dtsen(database, persons, families=empty, secret=SECRET, today=TODAY)
     assert await DtsenRepository(database, SECRET).count() == 0
+
+
+async def test_cancelled_pair_import_leaves_the_table_in_service(
+    database: Database, tmp_path: Path
+) -> None:
+    """Ctrl-C (the task cancelled) during a pair import: the previous table keeps serving and
+    no staging table is left behind."""
+    people = make_people(40, seed=8)
+    persons, families = small_pair(tmp_path, people)
+    await import_dtsen(database, persons, families=families, secret=SECRET, today=TODAY)
+    sample = write_v3_sample(tmp_path / "v3", rows=2_000, seed=7, bad_rows=5)
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Future[object]] = []
+
+    def cancel_at_first_chunk(_rows: int) -> None:
+        loop.call_soon_threadsafe(tasks[0].cancel)
+        time.sleep(0.5)  # the import's thread waits here while the cancel reaches it
+
+    tasks.append(asyncio.ensure_future(import_dtsen(
+        database, sample.persons, families=sample.families, secret=SECRET, today=TODAY,
+        on_progress=cancel_at_first_chunk,
+    )))  # fmt: skip
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    repo = DtsenRepository(database, SECRET)
+    assert await repo.count() == 40
+    assert await repo.find(nik=people[0].nik) is not None
+    async with database.engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert STAGING_TABLE not in tables
