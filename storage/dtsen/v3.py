@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from domain.nik import check_nik, nik_fast_sets
 from domain.pii import mask_nik
 from domain.regions import load_regions
-from storage.dtsen.contract import BadRow, DtsenImportError
+from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
 from storage.dtsen.importer import ImportJob
 from storage.dtsen.validate import KeyedHash, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
@@ -49,6 +50,10 @@ DELIMITERS = ("|", ",", ";", "\t")
 # to its temporary directory beyond this, so the import's RSS stays bounded.
 DUCKDB_MEMORY = "300MB"
 FETCH_ROWS = 25_000
+# Persons on which the files' match and the codebook are judged before the whole file is read.
+HEAD_ROWS = 10_000
+# A chunk of the pass: rows to load, skipped rows, their NIKs, family lines that found a person.
+Chunk = tuple[list[tuple[Any, ...]], list[BadRow], list[str], list[int]]
 
 
 @dataclass(frozen=True)
@@ -224,23 +229,28 @@ class PairReader:
     def _col(self, header: Header, name: str) -> str:
         return _quote(name) if name in header.names else "NULL::VARCHAR"
 
-    def stage(self) -> None:
-        """Read both files into DuckDB tables p and f, with the values normalised."""
-        p, f, db = self.p, self.f, self.db
+    def _persons(self, limit: int | None = None) -> str:
+        """The persons file as a subquery, values normalised, numbered by line."""
+        p = self.p
         nik, kk = self._col(p, "nomor_induk_kependudukan"), self._col(p, "nomor_kartu_keluarga")
         work = ", ".join(f"{_CODE.format(self._col(p, name))} AS {name}" for name in WORK_COLUMNS)
         ktp = _DIGITS.format(self._col(p, "kode_kabupaten_kota_ktp"), 4)
         ktp_province = _DIGITS.format(self._col(p, "kode_provinsi_ktp"), 2)
-        db.execute(
-            f"CREATE TABLE p AS SELECT row_number() OVER () + 1 AS line, "
+        return (
+            f"(SELECT row_number() OVER () + 1 AS line, "
             f"{_ID.format(nik)} AS nik, {_SCI.format(nik)} OR {_SCI.format(kk)} AS sci, "
             f"{_ID.format(kk)} AS kk, trim(coalesce(nama, '')) AS nama, "
             f"{_DATE.format('tanggal_lahir')} AS born, "
             f"lower(trim(coalesce(jenis_kelamin, ''))) AS jk, "
             f"CASE WHEN length({ktp}) = 4 THEN {ktp} WHEN length({ktp}) = 2 "
             f"AND length({ktp_province}) = 2 THEN {ktp_province} || {ktp} END AS ktp, {work} "
-            f"FROM {self._scan(self.persons, p)}"
+            f"FROM {self._scan(self.persons, p)}{f' LIMIT {limit}' if limit else ''})"
         )
+
+    def stage(self) -> int:
+        """Read the family file into table f (one row per family, flagged: first row of its KK
+        or not); the number of family rows."""
+        f, db = self.f, self.db
         self._names_table()
         kel = _DIGITS.format(self._col(f, "kode_kelurahan_desa"), 10)
         # Each level's own two digits, however much of the code the column repeats.
@@ -260,8 +270,10 @@ class PairReader:
         )
         fkk = self._col(f, "nomor_kartu_keluarga")
         db.execute(
-            f"CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
-            f"coalesce(s.kode, names.code) AS kode FROM (SELECT row_number() OVER () + 1 AS line, "
+            "CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
+            "coalesce(s.kode, names.code) AS kode, "
+            "row_number() OVER (PARTITION BY s.kk ORDER BY s.line) = 1 AS first "
+            "FROM (SELECT row_number() OVER () + 1 AS line, "
             f"{_ID.format(fkk)} AS kk, {_SCI.format(fkk)} AS sci, "
             f"{_DESIL.format('desil_nasional')} AS d1, {_DESIL.format('desil_provinsi')} AS d2, "
             f"{_DESIL.format('desil_kabupaten_kota')} AS d3, "
@@ -269,6 +281,13 @@ class PairReader:
             f"{by_name} AS name_key FROM {self._scan(self.families, f)}) s "
             "LEFT JOIN names ON names.name_key = s.name_key"
         )
+        families = int(_one(db, "SELECT count(*) FROM f"))
+        if families == 0:
+            raise DtsenImportError(
+                f"{self.families.name} has no family rows: nothing imported, the previous "
+                "table stays"
+            )
+        return families
 
     def _names_table(self) -> None:
         """kecamatan/kelurahan name keys -> kelurahan code, for files that carry only names."""
@@ -282,28 +301,23 @@ class PairReader:
         if rows:
             self.db.executemany("INSERT INTO names VALUES (?, ?)", list(rows.items()))
 
-    def check(self) -> tuple[int, int]:
-        """(persons, families) rows; DtsenImportError when the files do not belong together."""
+    def check(self) -> None:
+        """DtsenImportError when the files do not belong together or the codebook does not fit
+        them, judged on the first HEAD_ROWS persons (the whole file is read only once)."""
         db = self.db
-        families = _one(db, "SELECT count(*) FROM f")
-        if families == 0:
-            raise DtsenImportError(
-                f"{self.families.name} has no family rows: nothing imported, the previous "
-                "table stays"
-            )
-        persons = _one(db, "SELECT count(*) FROM p")
-        matched = _one(db, "SELECT count(*) FROM p WHERE kk IN (SELECT kk FROM f)")
+        db.execute(f"CREATE TABLE head AS SELECT * FROM {self._persons(HEAD_ROWS)}")
+        persons = int(_one(db, "SELECT count(*) FROM head"))
+        matched = int(_one(db, "SELECT count(*) FROM head WHERE kk IN (SELECT kk FROM f)"))
         if persons and matched < MIN_MATCHED_SHARE * persons:
             regency = _one(db, "SELECT coalesce(mode(left(kode, 4)), '?') FROM f")
-            issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM p")
+            issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM head")
             raise DtsenImportError(
                 f"{self.persons.name} and {self.families.name} do not belong together: only "
-                f"{matched:,} of {persons:,} persons have their KK in the family file (families "
-                f"of {regency}, persons' KKs from {issued}): nothing imported, the previous "
-                "table stays"
+                f"{matched:,} of the first {persons:,} persons have their KK in the family file "
+                f"(families of {regency}, persons' KKs from {issued}): nothing imported, the "
+                "previous table stays"
             )
         self._codebook_tables()
-        return persons, families
 
     def _codebook_tables(self) -> None:
         db = self.db
@@ -316,7 +330,7 @@ class PairReader:
                 continue
             found, known = db.execute(
                 f"SELECT count(DISTINCT {name}), count(DISTINCT {name}) FILTER (WHERE {name} IN "
-                f"(SELECT kode FROM cb WHERE kolom = {_literal(name)})) FROM p"
+                f"(SELECT kode FROM cb WHERE kolom = {_literal(name)})) FROM head"
             ).fetchone() or (0, 0)
             if found and not known:
                 raise DtsenImportError(
@@ -333,19 +347,22 @@ class PairReader:
         db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
         db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
 
-    def judge(self) -> None:
-        """Table c: every person with the reason it is skipped (NULL: loaded) and its values."""
+    def chunks(self) -> Iterator[Chunk]:
+        """One pass over the persons file joined to the families: per chunk, the rows to load
+        (COLUMNS_V3 order, with the blind index), the skipped rows, the loaded NIKs and the
+        family lines that found a person. NIKs listed twice are left to `Duplicates`."""
         decoded = ", ".join(
-            f"coalesce((SELECT keterangan FROM cb WHERE kolom = {_literal(name)} "
-            f"AND kode = p.{name}), p.{name}) AS {column}"
-            for name, column in WORK_COLUMNS.items()
+            f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
+            for i, (name, column) in enumerate(WORK_COLUMNS.items())
         )
-        self.db.execute(
-            "CREATE TABLE c AS WITH fam AS (SELECT * FROM f WHERE NOT sci "
-            "QUALIFY row_number() OVER (PARTITION BY kk ORDER BY line) = 1) "
-            "SELECT p.line, p.nik, CASE "
+        joins = " ".join(
+            f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
+            for i, name in enumerate(WORK_COLUMNS)
+        )
+        cursor = self.db.execute(
+            "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
-            "WHEN NOT (regexp_full_match(p.nik, '[0-9]{16}') "
+            "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
             "AND left(p.nik, 2) IN (SELECT code FROM prov) "
             "AND substr(p.nik, 7, 6) IN (SELECT field FROM births) "
             "AND right(p.nik, 4) <> '0000') THEN 'bad_nik' "
@@ -356,67 +373,57 @@ class PairReader:
             "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
             "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
-            "END AS reason, left(p.nama, 200) AS nama, strftime(p.born, '%Y-%m-%d') AS born, "
-            "g.sex, fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, "
-            f"{decoded} FROM p LEFT JOIN fam ON fam.kk = p.kk LEFT JOIN g ON g.raw = p.jk"
-        )
-        # A NIK listed again: the first loadable listing stays, as in the one-file import.
-        self.db.execute(
-            "CREATE TABLE dup AS SELECT line FROM (SELECT line, row_number() OVER "
-            "(PARTITION BY nik ORDER BY line) AS n FROM c WHERE reason IS NULL AND nik IN "
-            "(SELECT nik FROM c WHERE reason IS NULL GROUP BY nik HAVING count(*) > 1)) "
-            "WHERE n > 1"
-        )
-
-    def skipped(self) -> Iterator[list[BadRow]]:
-        """Skipped persons by line, then the skipped rows of the family file."""
-        cursor = self.db.execute(
-            "SELECT line, reason, nik FROM c WHERE reason IS NOT NULL UNION ALL "
-            "SELECT line, 'duplicate_nik', nik FROM c WHERE line IN (SELECT line FROM dup) "
-            "ORDER BY line"
-        )
-        while batch := cursor.fetchmany(FETCH_ROWS):
-            yield [(line, reason, self._detail(reason, nik), mask_nik(nik))
-                   for line, reason, nik in batch]  # fmt: skip
-        cursor = self.db.execute(
-            "SELECT line, CASE WHEN sci THEN 'scientific_notation' WHEN n > 1 THEN "
-            "'duplicate_kk' ELSE 'family_without_persons' END AS reason FROM (SELECT line, sci, "
-            "kk, row_number() OVER (PARTITION BY kk ORDER BY line) AS n FROM f) "
-            "WHERE sci OR n > 1 OR kk NOT IN (SELECT kk FROM p) ORDER BY line"
-        )
-        while batch := cursor.fetchmany(FETCH_ROWS):
-            yield [(line, reason, "family_file", "") for line, reason in batch]
-
-    def _detail(self, reason: str, nik: str) -> str:
-        if reason == "bad_nik":
-            return str(check_nik(nik, self.today) or "invalid")
-        if reason == "duplicate_nik":
-            return "earlier_row"
-        return ""
-
-    def loadable(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Rows in COLUMNS_V3 order, by line, with the NIK's blind index (KeyedHash, the HMAC
-        inlined: DuckDB's sha256 with its hex round trips cost twice as much per row)."""
+            "END AS reason, p.nik, left(p.nama, 200), strftime(p.born, '%Y-%m-%d'), g.sex, "
+            f"fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, {decoded}, fam.line "
+            f"FROM {self._persons()} p "
+            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam ON fam.kk = p.kk "
+            f"LEFT JOIN g ON g.raw = p.jk {joins}"
+        )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
         hasher = KeyedHash(self.secret)
         inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
-        cursor = self.db.execute(
-            "SELECT line, nik, nama, born, sex, kode, d1, d2, d3, ktp, status_bekerja, "
-            "status_dalam_pekerjaan, lapangan_usaha FROM c WHERE reason IS NULL "
-            "AND line NOT IN (SELECT line FROM dup) ORDER BY line"
-        )
         while batch := cursor.fetchmany(FETCH_ROWS):
+            good = [row for row in batch if row[1] is None]
+            bad = [
+                (row[0], row[1], self._detail(row[1], row[2]), mask_nik(row[2]))
+                for row in batch
+                if row[1] is not None
+            ]
             digests = []
-            for row in batch:
+            for row in good:
                 inner = inner_copy()
-                inner.update(row[1].encode())
+                inner.update(row[2].encode())
                 outer = outer_copy()
                 outer.update(inner.digest())
                 digests.append(outer.digest())
             keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
-            yield [
-                (row[0], digest, key, *row[2:])
-                for row, digest, key in zip(batch, digests, keys, strict=True)
+            rows = [
+                (row[0], digest, key, *row[3:-1])
+                for row, digest, key in zip(good, digests, keys, strict=True)
             ]
+            families = [row[-1] for row in batch if row[-1] is not None]
+            yield rows, bad, [row[2] for row in good], families
+
+    def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
+        """Skipped rows of the family file: KK in scientific notation, KK listed again, and
+        families none of whose lines is marked in `found` (nobody in the persons file)."""
+        flags = self.db.execute("SELECT line, sci, first FROM f ORDER BY line").fetchnumpy()
+        lines, sci, first = flags["line"], flags["sci"], flags["first"]
+        nobody = ~found[np.minimum(lines, len(found) - 1)]
+        rows: list[BadRow] = []
+        for line, is_sci, is_first, alone in zip(lines.tolist(), sci.tolist(), first.tolist(),
+                                                 nobody.tolist(), strict=True):  # fmt: skip
+            if is_sci:
+                rows.append((line, "scientific_notation", "family_file", ""))
+            elif not is_first:
+                rows.append((line, "duplicate_kk", "family_file", ""))
+            elif alone:
+                rows.append((line, "family_without_persons", "family_file", ""))
+        return rows
+
+    def _detail(self, reason: str, nik: str) -> str:
+        if reason == "bad_nik":
+            return str(check_nik(nik, self.today) or "invalid")
+        return ""
 
 
 def _key(name: str) -> str:
@@ -453,19 +460,14 @@ class PairJob(ImportJob):
                             region_code=self.region_code)  # fmt: skip
         self._reader = reader
         try:
-            self.bar.phase(f"{self.source.name} + {self.families.name}: reading")
-            reader.stage()
-            persons, _families = reader.check()
-            self.bar.phase(f"{self.source.name}: joining and checking")
-            reader.judge()
-            no_rows = np.empty(0, np.int64), np.empty(0, np.int32)
-            for bad in reader.skipped():
-                self._account(Parsed([], bad, *no_rows), 0, persons)
-            self.bar.phase(f"{self.source.name}: loading")
-            self._write_beside(reader.loadable(), persons)
+            self.bar.phase(f"{self.families.name}: reading")
+            families = reader.stage()
+            reader.check()
+            self.bar.phase(f"{self.source.name}: joining, checking, loading")
+            found = np.zeros(families + 2, np.bool_)  # by family line
+            self._write_beside(reader.chunks(), found)
+            self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
         except duckdb.InterruptException:
-            from storage.dtsen.contract import Cancelled
-
             raise Cancelled from None
         except duckdb.Error as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -475,8 +477,15 @@ class PairJob(ImportJob):
         finally:
             self._reader = None
             reader.close()
+        no_family = self.report.counts[SkipReason.NO_FAMILY]
+        if self.read and no_family > MIN_MATCHED_SHARE * self.read:
+            raise DtsenImportError(
+                f"{self.source.name} and {self.families.name} do not belong together: "
+                f"{no_family:,} of {self.read:,} persons have no family row: nothing imported, "
+                "the previous table stays"
+            )
 
-    def _write_beside(self, chunks: Iterator[list[tuple[Any, ...]]], persons: int) -> None:
+    def _write_beside(self, chunks: Iterator[Chunk], found: npt.NDArray[np.bool_]) -> None:
         """Write each chunk on a thread of its own while this one fetches and hashes the next
         (sqlite3 and DuckDB release the GIL while they work)."""
         pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
@@ -492,15 +501,22 @@ class PairJob(ImportJob):
 
         writer = threading.Thread(target=write, name="dtsen-v3-writer", daemon=True)
         writer.start()
-        no_rows = np.empty(0, np.int64), np.empty(0, np.int32)
         try:
-            for rows in chunks:
+            for rows, bad, niks, families in chunks:
                 if failed:
                     break
                 pending.put(rows)
-                self._account(Parsed(rows, [], *no_rows), self.read, persons)
+                found[families] = True
+                digits = np.frombuffer("".join(niks).encode("ascii"), np.uint8).reshape(-1, 16)
+                lines = np.fromiter((row[0] for row in rows), np.int32, len(rows))
+                parsed = Parsed(rows, bad, (digits.astype(np.int64) - 48) @ _POWERS, lines)
+                self._account(parsed, self.read, None)
         finally:
             pending.put(None)
             writer.join()
         if failed:
             raise failed[0]
+
+
+_NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
+_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
