@@ -48,8 +48,8 @@ MIN_MATCHED_SHARE = 0.5
 DELIMITERS = ("|", ",", ";", "\t")
 # DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
 # to its temporary directory beyond this, so the import's RSS stays bounded.
-DUCKDB_MEMORY = "300MB"
-FETCH_ROWS = 25_000
+DUCKDB_MEMORY = "250MB"
+FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
 # A chunk of the pass: rows to load, skipped rows, their NIKs, family lines that found a person.
@@ -488,7 +488,7 @@ class PairJob(ImportJob):
     def _write_beside(self, chunks: Iterator[Chunk], found: npt.NDArray[np.bool_]) -> None:
         """Write each chunk on a thread of its own while this one fetches and hashes the next
         (sqlite3 and DuckDB release the GIL while they work)."""
-        pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
+        pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
 
         def write() -> None:
