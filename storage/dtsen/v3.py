@@ -1,5 +1,6 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
-both files in parallel, joins, checks and hashes them in SQL; rows for the staging table out.
+the family file into memory, then streams the persons file once, joined and checked in SQL;
+Python hashes each NIK (KeyedHash) and hands rows to the loader.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
@@ -190,8 +191,8 @@ _DATE = (
 
 
 class PairReader:
-    """The two files in a DuckDB database of its own (a temporary file, so memory stays
-    bounded): checks that they belong together, then yields skipped and loadable rows."""
+    """The two files in an in-memory DuckDB of its own (memory capped, spilling to a temporary
+    directory): checks that they belong together, then yields loadable and skipped rows."""
 
     def __init__(self, persons: Path, families: Path, *, codebook: Path | None, secret: bytes,
                  today: date, region_code: str) -> None:  # fmt: skip
