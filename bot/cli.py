@@ -195,6 +195,12 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as error:
         print(f"rentan-bot: --map: {error}", file=sys.stderr)
         return 2
+    if args.families is not None and column_map:
+        print("rentan-bot: --map is for the one-file form, not PERSONS FAMILIES", file=sys.stderr)
+        return 2
+    if args.families is None and args.codebook is not None:
+        print("rentan-bot: --codebook needs the family file too", file=sys.stderr)
+        return 2
     max_bad_share = (
         settings.dtsen_max_bad_share if args.max_bad_share is None else args.max_bad_share
     )
@@ -214,6 +220,9 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
                 today=today,
                 progress=sys.stderr.isatty(),
                 actor="cli",
+                families=Path(args.families) if args.families else None,
+                codebook=Path(args.codebook) if args.codebook else None,
+                region_code=settings.program_region_code,
             )
 
     try:
@@ -243,6 +252,16 @@ def _cmd_sample_dtsen(args: argparse.Namespace, _settings: Settings) -> int:
         print("rentan-bot: --bad-rows cannot exceed --rows", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    if args.v3:
+        from bot.sample_dtsen_v3 import write_v3_sample
+
+        pair = write_v3_sample(output, rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
+        print(
+            f"wrote {args.rows:,} synthetic persons ({args.bad_rows:,} bad) to "
+            f"{pair.persons}, their families to {pair.families} and the codebook to "
+            f"{pair.codebook} in {time.perf_counter() - started:.1f} s"
+        )
+        return 0
     xlsx = output.suffix.casefold() == ".xlsx"
     write_sample(
         output,
@@ -265,7 +284,21 @@ def _add_dtsen_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="replace the DTSEN table with a CSV or XLSX extract (atomically)",
         description="Bad rows are skipped and reported; too many of them abort the import.",
     )
-    dtsen.add_argument("file", help="CSV (comma or semicolon, UTF-8) or XLSX file")
+    dtsen.add_argument(
+        "file",
+        help="CSV (comma or semicolon, UTF-8) or XLSX file; or the persons file of a DTSEN V3 "
+        "pair (anggota_keluarga_*.csv)",
+    )
+    dtsen.add_argument(
+        "families",
+        nargs="?",
+        help="the family file of a DTSEN V3 pair (keluarga_*.csv), joined on the KK number",
+    )
+    dtsen.add_argument(
+        "--codebook",
+        metavar="FILE",
+        help="Kode_DTSEN_*.xlsx (kolom, kode, keterangan) to decode a V3 pair's coded values",
+    )
     dtsen.add_argument(
         "--map",
         metavar="FIELD=COLUMN,...",
@@ -288,10 +321,15 @@ def _add_dtsen_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     dtsen.set_defaults(func=_cmd_import_dtsen)
 
     sample = sub.add_parser("sample-dtsen", help="write a synthetic DTSEN extract (no real data)")
-    sample.add_argument("--rows", type=int, required=True, help="data rows to write")
-    sample.add_argument("--seed", type=int, required=True, help="same seed, same file")
+    sample.add_argument("--rows", type=int, default=2_000, help="data rows (persons) to write")
+    sample.add_argument("--seed", type=int, default=7, help="same seed, same file")
     sample.add_argument("--bad-rows", type=int, default=0, help="rows the import must skip")
-    sample.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
+    sample.add_argument(
+        "--v3",
+        action="store_true",
+        help="write a DTSEN V3 pair (persons, families) and its codebook into the directory -o",
+    )
+    sample.add_argument("-o", "--output", required=True, help="FILE.csv, FILE.xlsx, or a DIR")
     sample.set_defaults(func=_cmd_sample_dtsen)
 
 

@@ -24,7 +24,8 @@ from rich.text import Text
 from bot.app import build_application
 from bot.logs import configure_logging
 from bot.running import polling, running
-from bot.sample_dtsen import SamplePerson, demo_people, write_sample
+from bot.sample_dtsen import SamplePerson, demo_people
+from bot.sample_dtsen_v3 import write_v3_sample
 from config.settings import Settings
 from domain.eligibility import age_on
 from domain.regions import load_regions
@@ -32,6 +33,7 @@ from domain.text import is_ascii_number
 from emulator import BotApiEmulator, BotMessage, EmulatedUser
 from storage.dtsen import import_dtsen
 from storage.dtsen.records import DtsenRepository
+from storage.engine import Database
 from storage.opening import open_database
 
 DEMO_USER_ID = 555001
@@ -130,15 +132,24 @@ async def seed_demo_data(settings: Settings, data_dir: Path) -> None:
     ) as database:
         repository = DtsenRepository(database, settings.require_pii_secret())
         if await repository.count() == 0:
-            sample = data_dir / "dtsen_sample.csv"
-            write_sample(sample, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
-            await import_dtsen(
-                database,
-                sample,
-                secret=settings.require_pii_secret(),
-                today=date.today(),
-                actor="demo",
+            await import_demo_sample(
+                database, data_dir / "dtsen_v3", secret=settings.require_pii_secret()
             )
+
+
+async def import_demo_sample(database: Database, directory: Path, *, secret: bytes) -> None:
+    """Write the demo's synthetic DTSEN V3 pair and codebook into `directory`, and import it
+    (the people of `demo_people(DEMO_SAMPLE_SEED)`, as in the README's table)."""
+    sample = write_v3_sample(directory, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
+    await import_dtsen(
+        database,
+        sample.persons,
+        families=sample.families,
+        codebook=sample.codebook,
+        secret=secret,
+        today=date.today(),
+        actor="demo",
+    )
 
 
 def sample_people(settings: Settings, today: date) -> list[tuple[SamplePerson, bool]]:

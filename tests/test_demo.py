@@ -14,7 +14,6 @@ from rich.console import Console
 
 from bot.demo import (
     DEMO_ACCOUNTS,
-    DEMO_SAMPLE_ROWS,
     DEMO_SAMPLE_SEED,
     DEMO_STAFF_ID,
     DEMO_USER_ID,
@@ -23,16 +22,17 @@ from bot.demo import (
     demo_settings,
     domicile,
     expected_result,
+    import_demo_sample,
     load_numbering,
     prepare_data_dir,
     sample_people,
     save_numbering,
     write_env,
 )
-from bot.sample_dtsen import write_sample
+from bot.sample_dtsen import demo_people
 from config.settings import load_settings
 from emulator import BotApiEmulator, BotMessage, EmulatedUser
-from storage.dtsen import import_dtsen
+from storage.dtsen.records import DtsenRepository
 from storage.models import Status
 from testkit.factories import make_person
 from testkit.fakes import add_application
@@ -45,12 +45,8 @@ async def test_demo_sample_people_pass_or_are_refused_as_listed(
     harness: Harness, tmp_path: Path
 ) -> None:
     """Register as each listed person against the demo's own DTSEN sample."""
-    sample = tmp_path / "sample.csv"
-    write_sample(sample, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
     services = harness.services
-    await import_dtsen(
-        services.database, sample, secret=services.secret, today=date.today(), actor="test"
-    )
+    await import_demo_sample(services.database, tmp_path / "v3", secret=services.secret)
     for index, (person, passes) in enumerate(sample_people(harness.settings, date.today())):
         user = harness.user(880000 + index)
         await user.send("/start")
@@ -66,6 +62,22 @@ async def test_demo_sample_people_pass_or_are_refused_as_listed(
             await user.expect(r"\(4/9\)")
         else:
             await user.expect(r"belum dapat dicocokkan|rentang usia")
+
+
+async def test_demo_imports_the_v3_pair_so_its_people_carry_the_three_desils(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The demo loads a DTSEN V3 pair (persons, families, codebook): its people keep their
+    national desil and gain the family's provincial and regency desils and decoded work."""
+    services = harness.services
+    await import_demo_sample(services.database, tmp_path / "v3", secret=services.secret)
+    person = demo_people(DEMO_SAMPLE_SEED, count=1)[0]
+    found = await DtsenRepository(services.database, services.secret).find(nik=person.nik)
+    assert found is not None
+    assert found.desil == person.desil
+    assert found.desil_provinsi is not None
+    assert found.desil_kabupaten_kota is not None
+    assert found.status_bekerja in {"Bekerja", "Tidak bekerja"}
 
 
 def test_readme_lists_the_demo_people() -> None:
@@ -84,12 +96,8 @@ async def test_demo_worker_registers_and_the_demo_staff_account_decides(
     harness = Harness(emulator, tmp_path, database_url=database_url, admin_ids=str(DEMO_STAFF_ID))
     await harness.start()
     try:
-        sample = tmp_path / "sample.csv"
-        write_sample(sample, rows=DEMO_SAMPLE_ROWS, seed=DEMO_SAMPLE_SEED)
         services = harness.services
-        await import_dtsen(
-            services.database, sample, secret=services.secret, today=date.today(), actor="test"
-        )
+        await import_demo_sample(services.database, tmp_path / "v3", secret=services.secret)
         person = next(p for p, passes in sample_people(harness.settings, date.today()) if passes)
         output = io.StringIO()
         accounts = {name: harness.user(user_id) for name, user_id in DEMO_ACCOUNTS.items()}

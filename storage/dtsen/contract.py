@@ -34,6 +34,18 @@ class SkipReason(StrEnum):
     BAD_KODE_WILAYAH = "bad_kode_wilayah"
     BAD_DESIL = "bad_desil"
     DUPLICATE_NIK = "duplicate_nik"
+    # The two-file (V3) extract: a NIK or KK number a spreadsheet turned into `3.27501E+15` has
+    # lost digits; a person whose KK is not in the family file; a family listed twice (the first
+    # row stays) or with nobody in the persons file (rows of the family file).
+    SCIENTIFIC_NOTATION = "scientific_notation"
+    NO_FAMILY = "no_family"
+    DUPLICATE_KK = "duplicate_kk"
+    FAMILY_WITHOUT_PERSONS = "family_without_persons"
+
+
+# The reasons only a two-file (V3) import gives.
+PAIR_REASONS = frozenset({SkipReason.SCIENTIFIC_NOTATION, SkipReason.NO_FAMILY,
+                          SkipReason.DUPLICATE_KK, SkipReason.FAMILY_WITHOUT_PERSONS})  # fmt: skip
 
 
 class DtsenImportError(Exception):
@@ -113,7 +125,7 @@ class Loader(Protocol):
 
     def prepare(self) -> None: ...
 
-    def write(self, rows: list[Row]) -> None: ...
+    def write(self, rows: list[Row]) -> None: ...  # or V3 rows (COLUMNS_V3), per loader
 
     def remove(self, lines: list[int]) -> None: ...
 
@@ -129,3 +141,7 @@ class Loader(Protocol):
 # The staging table's columns, in Row order.
 COLUMNS = ("id", "nik_hash", "nik_key", "nama", "tanggal_lahir", "jenis_kelamin",
             "kode_wilayah", "desil")  # fmt: skip
+# What a two-file (V3) import writes: the same, then the family's other desils, the KTP
+# regency and the work variables (a V3Row).
+COLUMNS_V3 = (*COLUMNS, "desil_provinsi", "desil_kabupaten_kota", "kode_kabupaten_kota_ktp",
+              "status_bekerja", "status_dalam_pekerjaan", "lapangan_usaha")  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import logging
 import os
 import sqlite3
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from storage.dtsen.contract import (
+    COLUMNS,
+    COLUMNS_V3,
     Cancelled,
     Columns,
     DtsenImportError,
@@ -318,8 +321,16 @@ async def import_dtsen(
     parallel: bool | None = None,
     chunk_rows: int = CHUNK_ROWS,
     on_progress: Callable[[int], None] | None = None,
+    families: Path | None = None,
+    codebook: Path | None = None,
+    region_code: str = "3275",
 ) -> ImportSummary:
     """Replace the DTSEN table with the rows of `source` (CSV or XLSX), or leave it untouched.
+
+    With `families`, `source` is the persons file of a two-file (V3) extract, joined to the
+    family file on the KK number (storage/dtsen/v3.py), the codes decoded through `codebook`
+    when given; domicile names resolve within `region_code`. `column_map` and `parallel` are
+    for the one-file form only.
 
     Raises DtsenImportError when the file cannot be read, its header lacks a field, or more
     than `max_bad_share` of its rows are bad, or (when given) it would remove more than
@@ -328,16 +339,24 @@ async def import_dtsen(
     thread. Cancelling the task stops the import and keeps the old table.
     """
     started = time.perf_counter()
+    columns = COLUMNS if families is None else COLUMNS_V3
     loader: Loader
     if database.dialect == "sqlite":
         path = database.engine.url.database
         if not path or path == ":memory:":
             raise DtsenImportError("the DTSEN import needs a database file, not :memory:")
-        loader = SqliteLoader(path)
+        loader = SqliteLoader(path, columns)
     else:
-        loader = PostgresLoader(database.engine, asyncio.get_running_loop())
+        loader = PostgresLoader(database.engine, asyncio.get_running_loop(), columns)
     report = Report(report_path)
-    job = ImportJob(
+    job_class: Callable[..., ImportJob] = ImportJob
+    if families is not None:
+        from storage.dtsen.v3 import PairJob  # DuckDB loads only for a pair
+
+        job_class = functools.partial(
+            PairJob, families=families, codebook=codebook, region_code=region_code
+        )
+    job = job_class(
         loader=loader,
         source=source,
         secret=secret,

@@ -7,7 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,6 @@ from storage.dtsen.contract import COLUMNS, NIK_INDEX, STAGING_TABLE, TABLE, Dts
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-    from storage.dtsen.contract import Row
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +38,14 @@ class PostgresLoader:
     indexes), so lookups wait only for the drop and the renames, never for an index build.
     """
 
-    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        loop: asyncio.AbstractEventLoop,
+        columns: tuple[str, ...] = COLUMNS,
+    ) -> None:
         self._engine = engine
+        self.columns = columns
         self._loop = loop
         self._connection: AsyncConnection | None = None
         self._pg: Any = None  # the asyncpg connection under `_connection`
@@ -92,15 +96,19 @@ class PostgresLoader:
 
         self._run(open_and_lock())
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         # Dates as date objects (binary COPY), built here while the previous COPY runs: the
         # server stores one chunk while this thread parses the next.
         fromiso = date.fromisoformat
-        records = [(r[0], r[1], r[2], r[3], fromiso(r[4]), r[5], r[6], r[7]) for r in rows]
+        if len(self.columns) == len(COLUMNS):
+            records = [(r[0], r[1], r[2], r[3], fromiso(r[4]), r[5], r[6], r[7]) for r in rows]
+        else:
+            records = [(*r[:4], fromiso(r[4]), *r[5:]) for r in rows]
         self._flush()
+        columns = self.columns
 
         async def copy() -> None:
-            await self._pg.copy_records_to_table(STAGING_TABLE, records=records, columns=COLUMNS)
+            await self._pg.copy_records_to_table(STAGING_TABLE, records=records, columns=columns)
 
         self._pending = asyncio.run_coroutine_threadsafe(copy(), self._loop)
 

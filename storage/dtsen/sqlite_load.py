@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import logging
 import os
 import re
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO
 
@@ -21,7 +23,6 @@ from storage.dtsen.contract import (
     STAGING_TABLE,
     TABLE,
     DtsenImportError,
-    Row,
 )
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,19 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_S = 15.0  # as storage.engine, without importing SQLAlchemy here
 # Rows per INSERT statement. One statement a row spent ~25 % of the write (the single writer's
 # share of the import) in sqlite3's per-statement work: step, reset, releasing the GIL. 64 rows
-# of 8 values stay under the 999 variables of SQLite builds before 3.32.
+# of 8 values (or 14, see COLUMNS_V3) stay under the 999 variables of SQLite builds before 3.32.
 _ROWS_PER_INSERT = 64
-_PLACES = f"({', '.join('?' * len(COLUMNS))})"
-INSERT_ONE = f"INSERT INTO {STAGING_TABLE} ({', '.join(COLUMNS)}) VALUES {_PLACES}"
-_INSERT_MANY = INSERT_ONE + f", {_PLACES}" * (_ROWS_PER_INSERT - 1)
+
+
+@functools.cache
+def inserts(columns: tuple[str, ...]) -> tuple[str, str]:
+    """The INSERT of one row and of _ROWS_PER_INSERT rows into the staging table."""
+    places = f"({', '.join('?' * len(columns))})"
+    one = f"INSERT INTO {STAGING_TABLE} ({', '.join(columns)}) VALUES {places}"
+    return one, one + f", {places}" * (_ROWS_PER_INSERT - 1)
+
+
+INSERT_ONE = inserts(COLUMNS)[0]
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
@@ -52,16 +61,21 @@ def sqlite_connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def sqlite_write(connection: sqlite3.Connection, rows: list[Row]) -> None:
+def sqlite_write(
+    connection: sqlite3.Connection,
+    rows: Sequence[Sequence[object]],
+    columns: tuple[str, ...] = COLUMNS,
+) -> None:
     # One short transaction per chunk, so the bot's own writes interleave with the import.
     # Line numbers are the ids and chunks arrive in file order: rows append to the b-tree.
+    insert_one, insert_many = inserts(columns)
     whole = len(rows) - len(rows) % _ROWS_PER_INSERT
     values = itertools.chain.from_iterable(itertools.islice(rows, whole))
-    statements = zip(*[values] * (_ROWS_PER_INSERT * len(COLUMNS)), strict=False)
+    statements = zip(*[values] * (_ROWS_PER_INSERT * len(columns)), strict=False)
     connection.execute("BEGIN IMMEDIATE")
     try:
-        connection.executemany(_INSERT_MANY, statements)
-        connection.executemany(INSERT_ONE, rows[whole:])
+        connection.executemany(insert_many, statements)
+        connection.executemany(insert_one, rows[whole:])
     except BaseException:
         connection.execute("ROLLBACK")
         raise
@@ -86,8 +100,9 @@ class SqliteLoader:
     see the old table until the commit.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = path
+        self.columns = columns
         self._connection: sqlite3.Connection | None = None
         self._lock_file: IO[str] | None = None
         self._index_sql = ""
@@ -158,8 +173,8 @@ class SqliteLoader:
         finally:
             connection.close()
 
-    def write(self, rows: list[Row]) -> None:
-        sqlite_write(self._db, rows)
+    def write(self, rows: Sequence[Sequence[object]]) -> None:
+        sqlite_write(self._db, rows, self.columns)
 
     def remove(self, lines: list[int]) -> None:
         db = self._db

@@ -1,0 +1,174 @@
+"""DTSEN V3 import at city scale: the persons file and the family file of Kota Bekasi (2,6 M
+persons, ~800.000 families) into SQLite, end to end, beside the one-file import of the same
+people and the ceiling, all measured in the same run.
+
+    python -m bench.bench_import_v3 [--rows 2600000] [--quick]
+
+(a) `import-dtsen PERSONS FAMILIES --codebook` (DuckDB reads, joins and checks; Python hashes;
+    SQLite stages, indexes, swaps) in a fresh process, its peak RSS summed with its children's;
+(b) `import-dtsen FILE` of the same people in one file (the hand-written parser processes), the
+    same way, so the two engines are compared on one machine in one run;
+(c) the ceiling: plain `executemany` of the V3 import's final rows (read back, held in memory)
+    into an unindexed table shaped like the staging table, batched as the import writes.
+Samples are cached in bench/out/. Figures go to the terminal and bench/out/import_v3.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench._common import BENCH_PII_SECRET, OUT_DIR
+from bot.sample_dtsen import write_sample
+from bot.sample_dtsen_v3 import CODEBOOK_NAME, FAMILIES_NAME, PERSONS_NAME, write_v3_sample
+from storage.dtsen.contract import COLUMNS_V3
+from storage.dtsen.sqlite_load import sqlite_write
+
+SECRET = BENCH_PII_SECRET.encode()
+TODAY = date(2026, 11, 25)
+SEED = 20261125
+SAMPLE_VERSION = 1  # bumped when bot.sample_dtsen_v3 changes what it writes
+
+
+def samples(rows: int) -> tuple[Path, Path]:
+    """The cached V3 pair directory and one-file CSV of the same people (0.1 % bad rows)."""
+    base = OUT_DIR / f"dtsen_v3_{rows}_{SEED}_v{SAMPLE_VERSION}"
+    one_file = OUT_DIR / f"dtsen_v3_same_people_{rows}_{SEED}.csv"
+    if not (base / PERSONS_NAME).exists():
+        started = time.perf_counter()
+        write_v3_sample(base, rows=rows, seed=SEED, bad_rows=rows // 1000)
+        print(f"wrote the V3 pair ({rows:,} persons) in {time.perf_counter() - started:.0f} s")
+    if not one_file.exists():
+        write_sample(one_file, rows=rows, seed=SEED, bad_rows=rows // 1000)
+    return base, one_file
+
+
+def child(kind: str, db_path: str, sources: list[str]) -> None:
+    """Run one import in this (fresh) process and print its summary as JSON."""
+    from storage.dtsen import import_dtsen
+    from storage.engine import Database
+    from storage.migrate import upgrade
+
+    async def go() -> dict[str, Any]:
+        database = Database.from_url(f"sqlite+aiosqlite:///{db_path}")
+        await upgrade(database)
+        extra: dict[str, Any] = {}
+        if kind == "v3":
+            extra = {"families": Path(sources[1]), "codebook": Path(sources[2])}
+        summary = await import_dtsen(
+            database, Path(sources[0]), secret=SECRET, today=TODAY, actor="bench", **extra
+        )
+        await database.dispose()
+        return {
+            "rows_read": summary.rows_read,
+            "rows_loaded": summary.rows_loaded,
+            "seconds": summary.seconds,
+            "skipped": dict(summary.skipped_by_reason),
+        }
+
+    print(json.dumps(asyncio.run(go())))
+
+
+def measure(kind: str, db_path: Path, sources: list[Path]) -> dict[str, Any]:
+    """One import in a child process; its result and the peak RSS of it and its children."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_import_v3", "--child", kind, str(db_path),
+         *map(str, sources)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [watched, *watched.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out = process.stdout.read() if process.stdout else ""
+    if process.returncode:
+        raise SystemExit(f"{kind} import failed ({process.returncode})")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb"] = peak / 1e6
+    result["rows_per_second"] = result["rows_read"] / result["seconds"]
+    return result
+
+
+def ceiling(db_path: Path, limit: int) -> float:
+    """Rows/s of plain batched executemany of the V3 import's final rows, held in memory."""
+    with sqlite3.connect(db_path) as source:
+        rows = source.execute(
+            f"SELECT {', '.join(COLUMNS_V3)} FROM dtsen_record ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+    with tempfile.TemporaryDirectory() as directory:
+        target = sqlite3.connect(Path(directory) / "ceiling.db", isolation_level=None)
+        target.execute("PRAGMA journal_mode=WAL")
+        target.execute("PRAGMA synchronous=NORMAL")
+        with sqlite3.connect(db_path) as source:
+            (ddl,) = source.execute(
+                "SELECT sql FROM sqlite_schema WHERE name = 'dtsen_record'"
+            ).fetchone()
+        target.execute(ddl.replace("dtsen_record", "dtsen_record__staging", 1))
+        started = time.perf_counter()
+        for at in range(0, len(rows), 25_000):
+            sqlite_write(target, rows[at : at + 25_000], COLUMNS_V3)
+        seconds = time.perf_counter() - started
+        target.close()
+    return len(rows) / seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_600_000)
+    parser.add_argument("--quick", action="store_true", help="300.000 persons")
+    parser.add_argument("--ceiling-rows", type=int, default=1_000_000)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], args.child[1], args.child[2:])
+        return
+    rows = 300_000 if args.quick else args.rows
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    pair, one_file = samples(rows)
+    print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores, shared machine)")
+    results: dict[str, Any] = {"rows": rows}
+    with tempfile.TemporaryDirectory() as directory:
+        v3_db = Path(directory) / "v3.db"
+        results["v3"] = measure(
+            "v3", v3_db, [pair / PERSONS_NAME, pair / FAMILIES_NAME, pair / CODEBOOK_NAME]
+        )
+        results["one_file"] = measure("one", Path(directory) / "one.db", [one_file])
+        results["ceiling_rows_per_second"] = ceiling(v3_db, args.ceiling_rows)
+    results["load_average_after"] = os.getloadavg()[0]
+    v3 = results["v3"]
+    share = v3["rows_per_second"] / results["ceiling_rows_per_second"]
+    print(
+        f"V3 pair: {v3['rows_read']:,} persons in {v3['seconds']:.1f} s = "
+        f"{v3['rows_per_second']:,.0f} persons/s ({share:.2f}x the ceiling), peak RSS "
+        f"{v3['peak_rss_mb']:.0f} MB (target >= 300.000/s, >= 0.5x, < 500 MB)"
+    )
+    one = results["one_file"]
+    print(
+        f"one file, same people: {one['rows_read']:,} rows in {one['seconds']:.1f} s = "
+        f"{one['rows_per_second']:,.0f} rows/s, peak RSS (with parser processes) "
+        f"{one['peak_rss_mb']:.0f} MB"
+    )
+    print(f"ceiling (executemany of the final V3 rows): {results['ceiling_rows_per_second']:,.0f}")
+    print(f"load average after: {results['load_average_after']:.1f}")
+    (OUT_DIR / "import_v3.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,523 @@
+"""The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
+the family file into memory, then streams the persons file once, joined and checked in SQL;
+Python hashes each NIK (KeyedHash) and hands rows to the loader.
+
+Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
+the two files are never read past the CSV scanner.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from domain.eligibility import GENDER_SPELLINGS, normalize_gender
+from domain.nik import check_nik, nik_fast_sets
+from domain.pii import mask_nik
+from domain.regions import load_regions
+from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
+from storage.dtsen.importer import ImportJob
+from storage.dtsen.validate import KeyedHash, Parsed
+from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
+
+PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
+                   "jenis_kelamin")  # fmt: skip
+FAMILY_REQUIRED = ("nomor_kartu_keluarga", "desil_nasional", "desil_provinsi",
+                   "desil_kabupaten_kota")  # fmt: skip
+# The work variables, decoded through the codebook, and the column each is stored in.
+WORK_COLUMNS = {
+    "status_bekerja": "status_bekerja",
+    "status_dalam_pekerjaan_utama": "status_dalam_pekerjaan",
+    "lapangan_usaha_dari_pekerjaan_utama": "lapangan_usaha",
+}
+# Headers that only the other file has: a family file given as the persons file, or the reverse.
+FAMILY_ONLY = ("desil_nasional", "jumlah_anggota_keluarga", "nama_kepala_keluarga")
+PERSON_ONLY = ("nomor_induk_kependudukan", "status_hubungan_keluarga")
+# Below this share of persons finding their family, the files do not belong together.
+MIN_MATCHED_SHARE = 0.5
+DELIMITERS = ("|", ",", ";", "\t")
+# DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
+# to its temporary directory beyond this, so the import's RSS stays bounded.
+DUCKDB_MEMORY = "250MB"
+FETCH_ROWS = 10_000
+# Persons on which the files' match and the codebook are judged before the whole file is read.
+HEAD_ROWS = 10_000
+# A chunk of the pass: rows to load, skipped rows, their NIKs, family lines that found a person.
+Chunk = tuple[list[tuple[Any, ...]], list[BadRow], list[str], list[int]]
+
+
+@dataclass(frozen=True)
+class Header:
+    """A CSV's header: the delimiter and the normalised column names, in file order."""
+
+    delimiter: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path, role: str) -> Header:
+        if not path.is_file():
+            raise DtsenImportError(f"cannot read {path}: no such file")
+        with path.open("rb") as handle:
+            first = handle.readline(1 << 16)
+        if not first.strip():
+            raise DtsenImportError(f"{path.name} ({role}) is empty: nothing imported")
+        try:
+            line = first.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise DtsenImportError(f"{path.name} is not UTF-8 text (line 1)") from None
+        delimiter = max(DELIMITERS, key=line.count)
+        names: list[str] = []
+        for cell in line.split(delimiter):
+            name = normalise_header(cell.strip().strip('"')) or f"column{len(names)}"
+            names.append(name if name not in names else f"{name}_{len(names)}")
+        return cls(delimiter, tuple(names))
+
+
+def check_headers(persons: Path, p: Header, families: Path, f: Header) -> None:
+    """One line for the first thing wrong with the two headers: swapped files, missing columns."""
+    if "nomor_induk_kependudukan" not in p.names and any(n in p.names for n in FAMILY_ONLY):
+        raise DtsenImportError(
+            f"{persons.name} is a family file (it has desil_nasional and no "
+            "nomor_induk_kependudukan): give the persons file first, then the family file"
+        )
+    if any(n in f.names for n in PERSON_ONLY):
+        raise DtsenImportError(
+            f"{families.name} is a persons file (it has nomor_induk_kependudukan): give the "
+            "persons file first, then the family file"
+        )
+    for path, header, required in ((persons, p, PERSON_REQUIRED), (families, f, FAMILY_REQUIRED)):
+        missing = [name for name in required if name not in header.names]
+        if missing:
+            raise DtsenImportError(f"{path.name} lacks the column {', '.join(missing)}")
+    if "kode_kelurahan_desa" not in f.names and not {"kecamatan", "kelurahan_desa"} <= set(
+        f.names
+    ):
+        raise DtsenImportError(
+            f"{families.name} lacks the column kode_kelurahan_desa (or the names kecamatan and "
+            "kelurahan_desa)"
+        )
+
+
+def read_codebook(path: Path, p: Header, f: Header) -> dict[str, dict[str, str]]:
+    """kolom -> {kode: keterangan} of a `Kode_DTSEN_*.xlsx`; DtsenImportError if it does not
+    fit the files."""
+    if not path.is_file():
+        raise DtsenImportError(f"cannot read {path}: no such file")
+    book: dict[str, dict[str, str]] = {}
+    try:
+        with open_xlsx(path) as sheet:
+            names = [normalise_header(cell) for cell in sheet.header]
+            if not {"kolom", "kode", "keterangan"} <= set(names):
+                raise DtsenImportError(
+                    f"codebook {path.name} lacks the columns kolom, kode, keterangan"
+                )
+            at = [names.index(name) for name in ("kolom", "kode", "keterangan")]
+            for _line, values in sheet.rows:
+                kolom, kode, keterangan = (cell_text(values[i]) if i < len(values) else ""
+                                           for i in at)  # fmt: skip
+                if kolom and kode:
+                    book.setdefault(normalise_header(kolom), {})[_code(kode)] = keterangan.strip()
+    except SpreadsheetError as error:
+        raise DtsenImportError(f"cannot open codebook {path.name}: {error}") from None
+    if not set(book) & (set(p.names) | set(f.names)):
+        shown = ", ".join(sorted(book)[:5]) or "none"
+        raise DtsenImportError(
+            f"codebook {path.name} does not match the files: none of its columns ({shown}) "
+            "is in them"
+        )
+    for kode, meaning in book.get("jenis_kelamin", {}).items():
+        if normalize_gender(meaning) is None:
+            raise DtsenImportError(
+                f"codebook {path.name} does not match the files: jenis_kelamin {kode} means "
+                f"{meaning[:40]!r}, not a gender"
+            )
+    return book
+
+
+def _code(text: str) -> str:
+    """A code as a spreadsheet may have turned it: `1.0` -> `1`."""
+    return re.sub(r"\.0+$", "", text.strip())
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# A NIK or KK number as text: spaces and a leading apostrophe gone, a float's `.0` dropped. Each
+# expression tests the usual form first: a regular expression per cell cost ~1 µs a row.
+_ID = (
+    "CASE WHEN length({0}) = 16 THEN {0} ELSE regexp_replace(regexp_replace("
+    r"coalesce({0}, ''), '[\s'']', '', 'g'), '\.0*$', '') END"
+)
+_SCI = (
+    "CASE WHEN length({0}) = 16 THEN false ELSE "
+    r"regexp_matches(coalesce({0}, ''), '^\s*[0-9.,]+[eE][+]?[0-9]+\s*$') END"
+)
+_CODE = (
+    "CASE WHEN length({0}) BETWEEN 1 AND 2 THEN {0} ELSE "
+    r"nullif(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '') END"
+)
+_DIGITS = (
+    "CASE WHEN length({0}) = {1} THEN {0} ELSE "
+    r"regexp_replace(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '[^0-9]', '', 'g') END"
+)
+_NAME_KEY = r"regexp_replace(lower(coalesce({0}, '')), '[^a-z0-9]', '', 'g')"
+# A desil as text: NULL when empty, -1 when not an integer 1-10 (the row is then refused).
+_DESIL = (
+    "CASE WHEN coalesce(trim({0}), '') = '' THEN NULL "
+    "WHEN try_cast(trim({0}) AS DOUBLE) BETWEEN 1 AND 10 "
+    "AND try_cast(trim({0}) AS DOUBLE) = floor(try_cast(trim({0}) AS DOUBLE)) "
+    "THEN try_cast(trim({0}) AS DOUBLE)::INTEGER ELSE -1 END"
+)
+_DATE = (
+    "coalesce(try_cast({0} AS DATE), coalesce(try_strptime(trim({0}), '%d-%m-%Y'), "
+    "try_strptime(trim({0}), '%d/%m/%Y'), try_strptime(trim({0}), '%d.%m.%Y'))::DATE)"
+)
+
+
+class PairReader:
+    """The two files in an in-memory DuckDB of its own (memory capped, spilling to a temporary
+    directory): checks that they belong together, then yields loadable and skipped rows."""
+
+    def __init__(self, persons: Path, families: Path, *, codebook: Path | None, secret: bytes,
+                 today: date, region_code: str) -> None:  # fmt: skip
+        import duckdb
+
+        self.persons, self.families = persons, families
+        self.p = Header.read(persons, "persons")
+        self.f = Header.read(families, "families")
+        check_headers(persons, self.p, families, self.f)
+        self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
+        self.secret = secret
+        self.today = today
+        self.region_code = region_code.replace(".", "")
+        self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
+        # In memory, spilling to the temporary directory past the memory limit.
+        self.db = duckdb.connect()
+        self.db.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        self.db.execute(f"SET temp_directory = {_literal(str(Path(self._dir) / 'spill'))}")
+        self.db.execute("SET preserve_insertion_order = true")
+
+    def close(self) -> None:
+        self.db.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def interrupt(self) -> None:
+        self.db.interrupt()
+
+    def _scan(self, path: Path, header: Header) -> str:
+        names = ", ".join(_literal(name) for name in header.names)
+        return (
+            f"read_csv({_literal(str(path))}, delim={_literal(header.delimiter)}, header=true, "
+            f"all_varchar=true, null_padding=true, quote='\"', escape='\"', names=[{names}])"
+        )
+
+    def _col(self, header: Header, name: str) -> str:
+        return _quote(name) if name in header.names else "NULL::VARCHAR"
+
+    def _persons(self, limit: int | None = None) -> str:
+        """The persons file as a subquery, values normalised, numbered by line."""
+        p = self.p
+        nik, kk = self._col(p, "nomor_induk_kependudukan"), self._col(p, "nomor_kartu_keluarga")
+        work = ", ".join(f"{_CODE.format(self._col(p, name))} AS {name}" for name in WORK_COLUMNS)
+        ktp = _DIGITS.format(self._col(p, "kode_kabupaten_kota_ktp"), 4)
+        ktp_province = _DIGITS.format(self._col(p, "kode_provinsi_ktp"), 2)
+        return (
+            f"(SELECT row_number() OVER () + 1 AS line, "
+            f"{_ID.format(nik)} AS nik, {_SCI.format(nik)} OR {_SCI.format(kk)} AS sci, "
+            f"{_ID.format(kk)} AS kk, trim(coalesce(nama, '')) AS nama, "
+            f"{_DATE.format('tanggal_lahir')} AS born, "
+            f"lower(trim(coalesce(jenis_kelamin, ''))) AS jk, "
+            f"CASE WHEN length({ktp}) = 4 THEN {ktp} WHEN length({ktp}) = 2 "
+            f"AND length({ktp_province}) = 2 THEN {ktp_province} || {ktp} END AS ktp, {work} "
+            f"FROM {self._scan(self.persons, p)}{f' LIMIT {limit}' if limit else ''})"
+        )
+
+    def stage(self) -> int:
+        """Read the family file into table f (one row per family, flagged: first row of its KK
+        or not); the number of family rows."""
+        f, db = self.f, self.db
+        self._names_table()
+        kel = _DIGITS.format(self._col(f, "kode_kelurahan_desa"), 10)
+        # Each level's own two digits, however much of the code the column repeats.
+        parts = " || ".join(
+            f"lpad(right({_DIGITS.format(self._col(f, name), 2)}, 2), 2, '0')"
+            for name in ("kode_provinsi", "kode_kabupaten_kota", "kode_kecamatan")
+        )
+        has_parts = {"kode_provinsi", "kode_kabupaten_kota", "kode_kecamatan"} <= set(f.names)
+        by_parts = (
+            f"WHEN length({kel}) BETWEEN 1 AND 4 THEN {parts} || lpad({kel}, 4, '0')"
+            if has_parts
+            else ""
+        )
+        by_name = (
+            f"{_NAME_KEY.format(self._col(f, 'kecamatan'))} || '/' || "
+            f"{_NAME_KEY.format(self._col(f, 'kelurahan_desa'))}"
+        )
+        fkk = self._col(f, "nomor_kartu_keluarga")
+        db.execute(
+            "CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
+            "coalesce(s.kode, names.code) AS kode, "
+            "row_number() OVER (PARTITION BY s.kk ORDER BY s.line) = 1 AS first "
+            "FROM (SELECT row_number() OVER () + 1 AS line, "
+            f"{_ID.format(fkk)} AS kk, {_SCI.format(fkk)} AS sci, "
+            f"{_DESIL.format('desil_nasional')} AS d1, {_DESIL.format('desil_provinsi')} AS d2, "
+            f"{_DESIL.format('desil_kabupaten_kota')} AS d3, "
+            f"CASE WHEN length({kel}) = 10 THEN {kel} {by_parts} END AS kode, "
+            f"{by_name} AS name_key FROM {self._scan(self.families, f)}) s "
+            "LEFT JOIN names ON names.name_key = s.name_key"
+        )
+        families = int(_one(db, "SELECT count(*) FROM f"))
+        if families == 0:
+            raise DtsenImportError(
+                f"{self.families.name} has no family rows: nothing imported, the previous "
+                "table stays"
+            )
+        return families
+
+    def _names_table(self) -> None:
+        """kecamatan/kelurahan name keys -> kelurahan code, for files that carry only names."""
+        regions = load_regions()
+        rows: dict[str, str] = {}
+        for kecamatan in regions.kecamatan_of(self.region_code):
+            for village in regions.kelurahan_of(kecamatan.code):
+                key = f"{_key(kecamatan.name)}/{_key(village.name)}"
+                rows.setdefault(key, village.code)
+        self.db.execute("CREATE TABLE names (name_key VARCHAR, code VARCHAR)")
+        if rows:
+            self.db.executemany("INSERT INTO names VALUES (?, ?)", list(rows.items()))
+
+    def check(self) -> None:
+        """DtsenImportError when the files do not belong together or the codebook does not fit
+        them, judged on the first HEAD_ROWS persons (the whole file is read only once)."""
+        db = self.db
+        db.execute(f"CREATE TABLE head AS SELECT * FROM {self._persons(HEAD_ROWS)}")
+        persons = int(_one(db, "SELECT count(*) FROM head"))
+        matched = int(_one(db, "SELECT count(*) FROM head WHERE kk IN (SELECT kk FROM f)"))
+        if persons and matched < MIN_MATCHED_SHARE * persons:
+            regency = _one(db, "SELECT coalesce(mode(left(kode, 4)), '?') FROM f")
+            issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM head")
+            raise DtsenImportError(
+                f"{self.persons.name} and {self.families.name} do not belong together: only "
+                f"{matched:,} of the first {persons:,} persons have their KK in the family file "
+                f"(families of {regency}, persons' KKs from {issued}): nothing imported, the "
+                "previous table stays"
+            )
+        self._codebook_tables()
+
+    def _codebook_tables(self) -> None:
+        db = self.db
+        db.execute("CREATE TABLE cb (kolom VARCHAR, kode VARCHAR, keterangan VARCHAR)")
+        entries = [(k, c, text) for k, codes in self.book.items() for c, text in codes.items()]
+        if entries:
+            db.executemany("INSERT INTO cb VALUES (?, ?, ?)", entries)
+        for name in WORK_COLUMNS:
+            if name not in self.book:
+                continue
+            found, known = db.execute(
+                f"SELECT count(DISTINCT {name}), count(DISTINCT {name}) FILTER (WHERE {name} IN "
+                f"(SELECT kode FROM cb WHERE kolom = {_literal(name)})) FROM head"
+            ).fetchone() or (0, 0)
+            if found and not known:
+                raise DtsenImportError(
+                    f"codebook does not match the files: none of the {found:,} codes of {name} "
+                    f"in {self.persons.name} is in it"
+                )
+        genders: dict[str, str] = dict(GENDER_SPELLINGS)
+        for code, meaning in self.book.get("jenis_kelamin", {}).items():
+            genders[code.casefold()] = normalize_gender(meaning) or ""
+        db.execute("CREATE TABLE g (raw VARCHAR, sex VARCHAR)")
+        db.executemany("INSERT INTO g VALUES (?, ?)", list(genders.items()))
+        provinces, births = nik_fast_sets(self.today)
+        db.execute("CREATE TABLE prov (code VARCHAR)")
+        db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
+        db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
+
+    def chunks(self) -> Iterator[Chunk]:
+        """One pass over the persons file joined to the families: per chunk, the rows to load
+        (COLUMNS_V3 order, with the blind index), the skipped rows, the loaded NIKs and the
+        family lines that found a person. NIKs listed twice are left to `Duplicates`."""
+        decoded = ", ".join(
+            f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
+            for i, (name, column) in enumerate(WORK_COLUMNS.items())
+        )
+        joins = " ".join(
+            f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
+            for i, name in enumerate(WORK_COLUMNS)
+        )
+        cursor = self.db.execute(
+            "SELECT p.line, CASE "
+            "WHEN p.sci THEN 'scientific_notation' "
+            "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
+            "AND left(p.nik, 2) IN (SELECT code FROM prov) "
+            "AND substr(p.nik, 7, 6) IN (SELECT field FROM births) "
+            "AND right(p.nik, 4) <> '0000') THEN 'bad_nik' "
+            "WHEN fam.kk IS NULL THEN 'no_family' "
+            "WHEN p.nama = '' THEN 'missing_nama' "
+            f"WHEN p.born IS NULL OR year(p.born) < 1900 OR p.born > DATE '{self.today}' "
+            "THEN 'bad_date' "
+            "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
+            "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
+            "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
+            "END AS reason, p.nik, left(p.nama, 200), strftime(p.born, '%Y-%m-%d'), g.sex, "
+            f"fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, {decoded}, fam.line "
+            f"FROM {self._persons()} p "
+            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam ON fam.kk = p.kk "
+            f"LEFT JOIN g ON g.raw = p.jk {joins}"
+        )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
+        hasher = KeyedHash(self.secret)
+        inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            good = [row for row in batch if row[1] is None]
+            bad = [
+                (row[0], row[1], self._detail(row[1], row[2]), mask_nik(row[2]))
+                for row in batch
+                if row[1] is not None
+            ]
+            digests = []
+            for row in good:
+                inner = inner_copy()
+                inner.update(row[2].encode())
+                outer = outer_copy()
+                outer.update(inner.digest())
+                digests.append(outer.digest())
+            keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
+            rows = [
+                (row[0], digest, key, *row[3:-1])
+                for row, digest, key in zip(good, digests, keys, strict=True)
+            ]
+            families = [row[-1] for row in batch if row[-1] is not None]
+            yield rows, bad, [row[2] for row in good], families
+
+    def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
+        """Skipped rows of the family file: KK in scientific notation, KK listed again, and
+        families none of whose lines is marked in `found` (nobody in the persons file)."""
+        flags = self.db.execute("SELECT line, sci, first FROM f ORDER BY line").fetchnumpy()
+        lines, sci, first = flags["line"], flags["sci"], flags["first"]
+        nobody = ~found[np.minimum(lines, len(found) - 1)]
+        rows: list[BadRow] = []
+        for line, is_sci, is_first, alone in zip(lines.tolist(), sci.tolist(), first.tolist(),
+                                                 nobody.tolist(), strict=True):  # fmt: skip
+            if is_sci:
+                rows.append((line, "scientific_notation", "family_file", ""))
+            elif not is_first:
+                rows.append((line, "duplicate_kk", "family_file", ""))
+            elif alone:
+                rows.append((line, "family_without_persons", "family_file", ""))
+        return rows
+
+    def _detail(self, reason: str, nik: str) -> str:
+        if reason == "bad_nik":
+            return str(check_nik(nik, self.today) or "invalid")
+        return ""
+
+
+def _key(name: str) -> str:
+    """A region name as the SQL name key compares it."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _one(db: Any, sql: str) -> Any:
+    row = db.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+class PairJob(ImportJob):
+    """An import of the persons file and the family file together (same report, same swap)."""
+
+    def __init__(self, *, families: Path, codebook: Path | None, region_code: str,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.families = families
+        self.codebook = codebook
+        self.region_code = region_code
+        self._reader: PairReader | None = None
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self._reader is not None:
+            self._reader.interrupt()
+
+    def load(self) -> None:
+        import duckdb
+
+        reader = PairReader(self.source, self.families, codebook=self.codebook,
+                            secret=self.secret, today=self.today,
+                            region_code=self.region_code)  # fmt: skip
+        self._reader = reader
+        try:
+            self.bar.phase(f"{self.families.name}: reading")
+            families = reader.stage()
+            reader.check()
+            self.bar.phase(f"{self.source.name}: joining, checking, loading")
+            found = np.zeros(families + 2, np.bool_)  # by family line
+            self._write_beside(reader.chunks(), found)
+            self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
+        except duckdb.InterruptException:
+            raise Cancelled from None
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DtsenImportError(
+                f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
+            ) from None
+        finally:
+            self._reader = None
+            reader.close()
+        no_family = self.report.counts[SkipReason.NO_FAMILY]
+        if self.read and no_family > MIN_MATCHED_SHARE * self.read:
+            raise DtsenImportError(
+                f"{self.source.name} and {self.families.name} do not belong together: "
+                f"{no_family:,} of {self.read:,} persons have no family row: nothing imported, "
+                "the previous table stays"
+            )
+
+    def _write_beside(self, chunks: Iterator[Chunk], found: npt.NDArray[np.bool_]) -> None:
+        """Write each chunk on a thread of its own while this one fetches and hashes the next
+        (sqlite3 and DuckDB release the GIL while they work)."""
+        pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            while (rows := pending.get()) is not None:
+                if not failed:
+                    try:
+                        self.loader.write(rows)  # COLUMNS_V3 rows: the loader was made for them
+                    except BaseException as error:
+                        failed.append(error)
+
+        writer = threading.Thread(target=write, name="dtsen-v3-writer", daemon=True)
+        writer.start()
+        try:
+            for rows, bad, niks, families in chunks:
+                if failed:
+                    break
+                pending.put(rows)
+                found[families] = True
+                digits = np.frombuffer("".join(niks).encode("ascii"), np.uint8).reshape(-1, 16)
+                lines = np.fromiter((row[0] for row in rows), np.int32, len(rows))
+                parsed = Parsed(rows, bad, (digits.astype(np.int64) - 48) @ _POWERS, lines)
+                self._account(parsed, self.read, None)
+        finally:
+            pending.put(None)
+            writer.join()
+        if failed:
+            raise failed[0]
+
+
+_NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
+_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
