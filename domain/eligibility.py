@@ -127,6 +127,14 @@ class DesilScale(StrEnum):
     KABUPATEN_KOTA = "kabupaten_kota"
 
 
+# How a reviewer's card names each scale ("desil nasional 4 (provinsi 6, kab/kota 8)").
+DESIL_SCALE_LABELS: Mapping[DesilScale, str] = {
+    DesilScale.NASIONAL: N_("national"),
+    DesilScale.PROVINSI: N_("provincial"),
+    DesilScale.KABUPATEN_KOTA: N_("regency/city"),
+}
+
+
 def desil_on_scale(record: DtsenPerson, scale: DesilScale) -> tuple[DesilScale, int]:
     """The scale actually used and the person's desil on it.
 

@@ -3,6 +3,7 @@ the work) and what the reviewer's card shows of it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -131,3 +132,50 @@ async def test_one_file_row_on_the_regency_scale_is_judged_and_recorded_as_natio
         stored.dtsen_ktp_regency,
         stored.dtsen_work,
     ) == (3, "nasional", 3, None, None, None, None)
+
+
+async def test_card_shows_the_three_desils_the_ktp_flag_and_the_work(harness: Harness) -> None:
+    """National 4, provincial 6, regency 8 and a KTP from Kabupaten Bogor (3201): the card reads
+    "desil nasional 4 (provinsi 6, kab/kota 8)", flags the KTP and shows the work line."""
+    person = make_person(1503)
+    services = harness.services
+    await seed_v3(
+        services.database,
+        services.secret,
+        person,
+        desil=4,
+        provinsi=6,
+        kabupaten_kota=8,
+        ktp_regency="3201",
+        work=WORK,
+    )
+    user = harness.user(150103)
+    await reach_nik(user)
+    await give_identity(user, person)
+    code = await finish(user, person)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    card = await reviewer.expect(re.escape(code))
+    assert "desil nasional 4 (provinsi 6, kab/kota 8)" in card.text
+    assert "KTP di luar kota (kode kab/kota 3201)" in card.text
+    assert "Pekerjaan menurut DTSEN: Bekerja · Berusaha sendiri · Transportasi" in card.text
+
+
+async def test_card_of_a_one_file_row_in_the_city_shows_one_desil_and_no_ktp_flag(
+    harness: Harness,
+) -> None:
+    """A KTP of the city itself raises no flag; a row with only the national desil reads
+    "desil nasional 3" and no work line."""
+    person = make_person(1504)
+    services = harness.services
+    await seed_v3(services.database, services.secret, person, desil=3, ktp_regency="3275")
+    user = harness.user(150104)
+    await reach_nik(user)
+    await give_identity(user, person)
+    code = await finish(user, person)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    card = await reviewer.expect(re.escape(code))
+    assert "desil nasional 3 ·" in card.text
+    assert "KTP di luar kota" not in card.text
+    assert "Pekerjaan menurut DTSEN" not in card.text
