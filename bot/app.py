@@ -34,6 +34,7 @@ from handlers import (
     housekeeping,
     notifications,
     privacy,
+    recheck,
     registration,
     staff,
     staff_reports,
@@ -187,6 +188,7 @@ def register_handlers(
     application.add_handlers(staff_reports.build())
     application.add_handlers(deregistration.build())
     application.add_handlers(registration.build())
+    application.add_handlers(recheck.build())
     application.add_handlers(account.build())
     application.add_handlers(privacy.build())
     application.add_handlers(account.build_unknown())

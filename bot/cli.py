@@ -157,6 +157,8 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from storage.dtsen import DtsenImportError, ImportSummary, import_dtsen, parse_column_map
+    from storage.recheck import RecheckRepository
+    from usecases.recheck import RecheckSummary, recheck_after_import
 
     secret = settings.require_pii_secret()
     try:
@@ -170,9 +172,9 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     # NIK birth dates and "not in the future" are judged by the calendar in Kota Bekasi (WIB).
     today = (datetime.now(UTC) + timedelta(hours=7)).date()
 
-    async def _import() -> ImportSummary:
+    async def _import() -> tuple[ImportSummary, RecheckSummary]:
         async with _open_database(settings, secret=secret) as database:
-            return await import_dtsen(
+            summary = await import_dtsen(
                 database,
                 Path(args.file),
                 secret=secret,
@@ -184,9 +186,19 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
                 progress=sys.stderr.isatty(),
                 actor="cli",
             )
+            # Applications the new table may change; this process has no Telegram, so the
+            # messages go to the outbox and the running bot sends them.
+            recheck = await recheck_after_import(
+                RecheckRepository(database),
+                rules=settings.eligibility_rules,
+                today=today,
+                now=datetime.now(UTC),
+                admin_ids=settings.admin_ids,
+            )
+            return summary, recheck
 
     try:
-        summary = asyncio.run(_import())
+        summary, recheck = asyncio.run(_import())
     except DtsenImportError as error:
         print(f"rentan-bot: import-dtsen: {error}", file=sys.stderr)
         return 1
@@ -194,6 +206,7 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
         print("rentan-bot: import-dtsen interrupted: the previous table stays", file=sys.stderr)
         return 130
     print(summary.describe())
+    print(recheck.describe())
     if summary.rows_skipped and summary.report_path is not None:
         print(f"skipped rows (masked NIKs): {summary.report_path}")
     elif summary.rows_skipped:

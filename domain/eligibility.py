@@ -262,7 +262,11 @@ def assess(claim: Claim, record: DtsenPerson | None, rules: Rules, today: date) 
         )
     scale, desil_value = desil_on_scale(record, rules.desil_scale)
     if desil_value > rules.max_desil:
-        desil = {"desil": desil_value, "max_desil": rules.max_desil, "scale": str(scale)}
+        desil: dict[str, str | int] = {
+            "desil": desil_value,
+            "max_desil": rules.max_desil,
+            "scale": str(scale),
+        }
         reasons.append(Reason(ReasonCode.DESIL_TOO_HIGH, desil))
     # Age from the date the worker typed: it is their own information, so telling them about it
     # reveals nothing from DTSEN (see worker_message).

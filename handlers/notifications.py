@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from telegram.constants import ParseMode
@@ -11,15 +12,21 @@ from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
+from handlers.recheck import RESUME_TEXT, resume_markup
 from handlers.views import format_date, keyboard_for, prompt_text
 from storage.models import Application, Notification, Status
+from usecases.recheck import REQUALIFIED
 
 log = logging.getLogger(__name__)
 
 
-async def render(notification: Notification, application: Application, context: Context) -> str:
-    """The message for one notification (the context's translator is the worker's)."""
+async def render(
+    notification: Notification, application: Application | None, context: Context
+) -> str:
+    """The message for one notification (the context's translator is the recipient's)."""
     _ = context._
+    if application is None:
+        return _staff_text(notification, context)
     code = escape(application.code or "-")
     kind = notification.kind
     if kind == Status.APPROVED:
@@ -51,11 +58,27 @@ async def render(notification: Notification, application: Application, context: 
         return _("Staff checking your application {code} ask you to correct: {field}.").format(
             code=code, field=escape(_(field))
         )
+    if kind == REQUALIFIED:
+        return _(RESUME_TEXT)
     if kind == Status.WITHDRAWN:
         return _("Your application {code} has been withdrawn from the programme.").format(
             code=code
         )
     return _("Your application {code} has changed: send /status to see it.").format(code=code)
+
+
+def _staff_text(notification: Notification, context: Context) -> str:
+    """A message to staff that concerns no application: the re-check after a DTSEN import."""
+    _ = context._
+    figures = json.loads(notification.payload or "{}")
+    return _(
+        "DTSEN re-checked after the import: newly eligible {eligible} (told they can carry on), "
+        "flagged for review {flagged}, unchanged {unchanged}."
+    ).format(
+        eligible=int(figures.get("eligible", 0)),
+        flagged=int(figures.get("flagged", 0)),
+        unchanged=int(figures.get("unchanged", 0)) + int(figures.get("lifted", 0)),
+    )
 
 
 async def deliver_notifications(context: Context) -> None:
@@ -84,9 +107,9 @@ async def _deliver_pending(context: Context) -> None:
             notification=notification
         ):
             continue
-        context.translator = await translator_for(
-            services, application.telegram_user_id, lookup=Lookup.STORED
-        )
+        # A staff message goes to a private chat, whose id is the staff member's user id.
+        recipient = application.telegram_user_id if application else notification.chat_id
+        context.translator = await translator_for(services, recipient, lookup=Lookup.STORED)
         try:
             await _send(notification, application, context)
         except Forbidden as error:
@@ -113,17 +136,23 @@ async def _deliver_pending(context: Context) -> None:
         await _follow_up(notification, application, context)
 
 
-async def _send(notification: Notification, application: Application, context: Context) -> None:
+async def _send(
+    notification: Notification, application: Application | None, context: Context
+) -> None:
     text = await render(notification, application, context)
-    await context.bot.send_message(application.chat_id, text, parse_mode=ParseMode.HTML)
+    markup = None
+    if notification.kind == REQUALIFIED and notification.application_id is not None:
+        markup = resume_markup(notification.application_id, context)
+    chat_id = application.chat_id if application is not None else notification.chat_id
+    await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
 async def _follow_up(
-    notification: Notification, application: Application, context: Context
+    notification: Notification, application: Application | None, context: Context
 ) -> None:
     """After a fix request, the field's question; the notice itself is already delivered, so a
     failure here is only logged (the worker's next message or /start asks it again)."""
-    if notification.kind != Status.NEEDS_FIX or not application.step:
+    if application is None or notification.kind != Status.NEEDS_FIX or not application.step:
         return
     step = Step(application.step)
     try:

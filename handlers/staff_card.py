@@ -180,6 +180,18 @@ async def card_text(application: Application, context: Context, member: StaffMem
     if application.identity_mismatch_at is not None:
         # The worker's corrections failed the check until the daily limit: data unchanged.
         risks.append(_("identity correction did not match DTSEN"))
+    if application.recheck_flag:
+        # A newer DTSEN table no longer supports the application: staff decide, nothing is
+        # refused automatically.
+        findings = "; ".join(
+            escape(_(reason.staff_template).format(**reason.params))
+            for reason in decode_reasons(application.recheck_flag)
+        )
+        risks.append(
+            _("fails the DTSEN re-check after the last import: {findings}").format(
+                findings=findings
+            )
+        )
     # The exact findings of the DTSEN check (the worker only saw the neutral wording).
     risks.extend(
         escape(_(reason.staff_template).format(**reason.params))

@@ -1,0 +1,159 @@
+"""The DTSEN re-check after an import, as one transaction: read the applications concerned and
+their rows in the new table, apply what a judge (the use case) decides, queue the messages."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select as core_select
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from domain.eligibility import DtsenPerson
+from domain.pii import BlindIndex
+from domain.roles import Role
+from storage.engine import Database
+from storage.models import Application, AuditEvent, DtsenRecord, Notification, Staff, utcnow
+
+_DTSEN = DtsenRecord.__table__  # type: ignore[attr-defined]
+# DTSEN rows fetched per query (by nik_key); well below SQLite's 32.766 bound parameters.
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the re-check does to one application: `outcome` is what the summary counts it as,
+    `values` the columns to set (none: nothing is written), `notify` a notification kind for
+    the worker, `audit` the reason recorded in the audit trail."""
+
+    outcome: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    notify: str | None = None
+    audit: str | None = None
+
+
+Judge = Callable[[Application, DtsenPerson | None], Change]
+
+
+def _person(row: Any) -> DtsenPerson:
+    return DtsenPerson(
+        nama=row.nama,
+        tanggal_lahir=row.tanggal_lahir,
+        jenis_kelamin=row.jenis_kelamin,
+        kode_wilayah=row.kode_wilayah,
+        desil=row.desil,
+        desil_provinsi=row.desil_provinsi,
+        desil_kabupaten_kota=row.desil_kabupaten_kota,
+        kode_kabupaten_kota_ktp=row.kode_kabupaten_kota_ktp,
+        status_bekerja=row.status_bekerja,
+        status_dalam_pekerjaan=row.status_dalam_pekerjaan,
+        lapangan_usaha=row.lapangan_usaha,
+    )
+
+
+async def _records(
+    session: AsyncSession, indexes: Iterable[BlindIndex]
+) -> dict[bytes, DtsenPerson]:
+    """The DTSEN rows of these NIKs, by HMAC digest (fetched by key, matched on the digest)."""
+    wanted = {index.digest: index.key for index in indexes}
+    keys = sorted(set(wanted.values()))
+    found: dict[bytes, DtsenPerson] = {}
+    for start in range(0, len(keys), CHUNK):
+        query = core_select(_DTSEN).where(_DTSEN.c.nik_key.in_(keys[start : start + CHUNK]))
+        for row in (await session.execute(query)).all():
+            digest = bytes(row.nik_hash)
+            if digest in wanted:
+                found[digest] = _person(row)
+    return found
+
+
+class RecheckRepository:
+    """Runs a re-check of applications against the DTSEN table in service."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def recheck(
+        self,
+        *,
+        statuses: Sequence[str],
+        judge: Judge,
+        admin_ids: Iterable[int],
+        summary_kind: str,
+    ) -> Counter[str]:
+        """Judge every application in `statuses` that still has its NIK, write the changes,
+        queue the workers' messages and one summary per admin chat, all in one transaction;
+        returns the count per outcome.
+
+        Each write is guarded by the status read, so a staff decision landing meanwhile on
+        PostgreSQL wins (SQLite holds the write lock throughout); such an application counts
+        as "unchanged".
+        """
+        counts: Counter[str] = Counter()
+        async with self._db.write() as session, session.begin():
+            query = select(Application).where(
+                col(Application.status).in_([str(status) for status in statuses]),
+                col(Application.nik_hash).is_not(None),
+            )
+            applications = list((await session.execute(query)).scalars())
+            indexes = {app.id: BlindIndex.from_hex(app.nik_hash or "") for app in applications}
+            records = await _records(session, indexes.values())
+            now = utcnow()
+            for application in applications:
+                change = judge(application, records.get(indexes[application.id].digest))
+                if change.values and not await _apply(session, application, change, now):
+                    counts["unchanged"] += 1
+                    continue
+                counts[change.outcome] += 1
+            staff_admins = await session.execute(
+                select(col(Staff.telegram_user_id)).where(col(Staff.role) == Role.ADMIN)
+            )
+            chats = sorted({*admin_ids, *staff_admins.scalars()})
+            text = summary_payload(counts)
+            for chat_id in chats:
+                session.add(Notification(chat_id=chat_id, kind=summary_kind, payload=text))
+        return counts
+
+
+async def _apply(
+    session: AsyncSession, application: Application, change: Change, now: Any
+) -> bool:
+    """Write one change guarded by the status read; False when it changed meanwhile."""
+    values = {**change.values, "recheck_at": now, "updated_at": now}
+    written = await session.execute(
+        update(Application)
+        .where(
+            col(Application.id) == application.id,
+            col(Application.status) == application.status,
+        )
+        .values(**values)
+    )
+    if not written.rowcount:  # type: ignore[attr-defined]
+        return False
+    if change.audit is not None:
+        session.add(
+            AuditEvent(
+                action="dtsen_recheck",
+                application_id=application.id,
+                from_status=application.status,
+                to_status=application.status,
+                reason=change.audit,
+            )
+        )
+    if change.notify is not None and application.id is not None:
+        session.add(
+            Notification(
+                application_id=application.id, chat_id=application.chat_id, kind=change.notify
+            )
+        )
+    return True
+
+
+def summary_payload(counts: Counter[str]) -> str:
+    """The figures of a re-check as the admins' notification carries them."""
+    return json.dumps(dict(counts), separators=(",", ":"), sort_keys=True)
