@@ -107,6 +107,14 @@ async def _deliver_pending(context: Context) -> None:
             notification=notification
         ):
             continue
+        if notification.kind == REQUALIFIED and (
+            application is None or application.requalified_at is None
+        ):
+            # A later import took the offer back before it went out: nothing to carry on.
+            await services.notifications.mark_failed(
+                notification_id=notification.id, error="offer lapsed", final=True
+            )
+            continue
         # A staff message goes to a private chat, whose id is the staff member's user id.
         recipient = application.telegram_user_id if application else notification.chat_id
         context.translator = await translator_for(services, recipient, lookup=Lookup.STORED)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from domain.eligibility import DtsenPerson
+from domain.lifecycle import OPEN_STATUSES, Status
 from domain.pii import BlindIndex
 from domain.roles import Role
 from storage.engine import Database
@@ -72,6 +73,31 @@ async def _records(
     return found
 
 
+async def _open_accounts(session: AsyncSession) -> set[int]:
+    """Accounts with a draft or a live application: they have moved on from a refusal."""
+    query = select(col(Application.telegram_user_id)).where(
+        col(Application.status).in_([str(status) for status in OPEN_STATUSES])
+    )
+    return set((await session.execute(query)).scalars())
+
+
+def _one_refusal_per_account(
+    applications: list[Application], open_accounts: set[int]
+) -> list[Application]:
+    """Applications in review, and of the refused ones only each account's newest, and none of
+    an account that has an open application (an offer to carry on could not re-open it)."""
+    newest: dict[int, Application] = {}
+    kept = []
+    for application in applications:
+        if application.status != Status.INELIGIBLE:
+            kept.append(application)
+        elif application.telegram_user_id not in open_accounts:
+            known = newest.get(application.telegram_user_id)
+            if known is None or (known.id or 0) < (application.id or 0):
+                newest[application.telegram_user_id] = application
+    return kept + sorted(newest.values(), key=lambda application: application.id or 0)
+
+
 class RecheckRepository:
     """Runs a re-check of applications against the DTSEN table in service."""
 
@@ -100,7 +126,9 @@ class RecheckRepository:
                 col(Application.status).in_([str(status) for status in statuses]),
                 col(Application.nik_hash).is_not(None),
             )
-            applications = list((await session.execute(query)).scalars())
+            applications = _one_refusal_per_account(
+                list((await session.execute(query)).scalars()), await _open_accounts(session)
+            )
             indexes = {app.id: BlindIndex.from_hex(app.nik_hash or "") for app in applications}
             records = await _records(session, indexes.values())
             now = utcnow()

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from config.settings import load_settings
+from domain.eligibility import Reason, ReasonCode, encode_reasons
 from emulator import BotApiEmulator
 from storage.dtsen import import_dtsen
 from storage.engine import Database
@@ -23,7 +24,7 @@ from storage.models import Application, AuditEvent, Notification, Status
 from storage.recheck import RecheckRepository
 from storage.review import ReviewRepository
 from testkit.factories import make_people, make_person
-from testkit.fakes import add_application
+from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import TEST_PII_SECRET, Harness
 from tests.test_dtsen_import import row_of, write_csv
 from tests.test_registration import applications_of, finish, give_identity, reach_nik
@@ -240,3 +241,49 @@ def test_import_dtsen_prints_the_recheck_summary(tmp_path: Path) -> None:
             "SELECT chat_id, kind FROM notification WHERE application_id IS NULL ORDER BY chat_id"
         ).fetchall()
     assert queued == [(900001, "dtsen_recheck"), (900003, "dtsen_recheck")]
+
+
+async def test_one_offer_per_account_and_none_to_an_account_that_moved_on(
+    database: Database, tmp_path: Path
+) -> None:
+    """An account refused twice (not found) is told once, about its newest refusal; an account
+    that has since opened another application is not told at all."""
+    twice, moved_on = make_person(1517), make_person(1518)
+    not_found = encode_reasons([Reason(ReasonCode.NOT_IN_DTSEN)])
+    refusals = [
+        make_application(
+            person,
+            secret=SECRET,
+            user_id=user_id,
+            code=None,
+            status=Status.INELIGIBLE,
+            eligibility_reasons=not_found,
+            submitted_at=None,
+        )
+        for person, user_id in [(twice, 151701), (twice, 151701), (moved_on, 151801)]
+    ]
+    draft = make_application(
+        make_person(1519), secret=SECRET, user_id=151801, code=None, status=Status.DRAFT
+    )
+    await add_applications(database, *refusals, draft)
+    today = datetime(2026, 11, 25, tzinfo=UTC).date()
+    source = write_csv(tmp_path / "x.csv", [row_of(twice), row_of(moved_on)])
+    await import_dtsen(database, source, secret=SECRET, today=today)
+    summary = await recheck_after_import(
+        RecheckRepository(database),
+        rules=load_settings(env_file=None).eligibility_rules,
+        today=today,
+        now=datetime.now(UTC),
+        admin_ids=[],
+    )
+    assert summary.eligible == 1
+    told = [n for n in await notifications(database) if n.kind == "requalified"]
+    async with database.read() as session:
+        newest = (
+            await session.execute(
+                sa.select(sa.func.max(Application.id)).where(
+                    Application.telegram_user_id == 151701
+                )
+            )
+        ).scalar_one()
+    assert [(n.chat_id, n.application_id) for n in told] == [(151701, newest)]
