@@ -4,13 +4,13 @@ their rows in the new table, apply what a judge (the use case) decides, queue th
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Update, bindparam, insert, update
 from sqlalchemy import select as core_select
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -18,10 +18,14 @@ from domain.eligibility import DtsenPerson
 from domain.lifecycle import OPEN_STATUSES, Status
 from domain.pii import BlindIndex
 from domain.roles import Role
+from storage.drafts import audit_values
 from storage.engine import Database
 from storage.models import Application, AuditEvent, DtsenRecord, Notification, Staff, utcnow
 
 _DTSEN = DtsenRecord.__table__  # type: ignore[attr-defined]
+_APPLICATIONS = Application.__table__  # type: ignore[attr-defined]
+_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 # DTSEN rows fetched per query (by nik_key); well below SQLite's 32.766 bound parameters.
 CHUNK = 500
 
@@ -116,70 +120,87 @@ class RecheckRepository:
         queue the workers' messages and one summary per admin chat, all in one transaction;
         returns the count per outcome.
 
-        Each write is guarded by the status read, so a staff decision landing meanwhile on
-        PostgreSQL wins (SQLite holds the write lock throughout); such an application counts
-        as "unchanged".
+        The applications read are locked until the end (SQLite holds the write lock from the
+        start, PostgreSQL locks the rows: a staff decision on one of them waits the few seconds
+        this takes), so every change is written as judged, in a few executemany statements.
         """
         counts: Counter[str] = Counter()
         async with self._db.write() as session, session.begin():
-            query = select(Application).where(
-                col(Application.status).in_([str(status) for status in statuses]),
-                col(Application.nik_hash).is_not(None),
+            query = (
+                select(Application)
+                .where(
+                    col(Application.status).in_([str(status) for status in statuses]),
+                    col(Application.nik_hash).is_not(None),
+                )
+                .with_for_update()
             )
             applications = _one_refusal_per_account(
                 list((await session.execute(query)).scalars()), await _open_accounts(session)
             )
             indexes = {app.id: BlindIndex.from_hex(app.nik_hash or "") for app in applications}
             records = await _records(session, indexes.values())
+            # Plain rows from here on: the session tracks nothing while the writes run.
+            session.expunge_all()
+            connection = await session.connection()
             now = utcnow()
+            audits: list[dict[str, Any]] = []
+            messages: list[dict[str, Any]] = []
+            writes: defaultdict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
             for application in applications:
                 change = judge(application, records.get(indexes[application.id].digest))
-                if change.values and not await _apply(session, application, change, now):
-                    counts["unchanged"] += 1
-                    continue
                 counts[change.outcome] += 1
+                if change.values:
+                    values = {**change.values, "recheck_at": now, "updated_at": now}
+                    writes[frozenset(values)].append({**values, "_id": application.id})
+                if change.audit is not None:
+                    audits.append(
+                        audit_values(
+                            action="dtsen_recheck",
+                            application_id=application.id,
+                            from_status=application.status,
+                            to_status=application.status,
+                            reason=change.audit,
+                        )
+                    )
+                if change.notify is not None:
+                    messages.append(
+                        _notification(application.id, application.chat_id, change.notify)
+                    )
             staff_admins = await session.execute(
                 select(col(Staff.telegram_user_id)).where(col(Staff.role) == Role.ADMIN)
             )
-            chats = sorted({*admin_ids, *staff_admins.scalars()})
             text = summary_payload(counts)
-            for chat_id in chats:
-                session.add(Notification(chat_id=chat_id, kind=summary_kind, payload=text))
+            for chat_id in sorted({*admin_ids, *staff_admins.scalars()}):
+                messages.append(_notification(None, chat_id, summary_kind, text))
+            # One statement per set of changed columns (a statement per application costs ~2 ms
+            # each on SQLite: 2.000 flags took 5 s).
+            for keys, rows in writes.items():
+                await connection.execute(_update_statement(keys), rows)
+            if audits:
+                await connection.execute(insert(_AUDIT), audits)
+            if messages:
+                await connection.execute(insert(_NOTIFICATIONS), messages)
         return counts
 
 
-async def _apply(
-    session: AsyncSession, application: Application, change: Change, now: Any
-) -> bool:
-    """Write one change guarded by the status read; False when it changed meanwhile."""
-    values = {**change.values, "recheck_at": now, "updated_at": now}
-    written = await session.execute(
-        update(Application)
-        .where(
-            col(Application.id) == application.id,
-            col(Application.status) == application.status,
-        )
-        .values(**values)
-    )
-    if not written.rowcount:  # type: ignore[attr-defined]
-        return False
-    if change.audit is not None:
-        session.add(
-            AuditEvent(
-                action="dtsen_recheck",
-                application_id=application.id,
-                from_status=application.status,
-                to_status=application.status,
-                reason=change.audit,
-            )
-        )
-    if change.notify is not None and application.id is not None:
-        session.add(
-            Notification(
-                application_id=application.id, chat_id=application.chat_id, kind=change.notify
-            )
-        )
-    return True
+def _notification(
+    application_id: int | None, chat_id: int, kind: str, payload: str | None = None
+) -> dict[str, Any]:
+    return {
+        "application_id": application_id,
+        "chat_id": chat_id,
+        "kind": kind,
+        "created_at": utcnow(),
+        "sent_at": None,
+        "attempts": 0,
+        "last_error": None,
+        "payload": payload,
+    }
+
+
+def _update_statement(keys: frozenset[str]) -> Update:
+    values: dict[str, Any] = {key: bindparam(key) for key in sorted(keys)}
+    return update(_APPLICATIONS).where(_APPLICATIONS.c.id == bindparam("_id")).values(values)
 
 
 def summary_payload(counts: Counter[str]) -> str:
