@@ -172,6 +172,8 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     # NIK birth dates and "not in the future" are judged by the calendar in Kota Bekasi (WIB).
     today = (datetime.now(UTC) + timedelta(hours=7)).date()
 
+    imported: list[ImportSummary] = []
+
     async def _import() -> tuple[ImportSummary, RecheckSummary]:
         async with _open_database(settings, secret=secret) as database:
             summary = await import_dtsen(
@@ -186,6 +188,7 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
                 progress=sys.stderr.isatty(),
                 actor="cli",
             )
+            imported.append(summary)
             # Applications the new table may change; this process has no Telegram, so the
             # messages go to the outbox and the running bot sends them.
             recheck = await recheck_after_import(
@@ -203,6 +206,15 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
         print(f"rentan-bot: import-dtsen: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if imported:
+            # The new table serves; the re-check is one transaction, so none of it was kept.
+            print(imported[0].describe())
+            print(
+                "rentan-bot: import-dtsen: the re-check was interrupted and kept nothing: "
+                "import the same file again to re-check",
+                file=sys.stderr,
+            )
+            return 130
         print("rentan-bot: import-dtsen interrupted: the previous table stays", file=sys.stderr)
         return 130
     print(summary.describe())
