@@ -210,8 +210,8 @@ async def card_text(application: Application, context: Context, member: StaffMem
 
 
 def desil_text(application: Application, context: Context) -> str:
-    """ "nasional 4 (provinsi 6, kab/kota 8)": the scale the rule used first, then the other
-    rankings DTSEN had (a one-file extract has only the national one)."""
+    """The desil as the card reads it, "nasional 4 (provinsi 6, kab/kota 8)": the scale the rule
+    used first, then the other rankings DTSEN had (a one-file extract has only the national)."""
     if application.dtsen_desil is None:
         return "-"
     if application.dtsen_desil_scale not in {str(scale) for scale in DesilScale}:

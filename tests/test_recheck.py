@@ -287,3 +287,24 @@ async def test_one_offer_per_account_and_none_to_an_account_that_moved_on(
             )
         ).scalar_one()
     assert [(n.chat_id, n.application_id) for n in told] == [(151701, newest)]
+
+
+async def test_offer_pressed_after_starting_again_points_to_the_new_application(
+    quick_harness: Harness, tmp_path: Path
+) -> None:
+    """A worker told they now qualify who had meanwhile started a new registration: the button
+    re-opens nothing and says they already have one in progress."""
+    harness = quick_harness
+    person = make_person(1520)
+    await import_and_recheck(harness, tmp_path / "old.csv", [])
+    worker = harness.user(152001)
+    await reach_nik(worker)
+    await give_identity(worker, person)
+    await worker.expect(r"belum dapat dicocokkan")
+    await import_and_recheck(harness, tmp_path / "new.csv", [row_of(person)])
+    await worker.expect(r"Kabar baik")
+    await reach_nik(worker)
+    await worker.press("▶️ Lanjutkan pendaftaran saya")
+    await worker.expect(r"sudah punya pendaftaran yang sedang berjalan")
+    statuses = sorted(a.status for a in await applications_of(harness, 152001))
+    assert statuses == [Status.DRAFT, Status.INELIGIBLE]
