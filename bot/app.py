@@ -35,6 +35,7 @@ from handlers import (
     notifications,
     operators,
     privacy,
+    recheck,
     registration,
     renewal,
     staff,
@@ -200,6 +201,7 @@ def register_handlers(
     application.add_handlers(deregistration.build())
     application.add_handlers(renewal.build())
     application.add_handlers(registration.build())
+    application.add_handlers(recheck.build())
     application.add_handlers(account.build())
     application.add_handlers(privacy.build())
     application.add_handlers(account.build_unknown())

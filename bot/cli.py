@@ -188,6 +188,8 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from storage.dtsen import DtsenImportError, ImportSummary, import_dtsen, parse_column_map
+    from storage.recheck import RecheckRepository
+    from usecases.recheck import RecheckSummary, recheck_after_import
 
     secret = settings.require_pii_secret()
     try:
@@ -207,9 +209,11 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
     # NIK birth dates and "not in the future" are judged by the calendar in Kota Bekasi (WIB).
     today = (datetime.now(UTC) + timedelta(hours=7)).date()
 
-    async def _import() -> ImportSummary:
+    imported: list[ImportSummary] = []
+
+    async def _import() -> tuple[ImportSummary, RecheckSummary]:
         async with _open_database(settings, secret=secret) as database:
-            return await import_dtsen(
+            summary = await import_dtsen(
                 database,
                 Path(args.file),
                 secret=secret,
@@ -224,16 +228,37 @@ def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
                 codebook=Path(args.codebook) if args.codebook else None,
                 region_code=settings.program_region_code,
             )
+            imported.append(summary)
+            # Applications the new table may change; this process has no Telegram, so the
+            # messages go to the outbox and the running bot sends them.
+            recheck = await recheck_after_import(
+                RecheckRepository(database),
+                rules=settings.eligibility_rules,
+                today=today,
+                now=datetime.now(UTC),
+                admin_ids=settings.admin_ids,
+            )
+            return summary, recheck
 
     try:
-        summary = asyncio.run(_import())
+        summary, recheck = asyncio.run(_import())
     except DtsenImportError as error:
         print(f"rentan-bot: import-dtsen: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if imported:
+            # The new table serves; the re-check is one transaction, so none of it was kept.
+            print(imported[0].describe())
+            print(
+                "rentan-bot: import-dtsen: the re-check was interrupted and kept nothing: "
+                "import the same file again to re-check",
+                file=sys.stderr,
+            )
+            return 130
         print("rentan-bot: import-dtsen interrupted: the previous table stays", file=sys.stderr)
         return 130
     print(summary.describe())
+    print(recheck.describe())
     if summary.rows_skipped and summary.report_path is not None:
         print(f"skipped rows (masked NIKs): {summary.report_path}")
     elif summary.rows_skipped:

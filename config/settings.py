@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # When a place frees: `auto` approves the first waiting worker (desil, then time) at once;
     # `staff` sends admins a one-tap button to approve them.
     program_waitlist_promotion: lifecycle.Promotion = lifecycle.Promotion.AUTO
+    # Which DTSEN family ranking PROGRAM_MAX_DESIL is compared with: nasional, provinsi or
+    # kabupaten_kota. Read once at start-up, so a change takes effect at the next restart;
+    # people from a one-file extract (national desil only) are judged on the national one.
+    program_desil_scale: eligibility.DesilScale = eligibility.DesilScale.NASIONAL
 
     pii_secret: SecretStr | None = None
 
@@ -159,6 +163,17 @@ class Settings(BaseSettings):
             raise ValueError("expected a Kemendagri code of 2, 4 or 6 digits, e.g. 3275")
         return digits
 
+    @field_validator("program_desil_scale", mode="before")
+    @classmethod
+    def _check_desil_scale(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        scale = value.strip().casefold().replace("/", "_").replace("-", "_").replace(" ", "_")
+        if scale not in {str(choice) for choice in eligibility.DesilScale}:
+            choices = ", ".join(str(choice) for choice in eligibility.DesilScale)
+            raise ValueError(f"expected one of {choices}")
+        return scale
+
     @field_validator("telegram_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
@@ -240,6 +255,7 @@ class Settings(BaseSettings):
             min_age=self.program_min_age,
             max_age=self.program_max_age,
             name_threshold=self.program_name_match_threshold,
+            desil_scale=self.program_desil_scale,
         )
 
     @property

@@ -119,6 +119,49 @@ class DtsenPerson:
     lapangan_usaha: str | None = None
 
 
+class DesilScale(StrEnum):
+    """Which of DTSEN's three family rankings the desil rule reads (PROGRAM_DESIL_SCALE)."""
+
+    NASIONAL = "nasional"
+    PROVINSI = "provinsi"
+    KABUPATEN_KOTA = "kabupaten_kota"
+
+
+# How a reviewer's card names each scale ("desil nasional 4 (provinsi 6, kab/kota 8)").
+DESIL_SCALE_LABELS: Mapping[DesilScale, str] = {
+    DesilScale.NASIONAL: N_("national"),
+    DesilScale.PROVINSI: N_("provincial"),
+    DesilScale.KABUPATEN_KOTA: N_("regency/city"),
+}
+
+
+def desil_on_scale(record: DtsenPerson, scale: DesilScale) -> tuple[DesilScale, int]:
+    """The scale actually used and the person's desil on it.
+
+    A one-file extract carries only the national ranking (the other two are None): the rule
+    then falls back to the national desil and says so, rather than treating a missing ranking
+    as "not poor enough" and refusing everyone from an older extract.
+    """
+    value = {
+        DesilScale.NASIONAL: record.desil,
+        DesilScale.PROVINSI: record.desil_provinsi,
+        DesilScale.KABUPATEN_KOTA: record.desil_kabupaten_kota,
+    }[scale]
+    if value is None:
+        return DesilScale.NASIONAL, record.desil
+    return scale, value
+
+
+def work_summary(record: DtsenPerson, limit: int = 300) -> str | None:
+    """The person's work variables as one short line for staff (None when DTSEN has none)."""
+    parts = [
+        value.strip()
+        for value in (record.status_bekerja, record.status_dalam_pekerjaan, record.lapangan_usaha)
+        if value and value.strip()
+    ]
+    return " · ".join(parts)[:limit] or None
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """The programme's criteria, from settings."""
@@ -128,6 +171,7 @@ class Rules:
     min_age: int
     max_age: int
     name_threshold: float = 0.85
+    desil_scale: DesilScale = DesilScale.NASIONAL
 
     def __post_init__(self) -> None:
         # Configuration errors, for the operator: fail at start-up, not on the first worker.
@@ -149,6 +193,9 @@ class Decision:
     eligible: bool
     reasons: tuple[Reason, ...]
     name_score: float | None
+    # The scale the desil rule read and the value it compared (None when no row was found).
+    desil_scale: DesilScale | None = None
+    desil: int | None = None
 
     @property
     def codes(self) -> tuple[ReasonCode, ...]:
@@ -213,8 +260,13 @@ def assess(claim: Claim, record: DtsenPerson | None, rules: Rules, today: date) 
         reasons.append(
             Reason(ReasonCode.OUTSIDE_REGION, {"region": region, "programme_region": area})
         )
-    if record.desil > rules.max_desil:
-        desil = {"desil": record.desil, "max_desil": rules.max_desil}
+    scale, desil_value = desil_on_scale(record, rules.desil_scale)
+    if desil_value > rules.max_desil:
+        desil: dict[str, str | int] = {
+            "desil": desil_value,
+            "max_desil": rules.max_desil,
+            "scale": str(scale),
+        }
         reasons.append(Reason(ReasonCode.DESIL_TOO_HIGH, desil))
     # Age from the date the worker typed: it is their own information, so telling them about it
     # reveals nothing from DTSEN (see worker_message).
@@ -227,7 +279,7 @@ def assess(claim: Claim, record: DtsenPerson | None, rules: Rules, today: date) 
         genders = {"nik_gender": claim.nik.gender, "dtsen_gender": dtsen_gender}
         reasons.append(Reason(ReasonCode.GENDER_MISMATCH, genders))
     eligible = not any(reason.blocking for reason in reasons)
-    return Decision(eligible, tuple(reasons), score)
+    return Decision(eligible, tuple(reasons), score, scale, desil_value)
 
 
 ELIGIBLE_MESSAGE = N_(

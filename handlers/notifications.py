@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -13,19 +14,25 @@ from domain.flow import FIELD_LABELS, Step
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
+from handlers.recheck import RESUME_TEXT, resume_markup
 from handlers.refusals import self_pay_text
 from handlers.views import coverage_text, format_date, keyboard_for, prompt_text
 from storage.applications import TAKEN_OVER
 from storage.lapses import WARNING_KIND
 from storage.models import Application, Notification, Status
 from storage.waitlist import PROMOTED_KIND
+from usecases.recheck import REQUALIFIED
 
 log = logging.getLogger(__name__)
 
 
-async def render(notification: Notification, application: Application, context: Context) -> str:
-    """The message for one notification (the context's translator is the worker's)."""
+async def render(
+    notification: Notification, application: Application | None, context: Context
+) -> str:
+    """The message for one notification (the context's translator is the recipient's)."""
     _ = context._
+    if application is None:
+        return _staff_text(notification, context)
     code = escape(application.code or "-")
     kind = notification.kind
     if kind == Status.APPROVED:
@@ -88,11 +95,27 @@ async def render(notification: Notification, application: Application, context: 
             "The worker of application {code}, which you registered, has taken it over from "
             "their own Telegram account."
         ).format(code=code)
+    if kind == REQUALIFIED:
+        return _(RESUME_TEXT)
     if kind == Status.WITHDRAWN:
         return _("Your application {code} has been withdrawn from the programme.").format(
             code=code
         )
     return _("Your application {code} has changed: send /status to see it.").format(code=code)
+
+
+def _staff_text(notification: Notification, context: Context) -> str:
+    """A message to staff that concerns no application: the re-check after a DTSEN import."""
+    _ = context._
+    figures = json.loads(notification.payload or "{}")
+    return _(
+        "DTSEN re-checked after the import: newly eligible {eligible} (told they can carry on), "
+        "flagged for review {flagged}, unchanged {unchanged}."
+    ).format(
+        eligible=int(figures.get("eligible", 0)),
+        flagged=int(figures.get("flagged", 0)),
+        unchanged=int(figures.get("unchanged", 0)) + int(figures.get("lifted", 0)),
+    )
 
 
 async def deliver_notifications(context: Context) -> None:
@@ -120,6 +143,14 @@ async def _deliver_pending(context: Context) -> None:
         if notification.id is None or not await services.notifications.claim(
             notification=notification
         ):
+            continue
+        if notification.kind == REQUALIFIED and (
+            application is None or application.requalified_at is None
+        ):
+            # A later import took the offer back before it went out: nothing to carry on.
+            await services.notifications.mark_failed(
+                notification_id=notification.id, error="offer lapsed", final=True
+            )
             continue
         # The notice goes to the chat it was written for (a private chat: the user's own id).
         context.translator = await translator_for(
@@ -151,17 +182,24 @@ async def _deliver_pending(context: Context) -> None:
         await _follow_up(notification, application, context)
 
 
-async def _send(notification: Notification, application: Application, context: Context) -> None:
+async def _send(
+    notification: Notification, application: Application | None, context: Context
+) -> None:
     text = await render(notification, application, context)
-    await context.bot.send_message(notification.chat_id, text, parse_mode=ParseMode.HTML)
+    markup = None
+    if notification.kind == REQUALIFIED and notification.application_id is not None:
+        markup = resume_markup(notification.application_id, context)
+    await context.bot.send_message(
+        notification.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+    )
 
 
 async def _follow_up(
-    notification: Notification, application: Application, context: Context
+    notification: Notification, application: Application | None, context: Context
 ) -> None:
     """After a fix request, the field's question; the notice itself is already delivered, so a
     failure here is only logged (the worker's next message or /start asks it again)."""
-    if notification.kind != Status.NEEDS_FIX or not application.step:
+    if application is None or notification.kind != Status.NEEDS_FIX or not application.step:
         return
     step = Step(application.step)
     try:

@@ -11,7 +11,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ParseMode
 
 from domain.coverage import format_month
-from domain.eligibility import age_on, decode_reasons
+from domain.eligibility import DESIL_SCALE_LABELS, DesilScale, age_on, decode_reasons
 from domain.flow import FIELD_LABELS
 from domain.i18n import N_
 from domain.lifecycle import DECIDABLE_ON_CARD, Decision, EntryPoint
@@ -144,12 +144,22 @@ async def card_text(application: Application, context: Context, member: StaffMem
         f"({escape(_(relation_label(application.heir_relation)) or '-')})",
         "",
         _("<b>DTSEN</b>: desil {desil} · {region} · name match {score}").format(
-            desil=application.dtsen_desil if application.dtsen_desil is not None else "-",
+            desil=escape(desil_text(application, context)),
             region=escape(regions.name(application.dtsen_kode_wilayah or "") or "-"),
             score=f"{round((flags.name_score or 0) * 100)}%",
         ),
     ]
+    if application.dtsen_work:
+        lines.append(_("DTSEN work: {work}").format(work=escape(application.dtsen_work)))
     risks = []
+    if ktp_outside(application, context.settings.program_region_code):
+        risks.append(
+            escape(
+                _("KTP outside the city (regency code {code})").format(
+                    code=application.dtsen_ktp_regency
+                )
+            )
+        )
     if flags.same_phone:
         risks.append(
             _("same phone number on {count} other application(s)").format(count=flags.same_phone)
@@ -171,6 +181,18 @@ async def card_text(application: Application, context: Context, member: StaffMem
     if application.identity_mismatch_at is not None:
         # The worker's corrections failed the check until the daily limit: data unchanged.
         risks.append(_("identity correction did not match DTSEN"))
+    if application.recheck_flag:
+        # A newer DTSEN table no longer supports the application: staff decide, nothing is
+        # refused automatically.
+        findings = "; ".join(
+            escape(_(reason.staff_template).format(**reason.params))
+            for reason in decode_reasons(application.recheck_flag)
+        )
+        risks.append(
+            _("fails the DTSEN re-check after the last import: {findings}").format(
+                findings=findings
+            )
+        )
     # The exact findings of the DTSEN check (the worker only saw the neutral wording).
     risks.extend(
         escape(_(reason.staff_template).format(**reason.params))
@@ -207,6 +229,36 @@ def cover_lines(application: Application, context: Context) -> list[str]:
             )
         )
     return lines
+
+
+def desil_text(application: Application, context: Context) -> str:
+    """The desil as the card reads it, "nasional 4 (provinsi 6, kab/kota 8)": the scale the rule
+    used first, then the other rankings DTSEN had (a one-file extract has only the national)."""
+    if application.dtsen_desil is None:
+        return "-"
+    if application.dtsen_desil_scale not in {str(scale) for scale in DesilScale}:
+        return str(application.dtsen_desil)  # assessed before the scales were recorded
+    _ = context._
+    used = DesilScale(application.dtsen_desil_scale)
+    values = {
+        DesilScale.NASIONAL: application.dtsen_desil_nasional,
+        DesilScale.PROVINSI: application.dtsen_desil_provinsi,
+        DesilScale.KABUPATEN_KOTA: application.dtsen_desil_kabupaten_kota,
+    }
+    text = f"{_(DESIL_SCALE_LABELS[used])} {application.dtsen_desil}"
+    others = [
+        f"{_(DESIL_SCALE_LABELS[scale])} {value}"
+        for scale, value in values.items()
+        if scale is not used and value is not None
+    ]
+    return f"{text} ({', '.join(others)})" if others else text
+
+
+def ktp_outside(application: Application, region_code: str) -> bool:
+    """Whether DTSEN's KTP regency lies outside the programme's regency (its first 4 digits):
+    a reviewer's flag only, domicile is what the rule checks."""
+    ktp = application.dtsen_ktp_regency
+    return bool(ktp) and not (ktp or "").startswith(region_code[:4])
 
 
 def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:

@@ -51,6 +51,7 @@ async def _queue_page(
     regions = context.services.regions
     counts = await review.counts(kecamatan=member.kecamatan or None)
     taken = await review.places_taken()
+    flagged = await review.recheck_flagged(kecamatan=member.kecamatan or None)
     lines = [
         _("<b>Applications</b>"),
         " · ".join(
@@ -60,6 +61,11 @@ async def _queue_page(
         _("Places: {taken} of {quota}").format(
             taken=taken, quota=context.settings.effective_quota
         ),
+    ]
+    if flagged:
+        flag_line = _("Flagged by the DTSEN re-check after an import: {count}")
+        lines.append("⚠️ " + flag_line.format(count=flagged))
+    lines += [
         "",
         _("<b>Waiting for verification</b> (lowest desil first, then oldest)"),
     ]

@@ -139,6 +139,53 @@ class ApplicationRepository(DraftRepository):
             return rollback.outcome
         return Outcome.DONE
 
+    async def reopen_requalified(
+        self, *, application_id: int, user_id: int, to_step: str, update_id: int | None
+    ) -> Outcome:
+        """An ineligible application the DTSEN re-check found eligible becomes the worker's
+        draft again at `to_step`, its answers kept; BUSY when they have another open one."""
+        self._forget(user_id)
+        try:
+            async with self._db.write() as session, session.begin():
+                if not await self._claim_update(session, update_id):
+                    raise Rollback(Outcome.DUPLICATE)
+                now = utcnow()
+                changed = await session.execute(
+                    update(Application)
+                    .where(
+                        col(Application.id) == application_id,
+                        col(Application.telegram_user_id) == user_id,
+                        col(Application.status) == Status.INELIGIBLE,
+                        col(Application.requalified_at).is_not(None),
+                    )
+                    .values(
+                        status=Status.DRAFT,
+                        step=to_step,
+                        requalified_at=None,
+                        updated_at=now,
+                        reminded_at=None,
+                        last_update_id=update_id,
+                    )
+                )
+                if not changed.rowcount:  # type: ignore[attr-defined]
+                    raise Rollback(Outcome.STALE)
+                session.add(
+                    AuditEvent(
+                        actor_id=user_id,
+                        action="resume",
+                        application_id=application_id,
+                        from_status=Status.INELIGIBLE,
+                        to_status=Status.DRAFT,
+                        reason="eligible after a DTSEN re-check",
+                    )
+                )
+        except Rollback as rollback:
+            return rollback.outcome
+        except IntegrityError:
+            # uq_application_open_user: a new draft or application of theirs came first.
+            return Outcome.BUSY
+        return Outcome.DONE
+
     async def submit(
         self,
         *,

@@ -51,6 +51,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # the same update_id was handled before
     STALE = "stale"  # the draft moved on (or vanished) since the update was read
     NIK_TAKEN = "nik_taken"  # another live application holds this NIK
+    BUSY = "busy"  # the account already has another open application
 
 
 class Rollback(Exception):

@@ -183,6 +183,13 @@ class Application(SQLModel, table=True):
     # When a correction of the identity (after submission) failed the DTSEN check past the
     # daily limit: the application stayed in review and the reviewer's card says so.
     identity_mismatch_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    # The DTSEN re-check after an import (usecases/recheck.py): the findings (JSON) of a pending
+    # or waitlisted application that failed it, for staff (never refused automatically); when
+    # an ineligible application was found eligible (its worker is offered to carry on); when a
+    # re-check last changed the application.
+    recheck_flag: str | None = Field(default=None, sa_type=sa.Text)
+    requalified_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    recheck_at: datetime | None = Field(default=None, sa_type=TZDateTime)
 
     fix_field: str | None = Field(default=None, max_length=32)
     decided_by: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -316,18 +323,20 @@ class NikAttempt(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
 
 
-# Messages to workers that must survive a crash: written with the decision, sent after it.
+# Messages that must survive a crash: to workers, written with the decision and sent after it;
+# to staff (no application, e.g. an import's re-check summary), their figures in `payload`.
 class Notification(SQLModel, table=True):
     __tablename__ = "notification"
 
     id: int | None = Field(default=None, primary_key=True)
-    application_id: int = Field(index=True)
+    application_id: int | None = Field(default=None, index=True)
     chat_id: int = Field(sa_type=sa.BigInteger)
     kind: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=300)
+    payload: str | None = Field(default=None, sa_type=sa.Text)
 
 
 # Facts about this installation, by name: the fingerprint of PII_SECRET that made its NIK hashes

@@ -21,12 +21,13 @@ class NotificationRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def pending(self, *, limit: int = 50) -> list[tuple[Notification, Application]]:
-        """Undelivered notifications with their applications, oldest first."""
+    async def pending(self, *, limit: int = 50) -> list[tuple[Notification, Application | None]]:
+        """Undelivered notifications with their applications (None for a message to staff that
+        concerns no application), oldest first."""
         async with self._db.read() as session:
             query = (
                 select(Notification, Application)
-                .join(Application, col(Application.id) == col(Notification.application_id))
+                .outerjoin(Application, col(Application.id) == col(Notification.application_id))
                 .where(
                     col(Notification.sent_at).is_(None),
                     col(Notification.attempts) < MAX_ATTEMPTS,

@@ -106,6 +106,17 @@ class ReviewRepository:
             rows = (await session.execute(query)).all()
         return {str(status): int(count) for status, count in rows}
 
+    async def recheck_flagged(self, *, kecamatan: Sequence[str] | None = None) -> int:
+        """Pending and waitlisted applications flagged by the DTSEN re-check after an import."""
+        async with self._db.read() as session:
+            query = select(func.count()).where(
+                col(Application.recheck_flag).is_not(None),
+                col(Application.status).in_([Status.PENDING, Status.WAITLISTED]),
+            )
+            if kecamatan:
+                query = query.where(col(Application.kecamatan_code).in_(kecamatan))
+            return int((await session.execute(query)).scalar_one())
+
     async def places_taken(self) -> int:
         """Approved plus enrolled applications."""
         async with self._db.read() as session:

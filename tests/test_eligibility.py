@@ -18,12 +18,14 @@ from domain.eligibility import (
     NO_MATCH_MESSAGE,
     SELF_PAY_ROUTE,
     Decision,
+    DesilScale,
     Reason,
     ReasonCode,
     Rules,
     age_on,
     assess,
     claim_key,
+    desil_on_scale,
     normalize_gender,
     refusal_lines,
     worker_message,
@@ -38,7 +40,7 @@ PERSON = make_person(7, name="Budi Santoso", birth_date=date(1985, 8, 17), gende
 def test_a_person_matching_everything_is_eligible() -> None:
     """Same name, same dates, Kota Bekasi, desil 3, aged 41: eligible with a perfect score."""
     decision = assess(PERSON.claim(), PERSON.dtsen(), RULES, TODAY)
-    assert Decision(True, (), 1.0) == decision
+    assert Decision(True, (), 1.0, DesilScale.NASIONAL, 3) == decision
     assert worker_message(decision) == ELIGIBLE_MESSAGE
 
 
@@ -176,7 +178,7 @@ def test_gender_mismatch_is_a_flag_not_a_refusal() -> None:
 def test_unknown_dtsen_gender_value_raises_no_flag() -> None:
     """A value we cannot read is not evidence of a mismatch."""
     decision = assess(PERSON.claim(), PERSON.dtsen(jenis_kelamin="?"), RULES, TODAY)
-    assert Decision(True, (), 1.0) == decision
+    assert Decision(True, (), 1.0, DesilScale.NASIONAL, 3) == decision
 
 
 @pytest.mark.parametrize(
@@ -425,3 +427,53 @@ def test_claims_the_check_cannot_tell_apart_share_one_key() -> None:
     assert len(different) == 4
     assert claim_key(claim) not in different
     assert all(key.isascii() for key in different)
+
+
+# --- the desil scale (PROGRAM_DESIL_SCALE) -----------------------------------------------------
+
+V3_ROW = PERSON.dtsen(desil=4, desil_provinsi=6, desil_kabupaten_kota=8)
+
+
+@pytest.mark.parametrize(
+    ("scale", "desil", "eligible"),
+    [
+        (DesilScale.NASIONAL, 4, True),
+        (DesilScale.PROVINSI, 6, False),
+        (DesilScale.KABUPATEN_KOTA, 8, False),
+    ],
+)
+def test_desil_rule_reads_the_configured_scale(
+    scale: DesilScale, desil: int, eligible: bool
+) -> None:
+    """National 4, provincial 6, regency 8 against a maximum of 5: only the scale chosen counts,
+    and the decision says which scale and value it compared."""
+    decision = assess(PERSON.claim(), V3_ROW, replace(RULES, desil_scale=scale), TODAY)
+    assert (eligible, scale, desil) == (decision.eligible, decision.desil_scale, decision.desil)
+    if not eligible:
+        assert decision.codes == (ReasonCode.DESIL_TOO_HIGH,)
+        assert decision.reasons[0].params["desil"] == desil
+
+
+@pytest.mark.parametrize("scale", [DesilScale.PROVINSI, DesilScale.KABUPATEN_KOTA])
+def test_one_file_extract_falls_back_to_the_national_desil_and_says_so(
+    scale: DesilScale,
+) -> None:
+    """A row without the provincial and regency rankings is judged on the national one, and the
+    decision records "nasional" as the scale it used."""
+    row = PERSON.dtsen(desil=3)
+    assert desil_on_scale(row, scale) == (DesilScale.NASIONAL, 3)
+    decision = assess(PERSON.claim(), row, replace(RULES, desil_scale=scale), TODAY)
+    assert (
+        decision.eligible,
+        decision.desil_scale,
+        decision.desil,
+    ) == (True, DesilScale.NASIONAL, 3)
+
+
+def test_regency_scale_can_admit_someone_the_national_scale_refuses() -> None:
+    """National 7 but regency 2 (a poor family in a richer city): refused on the national
+    scale, admitted on the regency one."""
+    row = PERSON.dtsen(desil=7, desil_provinsi=6, desil_kabupaten_kota=2)
+    assert not assess(PERSON.claim(), row, RULES, TODAY).eligible
+    rules = replace(RULES, desil_scale=DesilScale.KABUPATEN_KOTA)
+    assert assess(PERSON.claim(), row, rules, TODAY).eligible

@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import apply_cpu_affinity, build_services
 from config.settings import SettingsError, load_settings
-from domain.eligibility import Rules
+from domain.eligibility import DesilScale, Rules
 from domain.lifecycle import effective_quota
 
 
@@ -206,3 +206,24 @@ def test_readme_states_what_a_power_cut_may_lose() -> None:
         "NORMAL" in s and "FULL" in s and "SQLITE_SYNCHRONOUS" in s and "corrupt" in s
         for s in sentences
     ), sentences
+
+
+def test_desil_scale_is_read_once_from_the_environment_and_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROGRAM_DESIL_SCALE defaults to nasional; provinsi and kabupaten_kota (any case, also
+    written kabupaten/kota) reach the rules; settings built before a change keep the old scale
+    (a restart picks it up); anything else is a one-line error naming the variable."""
+    before = load_settings(env_file=None)
+    assert before.eligibility_rules.desil_scale is DesilScale.NASIONAL
+    for value, scale in [
+        ("provinsi", DesilScale.PROVINSI),
+        ("Kabupaten/Kota", DesilScale.KABUPATEN_KOTA),
+        ("kabupaten_kota", DesilScale.KABUPATEN_KOTA),
+    ]:
+        monkeypatch.setenv("PROGRAM_DESIL_SCALE", value)
+        assert load_settings(env_file=None).eligibility_rules.desil_scale is scale
+    assert before.eligibility_rules.desil_scale is DesilScale.NASIONAL
+    monkeypatch.setenv("PROGRAM_DESIL_SCALE", "kecamatan")
+    with pytest.raises(SettingsError, match="PROGRAM_DESIL_SCALE: expected one of nasional"):
+        load_settings(env_file=None)

@@ -15,6 +15,7 @@ from domain.eligibility import (
     assess,
     claim_key,
     encode_reasons,
+    work_summary,
 )
 from domain.flow import IDENTITY_STEPS, Step, Values, next_step
 from domain.names import name_similarity
@@ -189,10 +190,17 @@ async def _check_nik(
 
 
 def assessment_values(decision: Decision, record: DtsenPerson | None) -> Values:
-    """What staff need later: the matched DTSEN facts, the name score and any flags."""
+    """What staff need later: the matched DTSEN facts (the desil the rule used, its scale and
+    all three rankings, the KTP regency, the work), the name score and any flags."""
     return {
         "name_score": decision.name_score,
-        "dtsen_desil": record.desil if record else None,
+        "dtsen_desil": decision.desil,
+        "dtsen_desil_scale": str(decision.desil_scale) if decision.desil_scale else None,
+        "dtsen_desil_nasional": record.desil if record else None,
+        "dtsen_desil_provinsi": record.desil_provinsi if record else None,
+        "dtsen_desil_kabupaten_kota": record.desil_kabupaten_kota if record else None,
+        "dtsen_ktp_regency": record.kode_kabupaten_kota_ktp if record else None,
+        "dtsen_work": work_summary(record) if record else None,
         "dtsen_kode_wilayah": record.kode_wilayah if record else None,
         "eligibility_reasons": encode_reasons(decision.reasons) if decision.reasons else None,
     }
