@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -277,10 +278,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     async def _statistics() -> reports.Statistics:
         async with _open_database(settings) as database:
             return await ReportRepository(database).statistics(
-                premium_idr=settings.program_premium_idr,
-                budget_idr=settings.program_budget_idr,
-                effective_quota=settings.effective_quota,
-                days=args.days,
+                budget=settings.budget, days=args.days
             )
 
     stats = asyncio.run(_statistics())
@@ -302,10 +300,18 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     console.print(escape(_(reports.AS_OF).format(moment=moment)))
     console.print(escape(reports.quota_line(stats, _)))
     console.print(escape(reports.budget_line(stats, _)))
-    console.print(
-        escape(_(reports.PREMIUM_LINE).format(premium=reports.format_idr(stats.premium_idr)))
-    )
+    for line in reports.money_lines(stats, _):
+        console.print(escape(line))
     console.print(escape(_(reports.LIVE_LINE).format(count=reports.format_number(stats.live))))
+    console.print(f"[bold]{escape(_(reports.YEAR_TITLE))}[/bold]")
+    console.print(escape(reports.year_line(stats, _)))
+    months = Table(title=escape(_(reports.PER_MONTH)), title_justify="left", min_width=48)
+    months.add_column(escape(_(reports.MONTH)))
+    months.add_column(escape(_(reports.PARTICIPANTS)), justify="right")
+    months.add_column(escape(_(reports.PREMIUMS)), justify="right")
+    for month, people, idr in reports.month_rows(stats):
+        months.add_row(escape(month), escape(people), escape(idr))
+    console.print(months)
     console.print(table(_(reports.BY_STATUS), _(reports.STATUS), reports.status_rows(stats, _)))
     kecamatan = reports.kecamatan_rows(stats, _, regions, limit=1000)
     console.print(table(_(reports.BY_KECAMATAN), _(reports.KECAMATAN), kecamatan))
@@ -448,6 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
+        for line in settings.deprecations:
+            logging.getLogger("rentan_bot.settings").warning("%s", line)
         code: int = args.func(args, settings)
     except SettingsError as error:
         print(f"rentan-bot: {error}", file=sys.stderr)

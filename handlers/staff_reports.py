@@ -30,14 +30,11 @@ PROBLEMS_SHOWN = 20
 
 
 async def statistics(update: Update, context: Context, member: StaffMember) -> None:
-    """/statistik: totals, quota and budget as text, then the same as a chart; a reviewer
+    """/statistik: totals, the year, quota and money as text, then the same as a chart; a reviewer
     scoped to some kecamatan sees only theirs."""
     settings = context.settings
     stats = await context.services.reports.statistics(
-        premium_idr=settings.program_premium_idr,
-        budget_idr=settings.program_budget_idr,
-        effective_quota=settings.effective_quota,
-        kecamatan=member.kecamatan,
+        budget=settings.budget, now=context.services.clock(), kecamatan=member.kecamatan
     )
     regions = context.services.regions
     message = message_of(update)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -20,7 +20,9 @@ from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from domain.budget import Budget, local_today
 from domain.lifecycle import PLACE_HOLDING, Decision, Status, frees_place, status_after
+from storage.budget import LedgerRead, read_ledger
 from storage.engine import Database
 from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, Notification, utcnow
 from storage.queue import position_in, priority
@@ -107,6 +109,11 @@ class ReviewRepository:
         async with self._db.read() as session:
             query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
             return int((await session.execute(query)).scalar_one())
+
+    async def ledger(self, *, budget: Budget) -> LedgerRead:
+        """The money: every span paid for, and the places held."""
+        async with self._db.read() as session:
+            return await read_ledger(session, self._db.dialect, budget)
 
     async def queue(
         self,
@@ -233,12 +240,18 @@ class ReviewRepository:
         decision: Decision,
         actor_id: int,
         allowed_from: Sequence[str],
-        effective_quota: int,
+        effective_quota: int | None = None,
+        budget: Budget | None = None,
+        today: date | None = None,
         reason: str | None = None,
         fix_field: str | None = None,
         update_id: int | None = None,
     ) -> DecisionOutcome:
         """Apply one decision if the application is in one of `allowed_from`; audit and notify.
+
+        An approval takes a place while the places held are fewer than `effective_quota` (a
+        plain headcount) and, with `budget`, than what the money left buys on `today`
+        (`Ledger.quota_now`); otherwise the application waits on the list.
 
         The update that asked for it is recorded in the same transaction, so the same update
         delivered again after a crash is recognised and not decided a second time (a
@@ -251,6 +264,8 @@ class ReviewRepository:
                 actor_id=actor_id,
                 allowed_from=allowed_from,
                 effective_quota=effective_quota,
+                budget=budget,
+                today=today,
                 reason=reason,
                 fix_field=fix_field,
                 update_id=update_id,
@@ -274,7 +289,9 @@ class ReviewRepository:
         decision: Decision,
         actor_id: int,
         allowed_from: Sequence[str],
-        effective_quota: int,
+        effective_quota: int | None,
+        budget: Budget | None,
+        today: date | None,
         reason: str | None,
         fix_field: str | None,
         update_id: int | None,
@@ -303,12 +320,20 @@ class ReviewRepository:
                 return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
             result = Result.DONE
             taken = 0
+            quota = effective_quota if effective_quota is not None else 0
             if decision is Decision.APPROVE:
-                taken_query = select(func.count()).where(
-                    col(Application.status).in_(PLACE_HOLDING)
-                )
-                taken = int((await session.execute(taken_query)).scalar_one())
-            target = status_after(decision, places_taken=taken, quota=effective_quota)
+                # Counted under the quota lock: two approvals never both take the last place.
+                if budget is not None:
+                    ledger = (await read_ledger(session, self._db.dialect, budget)).ledger
+                    taken = ledger.placed
+                    money_quota = ledger.quota_now(today or local_today(utcnow()))
+                    quota = money_quota if effective_quota is None else min(quota, money_quota)
+                else:
+                    taken_query = select(func.count()).where(
+                        col(Application.status).in_(PLACE_HOLDING)
+                    )
+                    taken = int((await session.execute(taken_query)).scalar_one())
+            target = status_after(decision, places_taken=taken, quota=quota)
             if decision is Decision.APPROVE and target is Status.WAITLISTED:
                 result = Result.WAITLISTED
             now = utcnow()
