@@ -14,6 +14,8 @@ from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from storage.engine import Database
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -342,6 +344,8 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     # The list goes to BPJS Ketenagakerjaan, whose forms are in Bahasa Indonesia, whatever
     # language the operator reads.
     bahasa = Catalogs().get("id")._
+    if args.annex:
+        return _export_annex(settings, target, kind, bahasa)
     writer = write_xlsx if kind == "xlsx" else write_csv
 
     async def _export() -> int:
@@ -358,6 +362,44 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     count = asyncio.run(_export())
     _ = Catalogs().get(settings.default_language)._
     print(_(EXPORT_DONE).format(count=count, path=target))
+    return 0
+
+
+def _export_annex(
+    settings: Settings, target: Path, kind: str, bahasa: Callable[[str], str]
+) -> int:
+    """`export --annex`: the decree's annex, in Bahasa like the list, audited like it."""
+    from config.catalogs import Catalogs
+    from domain.annex import ANNEX_DONE, AnnexTotals, write_annex
+    from domain.lifecycle import PLACE_HOLDING
+    from domain.reports import format_idr
+    from storage.exports import ExportRepository
+    from storage.review import ReviewRepository
+
+    if kind != "xlsx":
+        print("rentan-bot: the annex is an XLSX file: name it FILE.xlsx", file=sys.stderr)
+        return 1
+
+    async def _annex() -> AnnexTotals:
+        async with _open_database(settings) as database:
+            rows = await ExportRepository(database).annex_rows()
+            totals = write_annex(rows, target, budget=settings.budget, translate=bahasa)
+            await ReviewRepository(database).record_export(
+                actor_id=None,
+                source="cli",
+                statuses=PLACE_HOLDING,
+                rows=totals.participants,
+                kind="annex",
+            )
+            return totals
+
+    totals = asyncio.run(_annex())
+    _ = Catalogs().get(settings.default_language)._
+    print(
+        _(ANNEX_DONE).format(
+            count=totals.participants, premium=format_idr(totals.premium_idr), path=target
+        )
+    )
     return 0
 
 
@@ -436,6 +478,12 @@ def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     export.add_argument("-o", "--output", required=True, help="file to write (mode 0600)")
     export.add_argument("--period", default="12 bulan", help="the PERIODE column")
+    export.add_argument(
+        "--annex",
+        action="store_true",
+        help="instead, the decree's annex (XLSX): approved and enrolled participants numbered "
+        "per kecamatan and kelurahan, with totals and the premium total of the cover period",
+    )
     export.set_defaults(func=_cmd_export)
 
     import_kpj = sub.add_parser(
