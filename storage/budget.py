@@ -90,7 +90,8 @@ async def read_ledger(
         .select_from(freed)
         .outerjoin(Application, col(Application.id) == col(freed.application_id))
         .where(
-            col(freed.to_status) == Status.WITHDRAWN,
+            # A literal, not a parameter: SQLite uses the partial index only for its own text.
+            col(freed.to_status) == sa.literal_column(f"'{Status.WITHDRAWN.value}'"),
             col(freed.from_status).in_(PLACE_HOLDING),
         )
     )

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from domain.budget import Budget, Ledger, Span, add_months, months_between
 from domain.lifecycle import Decision, EntryPoint, Status
 from domain.roles import Role, StaffMember
@@ -246,3 +246,63 @@ def test_the_settings_budget_reads_the_premium_monthly(yearly: bool) -> None:
     premium = "201600" if yearly else "16800"
     settings = load_settings(env_file=None, program_premium_idr=premium, program_quota="20000")
     assert settings.budget == programme(quota=20_000)
+
+
+async def test_a_freed_place_is_offered_only_while_the_money_buys_one(database: Database) -> None:
+    """Three placed and one waiting; the budget is then cut to one place's money: withdrawing
+    one frees a headcount but no money for a new participant, so nobody is offered it."""
+    now = datetime.now(UTC)
+
+    def settings_for(places: int) -> Settings:
+        return load_settings(
+            env_file=None,
+            program_quota="10",
+            program_budget_idr=str(places * 12 * PREMIUM),
+            program_premium_idr=str(PREMIUM),
+            program_year=str(now.year + 1),
+        )
+
+    applications = [
+        make_application(make_person(seed), secret=SECRET, user_id=720_000 + seed, code=f"C{seed}")
+        for seed in range(20, 24)
+    ]
+    await add_applications(database, *applications)
+    review, staff = ReviewRepository(database), StaffRepository(database)
+    ids = [application.id for application in applications if application.id is not None]
+    for application_id in ids:
+        await decide(
+            review,
+            staff,
+            settings_for(3),
+            application_id=application_id,
+            decision=Decision.APPROVE,
+            actor=REVIEWER,
+            entry=EntryPoint.COMMAND,
+            now=now,
+        )
+    cut = await decide(
+        review,
+        staff,
+        settings_for(1),
+        application_id=ids[0],
+        decision=Decision.WITHDRAW,
+        actor=ADMIN,
+        entry=EntryPoint.COMMAND,
+        reason="double entry",
+        now=now,
+    )
+    assert cut.outcome.freed_place
+    assert cut.offer is None
+    freed = await decide(
+        review,
+        staff,
+        settings_for(3),
+        application_id=ids[1],
+        decision=Decision.WITHDRAW,
+        actor=ADMIN,
+        entry=EntryPoint.COMMAND,
+        reason="double entry",
+        now=now,
+    )
+    assert freed.offer is not None
+    assert freed.offer.code == "C23"

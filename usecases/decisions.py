@@ -84,7 +84,9 @@ async def decide(
     taken = None
     if outcome.result is Result.DONE and decision is Decision.APPROVE:
         taken = ledger.placed
-    offer = await freed_place_offer(review, staff, settings) if outcome.freed_place else None
+    # A freed place is offered only when the money left buys a new participant's months.
+    offering = outcome.freed_place and ledger.available(today) > 0
+    offer = await freed_place_offer(review, staff, settings) if offering else None
     return Decided(outcome, quota, taken, offer)
 
 
