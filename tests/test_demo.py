@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +14,7 @@ from bot.demo import (
     DEMO_SAMPLE_SEED,
     DEMO_STAFF_ID,
     DemoChat,
+    demo_settings,
     sample_people,
 )
 from bot.sample_dtsen import write_sample
@@ -116,3 +117,15 @@ async def test_demo_worker_registers_and_the_demo_staff_account_decides(
         assert "now typing as: pekerja" in output.getvalue()
     finally:
         await harness.stop()
+
+
+def test_demo_approvals_always_buy_months_of_cover(tmp_path: Path) -> None:
+    """Unless the operator chose the programme year, the demo's is the year next month is in,
+    so a demo approval in December still takes a place; a chosen year is kept."""
+    url = "http://127.0.0.1:1"
+    chosen = demo_settings(load_settings(env_file=None, program_year="2030"), tmp_path, url)
+    assert chosen.program_year == 2030
+    default = demo_settings(load_settings(env_file=None), tmp_path, url)
+    next_month = date.today().replace(day=1) + timedelta(days=32)
+    assert default.program_year == next_month.year
+    assert default.budget.places_from(next_month) > 0
