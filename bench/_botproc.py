@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from bench._common import BENCH_PII_SECRET, BENCH_TOKEN, JSONDict, StallMonitor,
 from bot.processor import PerChatUpdateProcessor
 from bot.running import polling, start_application, stop_application
 from config.settings import Settings, load_settings
+from domain.budget import add_months, month_of
 
 # Bounds: a command that hangs must not keep the benchmark alive forever.
 STOP_TIMEOUT = 30.0
@@ -66,6 +68,9 @@ def bench_settings(config: JSONDict) -> Settings:
         pii_secret=BENCH_PII_SECRET,
         concurrent_updates=int(config.get("concurrent_updates", 32)),
         cpu_affinity=frozenset(config.get("cpu_affinity", ())),
+        # The programme year next month is in: approvals always buy months of cover, whatever
+        # the day the benchmark runs (in December, this year's cover is over).
+        program_year=add_months(month_of(date.today()), 1).year,
         **config.get("settings", {}),
     )
 

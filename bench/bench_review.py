@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from bench._common import BENCH_PII_SECRET, OUT_DIR
 from config.catalogs import Catalogs
+from domain.budget import Budget
 from domain.exports import write_csv, write_xlsx
 from domain.pii import hash_identifier
 from domain.regions import load_regions
@@ -85,6 +86,14 @@ WHERE status = 'pending' {scope}
 ORDER BY coalesce(dtsen_desil, 11), submitted_at, id
 LIMIT 10
 """
+# The default programme: Rp2 miliar, Rp16.800 a month, January to December 2026.
+STATS_BUDGET = Budget(
+    quota=10_000,
+    budget_idr=2_000_000_000,
+    monthly_premium_idr=16_800,
+    start=date(2026, 1, 1),
+    end=date(2026, 12, 1),
+)
 # A reviewer whose scope is one kecamatan.
 SCOPE = ["327501"]
 
@@ -199,9 +208,7 @@ async def measure_on(database: Database, approved: dict[str, str], work: Path) -
     figures: dict[str, float] = {}
 
     async def stats() -> None:
-        await reports.statistics(
-            premium_idr=201_600, budget_idr=2_000_000_000, effective_quota=9_920
-        )
+        await reports.statistics(budget=STATS_BUDGET)
 
     async def queue() -> None:
         page = await review.queue(limit=10)

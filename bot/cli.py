@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date
@@ -16,6 +17,8 @@ from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from storage.engine import Database
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -371,10 +374,7 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     async def _statistics() -> reports.Statistics:
         async with _open_database(settings, create=False) as database:
             return await ReportRepository(database).statistics(
-                premium_idr=settings.program_premium_idr,
-                budget_idr=settings.program_budget_idr,
-                effective_quota=settings.effective_quota,
-                days=args.days,
+                budget=settings.budget, days=args.days
             )
 
     stats = asyncio.run(_statistics())
@@ -396,10 +396,18 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     console.print(escape(_(reports.AS_OF).format(moment=moment)))
     console.print(escape(reports.quota_line(stats, _)))
     console.print(escape(reports.budget_line(stats, _)))
-    console.print(
-        escape(_(reports.PREMIUM_LINE).format(premium=reports.format_idr(stats.premium_idr)))
-    )
+    for line in reports.money_lines(stats, _):
+        console.print(escape(line))
     console.print(escape(_(reports.LIVE_LINE).format(count=reports.format_number(stats.live))))
+    console.print(f"[bold]{escape(_(reports.YEAR_TITLE))}[/bold]")
+    console.print(escape(reports.year_line(stats, _)))
+    months = Table(title=escape(_(reports.PER_MONTH)), title_justify="left", min_width=48)
+    months.add_column(escape(_(reports.MONTH)))
+    months.add_column(escape(_(reports.PARTICIPANTS)), justify="right")
+    months.add_column(escape(_(reports.PREMIUMS)), justify="right")
+    for month, people, idr in reports.month_rows(stats):
+        months.add_row(escape(month), escape(people), escape(idr))
+    console.print(months)
     console.print(table(_(reports.BY_STATUS), _(reports.STATUS), reports.status_rows(stats, _)))
     kecamatan = reports.kecamatan_rows(stats, _, regions, limit=1000)
     console.print(table(_(reports.BY_KECAMATAN), _(reports.KECAMATAN), kecamatan))
@@ -430,6 +438,8 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     # The list goes to BPJS Ketenagakerjaan, whose forms are in Bahasa Indonesia, whatever
     # language the operator reads.
     bahasa = Catalogs().get("id")._
+    if args.annex:
+        return _export_annex(settings, target, kind, bahasa)
     writer = write_xlsx if kind == "xlsx" else write_csv
 
     async def _export() -> int:
@@ -446,6 +456,44 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     count = asyncio.run(_export())
     _ = Catalogs().get(settings.default_language)._
     print(_(EXPORT_DONE).format(count=count, path=target))
+    return 0
+
+
+def _export_annex(
+    settings: Settings, target: Path, kind: str, bahasa: Callable[[str], str]
+) -> int:
+    """`export --annex`: the decree's annex, in Bahasa like the list, audited like it."""
+    from config.catalogs import Catalogs
+    from domain.annex import ANNEX_DONE, AnnexTotals, write_annex
+    from domain.lifecycle import PLACE_HOLDING
+    from domain.reports import format_idr
+    from storage.exports import ExportRepository
+    from storage.review import ReviewRepository
+
+    if kind != "xlsx":
+        print("rentan-bot: the annex is an XLSX file: name it FILE.xlsx", file=sys.stderr)
+        return 1
+
+    async def _annex() -> AnnexTotals:
+        async with _open_database(settings) as database:
+            rows = await ExportRepository(database).annex_rows()
+            totals = write_annex(rows, target, budget=settings.budget, translate=bahasa)
+            await ReviewRepository(database).record_export(
+                actor_id=None,
+                source="cli",
+                statuses=PLACE_HOLDING,
+                rows=totals.participants,
+                kind="annex",
+            )
+            return totals
+
+    totals = asyncio.run(_annex())
+    _ = Catalogs().get(settings.default_language)._
+    print(
+        _(ANNEX_DONE).format(
+            count=totals.participants, premium=format_idr(totals.premium_idr), path=target
+        )
+    )
     return 0
 
 
@@ -591,6 +639,12 @@ def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     export.add_argument("-o", "--output", required=True, help="file to write (mode 0600)")
     export.add_argument("--period", default="12 bulan", help="the PERIODE column")
+    export.add_argument(
+        "--annex",
+        action="store_true",
+        help="instead, the decree's annex (XLSX): approved and enrolled participants numbered "
+        "per kecamatan and kelurahan, with totals and the premium total of the cover period",
+    )
     export.set_defaults(func=_cmd_export)
 
     import_kpj = sub.add_parser(
@@ -621,6 +675,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
+        for line in settings.deprecations:
+            logging.getLogger("rentan_bot.settings").warning("%s", line)
         code: int = args.func(args, settings)
     except SettingsError as error:
         print(f"rentan-bot: {error}", file=sys.stderr)

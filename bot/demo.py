@@ -27,6 +27,7 @@ from bot.running import polling, running
 from bot.sample_dtsen import SamplePerson, demo_people
 from bot.sample_dtsen_v3 import write_v3_sample
 from config.settings import Settings
+from domain.budget import add_months, month_of
 from domain.eligibility import age_on
 from domain.regions import load_regions
 from domain.text import is_ascii_number
@@ -75,6 +76,7 @@ def demo_settings(settings: Settings, data_dir: Path, api_url: str) -> Settings:
             "database_url": f"sqlite+aiosqlite:///{data_dir / 'demo.db'}",
             "pii_secret": SecretStr(secret_file.read_text().strip()),
             "admin_ids": frozenset({DEMO_STAFF_ID}) | settings.admin_ids,
+            **_demo_year(settings),
         }
     )
 
@@ -122,6 +124,16 @@ def save_numbering(emulator: BotApiEmulator, data_dir: Path) -> None:
     """Keep where the ids stand (after every line typed, and at the end)."""
     path = data_dir / NUMBERING_FILE
     path.write_text(json.dumps(emulator.numbering()), encoding="utf-8")
+
+
+def _demo_year(settings: Settings) -> dict[str, int]:
+    """Unless the operator chose the programme year, the demo's is the one next month is in:
+    an approval always buys some months of cover, whatever today's date."""
+    chosen = {"program_year", "program_coverage_start", "program_coverage_end"}
+    if chosen & settings.model_fields_set:
+        return {}
+    next_month = add_months(month_of(date.today()), 1)
+    return {"program_year": next_month.year}
 
 
 async def seed_demo_data(settings: Settings, data_dir: Path) -> None:

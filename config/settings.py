@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -16,12 +17,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain import budget as budget_rules
 from domain import eligibility, lifecycle
 
 IdList = Annotated[frozenset[int], NoDecode]
 # What Telegram accepts as a webhook secret_token (setWebhook): 1-256 of these characters.
 WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A PROGRAM_PREMIUM_IDR this high is a yearly premium (the old meaning): no monthly BPU premium
+# comes near it (JKK+JKM for the highest income bracket is under Rp60.000).
+YEARLY_PREMIUM_FROM = 100_000
 
 
 class SettingsError(Exception):
@@ -51,7 +56,14 @@ class Settings(BaseSettings):
     program_region_code: str = "3275"
     program_quota: int = Field(default=10_000, ge=0)
     program_budget_idr: int = Field(default=2_000_000_000, ge=0)
-    program_premium_idr: int = Field(default=201_600, gt=0)
+    # Per person per MONTH (JKK Rp10.000 + JKM Rp6.800). A yearly figure (>= 100.000, the old
+    # default 201600) is still accepted and divided by 12, with a deprecation line at start-up.
+    program_premium_idr: int = Field(default=16_800, gt=0)
+    # The programme year, and its months of cover (YYYY-MM; empty: January and December of
+    # PROGRAM_YEAR). A place costs the premium of each month from its cover's start to the end.
+    program_year: int = Field(default=2026, ge=2000, le=2100)
+    program_coverage_start: str = Field(default="", pattern=r"^(\d{4}-\d{2})?$")
+    program_coverage_end: str = Field(default="", pattern=r"^(\d{4}-\d{2})?$")
     program_max_desil: int = Field(default=5, ge=1, le=10)
     program_min_age: int = Field(default=18, ge=0, le=120)
     program_max_age: int = Field(default=65, ge=0, le=120)
@@ -142,6 +154,7 @@ class Settings(BaseSettings):
         "program_quota",
         "program_budget_idr",
         "program_premium_idr",
+        "program_year",
         "program_max_desil",
         "program_min_age",
         "program_max_age",
@@ -233,18 +246,68 @@ class Settings(BaseSettings):
                 raise ValueError("must not contain the bot token")
         return value
 
+    @field_validator("program_coverage_start", "program_coverage_end")
+    @classmethod
+    def _check_month(cls, value: str) -> str:
+        if value:
+            budget_rules.parse_month(value)
+        return value
+
     @model_validator(mode="after")
     def _check_age_range(self) -> Settings:
         if self.program_min_age > self.program_max_age:
             raise ValueError("PROGRAM_MIN_AGE must not exceed PROGRAM_MAX_AGE")
+        if self.coverage_start > self.coverage_end:
+            raise ValueError("PROGRAM_COVERAGE_START must not be after PROGRAM_COVERAGE_END")
         return self
 
     @property
-    def effective_quota(self) -> int:
-        """Places the budget and the headcount both allow."""
-        return lifecycle.effective_quota(
-            self.program_quota, self.program_budget_idr, self.program_premium_idr
+    def coverage_start(self) -> date:
+        """The first month of cover (the 1st of that month)."""
+        if self.program_coverage_start:
+            return budget_rules.parse_month(self.program_coverage_start)
+        return date(self.program_year, 1, 1)
+
+    @property
+    def coverage_end(self) -> date:
+        """The last month of cover (the 1st of that month)."""
+        if self.program_coverage_end:
+            return budget_rules.parse_month(self.program_coverage_end)
+        return date(self.program_year, 12, 1)
+
+    @property
+    def monthly_premium_idr(self) -> int:
+        """The premium per person and month; a yearly PROGRAM_PREMIUM_IDR is divided by 12."""
+        if self.program_premium_idr >= YEARLY_PREMIUM_FROM:
+            return self.program_premium_idr // 12
+        return self.program_premium_idr
+
+    @property
+    def deprecations(self) -> tuple[str, ...]:
+        """One line per setting given in a form that is still accepted but going away."""
+        if self.program_premium_idr < YEARLY_PREMIUM_FROM:
+            return ()
+        return (
+            f"PROGRAM_PREMIUM_IDR={self.program_premium_idr} looks yearly and is read as "
+            f"{self.monthly_premium_idr} a month: set the monthly premium instead (deprecated)",
         )
+
+    @property
+    def budget(self) -> budget_rules.Budget:
+        """The programme's headcount, money, monthly premium and months of cover."""
+        return budget_rules.Budget(
+            quota=self.program_quota,
+            budget_idr=self.program_budget_idr,
+            monthly_premium_idr=self.monthly_premium_idr,
+            start=self.coverage_start,
+            end=self.coverage_end,
+        )
+
+    @property
+    def effective_quota(self) -> int:
+        """Places the budget and the headcount allow when every cover starts in the first
+        month (before anything is spent); what is offered today comes from the ledger."""
+        return self.budget.places
 
     @property
     def eligibility_rules(self) -> eligibility.Rules:

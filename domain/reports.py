@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 
+from domain.budget import MonthMoney, format_month
 from domain.i18n import N_
 from domain.program import occupation_label
 from domain.regions import Regions
@@ -50,7 +51,14 @@ TITLE = N_("Programme statistics")
 SCOPED_TITLE = N_("Programme statistics: {kecamatan} only")
 QUOTA_LINE = N_("Quota used: {used} / {quota} ({share})")
 BUDGET_LINE = N_("Budget committed: {committed} / {budget}")
-PREMIUM_LINE = N_("Premium per person per year: {premium}")
+PREMIUM_LINE = N_("Premium per person per month: {premium} · cover {start} to {end}")
+INVOICED_LINE = N_("Invoiced so far: {invoiced} · remaining: {remaining}")
+YEAR_TITLE = N_("This year")
+YEAR_LINE = N_("Renewed: {renewed} · new: {new} · waitlisted: {waitlisted} · lapsed: {lapsed}")
+PER_MONTH = N_("Money committed per month (participants, premiums)")
+MONTH = N_("Month")
+PARTICIPANTS = N_("Participants")
+PREMIUMS = N_("Premiums")
 LIVE_LINE = N_("Live applications: {count}")
 BY_STATUS = N_("By status")
 BY_KECAMATAN = N_("Live applications by kecamatan")
@@ -85,13 +93,24 @@ class Statistics:
     by_desil: Mapping[int | None, int]  # live applications; None = no DTSEN desil
     per_day: Sequence[tuple[date, int]]  # submissions per local day, oldest first, zero-filled
     quota_used: int  # approved + enrolled
-    effective_quota: int
-    budget_committed_idr: int  # quota_used x premium
+    effective_quota: int  # places held + places the money left still buys (the city's)
+    budget_committed_idr: int  # premiums of every month paid for, to its end (the city's)
     budget_idr: int
-    premium_idr: int
+    premium_idr: int  # per person and month
     generated_at: datetime  # aware
     utc_offset: timedelta = WIB  # of the local days in `per_day` and of the time shown
     scope: tuple[str, ...] = ()  # kecamatan codes the figures are limited to; () = everywhere
+    invoiced_idr: int = 0  # premiums of the months of cover started up to this month
+    coverage: tuple[date, date] | None = None  # first and last month of cover
+    per_month: Sequence[MonthMoney] = ()  # participants and premiums per month of cover
+    renewed: int = 0  # places held by last year's participants renewed
+    new: int = 0  # places held by others
+    lapsed: int = 0  # applications whose cover lapsed (three months unpaid)
+
+    @property
+    def remaining_idr(self) -> int:
+        """The budget not committed yet."""
+        return self.budget_idr - self.budget_committed_idr
 
     @property
     def live(self) -> int:
@@ -203,6 +222,39 @@ def budget_line(stats: Statistics, translate: Translate) -> str:
     )
 
 
+def money_lines(stats: Statistics, translate: Translate) -> list[str]:
+    """Invoiced and remaining money, then the monthly premium and the months of cover."""
+    start, end = stats.coverage or (None, None)
+    return [
+        translate(INVOICED_LINE).format(
+            invoiced=format_idr(stats.invoiced_idr), remaining=format_idr(stats.remaining_idr)
+        ),
+        translate(PREMIUM_LINE).format(
+            premium=format_idr(stats.premium_idr),
+            start=format_month(start) if start else "-",
+            end=format_month(end) if end else "-",
+        ),
+    ]
+
+
+def year_line(stats: Statistics, translate: Translate) -> str:
+    """`Renewed: 8.000 · new: 1.000 · waitlisted: 200 · lapsed: 12`, plain text."""
+    return translate(YEAR_LINE).format(
+        renewed=format_number(stats.renewed),
+        new=format_number(stats.new),
+        waitlisted=format_number(stats.by_status.get("waitlisted", 0)),
+        lapsed=format_number(stats.lapsed),
+    )
+
+
+def month_rows(stats: Statistics) -> list[tuple[str, str, str]]:
+    """(month, participants, premiums) of every month of cover, first month first."""
+    return [
+        (format_month(row.month), format_number(row.people), format_idr(row.idr))
+        for row in stats.per_month
+    ]
+
+
 def _section(title: str, rows: Sequence[tuple[str, int]], translate: Translate) -> list[str]:
     lines = ["", f"<b>{escape(title)}</b>"]
     if not rows:
@@ -244,9 +296,15 @@ def format_statistics(stats: Statistics, translate: Translate, regions: Regions)
         "",
         f"<b>{escape(quota_line(stats, _))}</b>",
         f"<b>{escape(budget_line(stats, _))}</b>",
-        escape(_(PREMIUM_LINE).format(premium=format_idr(stats.premium_idr))),
+        *(escape(line) for line in money_lines(stats, _)),
         escape(_(LIVE_LINE).format(count=format_number(stats.live))),
+        "",
+        f"<b>{escape(_(YEAR_TITLE))}</b>",
+        escape(year_line(stats, _)),
     ]
+    if stats.per_month:
+        lines += ["", f"<b>{escape(_(PER_MONTH))}</b>"]
+        lines += [f"{month}: {people} · {idr}" for month, people, idr in month_rows(stats)]
     lines += _section(_(BY_STATUS), status_rows(stats, _), _)
     lines += _section(_(BY_KECAMATAN), kecamatan_rows(stats, _, regions, MAX_TEXT_ROWS), _)
     lines += _section(_(BY_OCCUPATION), occupation_rows(stats, _, MAX_TEXT_ROWS), _)

@@ -226,6 +226,7 @@ async def carry_out(
         reason=reason,
         fix_field=field,
         update_id=update_id,
+        now=services.clock(),
     )
     await message.reply_text(
         outcome_text(decided, decision, context),

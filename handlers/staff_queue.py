@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from domain.budget import local_today
 from domain.lifecycle import Status
 from domain.roles import StaffMember
 from domain.text import is_ascii_number
@@ -50,7 +51,9 @@ async def _queue_page(
     review = context.services.review
     regions = context.services.regions
     counts = await review.counts(kecamatan=member.kecamatan or None)
-    taken = await review.places_taken()
+    # Places held, and the quota the money left allows today (see domain/budget.py).
+    ledger = (await review.ledger(budget=context.settings.budget)).ledger
+    today = local_today(context.services.clock())
     flagged = await review.recheck_flagged(kecamatan=member.kecamatan or None)
     lines = [
         _("<b>Applications</b>"),
@@ -58,9 +61,7 @@ async def _queue_page(
             f"{escape(_(account.STATUS_WORDS[status]))}: {counts.get(status, 0)}"
             for status in COUNTED
         ),
-        _("Places: {taken} of {quota}").format(
-            taken=taken, quota=context.settings.effective_quota
-        ),
+        _("Places: {taken} of {quota}").format(taken=ledger.placed, quota=ledger.quota_now(today)),
     ]
     if flagged:
         flag_line = _("Flagged by the DTSEN re-check after an import: {count}")

@@ -15,9 +15,17 @@ from telegram.ext import (
     filters,
 )
 
+from domain.annex import AnnexTotals, write_annex
 from domain.exports import write_csv, write_xlsx
+from domain.lifecycle import PLACE_HOLDING
 from domain.operators import format_channels
-from domain.reports import MAX_MESSAGE_CHARS, format_statistics, render_chart
+from domain.reports import (
+    MAX_MESSAGE_CHARS,
+    format_idr,
+    format_number,
+    format_statistics,
+    render_chart,
+)
 from domain.roles import Role, StaffMember
 from handlers.common import escape, message_of
 from handlers.context import Context
@@ -31,14 +39,11 @@ PROBLEMS_SHOWN = 20
 
 
 async def statistics(update: Update, context: Context, member: StaffMember) -> None:
-    """/statistik: totals, quota and budget as text, then the same as a chart; a reviewer
+    """/statistik: totals, the year, quota and money as text, then the same as a chart; a reviewer
     scoped to some kecamatan sees only theirs."""
     settings = context.settings
     stats = await context.services.reports.statistics(
-        premium_idr=settings.program_premium_idr,
-        budget_idr=settings.program_budget_idr,
-        effective_quota=settings.effective_quota,
-        kecamatan=member.kecamatan,
+        budget=settings.budget, now=context.services.clock(), kecamatan=member.kecamatan
     )
     regions = context.services.regions
     message = message_of(update)
@@ -61,9 +66,17 @@ async def _with_channels(text: str, context: Context) -> str:
     return f"{text}\n\n{section}"
 
 
+# `/ekspor lampiran` (or `sk`): the decree's annex instead of the list for BPJS.
+ANNEX_WORDS = frozenset({"lampiran", "sk", "annex"})
+
+
 async def export(update: Update, context: Context, member: StaffMember) -> None:
-    """/ekspor: the approved list for BPJS Ketenagakerjaan as CSV and XLSX documents (audited)."""
+    """/ekspor: the approved list for BPJS Ketenagakerjaan as CSV and XLSX documents (audited);
+    `/ekspor lampiran`: the decree's annex instead."""
     message = message_of(update)
+    if context.args and context.args[0].casefold() in ANNEX_WORDS:
+        await export_annex(update, context, member)
+        return
     statuses = (Status.APPROVED,)
     rows = await context.services.exports.collect(statuses=statuses)
     if not rows:
@@ -93,6 +106,44 @@ async def export(update: Update, context: Context, member: StaffMember) -> None:
     )
     await message.reply_document(csv_bytes, filename=f"bpjs_bpu_{stamp}.csv", caption=caption)
     await message.reply_document(xlsx_bytes, filename=f"bpjs_bpu_{stamp}.xlsx")
+
+
+async def export_annex(update: Update, context: Context, member: StaffMember) -> None:
+    """`/ekspor lampiran`: every participant (approved and enrolled) numbered per kecamatan and
+    kelurahan, with totals and the premium total of the cover period, as XLSX (audited)."""
+    message = message_of(update)
+    rows = await context.services.exports.annex_rows()
+    if not rows:
+        await message.reply_text(context._("No participants for the annex yet."))
+        return
+    # Written before the file goes out: once sent, the full NIKs have left the database.
+    await context.services.review.record_export(
+        actor_id=member.user_id,
+        source="telegram",
+        statuses=PLACE_HOLDING,
+        rows=len(rows),
+        kind="annex",
+    )
+    regions = context.services.regions
+    # The annex is attached to a decree written in Bahasa Indonesia, whoever asks.
+    translate = context.services.catalogs.get("id")._
+    budget = context.settings.budget
+
+    def _render() -> tuple[bytes, AnnexTotals]:
+        buffer = io.BytesIO()
+        totals = write_annex(rows, buffer, budget=budget, translate=translate, regions=regions)
+        return buffer.getvalue(), totals
+
+    data, totals = await asyncio.to_thread(_render)
+    stamp = context.services.clock().strftime("%Y%m%d")
+    caption = context._("Annex to the decree: {count} participants, premium total {premium}.")
+    await message.reply_document(
+        data,
+        filename=f"lampiran_sk_{stamp}.xlsx",
+        caption=caption.format(
+            count=format_number(totals.participants), premium=format_idr(totals.premium_idr)
+        ),
+    )
 
 
 async def kpj_document(update: Update, context: Context) -> None:

@@ -7,7 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 import sqlalchemy as sa
 from sqlmodel import col
 
+from domain.annex import AnnexRow
+from domain.budget import WIB, local_today
 from domain.exports import ExportRow
+from domain.lifecycle import PLACE_HOLDING
 from storage.engine import Database
 from storage.models import Application, Status
 
@@ -84,3 +87,39 @@ class ExportRepository:
     async def collect(self, *, statuses: Sequence[Status] = (Status.APPROVED,)) -> list[ExportRow]:
         """The whole list in memory (10,000 rows are a few MB), for the synchronous writers."""
         return [row async for row in self.approved_rows(statuses=statuses)]
+
+    async def annex_rows(self) -> list[AnnexRow]:
+        """Every participant the city pays for (approved and enrolled), for the decree's annex,
+        read in one snapshot like the list."""
+        rows: list[AnnexRow] = []
+        async with self._db.snapshot() as session, session.begin():
+            result = await session.execute(
+                sa.select(
+                    col(Application.nik),
+                    col(Application.nama),
+                    col(Application.alamat),
+                    col(Application.kecamatan_code),
+                    col(Application.kelurahan_code),
+                    col(Application.kpj_number),
+                    col(Application.decided_at),
+                    col(Application.coverage_start),
+                    col(Application.lapsed_at),
+                )
+                .where(col(Application.status).in_(PLACE_HOLDING))
+                .order_by(col(Application.id))
+            )
+            for row in result:
+                rows.append(
+                    AnnexRow(
+                        nik=row.nik or "",
+                        nama=row.nama or "",
+                        alamat=row.alamat or "",
+                        kecamatan_code=row.kecamatan_code or "",
+                        kelurahan_code=row.kelurahan_code or "",
+                        kpj_number=row.kpj_number or "",
+                        approved_on=local_today(row.decided_at, WIB) if row.decided_at else None,
+                        coverage_start=row.coverage_start,
+                        lapsed_on=local_today(row.lapsed_at, WIB) if row.lapsed_at else None,
+                    )
+                )
+        return rows

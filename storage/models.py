@@ -134,6 +134,13 @@ class Application(SQLModel, table=True):
             sqlite_where=sa.text("kpj_number IS NOT NULL"),
             postgresql_where=sa.text("kpj_number IS NOT NULL"),
         ),
+        # Lapsed cover, counted in /statistik: a few among every application.
+        sa.Index(
+            "ix_application_lapsed",
+            "lapsed_at",
+            sqlite_where=sa.text("lapsed_at IS NOT NULL"),
+            postgresql_where=sa.text("lapsed_at IS NOT NULL"),
+        ),
         # Ids are never reused on SQLite either (PostgreSQL's sequence never reuses them): a
         # discarded draft's audit rows keep its id, which must not name a later application.
         {"sqlite_autoincrement": True},
@@ -255,6 +262,15 @@ class StaffPendingInput(SQLModel, table=True):
 # Every state change and every refused staff action: who, when, from, to, why.
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
+    # Places freed, read by the money ledger (storage/budget.py): a few among every event.
+    __table_args__ = (
+        sa.Index(
+            "ix_audit_event_withdrawn",
+            "application_id",
+            sqlite_where=sa.text("to_status = 'withdrawn'"),
+            postgresql_where=sa.text("to_status = 'withdrawn'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime, index=True)

@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from domain.budget import Budget, local_today
+from domain.lifecycle import PLACE_HOLDING
 from domain.reports import WIB, Statistics
+from storage.budget import read_ledger
 from storage.engine import Database
 from storage.models import LIVE_STATUSES, Application, Status, utcnow
 
@@ -47,17 +50,17 @@ class ReportRepository:
     async def statistics(
         self,
         *,
-        premium_idr: int,
-        budget_idr: int,
-        effective_quota: int,
+        budget: Budget,
         days: int = 14,
         now: datetime | None = None,
         utc_offset: timedelta = WIB,
         kecamatan: Sequence[str] = (),
     ) -> Statistics:
-        """Counts by status, breakdowns of live applications, submissions per day, money.
+        """Counts by status, breakdowns of live applications, submissions per day, the year
+        (renewed, new, lapsed) and the money (committed, invoiced, remaining, per month).
 
-        With `kecamatan`, only applications of those kecamatan count (a scoped reviewer's view).
+        With `kecamatan`, only applications of those kecamatan count (a scoped reviewer's view);
+        the money and the quota are the city's, whatever the scope.
         """
         moment = now or utcnow()
         today = (moment + utc_offset).date()
@@ -97,6 +100,19 @@ class ReportRepository:
                 .where(col(Application.submitted_at) >= since, *scope)
                 .group_by(day)
             )
+            # The year: places held by last year's participants renewed, and lapsed cover.
+            renewal_rows = await session.execute(
+                select(col(Application.cohort_year).is_not(None), func.count())
+                .where(col(Application.status).in_(PLACE_HOLDING), *scope)
+                .group_by(col(Application.cohort_year).is_not(None))
+            )
+            lapsed = (
+                await session.execute(
+                    select(func.count()).where(col(Application.lapsed_at).is_not(None), *scope)
+                )
+            ).scalar_one()
+            read = await read_ledger(session, self._db.dialect, budget, utc_offset=utc_offset)
+            renewals = {bool(flag): int(count) for flag, count in renewal_rows}
             status_counts = {str(status): int(count) for status, count in by_status_rows}
             occupations: Counter[str] = Counter()
             per_kecamatan: Counter[str] = Counter()
@@ -111,6 +127,8 @@ class ReportRepository:
         # Statuses the code no longer knows still show up rather than vanish from the totals.
         by_status.update((s, n) for s, n in status_counts.items() if s not in by_status)
         used = by_status[Status.APPROVED] + by_status[Status.ENROLLED]
+        ledger = read.ledger
+        local = local_today(moment, utc_offset)
         calendar = [first_day + timedelta(days=n) for n in range((today - first_day).days + 1)]
         return Statistics(
             by_status=by_status,
@@ -119,11 +137,17 @@ class ReportRepository:
             by_desil=dict(desil),
             per_day=tuple((d, per_day_found.get(d, 0)) for d in calendar),
             quota_used=used,
-            effective_quota=effective_quota,
-            budget_committed_idr=used * premium_idr,
-            budget_idr=budget_idr,
-            premium_idr=premium_idr,
+            effective_quota=ledger.quota_now(local),
+            budget_committed_idr=ledger.committed_idr,
+            budget_idr=budget.budget_idr,
+            premium_idr=budget.monthly_premium_idr,
             generated_at=moment,
+            invoiced_idr=ledger.invoiced_idr(local),
+            coverage=(budget.start, budget.end),
+            per_month=tuple(ledger.per_month()),
+            renewed=renewals.get(True, 0),
+            new=renewals.get(False, 0),
+            lapsed=int(lapsed),
             utc_offset=utc_offset,
             scope=scope_codes,
         )

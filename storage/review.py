@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from domain.budget import Budget, local_today
 from domain.lifecycle import (
     PLACE_HOLDING,
     Decision,
@@ -28,6 +29,7 @@ from domain.lifecycle import (
     frees_place,
     status_after,
 )
+from storage.budget import LedgerRead, read_ledger
 from storage.engine import Database
 from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, Notification, utcnow
 from storage.queue import position_in, priority
@@ -122,6 +124,11 @@ class ReviewRepository:
         async with self._db.read() as session:
             query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
             return int((await session.execute(query)).scalar_one())
+
+    async def ledger(self, *, budget: Budget) -> LedgerRead:
+        """The money: every span paid for, and the places held."""
+        async with self._db.read() as session:
+            return await read_ledger(session, self._db.dialect, budget)
 
     async def queue(
         self,
@@ -248,7 +255,9 @@ class ReviewRepository:
         decision: Decision,
         actor_id: int,
         allowed_from: Sequence[str],
-        effective_quota: int,
+        effective_quota: int | None = None,
+        budget: Budget | None = None,
+        today: date | None = None,
         reason: str | None = None,
         fix_field: str | None = None,
         update_id: int | None = None,
@@ -256,8 +265,11 @@ class ReviewRepository:
     ) -> DecisionOutcome:
         """Apply one decision if the application is in one of `allowed_from`; audit and notify.
 
-        A decision that frees a place hands it to the waiting list in the same transaction
-        (`storage.waitlist.fill_freed_places`, as `promotion` says).
+        An approval takes a place while the places held are fewer than `effective_quota` (a
+        plain headcount) and, with `budget`, than what the money left buys on `today`
+        (`Ledger.quota_now`); otherwise the application waits on the list. A decision that
+        frees a place hands it to the waiting list in the same transaction
+        (`storage.waitlist.fill_freed_places`, as `promotion` says, within the same money).
 
         The update that asked for it is recorded in the same transaction, so the same update
         delivered again after a crash is recognised and not decided a second time (a
@@ -270,10 +282,12 @@ class ReviewRepository:
                 actor_id=actor_id,
                 allowed_from=allowed_from,
                 effective_quota=effective_quota,
+                budget=budget,
+                today=today,
                 reason=reason,
                 fix_field=fix_field,
                 update_id=update_id,
-                places=Places(effective_quota, promotion),
+                places=Places(effective_quota, promotion, budget, today),
             )
         except _ChangedMeanwhile:
             # Another decision (or the worker) won and nothing of this one was written. The
@@ -294,7 +308,9 @@ class ReviewRepository:
         decision: Decision,
         actor_id: int,
         allowed_from: Sequence[str],
-        effective_quota: int,
+        effective_quota: int | None,
+        budget: Budget | None,
+        today: date | None,
         reason: str | None,
         fix_field: str | None,
         update_id: int | None,
@@ -326,12 +342,20 @@ class ReviewRepository:
                 return DecisionOutcome(Result.ALREADY_DECIDED, application, before)
             result = Result.DONE
             taken = 0
+            quota = effective_quota if effective_quota is not None else 0
             if decision is Decision.APPROVE:
-                taken_query = select(func.count()).where(
-                    col(Application.status).in_(PLACE_HOLDING)
-                )
-                taken = int((await session.execute(taken_query)).scalar_one())
-            target = status_after(decision, places_taken=taken, quota=effective_quota)
+                # Counted under the quota lock: two approvals never both take the last place.
+                if budget is not None:
+                    ledger = (await read_ledger(session, self._db.dialect, budget)).ledger
+                    taken = ledger.placed
+                    money_quota = ledger.quota_now(today or local_today(utcnow()))
+                    quota = money_quota if effective_quota is None else min(quota, money_quota)
+                else:
+                    taken_query = select(func.count()).where(
+                        col(Application.status).in_(PLACE_HOLDING)
+                    )
+                    taken = int((await session.execute(taken_query)).scalar_one())
+            target = status_after(decision, places_taken=taken, quota=quota)
             if decision is Decision.APPROVE and target is Status.WAITLISTED:
                 result = Result.WAITLISTED
             now = utcnow()

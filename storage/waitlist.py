@@ -12,12 +12,15 @@ promote the same worker twice or fill past the quota.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from domain.budget import Budget, local_today
 from domain.lifecycle import PLACE_HOLDING, Promotion, Status
+from storage.budget import read_ledger
 from storage.models import Application, AuditEvent, Notification, utcnow
 from storage.queue import priority
 
@@ -31,10 +34,16 @@ PROMOTED_KIND = "promoted"
 
 @dataclass(frozen=True)
 class Places:
-    """What filling a freed place needs to know: the places there are, and who promotes."""
+    """What filling a freed place needs to know: the places there are, and who promotes.
 
-    effective_quota: int
+    With `budget`, a freed place goes on only while the money left buys a new participant's
+    months from `today`'s next month (domain/budget.py: a place freed in July frees only the
+    months left); `effective_quota` alone is a plain headcount."""
+
+    effective_quota: int | None = None
     promotion: Promotion = Promotion.AUTO
+    budget: Budget | None = None
+    today: date | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +69,24 @@ async def lock_places(session: AsyncSession, dialect: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY})
 
 
+async def _free_places(session: AsyncSession, places: Places) -> int:
+    """Places that may be filled now: the headcount left and, with a budget, what money buys."""
+    free: int | None = None
+    if places.effective_quota is not None:
+        taken_query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
+        free = places.effective_quota - int((await session.execute(taken_query)).scalar_one())
+    if places.budget is not None:
+        dialect = session.get_bind().dialect.name
+        ledger = (await read_ledger(session, dialect, places.budget)).ledger
+        by_money = ledger.available(places.today or local_today(utcnow()))
+        free = by_money if free is None else min(free, by_money)
+    return free or 0
+
+
 async def fill_freed_places(session: AsyncSession, places: Places) -> Filled:
     """Give free places to the waiting list, inside the caller's transaction, which must hold
     the quota lock (`lock_places`) since before it freed anything."""
-    taken_query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
-    free = places.effective_quota - int((await session.execute(taken_query)).scalar_one())
+    free = await _free_places(session, places)
     if free <= 0:
         return Filled()
     waiting_query = (

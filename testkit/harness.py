@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ def make_settings(api_url: str, database_url: str, **overrides: Any) -> Settings
         "pii_secret": TEST_PII_SECRET,
         "admin_ids": "900001",
         "reviewer_ids": "900002",
+        # A programme year wholly ahead of the wall clock: every approval buys twelve months,
+        # so places do not depend on the day the suite runs (tests that care set their own).
+        "program_year": str(date.today().year + 1),
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -284,3 +284,22 @@ def test_reading_commands_without_a_database_create_none_and_say_so_in_one_line(
     assert len(lines) == 1, result.stderr
     assert "DATABASE_URL" in lines[0]
     assert not (tmp_path / "rentan.db").exists()
+
+
+def test_a_yearly_premium_logs_one_deprecation_line_at_start_up(tmp_path: Path) -> None:
+    """PROGRAM_PREMIUM_IDR=201600 (yearly, the old meaning) still works, read as Rp16.800 a
+    month, and start-up logs one warning saying so; the monthly figure logs nothing."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    yearly = _rentan(
+        "migrate", env=_env(DATABASE_URL=database, PROGRAM_PREMIUM_IDR="201600"), cwd=tmp_path
+    )
+    monthly = _rentan(
+        "migrate", env=_env(DATABASE_URL=database, PROGRAM_PREMIUM_IDR="16800"), cwd=tmp_path
+    )
+    assert yearly.returncode == monthly.returncode == 0, yearly.stderr
+    warnings = [line for line in yearly.stderr.splitlines() if "PROGRAM_PREMIUM_IDR" in line]
+    assert len(warnings) == 1
+    assert "WARNING" in warnings[0]
+    assert "16800 a month" in warnings[0]
+    assert "deprecated" in warnings[0]
+    assert "PROGRAM_PREMIUM_IDR" not in monthly.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from config.settings import load_settings
@@ -53,7 +55,8 @@ async def test_withdrawal_offers_the_freed_place_to_the_first_waiting(database: 
     decided = await decide(
         ReviewRepository(database),
         StaffRepository(database),
-        load_settings(env_file=None),
+        # A programme year ahead of the wall clock: the freed place's money buys new months.
+        load_settings(env_file=None, program_year=str(date.today().year + 1)),
         application_id=approved,
         decision=Decision.WITHDRAW,
         actor=ADMIN,

@@ -6,7 +6,7 @@ import asyncio
 import io
 import subprocess
 import tomllib
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -349,3 +349,15 @@ def test_every_folder_of_package_files_is_a_listed_package() -> None:
             if parent not in packages:
                 unlisted.add(parent)
     assert unlisted == set()
+
+
+def test_demo_approvals_always_buy_months_of_cover(tmp_path: Path) -> None:
+    """Unless the operator chose the programme year, the demo's is the year next month is in,
+    so a demo approval in December still takes a place; a chosen year is kept."""
+    url = "http://127.0.0.1:1"
+    chosen = demo_settings(load_settings(env_file=None, program_year="2030"), tmp_path, url)
+    assert chosen.program_year == 2030
+    default = demo_settings(load_settings(env_file=None), tmp_path, url)
+    next_month = date.today().replace(day=1) + timedelta(days=32)
+    assert default.program_year == next_month.year
+    assert default.budget.places_from(next_month) > 0

@@ -199,6 +199,8 @@ async def test_sigkill_during_a_burst_of_registrations_and_approvals_loses_and_r
         "PII_SECRET": TEST_PII_SECRET,
         "REVIEWER_IDS": str(REVIEWER),
         "PROGRAM_QUOTA": str(QUOTA),
+        # The harness's programme year, ahead of the wall clock: approvals buy months of cover.
+        "PROGRAM_YEAR": str(settings.program_year),
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
     }
     log = tmp_path / "bot.log"

@@ -13,6 +13,7 @@ import pytest
 
 from bot import cli
 from config.catalogs import Catalogs
+from domain.budget import Budget
 from domain.pii import hash_identifier
 from domain.regions import load_regions
 from domain.reports import Statistics, format_idr, format_number, format_statistics, render_chart
@@ -26,9 +27,18 @@ from testkit.harness import TEST_PII_SECRET
 
 SECRET = TEST_PII_SECRET.encode()
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)  # 12:00 WIB
-PREMIUM = 201_600
+PREMIUM = 16_800  # a month
+YEARLY = 12 * PREMIUM
 BUDGET = 2_000_000_000
 QUOTA = 9_920
+# The default programme: 10.000 people, Rp2 miliar, cover from January to December 2026.
+PROGRAMME = Budget(
+    quota=10_000,
+    budget_idr=BUDGET,
+    monthly_premium_idr=PREMIUM,
+    start=date(2026, 1, 1),
+    end=date(2026, 12, 1),
+)
 _seeds = count(1)
 
 
@@ -68,9 +78,7 @@ async def add(database: Database, *applications: Application) -> None:
 async def statistics(database: Database, **kwargs: Any) -> Statistics:
     """The repository's statistics with the programme's money and a fixed clock."""
     values: dict[str, Any] = {
-        "premium_idr": PREMIUM,
-        "budget_idr": BUDGET,
-        "effective_quota": QUOTA,
+        "budget": PROGRAMME,
         "now": NOW,
     }
     values.update(kwargs)
@@ -88,7 +96,7 @@ def sample_statistics(**changes: Any) -> Statistics:
         "per_day": tuple((date(2026, 11, 12) + timedelta(days=n), n * 10) for n in range(14)),
         "quota_used": 9_000,
         "effective_quota": QUOTA,
-        "budget_committed_idr": 9_000 * PREMIUM,
+        "budget_committed_idr": 9_000 * YEARLY,
         "budget_idr": BUDGET,
         "premium_idr": PREMIUM,
         "generated_at": NOW,
@@ -141,7 +149,9 @@ async def test_statistics_count_every_status_and_break_down_live_applications(
 async def test_quota_used_and_budget_committed_come_from_approved_and_enrolled(
     database: Database,
 ) -> None:
-    """Approved plus enrolled is the quota used; each costs one yearly premium."""
+    """Approved plus enrolled is the quota used; each (approved before the year) costs twelve
+    monthly premiums; late in November a new place costs only December, so the headcount
+    limits the quota."""
     await add(
         database,
         *(application(Status.APPROVED) for _ in range(3)),
@@ -152,8 +162,12 @@ async def test_quota_used_and_budget_committed_come_from_approved_and_enrolled(
     stats = await statistics(database)
 
     assert stats.quota_used == 5
-    assert stats.budget_committed_idr == 5 * PREMIUM
-    assert (stats.effective_quota, stats.budget_idr, stats.premium_idr) == (QUOTA, BUDGET, PREMIUM)
+    assert stats.budget_committed_idr == 5 * YEARLY
+    assert (stats.effective_quota, stats.budget_idr, stats.premium_idr) == (
+        10_000,
+        BUDGET,
+        PREMIUM,
+    )
 
 
 async def test_submissions_are_counted_per_wib_day_over_the_last_days(
@@ -209,7 +223,7 @@ def test_text_shows_quota_used_against_quota_and_budget_against_budget() -> None
 
     assert "Quota used: 9.000 / 9.920" in text
     assert "Budget committed: Rp1.814.400.000 / Rp2.000.000.000" in text
-    assert "Rp201.600" in text
+    assert "Rp16.800" in text
     assert "Bekasi Timur: 6.000" in text
     assert "25-11-2026 12:00 WIB" in text
     assert "Pending: 1.234" in text
@@ -304,9 +318,12 @@ def test_stats_command_prints_the_tables_in_bahasa(
     asyncio.run(seed())
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PII_SECRET", TEST_PII_SECRET)
+    # A programme year ahead of the wall clock: every month of it is still to buy.
+    monkeypatch.setenv("PROGRAM_YEAR", str(date.today().year + 1))
 
     assert cli.main(["stats", "--days", "3"]) == 0
     out = capsys.readouterr().out
     assert "1 / 9.920" in out
     assert "Rp201.600 / Rp2.000.000.000" in out
+    assert "Sisa" in out or "sisa" in out
     assert "Ojek online" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,65 @@ from domain.eligibility import DesilScale, Rules
 from domain.lifecycle import effective_quota
 
 
+def test_a_yearly_premium_is_still_read_as_monthly_with_a_deprecation_line() -> None:
+    """PROGRAM_PREMIUM_IDR=201600 (the old yearly figure) costs what 16800 a month does, and
+    the settings name the deprecation once."""
+    yearly = load_settings(env_file=None, program_premium_idr="201600")
+    monthly = load_settings(env_file=None, program_premium_idr="16800")
+    assert yearly.monthly_premium_idr == monthly.monthly_premium_idr == 16_800
+    assert yearly.budget == monthly.budget
+    assert monthly.deprecations == ()
+    assert len(yearly.deprecations) == 1
+    assert "PROGRAM_PREMIUM_IDR" in yearly.deprecations[0]
+    assert "deprecated" in yearly.deprecations[0]
+
+
+def test_cover_from_april_buys_13227_places_when_the_quota_allows() -> None:
+    """PROGRAM_COVERAGE_START=2026-04: nine months each, Rp2 miliar buys 13.227 places."""
+    settings = load_settings(
+        env_file=None, program_quota="20000", program_coverage_start="2026-04"
+    )
+    assert settings.budget.months == 9
+    assert settings.effective_quota == 13_227
+
+
+def test_program_year_sets_the_default_months_of_cover() -> None:
+    """PROGRAM_YEAR=2027 covers January to December 2027 unless the months are given."""
+    settings = load_settings(env_file=None, program_year="2027")
+    assert (settings.coverage_start, settings.coverage_end) == (
+        date(2027, 1, 1),
+        date(2027, 12, 1),
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("program_coverage_start", "2026-13"),
+        ("program_coverage_end", "April"),
+        ("program_coverage_start", "2026-12"),  # after the default end, December... of 2026
+    ],
+)
+def test_bad_months_of_cover_are_refused_naming_the_variable(variable: str, value: str) -> None:
+    """A month that is not YYYY-MM, or a start after the end, stops start-up with one line."""
+    overrides = {variable: value}
+    if value == "2026-12":
+        overrides["program_coverage_end"] = "2026-06"
+    with pytest.raises(SettingsError, match="PROGRAM_COVERAGE"):
+        load_settings(env_file=None, **overrides)
+
+
 def test_defaults_describe_kota_bekasi() -> None:
     """Without configuration the programme is Kota Bekasi's, on a local SQLite file."""
     settings = load_settings(env_file=None)
     assert settings.program_region_code == "3275"
     assert settings.program_quota == 10_000
     assert settings.program_budget_idr == 2_000_000_000
-    assert settings.program_premium_idr == 201_600
+    assert settings.program_premium_idr == 16_800
+    assert (settings.coverage_start, settings.coverage_end) == (
+        date(2026, 1, 1),
+        date(2026, 12, 1),
+    )
     assert settings.program_max_desil == 5
     assert settings.program_min_age == 18
     assert settings.program_max_age == 65
@@ -28,18 +81,19 @@ def test_defaults_describe_kota_bekasi() -> None:
 
 
 def test_budget_not_headcount_limits_the_default_quota() -> None:
-    """Rp2 miliar at Rp201.600 a year covers 9.920 people, fewer than the 10.000 quota."""
+    """Rp2 miliar at Rp16.800 a month for 12 months covers 9.920 people, fewer than 10.000."""
     assert load_settings(env_file=None).effective_quota == 9_920
 
 
 def test_effective_quota_is_the_lifecycle_formula_on_the_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Settings.effective_quota answers what domain.lifecycle.effective_quota does."""
+    """Settings.effective_quota answers what domain.lifecycle.effective_quota does with the
+    cost of a place over the twelve months of cover."""
     monkeypatch.setenv("PROGRAM_QUOTA", "50")
     monkeypatch.setenv("PROGRAM_BUDGET_IDR", "10000000")
     settings = load_settings(env_file=None)
-    assert effective_quota(50, 10_000_000, 201_600) == settings.effective_quota == 49
+    assert effective_quota(50, 10_000_000, 12 * 16_800) == settings.effective_quota == 49
     monkeypatch.setenv("PROGRAM_QUOTA", "40")
     assert load_settings(env_file=None).effective_quota == 40
 

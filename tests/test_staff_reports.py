@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from datetime import UTC, datetime
 
 import openpyxl
 import pytest
@@ -14,7 +15,7 @@ from domain.regions import load_regions
 from emulator import EmulatedUser
 from storage.models import Application, AuditEvent, Notification, Status
 from testkit.factories import make_person
-from testkit.fakes import add_application
+from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import Harness
 from tests.test_enrollment import bomb_xlsx
 
@@ -58,6 +59,46 @@ async def test_statistics_come_as_text_and_as_a_chart(harness: Harness) -> None:
     assert last is not None
     assert last.photo is not None
     assert last.photo.startswith(b"\x89PNG")
+
+
+async def test_statistics_show_the_money_and_the_year(harness: Harness) -> None:
+    """/statistik shows money committed, invoiced and remaining, the monthly premium and the
+    months of cover, the year (renewed, new, waitlisted, lapsed) and money per month."""
+    services = harness.services
+    year = harness.settings.program_year
+    before_the_year = datetime(year - 1, 11, 20, 3, tzinfo=UTC)
+    rows = [
+        # Two of last year's participants renewed, one of them already lapsed.
+        (Status.ENROLLED, {"cohort_year": year - 1}),
+        (Status.APPROVED, {"cohort_year": year - 1, "lapsed_at": before_the_year}),
+        (Status.APPROVED, {}),
+        (Status.WAITLISTED, {}),
+    ]
+    for index, (status, fields) in enumerate(rows):
+        await add_applications(
+            services.database,
+            make_application(
+                make_person(8300 + index),
+                secret=services.secret,
+                user_id=830000 + index,
+                code=f"BKS-Y{index:05d}",
+                status=status,
+                decided_at=before_the_year,
+                **fields,
+            ),
+        )
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/statistik")
+    text = (await reviewer.expect(r"Kuota terpakai")).text
+    # Two places paid for twelve months; the lapsed one lapsed before its cover began.
+    assert "Anggaran terpakai: Rp403.200 / Rp2.000.000.000" in text
+    assert "Sudah ditagihkan: Rp0 · sisa anggaran: Rp1.999.596.800" in text
+    assert f"Iuran per orang per bulan: Rp16.800 · perlindungan 01-{year} s.d. 12-{year}" in text
+    assert "Diperpanjang: 2 · baru: 1 · daftar tunggu: 1 · nonaktif: 1" in text
+    assert f"01-{year}: 2 · Rp33.600" in text
+    assert f"12-{year}: 2 · Rp33.600" in text
+    assert len(text) <= 4096
+    await _chart_of(reviewer)
 
 
 async def _approved_in(harness: Harness, kecamatan: str, count: int, first: int) -> None:

@@ -39,6 +39,8 @@ async def review_cover(
         database,
         today=today,
         admin_ids=admins,
-        places=Places(settings.effective_quota, settings.program_waitlist_promotion),
+        places=Places(
+            promotion=settings.program_waitlist_promotion, budget=settings.budget, today=today
+        ),
     )
     return CoverReviewed(check, await freed_place_offer(staff, settings, check.filled))

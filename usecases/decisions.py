@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from config.settings import Settings
+from domain.budget import local_today
 from domain.lifecycle import Decision, EntryPoint, allowed_from, may_decide
 from domain.roles import StaffMember
+from storage.models import utcnow
 from storage.review import DecisionOutcome, Result, ReviewRepository
 from storage.staff import StaffRepository
 from storage.waitlist import Filled
@@ -56,29 +59,37 @@ async def decide(
     reason: str | None = None,
     fix_field: str | None = None,
     update_id: int | None = None,
+    now: datetime | None = None,
 ) -> Decided:
     """Apply `decision` if the lifecycle allows it from where the application is now.
 
     `status_seen` is the status the reviewer was shown when they chose (a typed reason is
     confirmed later): the decision then applies only while the application is still in it.
+    An approval takes a place only while the money left buys a new participant's months
+    (`now` is the clock's moment; its local month decides when the cover would start).
     """
     if not may_decide(actor, decision):
         raise NotPermitted(f"{actor.role} may not {decision}")
-    quota = settings.effective_quota
+    today = local_today(now or utcnow())
+    budget = settings.budget
     outcome = await review.decide(
         application_id=application_id,
         decision=decision,
         actor_id=actor.user_id,
         allowed_from=allowed_from(decision, entry, status_seen=status_seen),
-        effective_quota=quota,
+        budget=budget,
+        today=today,
         reason=reason,
         fix_field=fix_field,
         update_id=update_id,
         promotion=settings.program_waitlist_promotion,
     )
+    ledger = (await review.ledger(budget=budget)).ledger
+    quota = ledger.quota_now(today)
     taken = None
     if outcome.result is Result.DONE and decision is Decision.APPROVE:
-        taken = await review.places_taken()
+        taken = ledger.placed
+    # The freed place went to the waiting list inside the decision (within the money left).
     offer = await freed_place_offer(staff, settings, outcome.filled)
     return Decided(outcome, quota, taken, offer)
 

@@ -43,7 +43,7 @@ async def erase(
     erasure = await erase_user(
         database,
         user_id=user_id,
-        places=Places(settings.effective_quota, settings.program_waitlist_promotion),
+        places=Places(promotion=settings.program_waitlist_promotion, budget=settings.budget),
     )
     applications.forget(user_id=user_id)
     languages.pop(user_id, None)
