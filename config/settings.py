@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -31,6 +31,11 @@ YEARLY_PREMIUM_FROM = 100_000
 
 class SettingsError(Exception):
     """A configuration value is missing or wrong; the message names the variable."""
+
+
+def _year_of_next_month() -> int:
+    today = budget_rules.local_today(datetime.now(UTC))
+    return budget_rules.add_months(budget_rules.month_of(today), 1).year
 
 
 class Settings(BaseSettings):
@@ -61,7 +66,9 @@ class Settings(BaseSettings):
     program_premium_idr: int = Field(default=16_800, gt=0)
     # The programme year, and its months of cover (YYYY-MM; empty: January and December of
     # PROGRAM_YEAR). A place costs the premium of each month from its cover's start to the end.
-    program_year: int = Field(default=2026, ge=2000, le=2100)
+    # Unset, it is the year next month (WIB) falls in, the year a cover approved today starts
+    # in: in December the coming year, so a fresh install never offers zero places by default.
+    program_year: int = Field(default_factory=lambda: _year_of_next_month(), ge=2000, le=2100)
     program_coverage_start: str = Field(default="", pattern=r"^(\d{4}-\d{2})?$")
     program_coverage_end: str = Field(default="", pattern=r"^(\d{4}-\d{2})?$")
     program_max_desil: int = Field(default=5, ge=1, le=10)

@@ -10,6 +10,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
 
+from domain.budget import local_today
 from domain.eligibility import decode_reasons
 from domain.lifecycle import renewals_that_fit
 from domain.pii import mask_nik
@@ -42,10 +43,12 @@ async def renewals(update: Update, context: Context, _member: StaffMember) -> No
 async def _overview(context: Context) -> tuple[str, InlineKeyboardMarkup | None]:
     _ = context._
     settings = context.settings
-    quota = settings.effective_quota
-    taken = await context.services.review.places_taken()
     overview = await renewal_overview(
-        context.services.database, places_taken=taken, effective_quota=quota, shown=0
+        context.services.database,
+        context.services.review,
+        budget=settings.budget,
+        today=local_today(context.services.clock()),
+        shown=0,
     )
     lines: list[str] = []
     markup = None
@@ -59,7 +62,7 @@ async def _overview(context: Context) -> tuple[str, InlineKeyboardMarkup | None]
     elif not overview.waiting:
         lines.append(_("No renewal is waiting."))
     else:
-        fits = renewals_that_fit(overview.waiting, places_taken=taken, quota=quota)
+        fits = renewals_that_fit(overview.waiting, places_taken=0, quota=overview.places_free)
         lines.append(
             _(
                 "<b>Renewals waiting</b>: {count} of last year's participants still meet the "
@@ -89,7 +92,11 @@ async def _overview(context: Context) -> tuple[str, InlineKeyboardMarkup | None]
 async def _not_renewable(message: Message, context: Context) -> None:
     _ = context._
     overview = await renewal_overview(
-        context.services.database, places_taken=0, effective_quota=0, shown=SHOWN
+        context.services.database,
+        context.services.review,
+        budget=context.settings.budget,
+        today=local_today(context.services.clock()),
+        shown=SHOWN,
     )
     if not overview.not_renewable:
         await message.reply_text(_("No member of last year's cohort was found ineligible."))
@@ -132,7 +139,8 @@ async def confirm(update: Update, context: Context, member: StaffMember) -> None
     result = await renew_all(
         context.services.database,
         actor_id=member.user_id,
-        effective_quota=context.settings.effective_quota,
+        budget=context.settings.budget,
+        today=local_today(context.services.clock()),
         expected=int(count),
         update_id=update.update_id,
     )

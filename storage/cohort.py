@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,10 +19,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from domain.budget import Budget
 from domain.eligibility import DtsenPerson
-from domain.lifecycle import PLACE_HOLDING, RENEWAL_STATUS, Status, renewals_that_fit
+from domain.lifecycle import RENEWAL_STATUS, Status, renewals_that_fit
 from domain.pii import BlindIndex
 from storage.applications import new_application_code
+from storage.budget import read_ledger
 from storage.drafts import audit_values
 from storage.engine import Database
 from storage.models import (
@@ -213,7 +216,7 @@ class CohortRepository:
             return total, list((await session.execute(query)).scalars())
 
     async def renew(
-        self, *, actor_id: int, effective_quota: int, expected: int, update_id: int | None
+        self, *, actor_id: int, budget: Budget, today: date, expected: int, update_id: int | None
     ) -> RenewalResult:
         """Approve the waiting renewals that fit under the quota, in priority order, each with
         an audit event and (when the member has taken it over) a notification.
@@ -233,9 +236,11 @@ class CohortRepository:
             waiting = int((await session.execute(waiting_query)).scalar_one())
             if waiting != expected:
                 return RenewalResult(0, waiting, changed=True)
-            taken_query = select(func.count()).where(col(Application.status).in_(PLACE_HOLDING))
-            taken = int((await session.execute(taken_query)).scalar_one())
-            fits = renewals_that_fit(waiting, places_taken=taken, quota=effective_quota)
+            # The same money rule as every approval (domain/budget.py), under the same lock.
+            ledger = (await read_ledger(session, self._db.dialect, budget)).ledger
+            fits = renewals_that_fit(
+                waiting, places_taken=ledger.placed, quota=ledger.quota_now(today)
+            )
             if not fits:
                 return RenewalResult(0, waiting)
             chosen = (

@@ -34,7 +34,7 @@ from storage.engine import Database
 from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, Notification, utcnow
 from storage.queue import position_in, priority
 from storage.updates import claim_update
-from storage.waitlist import Filled, Places, fill_freed_places, lock_places
+from storage.waitlist import Filled, Places, fill_freed_places, lock_places, renewals_waiting
 
 
 class Result(StrEnum):
@@ -262,6 +262,7 @@ class ReviewRepository:
         fix_field: str | None = None,
         update_id: int | None = None,
         promotion: Promotion = Promotion.AUTO,
+        reserve_renewals: bool = False,
     ) -> DecisionOutcome:
         """Apply one decision if the application is in one of `allowed_from`; audit and notify.
 
@@ -287,7 +288,7 @@ class ReviewRepository:
                 reason=reason,
                 fix_field=fix_field,
                 update_id=update_id,
-                places=Places(effective_quota, promotion, budget, today),
+                places=Places(effective_quota, promotion, budget, today, reserve_renewals),
             )
         except _ChangedMeanwhile:
             # Another decision (or the worker) won and nothing of this one was written. The
@@ -355,6 +356,9 @@ class ReviewRepository:
                         col(Application.status).in_(PLACE_HOLDING)
                     )
                     taken = int((await session.execute(taken_query)).scalar_one())
+                if places.reserve_renewals and application.cohort_year is None:
+                    # Renewals first: a newcomer takes only places no waiting renewal needs.
+                    quota -= await renewals_waiting(session)
             target = status_after(decision, places_taken=taken, quota=quota)
             if decision is Decision.APPROVE and target is Status.WAITLISTED:
                 result = Result.WAITLISTED

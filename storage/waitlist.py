@@ -44,6 +44,9 @@ class Places:
     promotion: Promotion = Promotion.AUTO
     budget: Budget | None = None
     today: date | None = None
+    # PROGRAM_RENEWAL_FIRST: places that last year's still-eligible members await (pending
+    # renewals) are kept for them; newcomers get only what is left.
+    reserve_renewals: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,14 @@ async def lock_places(session: AsyncSession, dialect: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK_KEY})
 
 
+async def renewals_waiting(session: AsyncSession) -> int:
+    """Last year's members still eligible whose renewal awaits the admin's /perpanjang."""
+    query = select(func.count()).where(
+        col(Application.status) == Status.PENDING, col(Application.cohort_year).is_not(None)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
 async def _free_places(session: AsyncSession, places: Places) -> int:
     """Places that may be filled now: the headcount left and, with a budget, what money buys."""
     free: int | None = None
@@ -80,7 +91,9 @@ async def _free_places(session: AsyncSession, places: Places) -> int:
         ledger = (await read_ledger(session, dialect, places.budget)).ledger
         by_money = ledger.available(places.today or local_today(utcnow()))
         free = by_money if free is None else min(free, by_money)
-    return free or 0
+    if places.reserve_renewals and free:
+        free -= await renewals_waiting(session)  # the waiting list holds newcomers only
+    return max(free or 0, 0)
 
 
 async def fill_freed_places(session: AsyncSession, places: Places) -> Filled:

@@ -244,7 +244,9 @@ async def test_approvals_wait_when_the_money_runs_out_below_the_headcount(
 def test_the_settings_budget_reads_the_premium_monthly(yearly: bool) -> None:
     """PROGRAM_PREMIUM_IDR 16800, or the old 201600 a year: the same Rp16.800 a month."""
     premium = "201600" if yearly else "16800"
-    settings = load_settings(env_file=None, program_premium_idr=premium, program_quota="20000")
+    settings = load_settings(
+        env_file=None, program_premium_idr=premium, program_quota="20000", program_year="2026"
+    )
     assert settings.budget == programme(quota=20_000)
 
 

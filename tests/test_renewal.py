@@ -5,19 +5,22 @@ eligible, and a member who opens the bot takes their imported application over."
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from domain.budget import Budget
 from domain.eligibility import Rules
+from domain.lifecycle import Decision
 from domain.pii import mask_nik
 from emulator import BotApiEmulator
 from storage.cohort import CohortRepository
 from storage.engine import Database
 from storage.models import Application, AuditEvent, Status
+from storage.review import Result, ReviewRepository
 from testkit.factories import Person, make_people
-from testkit.fakes import row_of, seed_dtsen
+from testkit.fakes import add_application, row_of, seed_dtsen
 from testkit.harness import TEST_PII_SECRET, Harness
 from tests.test_registration import give_identity, reach_nik
 from usecases.cohort import CohortReport, import_cohort
@@ -27,6 +30,18 @@ REVIEWER = 900002
 SECOND_ADMIN = 900003
 SECRET = TEST_PII_SECRET.encode()
 RULES = Rules(region_code="3275", max_desil=5, min_age=18, max_age=65)
+TODAY = date(2026, 12, 7)
+
+
+def budget_for(places: int) -> Budget:
+    """A year of cover from next month with money for far more than `places` people."""
+    return Budget(
+        quota=places,
+        budget_idr=10**12,
+        monthly_premium_idr=16_800,
+        start=date(2027, 1, 1),
+        end=date(2027, 12, 1),
+    )
 
 
 def cohort_csv(people: list[Person], kpj: dict[str, str] | None = None) -> bytes:
@@ -169,8 +184,12 @@ async def test_two_admins_confirming_at_once_renew_each_member_once(database: Da
     repository = CohortRepository(database)
 
     results = await asyncio.gather(
-        repository.renew(actor_id=ADMIN, effective_quota=100, expected=6, update_id=None),
-        repository.renew(actor_id=SECOND_ADMIN, effective_quota=100, expected=6, update_id=None),
+        repository.renew(
+            actor_id=ADMIN, budget=budget_for(100), today=TODAY, expected=6, update_id=None
+        ),
+        repository.renew(
+            actor_id=SECOND_ADMIN, budget=budget_for(100), today=TODAY, expected=6, update_id=None
+        ),
     )
 
     assert sorted(result.approved for result in results) == [0, 6]
@@ -183,10 +202,47 @@ async def test_renewal_never_passes_the_quota_when_admins_race(database: Databas
     """Three places for five renewals, two admins: three approved in all."""
     await import_people(database, make_people(5, seed=166))
     repository = CohortRepository(database)
-    first = await repository.renew(actor_id=ADMIN, effective_quota=3, expected=5, update_id=None)
-    again = await repository.renew(actor_id=ADMIN, effective_quota=3, expected=2, update_id=None)
+    three = budget_for(3)
+    first = await repository.renew(
+        actor_id=ADMIN, budget=three, today=TODAY, expected=5, update_id=None
+    )
+    again = await repository.renew(
+        actor_id=ADMIN, budget=three, today=TODAY, expected=2, update_id=None
+    )
     assert (first.approved, first.still_waiting) == (3, 2)
     assert (again.approved, again.still_waiting) == (0, 2)
+
+
+async def test_with_renewals_first_a_newcomer_takes_only_places_no_waiting_renewal_needs(
+    database: Database,
+) -> None:
+    """Three places, two renewals awaiting /perpanjang: the first newcomer approved takes the
+    one place left, the second waits on the list; without renewals first both would fit, and a
+    renewal approved on its own still takes a reserved place."""
+    await import_people(database, make_people(2, seed=167))
+    newcomers = make_people(2, seed=168)
+    ids = [
+        await add_application(
+            database, SECRET, person, user_id=700 + index, code=f"BKS-N{index}", desil=3
+        )
+        for index, person in enumerate(newcomers)
+    ]
+    review = ReviewRepository(database)
+
+    async def approve(application_id: int) -> Result:
+        outcome = await review.decide(
+            application_id=application_id,
+            decision=Decision.APPROVE,
+            actor_id=ADMIN,
+            allowed_from=(Status.PENDING,),
+            effective_quota=3,
+            reserve_renewals=True,
+        )
+        return outcome.result
+
+    assert [await approve(ids[0]), await approve(ids[1])] == [Result.DONE, Result.WAITLISTED]
+    renewal = (await cohort_rows(database))[0]
+    assert await approve(int(renewal.id or 0)) is Result.DONE
 
 
 async def test_cohort_member_opening_the_bot_sees_their_renewal_status(harness: Harness) -> None:

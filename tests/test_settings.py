@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.app import apply_cpu_affinity, build_services
 from config.settings import SettingsError, load_settings
+from domain.budget import add_months, local_today, month_of
 from domain.eligibility import DesilScale, Rules
 from domain.lifecycle import effective_quota
 
@@ -30,10 +31,20 @@ def test_a_yearly_premium_is_still_read_as_monthly_with_a_deprecation_line() -> 
 def test_cover_from_april_buys_13227_places_when_the_quota_allows() -> None:
     """PROGRAM_COVERAGE_START=2026-04: nine months each, Rp2 miliar buys 13.227 places."""
     settings = load_settings(
-        env_file=None, program_quota="20000", program_coverage_start="2026-04"
+        env_file=None, program_quota="20000", program_year="2026", program_coverage_start="2026-04"
     )
     assert settings.budget.months == 9
     assert settings.effective_quota == 13_227
+
+
+def test_unset_programme_year_is_the_year_a_cover_approved_today_starts_in() -> None:
+    """No PROGRAM_YEAR: the year next month falls in (WIB), so a fresh install in December
+    plans the coming year instead of offering no place at all."""
+    today = local_today(datetime.now(UTC))
+    next_month = add_months(month_of(today), 1)
+    settings = load_settings(env_file=None)
+    assert settings.program_year == next_month.year
+    assert settings.budget.places_from(settings.budget.new_cover_start(today)) > 0
 
 
 def test_program_year_sets_the_default_months_of_cover() -> None:
@@ -69,9 +80,10 @@ def test_defaults_describe_kota_bekasi() -> None:
     assert settings.program_quota == 10_000
     assert settings.program_budget_idr == 2_000_000_000
     assert settings.program_premium_idr == 16_800
+    year = settings.program_year  # the year next month falls in (tested above)
     assert (settings.coverage_start, settings.coverage_end) == (
-        date(2026, 1, 1),
-        date(2026, 12, 1),
+        date(year, 1, 1),
+        date(year, 12, 1),
     )
     assert settings.program_max_desil == 5
     assert settings.program_min_age == 18

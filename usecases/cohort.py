@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from domain.budget import Budget
 from domain.eligibility import Claim, ReasonCode, Rules, assess, decode_reasons
 from domain.lifecycle import RENEWAL_STATUS, Status
 from domain.pii import BlindIndex, mask_nik
@@ -22,6 +23,7 @@ from storage.cohort import CohortRepository, RenewalResult
 from storage.cohort_file import CohortRow, RowProblem, read_cohort
 from storage.engine import Database
 from storage.models import Application
+from storage.review import ReviewRepository
 from usecases.registration import assessment_values
 
 # A concurrent registration (PostgreSQL) can take a NIK between the import's check and its
@@ -206,23 +208,32 @@ class RenewalOverview:
 
 
 async def renewal_overview(
-    database: Database, *, places_taken: int, effective_quota: int, shown: int
+    database: Database, review: ReviewRepository, *, budget: Budget, today: date, shown: int
 ) -> RenewalOverview:
-    """Renewals waiting, places free, and the cohort members no longer eligible."""
+    """Renewals waiting, places free (what the money left buys), and the cohort members no
+    longer eligible."""
     repository = CohortRepository(database)
     total, listed = await repository.not_renewable(limit=shown)
+    ledger = (await review.ledger(budget=budget)).ledger
     return RenewalOverview(
         waiting=await repository.waiting(),
-        places_free=max(0, effective_quota - places_taken),
+        places_free=ledger.available(today),
         not_renewable=total,
         not_renewable_shown=tuple(listed),
     )
 
 
 async def renew_all(
-    database: Database, *, actor_id: int, effective_quota: int, expected: int, update_id: int
+    database: Database,
+    *,
+    actor_id: int,
+    budget: Budget,
+    today: date,
+    expected: int,
+    update_id: int,
 ) -> RenewalResult:
-    """Approve the waiting renewals that fit, after the admin confirmed `expected` of them."""
+    """Approve the waiting renewals that fit the money left and the headcount, after the admin
+    confirmed `expected` of them."""
     return await CohortRepository(database).renew(
-        actor_id=actor_id, effective_quota=effective_quota, expected=expected, update_id=update_id
+        actor_id=actor_id, budget=budget, today=today, expected=expected, update_id=update_id
     )

@@ -40,7 +40,10 @@ async def review_cover(
         today=today,
         admin_ids=admins,
         places=Places(
-            promotion=settings.program_waitlist_promotion, budget=settings.budget, today=today
+            promotion=settings.program_waitlist_promotion,
+            budget=settings.budget,
+            today=today,
+            reserve_renewals=settings.program_renewal_first,
         ),
     )
     return CoverReviewed(check, await freed_place_offer(staff, settings, check.filled))

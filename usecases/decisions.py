@@ -83,6 +83,7 @@ async def decide(
         fix_field=fix_field,
         update_id=update_id,
         promotion=settings.program_waitlist_promotion,
+        reserve_renewals=settings.program_renewal_first,
     )
     ledger = (await review.ledger(budget=budget)).ledger
     quota = ledger.quota_now(today)

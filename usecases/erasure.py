@@ -43,7 +43,11 @@ async def erase(
     erasure = await erase_user(
         database,
         user_id=user_id,
-        places=Places(promotion=settings.program_waitlist_promotion, budget=settings.budget),
+        places=Places(
+            promotion=settings.program_waitlist_promotion,
+            budget=settings.budget,
+            reserve_renewals=settings.program_renewal_first,
+        ),
     )
     applications.forget(user_id=user_id)
     languages.pop(user_id, None)
