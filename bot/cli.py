@@ -271,19 +271,25 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.catalogs import Catalogs
     from domain import reports
+    from domain.appeals import AppealStats, appeal_lines
     from domain.regions import load_regions
+    from storage.appeals import AppealRepository
+    from storage.models import utcnow
     from storage.reports import ReportRepository
+    from usecases.appeals import appeal_statistics
 
-    async def _statistics() -> reports.Statistics:
+    async def _statistics() -> tuple[reports.Statistics, AppealStats]:
         async with _open_database(settings) as database:
-            return await ReportRepository(database).statistics(
+            stats = await ReportRepository(database).statistics(
                 premium_idr=settings.program_premium_idr,
                 budget_idr=settings.program_budget_idr,
                 effective_quota=settings.effective_quota,
                 days=args.days,
             )
+            appeals = await appeal_statistics(AppealRepository(database), now=utcnow())
+            return stats, appeals
 
-    stats = asyncio.run(_statistics())
+    stats, appeals = asyncio.run(_statistics())
     _ = Catalogs().get(settings.default_language)._
     regions = load_regions()
     console = Console()
@@ -315,6 +321,10 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     days = [(reports.day_label(day), count) for day, count in stats.per_day]
     title = _(reports.PER_DAY).format(days=len(days))
     console.print(table(title, _(reports.DAY), days))
+    appeal_title, *appeal_rest = appeal_lines(appeals, _)
+    console.print(f"[bold]{escape(appeal_title)}[/bold]")
+    for line in appeal_rest:
+        console.print(escape(line))
     return 0
 
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     application_code_prefix: str = Field(default="BKS", pattern=r"^[A-Z0-9]{1,8}$")
     office_contact: str = "Disnaker Kota Bekasi, Jl. Ir. H. Juanda No. 100, Bekasi"
     default_language: str = Field(default="id", pattern=r"^(id|en)$")
+    # The city's call centre, named where workers are told how to ask for a DTSEN update.
+    office_phone: str = Field(default="1500444", min_length=1, max_length=40)
+    # Staff answer an appeal (sanggah) within this many working days (Monday to Friday);
+    # unanswered after that it shows red and is escalated to the admins once.
+    appeal_deadline_days: int = Field(default=5, ge=1, le=60)
 
     draft_reminder_minutes: int = Field(default=24 * 60, gt=0)
     draft_expiry_hours: int = Field(default=72, gt=0)

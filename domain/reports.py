@@ -233,8 +233,11 @@ def title(stats: Statistics, translate: Translate, regions: Regions) -> str:
     return translate(SCOPED_TITLE).format(kecamatan=names)
 
 
-def format_statistics(stats: Statistics, translate: Translate, regions: Regions) -> str:
-    """The statistics as one Telegram HTML message (at most 4096 characters)."""
+def format_statistics(
+    stats: Statistics, translate: Translate, regions: Regions, extra: Sequence[str] = ()
+) -> str:
+    """The statistics as one Telegram HTML message (at most 4096 characters); `extra` lines
+    (other sections, already HTML) follow the quota block."""
     _ = translate
     moment = format_moment(stats.generated_at, stats.utc_offset)
     lines = [
@@ -245,6 +248,7 @@ def format_statistics(stats: Statistics, translate: Translate, regions: Regions)
         f"<b>{escape(budget_line(stats, _))}</b>",
         escape(_(PREMIUM_LINE).format(premium=format_idr(stats.premium_idr))),
         escape(_(LIVE_LINE).format(count=format_number(stats.live))),
+        *extra,
     ]
     lines += _section(_(BY_STATUS), status_rows(stats, _), _)
     lines += _section(_(BY_KECAMATAN), kecamatan_rows(stats, _, regions, MAX_TEXT_ROWS), _)

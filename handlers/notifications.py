@@ -8,6 +8,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
 from domain.flow import FIELD_LABELS, Step
+from handlers.appeal_notices import APPEAL_NOTICES, appeal_markup, appeal_notice
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
@@ -22,6 +23,8 @@ async def render(notification: Notification, application: Application, context: 
     _ = context._
     code = escape(application.code or "-")
     kind = notification.kind
+    if kind in APPEAL_NOTICES:
+        return await appeal_notice(notification, application, context)
     if kind == Status.APPROVED:
         return _(
             "🎉 Your application {code} has been approved. We will now register you with BPJS "
@@ -116,7 +119,12 @@ async def _deliver_pending(context: Context) -> None:
 
 async def _send(notification: Notification, application: Application, context: Context) -> None:
     text = await render(notification, application, context)
-    await context.bot.send_message(notification.chat_id, text, parse_mode=ParseMode.HTML)
+    markup = None
+    if notification.kind in (Status.REJECTED, Status.WAITLISTED):
+        markup = appeal_markup(notification.application_id, context)  # it may be appealed
+    await context.bot.send_message(
+        notification.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+    )
 
 
 async def _follow_up(

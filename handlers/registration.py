@@ -35,6 +35,7 @@ from domain.lifecycle import EDITABLE_STATUSES
 from domain.parsing import ParseError
 from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_TEXT, CONSENT_VERSION
+from handlers.appeal_notices import offer_appeal
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.views import Answered, ask, ask_again, facts_of, keyboard_for, prompt_text
@@ -379,6 +380,7 @@ async def _render(
             parse_mode=ParseMode.HTML,
             reply_markup=ReplyKeyboardRemove(),
         )
+        await offer_appeal(message, draft.id, context)
     elif isinstance(outcome, KeptInReview):
         await message.reply_text(
             _(

@@ -15,6 +15,7 @@ from telegram.ext import (
     filters,
 )
 
+from domain.appeals import appeal_section
 from domain.exports import write_csv, write_xlsx
 from domain.reports import format_statistics, render_chart
 from domain.roles import Role, StaffMember
@@ -24,6 +25,7 @@ from handlers.notifications import deliver_notifications
 from handlers.staff_access import member_of, staff_command
 from storage.enrollment import KpjFileError, import_kpj
 from storage.models import Status
+from usecases.appeals import appeal_statistics
 
 KPJ_FILE_LIMIT = 5 * 1024 * 1024
 PROBLEMS_SHOWN = 20
@@ -41,8 +43,12 @@ async def statistics(update: Update, context: Context, member: StaffMember) -> N
     )
     regions = context.services.regions
     message = message_of(update)
+    appeals = await appeal_statistics(
+        context.services.appeals, now=context.services.clock(), kecamatan=member.kecamatan
+    )
     await message.reply_text(
-        format_statistics(stats, context._, regions), parse_mode=ParseMode.HTML
+        format_statistics(stats, context._, regions, extra=appeal_section(appeals, context._)),
+        parse_mode=ParseMode.HTML,
     )
     # matplotlib is CPU-bound; keep it off the event loop so other chats are not held up.
     png = await asyncio.to_thread(render_chart, stats, context._, regions)
