@@ -29,6 +29,7 @@ from handlers.context import Context
 from storage.appeals import Answer, AnswerOutcome, AppealRepository, Filing
 from storage.engine import Database
 from storage.models import Appeal, Application, AuditEvent, Status
+from storage.retention import erase_user
 from testkit.factories import Person, make_person
 from testkit.fakes import add_application
 from testkit.harness import Harness
@@ -386,3 +387,17 @@ async def test_median_time_to_answer(database: Database) -> None:
             )
     stats = await repository.statistics(today=date(2026, 12, 8))
     assert stats == AppealStats(open=1, overdue=0, upheld=2, dismissed=1, median_hours=4.0)
+
+
+async def test_withdrawing_consent_deletes_the_workers_appeals(database: Database) -> None:
+    """/hapusdata's erasure takes the appeal (the worker's own words) with the application."""
+    repository = AppealRepository(database)
+    now = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    await _refused_application(database, 240020)
+    filed = await repository.file(user_id=240020, text="tolong cek", now=now, deadline=now.date())
+    assert filed.result is Filing.FILED
+    await erase_user(database, user_id=240020)
+    async with database.read() as session:
+        assert (
+            await session.execute(sa.select(sa.func.count()).select_from(Appeal))
+        ).scalar() == 0
