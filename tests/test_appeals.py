@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from telegram.ext import Job
 
+from bot import cli
 from domain.appeals import (
     AppealStats,
     Outcome,
@@ -401,3 +403,15 @@ async def test_withdrawing_consent_deletes_the_workers_appeals(database: Databas
         assert (
             await session.execute(sa.select(sa.func.count()).select_from(Appeal))
         ).scalar() == 0
+
+
+def test_cli_stats_prints_the_appeal_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rentan-bot stats` ends with the appeals: open, overdue, upheld, dismissed, median."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}")
+    monkeypatch.setenv("PII_SECRET", "test-secret-not-for-production-0123456789")
+    assert cli.main(["stats"]) == 0
+    printed = capsys.readouterr().out
+    assert "Sanggahan" in printed
+    assert "Terbuka: 0 (lewat tenggat: 0) · diterima: 0 · ditolak: 0" in printed
