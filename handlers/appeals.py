@@ -68,7 +68,8 @@ async def _worker_appeal(update: Update, context: Context) -> None:
     """/sanggah TEXT from a worker: file it, or say how to."""
     message = message_of(update)
     _ = context._
-    text = (message.text or "").partition(" ")[2].strip()
+    # The words after the command, however they were separated (spaces are collapsed anyway).
+    text = " ".join(context.args or [])
     if not text:
         await message.reply_text(_how_to_appeal(context))
         return
