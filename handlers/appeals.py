@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, filters
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from domain.appeals import (
     APPEALABLE,
@@ -56,23 +62,57 @@ BUTTON_OUTCOMES = {"ro": Outcome.REOPEN, "in": Outcome.INCLUDE, "dm": Outcome.DI
 # --- the worker's side ---------------------------------------------------------------------------
 
 
-def _how_to_appeal(context: Context) -> str:
-    return context._(
-        "To appeal, send /sanggah followed by your reason in the same message, in at most "
-        "{limit} characters (text only), for example:\n"
-        "/sanggah I have lived in Bekasi since 2019 and my family is in DTSEN."
-    ).format(limit=MAX_APPEAL_CHARS)
+# A ForceReply prompt starts with this mark; a text replying to a bot message that starts with
+# it is an appeal. The state lives in the reply itself (Telegram sends the message replied to),
+# so it survives restarts and needs no row.
+PROMPT_MARK = "📝"
+
+
+class _ReplyToPrompt(filters.MessageFilter):
+    """A message replying to the bot's appeal prompt."""
+
+    def filter(self, message: Message) -> bool:
+        replied = message.reply_to_message
+        return (
+            replied is not None
+            and replied.from_user is not None
+            and replied.from_user.is_bot
+            and (replied.text or "").startswith(PROMPT_MARK)
+        )
+
+
+async def _ask_for_appeal(message: Message, context: Context) -> None:
+    """The prompt the worker answers by replying (Telegram opens the reply for them)."""
+    await message.reply_text(
+        PROMPT_MARK
+        + " "
+        + context._(
+            "Write your appeal as a reply to this message: what do you think is wrong, and why? "
+            "Text only, at most {limit} characters. You can also send /sanggah followed by "
+            "your reason."
+        ).format(limit=MAX_APPEAL_CHARS),
+        reply_markup=ForceReply(selective=True),
+    )
 
 
 async def _worker_appeal(update: Update, context: Context) -> None:
     """/sanggah TEXT from a worker: file it, or say how to."""
     message = message_of(update)
-    _ = context._
     # The words after the command, however they were separated (spaces are collapsed anyway).
     text = " ".join(context.args or [])
     if not text:
-        await message.reply_text(_how_to_appeal(context))
+        await _ask_for_appeal(message, context)
         return
+    await _file(update, context, text)
+
+
+async def appeal_reply(update: Update, context: Context) -> None:
+    """A reply to the appeal prompt: the appeal's text."""
+    await _file(update, context, message_of(update).text or "")
+
+
+async def _file(update: Update, context: Context, text: str) -> None:
+    message = message_of(update)
     services = context.services
     outcome = await file_appeal(
         services.appeals,
@@ -129,7 +169,7 @@ async def appeal_button(update: Update, context: Context) -> None:
         await answer_query(query, context._("This button is no longer active."))
         return
     await answer_query(query)
-    await message_of(update).reply_text(_how_to_appeal(context))
+    await _ask_for_appeal(message_of(update), context)
 
 
 async def appeal_command(update: Update, context: Context) -> None:
@@ -359,6 +399,7 @@ def build() -> list[BaseHandler[Update, Context, None]]:
     private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
     return [
         CommandHandler("sanggah", appeal_command, filters=private),
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND & _ReplyToPrompt(), appeal_reply),
         CallbackQueryHandler(appeal_button, pattern=r"^wa:"),
         CallbackQueryHandler(staff_button(Role.REVIEWER, appeal_action), pattern=r"^sa:"),
     ]

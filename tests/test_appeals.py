@@ -123,8 +123,10 @@ async def test_refused_worker_appeals_it_goes_overdue_is_escalated_once_and_an_a
     worker, person = await refused_worker(harness, 230001, 41)
     await worker.expect(r"mengajukan sanggahan")
     await worker.press("📝 Ajukan sanggahan")
-    await worker.expect(r"kirim /sanggah diikuti alasan")
-    await worker.send("/sanggah Saya <b>tinggal</b> di Bekasi sejak 2019, mohon dicek lagi.")
+    prompt = await worker.expect(r"Tulis sanggahan Anda sebagai balasan")
+    await worker.send(
+        "Saya <b>tinggal</b> di Bekasi sejak 2019, mohon dicek lagi.", reply_to=prompt.message_id
+    )
     filed = await worker.expect(r"Nomor tiket: SGH-000001")
     assert "Petugas akan menjawab paling lambat" in filed.text
     await worker.send("/sanggah Ini sanggahan kedua untuk pendaftaran yang sama.")
@@ -224,7 +226,7 @@ async def test_rejected_worker_appeals_from_the_notice_and_is_re_opened_for_revi
     await reviewer.press("Bukan pekerja informal")
     await worker.expect(r"tidak disetujui")
     await worker.press("📝 Ajukan sanggahan")
-    await worker.expect(r"kirim /sanggah")
+    await worker.expect(r"Tulis sanggahan Anda")
     await worker.send("/sanggah Saya ojek pangkalan, bukan pegawai tetap.")
     await worker.expect(r"SGH-000001")
     await reviewer.send("/sanggah")
@@ -282,10 +284,12 @@ async def test_statistik_shows_the_appeal_figures(harness: Harness) -> None:
 
 
 async def test_an_appeal_needs_some_text_and_no_more_than_the_limit(harness: Harness) -> None:
-    """Too short or too long is explained and nothing is filed; /sanggah alone explains."""
+    """Too short or too long is explained and nothing is filed; /sanggah alone asks for it."""
     worker, _person = await refused_worker(harness, 230007, 47)
     await worker.send("/sanggah")
-    await worker.expect(r"kirim /sanggah diikuti alasan")
+    prompt = await worker.expect(r"Tulis sanggahan Anda")
+    await worker.send("salah", reply_to=prompt.message_id)
+    await worker.expect(r"sedikit lebih lengkap")
     await worker.send("/sanggah salah")
     await worker.expect(r"sedikit lebih lengkap")
     await worker.send("/sanggah " + "panjang " * 80)
