@@ -419,3 +419,13 @@ def test_cli_stats_prints_the_appeal_figures(
     printed = capsys.readouterr().out
     assert "Sanggahan" in printed
     assert "Terbuka: 0 (lewat tenggat: 0) · diterima: 0 · ditolak: 0" in printed
+
+
+async def test_datasaya_shows_the_workers_appeal(harness: Harness) -> None:
+    """The right of access covers the appeal: /datasaya shows its ticket, status and text."""
+    worker, _person = await refused_worker(harness, 230008, 48)
+    await worker.send("/sanggah Mohon dicek lagi, data saya & keluarga benar.")
+    await worker.expect(r"SGH-000001")
+    await worker.send("/datasaya")
+    data = await worker.expect(r"Sanggahan SGH-000001 \(menunggu jawaban\)")
+    assert "data saya & keluarga benar" in data.text
