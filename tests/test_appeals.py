@@ -429,3 +429,50 @@ async def test_datasaya_shows_the_workers_appeal(harness: Harness) -> None:
     await worker.send("/datasaya")
     data = await worker.expect(r"Sanggahan SGH-000001 \(menunggu jawaban\)")
     assert "data saya & keluarga benar" in data.text
+
+
+async def test_two_inclusions_at_once_never_pass_the_quota(database: Database) -> None:
+    """Two admins include two appeals with one place left: one is approved, one waits."""
+    repository = AppealRepository(database)
+    now = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    appeal_ids = []
+    for user in (240031, 240032):
+        await _refused_application(database, user)
+        filed = await repository.file(
+            user_id=user, text="tolong cek", now=now, deadline=now.date()
+        )
+        assert filed.appeal is not None
+        appeal_ids.append(filed.appeal.id or 0)
+    results = await asyncio.gather(
+        *(
+            repository.answer(
+                appeal_id=appeal_id,
+                outcome=Outcome.INCLUDE,
+                actor_id=ADMIN + index,
+                answer="data DTSEN terlambat diperbarui",
+                now=now,
+                code_prefix="BKS",
+                effective_quota=1,
+            )
+            for index, appeal_id in enumerate(appeal_ids)
+        )
+    )
+    assert sorted(str(r.to_status) for r in results) == [Status.APPROVED, Status.WAITLISTED]
+
+
+async def test_two_escalation_runs_at_once_escalate_each_appeal_once(database: Database) -> None:
+    """Two processes running the daily job together claim each overdue appeal once between them."""
+    repository = AppealRepository(database)
+    filed_at = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    for user in (240041, 240042, 240043):
+        await _refused_application(database, user)
+        await repository.file(
+            user_id=user, text="tolong cek", now=filed_at, deadline=date(2026, 12, 8)
+        )
+    later = datetime(2026, 12, 10, 3, 0, tzinfo=UTC)
+    runs = await asyncio.gather(
+        *(repository.escalate_overdue(today=later.date(), now=later) for _ in range(2))
+    )
+    claimed = [appeal.ticket for run in runs for appeal, _code in run]
+    assert sorted(claimed) == ["SGH-000001", "SGH-000002", "SGH-000003"]
+    assert await repository.escalate_overdue(today=later.date(), now=later) == []
