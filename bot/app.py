@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gc
 import logging
 import os
@@ -28,6 +29,7 @@ from config.settings import Settings
 from domain.regions import load_regions
 from handlers import (
     account,
+    appeals,
     common,
     deregistration,
     errors,
@@ -42,6 +44,7 @@ from handlers import (
     staff_reports,
 )
 from handlers.context import BotData, Context, Services
+from storage.appeals import AppealRepository
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
@@ -67,6 +70,7 @@ GROUP_DUPLICATES = -30
 GROUP_LANGUAGE = -20
 GROUP_PRIVATE_ONLY = -10
 GROUP_STAFF_INPUT = -5
+APPEAL_ESCALATION_TIME = datetime.time(1, 0, tzinfo=datetime.UTC)
 
 
 def build_services(settings: Settings, database: Database | None = None) -> Services:
@@ -97,6 +101,7 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         exports=ExportRepository(database),
         deregistrations=DeregistrationRepository(database),
         operators=OperatorRepository(database),
+        appeals=AppealRepository(database),
     )
 
 
@@ -174,6 +179,8 @@ def schedule_jobs(application: RentanApp, settings: Settings) -> None:
         first=1,
         name="deliver-notifications",
     )
+    # Overdue appeals go to the admins once a day, at 08:00 WIB (each appeal only once).
+    job_queue.run_daily(appeals.escalate_appeals, time=APPEAL_ESCALATION_TIME, name="appeals")
 
 
 def register_handlers(
@@ -198,6 +205,7 @@ def register_handlers(
     application.add_handlers(staff.build())
     application.add_handlers(staff_reports.build())
     application.add_handlers(operators.build())
+    application.add_handlers(appeals.build())
     application.add_handlers(deregistration.build())
     application.add_handlers(renewal.build())
     application.add_handlers(registration.build())
@@ -224,6 +232,7 @@ def bot_commands(context_catalogs: Catalogs, language: str) -> list[BotCommand]:
         BotCommand("status", _("See where your application stands")),
         BotCommand("datasaya", _("See the data stored about you")),
         BotCommand("batal", _("Cancel the registration in progress")),
+        BotCommand("sanggah", _("Appeal a decision on your application")),
         BotCommand("bahasa", _("Change the language")),
         BotCommand("hapusdata", _("Withdraw consent and delete my data")),
         BotCommand("bantuan", _("Help and contact")),

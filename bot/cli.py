@@ -7,80 +7,21 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import cohort_cli
+from bot import cli_dtsen, cohort_cli
+from bot.cli_database import open_cli_database, prepare_database, today_in_the_city
 from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from storage.engine import Database
 
 Command = Callable[[argparse.Namespace, Settings], int]
-
-
-def _require_existing(settings: Settings) -> None:
-    """Commands that read what the bot stored never create a database: an SQLite file that
-    is not there (DATABASE_URL unset, or run from another folder) is one line, not a new
-    empty `rentan.db` and an empty report."""
-    from sqlalchemy.engine import make_url
-
-    from storage.engine import is_sqlite
-
-    if not is_sqlite(settings.database_url):
-        return
-    path = make_url(settings.database_url).database
-    if path and path != ":memory:" and not Path(path).exists():
-        raise SettingsError(
-            f"no database at {Path(path).resolve()}: set DATABASE_URL (in the environment or "
-            "a .env file here) to the bot's database"
-        )
-
-
-@contextlib.asynccontextmanager
-async def _open_database(
-    settings: Settings, *, secret: bytes | None = None, create: bool = True
-) -> AsyncIterator[Database]:
-    """The database of DATABASE_URL, migrated to the newest schema first, as `run` does: the
-    README's order (import-dtsen, then run) starts from an empty database.
-
-    With `secret`, PII_SECRET must be the key the database's NIK hashes were made with (its
-    fingerprint is stored on first use). SettingsError, one line, when the database cannot be
-    opened or the key differs; without `create`, also when an SQLite file does not exist.
-    """
-    if not create:
-        _require_existing(settings)
-    from storage.installation import pii_key_matches
-    from storage.opening import DatabaseUnreachableError, open_database
-
-    try:
-        async with open_database(
-            settings.database_url, synchronous=settings.sqlite_synchronous
-        ) as database:
-            if secret is not None and not await pii_key_matches(database, secret):
-                raise SettingsError(
-                    "PII_SECRET is not the key this database's NIK hashes were made with: set "
-                    'the key used before (a new key would make every worker "not found" in DTSEN)'
-                )
-            yield database
-    except DatabaseUnreachableError as error:
-        # The operator knows the setting, not the code: name it.
-        raise SettingsError(
-            f"cannot open the database of DATABASE_URL ({error.url}): {error.reason}"
-        ) from None
-
-
-async def _prepare_database(
-    settings: Settings, *, secret: bytes | None = None, create: bool = True
-) -> None:
-    """Migrate (and check the key) without keeping the database open."""
-    async with _open_database(settings, secret=secret, create=create):
-        pass
 
 
 def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
@@ -89,7 +30,7 @@ def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run_polling, run_webhook
 
     # Migrated again (a no-op) by run_*: this one checks PII_SECRET before anything is served.
-    asyncio.run(_prepare_database(settings, secret=secret))
+    asyncio.run(prepare_database(settings, secret=secret))
 
     if settings.webhook_url:
         run_webhook(settings)
@@ -102,7 +43,7 @@ def _cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from storage.migrate import current_revision
 
     async def _migrate() -> str | None:
-        async with _open_database(settings) as database:
+        async with open_cli_database(settings) as database:
             return await current_revision(database)
 
     revision = asyncio.run(_migrate())
@@ -125,7 +66,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     if not target.parent.is_dir():
         print(f"rentan-bot: no such folder: {target.parent}", file=sys.stderr)
         return 1
-    asyncio.run(_prepare_database(settings, create=False))
+    asyncio.run(prepare_database(settings, create=False))
     try:
         report: BackupReport = asyncio.run(backup_sqlite(settings.database_url, target))
     except BackupError as error:
@@ -180,185 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
-    _add_dtsen_commands(sub)
+    cli_dtsen.add_dtsen_commands(sub)
     _add_report_commands(sub)
     cohort_cli.add_command(sub)
     return parser
-
-
-def _cmd_import_dtsen(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime, timedelta
-    from pathlib import Path
-
-    from storage.dtsen import DtsenImportError, ImportSummary, import_dtsen, parse_column_map
-    from storage.recheck import RecheckRepository
-    from usecases.recheck import RecheckSummary, recheck_after_import
-
-    secret = settings.require_pii_secret()
-    try:
-        column_map = parse_column_map(args.map or "")
-    except ValueError as error:
-        print(f"rentan-bot: --map: {error}", file=sys.stderr)
-        return 2
-    if args.families is not None and column_map:
-        print("rentan-bot: --map is for the one-file form, not PERSONS FAMILIES", file=sys.stderr)
-        return 2
-    if args.families is None and args.codebook is not None:
-        print("rentan-bot: --codebook needs the family file too", file=sys.stderr)
-        return 2
-    max_bad_share = (
-        settings.dtsen_max_bad_share if args.max_bad_share is None else args.max_bad_share
-    )
-    # NIK birth dates and "not in the future" are judged by the calendar in Kota Bekasi (WIB).
-    today = (datetime.now(UTC) + timedelta(hours=7)).date()
-
-    imported: list[ImportSummary] = []
-
-    async def _import() -> tuple[ImportSummary, RecheckSummary]:
-        async with _open_database(settings, secret=secret) as database:
-            summary = await import_dtsen(
-                database,
-                Path(args.file),
-                secret=secret,
-                column_map=column_map,
-                max_bad_share=max_bad_share,
-                max_shrink_share=None if args.allow_shrink else settings.dtsen_max_shrink_share,
-                report_path=Path(args.report) if args.report else None,
-                today=today,
-                progress=sys.stderr.isatty(),
-                actor="cli",
-                families=Path(args.families) if args.families else None,
-                codebook=Path(args.codebook) if args.codebook else None,
-                region_code=settings.program_region_code,
-            )
-            imported.append(summary)
-            # Applications the new table may change; this process has no Telegram, so the
-            # messages go to the outbox and the running bot sends them.
-            recheck = await recheck_after_import(
-                RecheckRepository(database),
-                rules=settings.eligibility_rules,
-                today=today,
-                now=datetime.now(UTC),
-                admin_ids=settings.admin_ids,
-            )
-            return summary, recheck
-
-    try:
-        summary, recheck = asyncio.run(_import())
-    except DtsenImportError as error:
-        print(f"rentan-bot: import-dtsen: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if imported:
-            # The new table serves; the re-check is one transaction, so none of it was kept.
-            print(imported[0].describe())
-            print(
-                "rentan-bot: import-dtsen: the re-check was interrupted and kept nothing: "
-                "import the same file again to re-check",
-                file=sys.stderr,
-            )
-            return 130
-        print("rentan-bot: import-dtsen interrupted: the previous table stays", file=sys.stderr)
-        return 130
-    print(summary.describe())
-    print(recheck.describe())
-    if summary.rows_skipped and summary.report_path is not None:
-        print(f"skipped rows (masked NIKs): {summary.report_path}")
-    elif summary.rows_skipped:
-        print("add --report FILE to list the skipped rows")
-    return 0
-
-
-def _cmd_sample_dtsen(args: argparse.Namespace, _settings: Settings) -> int:
-    import time
-    from pathlib import Path
-
-    from bot.sample_dtsen import write_sample
-
-    output = Path(args.output)
-    if args.bad_rows > args.rows:
-        print("rentan-bot: --bad-rows cannot exceed --rows", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    if args.v3:
-        from bot.sample_dtsen_v3 import write_v3_sample
-
-        pair = write_v3_sample(output, rows=args.rows, seed=args.seed, bad_rows=args.bad_rows)
-        print(
-            f"wrote {args.rows:,} synthetic persons ({args.bad_rows:,} bad) to "
-            f"{pair.persons}, their families to {pair.families} and the codebook to "
-            f"{pair.codebook} in {time.perf_counter() - started:.1f} s"
-        )
-        return 0
-    xlsx = output.suffix.casefold() == ".xlsx"
-    write_sample(
-        output,
-        rows=args.rows,
-        seed=args.seed,
-        bad_rows=args.bad_rows,
-        fmt="xlsx" if xlsx else "csv",
-    )
-    print(
-        f"wrote {args.rows:,} synthetic rows ({args.bad_rows:,} bad) to {output} "
-        f"in {time.perf_counter() - started:.1f} s"
-    )
-    return 0
-
-
-def _add_dtsen_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """DTSEN import and the synthetic sample generator."""
-    dtsen = sub.add_parser(
-        "import-dtsen",
-        help="replace the DTSEN table with a CSV or XLSX extract (atomically)",
-        description="Bad rows are skipped and reported; too many of them abort the import.",
-    )
-    dtsen.add_argument(
-        "file",
-        help="CSV (comma or semicolon, UTF-8) or XLSX file; or the persons file of a DTSEN V3 "
-        "pair (anggota_keluarga_*.csv)",
-    )
-    dtsen.add_argument(
-        "families",
-        nargs="?",
-        help="the family file of a DTSEN V3 pair (keluarga_*.csv), joined on the KK number",
-    )
-    dtsen.add_argument(
-        "--codebook",
-        metavar="FILE",
-        help="Kode_DTSEN_*.xlsx (kolom, kode, keterangan) to decode a V3 pair's coded values",
-    )
-    dtsen.add_argument(
-        "--map",
-        metavar="FIELD=COLUMN,...",
-        help="source column names for fields, e.g. nik=NIK_ART,nama=NAMA",
-    )
-    dtsen.add_argument("--report", metavar="FILE", help="write skipped rows here (CSV)")
-    dtsen.add_argument(
-        "--max-bad-share",
-        type=float,
-        default=None,
-        metavar="SHARE",
-        help="abort above this share of bad rows (default: DTSEN_MAX_BAD_SHARE, 0.05)",
-    )
-    dtsen.add_argument(
-        "--allow-shrink",
-        action="store_true",
-        help="replace the table even when the extract has far fewer rows "
-        "(default: refused above DTSEN_MAX_SHRINK_SHARE, 0.20, fewer)",
-    )
-    dtsen.set_defaults(func=_cmd_import_dtsen)
-
-    sample = sub.add_parser("sample-dtsen", help="write a synthetic DTSEN extract (no real data)")
-    sample.add_argument("--rows", type=int, default=2_000, help="data rows (persons) to write")
-    sample.add_argument("--seed", type=int, default=7, help="same seed, same file")
-    sample.add_argument("--bad-rows", type=int, default=0, help="rows the import must skip")
-    sample.add_argument(
-        "--v3",
-        action="store_true",
-        help="write a DTSEN V3 pair (persons, families) and its codebook into the directory -o",
-    )
-    sample.add_argument("-o", "--output", required=True, help="FILE.csv, FILE.xlsx, or a DIR")
-    sample.set_defaults(func=_cmd_sample_dtsen)
 
 
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
@@ -368,16 +134,22 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.catalogs import Catalogs
     from domain import reports
+    from domain.appeals import AppealStats, appeal_lines
     from domain.regions import load_regions
+    from storage.appeals import AppealRepository
+    from storage.models import utcnow
     from storage.reports import ReportRepository
+    from usecases.appeals import appeal_statistics
 
-    async def _statistics() -> reports.Statistics:
-        async with _open_database(settings, create=False) as database:
-            return await ReportRepository(database).statistics(
+    async def _statistics() -> tuple[reports.Statistics, AppealStats]:
+        async with open_cli_database(settings, create=False) as database:
+            stats = await ReportRepository(database).statistics(
                 budget=settings.budget, days=args.days
             )
+            appeals = await appeal_statistics(AppealRepository(database), now=utcnow())
+            return stats, appeals
 
-    stats = asyncio.run(_statistics())
+    stats, appeals = asyncio.run(_statistics())
     _ = Catalogs().get(settings.default_language)._
     regions = load_regions()
     console = Console()
@@ -417,6 +189,10 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     days = [(reports.day_label(day), count) for day, count in stats.per_day]
     title = _(reports.PER_DAY).format(days=len(days))
     console.print(table(title, _(reports.DAY), days))
+    appeal_title, *appeal_rest = appeal_lines(appeals, _)
+    console.print(f"[bold]{escape(appeal_title)}[/bold]")
+    for line in appeal_rest:
+        console.print(escape(line))
     return 0
 
 
@@ -443,7 +219,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     writer = write_xlsx if kind == "xlsx" else write_csv
 
     async def _export() -> int:
-        async with _open_database(settings, create=False) as database:
+        async with open_cli_database(settings, create=False) as database:
             status = Status(args.status)
             rows = await ExportRepository(database).collect(statuses=(status,))
             count = writer(rows, target, period=args.period, translate=bahasa)
@@ -475,7 +251,7 @@ def _export_annex(
         return 1
 
     async def _annex() -> AnnexTotals:
-        async with _open_database(settings) as database:
+        async with open_cli_database(settings) as database:
             rows = await ExportRepository(database).annex_rows()
             totals = write_annex(rows, target, budget=settings.budget, translate=bahasa)
             await ReviewRepository(database).record_export(
@@ -498,7 +274,6 @@ def _export_annex(
 
 
 def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import date
     from pathlib import Path
 
     from rich.console import Console
@@ -523,7 +298,7 @@ def _cmd_import_kpj(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def _import() -> EnrollmentReport:
-        async with _open_database(settings, secret=secret, create=False) as database:
+        async with open_cli_database(settings, secret=secret, create=False) as database:
             return await import_kpj(
                 database,
                 source,
@@ -583,12 +358,12 @@ def _cmd_import_coverage(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     async def _import() -> CoverageReport:
-        async with _open_database(settings) as database:
+        async with open_cli_database(settings) as database:
             return await import_coverage(
                 database,
                 source,
                 filename=source.name,
-                today=_today_in_the_city(),
+                today=today_in_the_city(),
                 column_map=column_map,
                 max_rows=settings.kpj_max_rows,
                 max_unpacked=settings.kpj_max_uncompressed_mb * 1024 * 1024,
@@ -615,13 +390,6 @@ def _cmd_import_coverage(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return 0 if report.ok else 1
-
-
-def _today_in_the_city() -> date:
-    """Today's date in Kota Bekasi (WIB, UTC+7), whatever the server's zone."""
-    from datetime import UTC, datetime, timedelta
-
-    return (datetime.now(UTC) + timedelta(hours=7)).date()
 
 
 def _add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

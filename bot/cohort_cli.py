@@ -19,7 +19,7 @@ SHOWN_PROBLEMS = 50
 
 
 def _cmd_import_cohort(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import _open_database
+    from bot.cli_database import open_cli_database
     from storage.cohort_file import CohortFileError, parse_cohort_map
     from usecases.cohort import import_cohort
 
@@ -38,7 +38,7 @@ def _cmd_import_cohort(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def _import() -> CohortReport:
-        async with _open_database(settings, secret=secret) as database:
+        async with open_cli_database(settings, secret=secret) as database:
             return await import_cohort(
                 database,
                 source,

@@ -91,7 +91,8 @@ class Settings(BaseSettings):
 
     application_code_prefix: str = Field(default="BKS", pattern=r"^[A-Z0-9]{1,8}$")
     office_contact: str = "Disnaker Kota Bekasi, Jl. Ir. H. Juanda No. 100, Bekasi"
-    # The number a refused or stuck worker can call (default: the city's call centre).
+    # The number a refused or stuck worker can call, also named where workers are told how to
+    # ask for a DTSEN update (default: the city's call centre).
     office_phone: str = Field(default="1500444", min_length=1, max_length=40)
     # What the welcome calls the city and the programme.
     city_name: str = Field(default="Kota Bekasi", min_length=1, max_length=60)
@@ -103,6 +104,9 @@ class Settings(BaseSettings):
     self_pay_premium_idr: int = Field(default=8_400, gt=0)
     self_pay_until: str = Field(default="2027-03", pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     default_language: str = Field(default="id", pattern=r"^(id|en)$")
+    # Staff answer an appeal (sanggah) within this many working days (Monday to Friday);
+    # unanswered after that it shows red and is escalated to the admins once.
+    appeal_deadline_days: int = Field(default=5, ge=1, le=60)
 
     draft_reminder_minutes: int = Field(default=24 * 60, gt=0)
     draft_expiry_hours: int = Field(default=72, gt=0)

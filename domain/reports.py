@@ -286,8 +286,11 @@ def title(stats: Statistics, translate: Translate, regions: Regions) -> str:
     return translate(SCOPED_TITLE).format(kecamatan=names)
 
 
-def format_statistics(stats: Statistics, translate: Translate, regions: Regions) -> str:
-    """The statistics as one Telegram HTML message (at most 4096 characters)."""
+def format_statistics(
+    stats: Statistics, translate: Translate, regions: Regions, extra: Sequence[str] = ()
+) -> str:
+    """The statistics as one Telegram HTML message (at most 4096 characters); `extra` lines
+    (other sections, already HTML) follow the quota block."""
     _ = translate
     moment = format_moment(stats.generated_at, stats.utc_offset)
     lines = [
@@ -301,6 +304,7 @@ def format_statistics(stats: Statistics, translate: Translate, regions: Regions)
         "",
         f"<b>{escape(_(YEAR_TITLE))}</b>",
         escape(year_line(stats, _)),
+        *extra,
     ]
     if stats.per_month:
         lines += ["", f"<b>{escape(_(PER_MONTH))}</b>"]

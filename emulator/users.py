@@ -165,9 +165,18 @@ class EmulatedUser(ChatView):
             user["language_code"] = self.language_code
         return user
 
-    async def send(self, text: str) -> JSONDict:
-        """Send a text message (with a bot_command entity when it starts with '/')."""
-        return self._emulator._user_message(self._chat, self, text_fields(text))
+    async def send(self, text: str, *, reply_to: int | None = None) -> JSONDict:
+        """Send a text message (with a bot_command entity when it starts with '/'), optionally
+        as a reply to message `reply_to` of this chat (what a ForceReply prompt asks for)."""
+        fields = text_fields(text)
+        if reply_to is not None:
+            original = self._chat.messages.get(reply_to)
+            if original is None or original.deleted:
+                raise AssertionError(f"no message {reply_to} in chat {self.chat_id} to reply to")
+            replied = dict(original.data)
+            replied.pop("reply_to_message", None)
+            fields["reply_to_message"] = replied
+        return self._emulator._user_message(self._chat, self, fields)
 
     async def send_photo(self, data: bytes | None = None) -> JSONDict:
         """Send a photo (a 1x1 PNG unless bytes are given)."""

@@ -35,6 +35,11 @@ STATUS_WORDS: dict[str, str] = {
 }
 # A member of last year's cohort waiting for the admin's bulk renewal (/perpanjang).
 RENEWAL_WORDS = N_("waiting for renewal")
+APPEAL_STATUS_WORDS: dict[str, str] = {
+    "open": N_("waiting for an answer"),
+    "upheld": N_("upheld"),
+    "dismissed": N_("not upheld"),
+}
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
 
 
@@ -154,10 +159,25 @@ async def my_data(update: Update, context: Context) -> None:
                 status=escape(_(STATUS_WORDS.get(application.status, application.status)))
             ),
             consent,
+            await appeal_line(application, context),
         )
         if part
     )
     await message.reply_text(text, parse_mode=ParseMode.HTML)
+
+
+async def appeal_line(application: Application, context: Context) -> str:
+    """The worker's latest appeal on this application, as stored (their own words)."""
+    if application.id is None:
+        return ""
+    appeal = await context.services.appeals.latest_for(application_id=application.id)
+    if appeal is None:
+        return ""
+    return context._("Appeal {ticket} ({status}): {text}").format(
+        ticket=escape(appeal.ticket or "-"),
+        status=escape(context._(APPEAL_STATUS_WORDS.get(appeal.status, appeal.status))),
+        text=escape(appeal.text),
+    )
 
 
 async def choose_language(update: Update, context: Context) -> None:

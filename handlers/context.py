@@ -14,6 +14,7 @@ from config.catalogs import Catalogs, Translator
 from config.settings import Settings
 from domain.regions import Regions
 from handlers.card_leases import CardLeases
+from storage.appeals import AppealRepository
 from storage.applications import ApplicationRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
@@ -49,6 +50,7 @@ class Services:
     exports: ExportRepository
     deregistrations: DeregistrationRepository
     operators: OperatorRepository
+    appeals: AppealRepository
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # One outbox sender at a time in this process (rows are also claimed in the database).

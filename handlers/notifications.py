@@ -11,6 +11,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
 from domain.coverage import format_month, lapse_day
 from domain.flow import FIELD_LABELS, Step
+from handlers.appeal_notices import APPEAL_NOTICES, appeal_markup, appeal_notice
 from handlers.common import escape
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
@@ -35,6 +36,8 @@ async def render(
         return _staff_text(notification, context)
     code = escape(application.code or "-")
     kind = notification.kind
+    if kind in APPEAL_NOTICES:
+        return await appeal_notice(notification, application, context)
     if kind == Status.APPROVED:
         return _(
             "🎉 Your application {code} has been approved. We will now register you with BPJS "
@@ -189,6 +192,11 @@ async def _send(
     markup = None
     if notification.kind == REQUALIFIED and notification.application_id is not None:
         markup = resume_markup(notification.application_id, context)
+    elif (
+        notification.kind in (Status.REJECTED, Status.WAITLISTED)
+        and notification.application_id is not None
+    ):
+        markup = appeal_markup(notification.application_id, context)  # it may be appealed
     await context.bot.send_message(
         notification.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
     )

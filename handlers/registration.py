@@ -36,6 +36,7 @@ from domain.phones import InvalidPhone, format_phone_display, parse_phone
 from domain.program import CONSENT_VERSION
 from domain.roles import Role
 from handlers.account import status_text
+from handlers.appeal_notices import offer_appeal
 from handlers.assisted import (
     assisted_draft_of,
     assisted_press,
@@ -357,6 +358,7 @@ async def _render(
             parse_mode=ParseMode.HTML,
             reply_markup=refusal_keyboard(context),
         )
+        await offer_appeal(message, draft.id, context)
     elif isinstance(outcome, KeptInReview):
         await message.reply_text(
             _(

@@ -201,6 +201,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     if risks:
         lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
     lines += cover_lines(application, context)
+    lines.extend(await override_lines(application, context))
     if application.decided_at is not None:
         lines.append(
             _("Last decision by {actor} at {when}").format(
@@ -259,6 +260,21 @@ def ktp_outside(application: Application, region_code: str) -> bool:
     a reviewer's flag only, domicile is what the rule checks."""
     ktp = application.dtsen_ktp_regency
     return bool(ktp) and not (ktp or "").startswith(region_code[:4])
+
+
+async def override_lines(application: Application, context: Context) -> list[str]:
+    """An admin's manual inclusion after an appeal: an override of the DTSEN rule, shown."""
+    if application.id is None:
+        return []
+    event = await context.services.appeals.override_of(application_id=application.id)
+    if event is None:
+        return []
+    return [
+        "⭐ "
+        + context._("Manual inclusion (override) by {actor}: {reason}").format(
+            actor=event.actor_id or "-", reason=escape(event.reason or "-")
+        )
+    ]
 
 
 def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:

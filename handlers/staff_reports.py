@@ -16,6 +16,7 @@ from telegram.ext import (
 )
 
 from domain.annex import AnnexTotals, write_annex
+from domain.appeals import appeal_section
 from domain.exports import write_csv, write_xlsx
 from domain.lifecycle import PLACE_HOLDING
 from domain.operators import format_channels
@@ -33,6 +34,7 @@ from handlers.notifications import deliver_notifications
 from handlers.staff_access import member_of, staff_command
 from storage.enrollment import KpjFileError, import_kpj
 from storage.models import Status
+from usecases.appeals import appeal_statistics
 
 KPJ_FILE_LIMIT = 5 * 1024 * 1024
 PROBLEMS_SHOWN = 20
@@ -47,7 +49,10 @@ async def statistics(update: Update, context: Context, member: StaffMember) -> N
     )
     regions = context.services.regions
     message = message_of(update)
-    text = format_statistics(stats, context._, regions)
+    appeals = await appeal_statistics(
+        context.services.appeals, now=context.services.clock(), kecamatan=member.kecamatan
+    )
+    text = format_statistics(stats, context._, regions, extra=appeal_section(appeals, context._))
     if not member.kecamatan:
         text = await _with_channels(text, context)
     await message.reply_text(text, parse_mode=ParseMode.HTML)

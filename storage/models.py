@@ -363,3 +363,33 @@ class AppMeta(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+
+
+# A worker's appeal (sanggah) against a refusal, a rejection or the waiting list: at most one
+# open per application; staff answer it by `deadline` (working days), else admins are told once
+# (escalated_at). `answer` is the dismissal reason the worker reads, or an inclusion's reason.
+class Appeal(SQLModel, table=True):
+    __tablename__ = "appeal"
+    __table_args__ = (
+        sa.Index(
+            "uq_appeal_open_application",
+            "application_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
+        # The staff queue and the statistics: open appeals by deadline.
+        sa.Index("ix_appeal_status_deadline", "status", "deadline"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket: str | None = Field(default=None, max_length=16, unique=True)
+    application_id: int = Field(index=True)
+    text: str = Field(max_length=500)
+    filed_at: datetime = Field(default_factory=utcnow, sa_type=TZDateTime)
+    deadline: date
+    status: str = Field(default="open", max_length=16)
+    answered_by: int | None = Field(default=None, sa_type=sa.BigInteger)
+    answered_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+    answer: str | None = Field(default=None, max_length=300)
+    escalated_at: datetime | None = Field(default=None, sa_type=TZDateTime)

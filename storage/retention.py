@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from domain.lifecycle import PLACE_HOLDING
 from storage.engine import Database
 from storage.models import (
+    Appeal,
     Application,
     AttemptKind,
     AuditEvent,
@@ -108,6 +109,7 @@ async def delete_expired(
         # nobody's id, so only the application's own events are scrubbed.
         deleted = [(int(row[0]), int(row[1] or 0)) for row in (*drafts.all(), *ineligible.all())]
         await scrub_audit(session, deleted)
+        await delete_appeals(session, [application_id for application_id, _user in deleted])
         # Past the window an id may come again (Telegram restarts the sequence after a
         # quiet week), so a kept row would drop a new update.
         await session.execute(
@@ -125,6 +127,16 @@ async def delete_expired(
             )
         )
         return len(deleted)
+
+
+async def delete_appeals(
+    connection: AsyncSession | AsyncConnection, application_ids: Sequence[int]
+) -> None:
+    """An application that goes takes its appeals with it (the worker's own words)."""
+    if application_ids:
+        await connection.execute(
+            delete(Appeal).where(col(Appeal.application_id).in_(application_ids))
+        )
 
 
 async def _keep_for_deregistration(
@@ -247,6 +259,7 @@ async def erase_user(database: Database, *, user_id: int, places: Places | None 
                 delete(Notification).where(col(Notification.application_id).in_(ids))
             )
             await session.execute(delete(Application).where(col(Application.id).in_(ids)))
+            await delete_appeals(session, ids)
         # The attempts are not deleted: an account could otherwise try its NIKs for the day,
         # erase, and try as many again. Each distinct HMAC (a NIK, or a NIK with a name and a
         # birth date) gets a random stand-in instead, so the rows count as the same number of

@@ -80,7 +80,7 @@ async def renewals_waiting(session: AsyncSession) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
-async def _free_places(session: AsyncSession, places: Places) -> int:
+async def free_places(session: AsyncSession, places: Places) -> int:
     """Places that may be filled now: the headcount left and, with a budget, what money buys."""
     free: int | None = None
     if places.effective_quota is not None:
@@ -99,7 +99,7 @@ async def _free_places(session: AsyncSession, places: Places) -> int:
 async def fill_freed_places(session: AsyncSession, places: Places) -> Filled:
     """Give free places to the waiting list, inside the caller's transaction, which must hold
     the quota lock (`lock_places`) since before it freed anything."""
-    free = await _free_places(session, places)
+    free = await free_places(session, places)
     if free <= 0:
         return Filled()
     waiting_query = (
