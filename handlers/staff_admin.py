@@ -10,7 +10,8 @@ from domain.roles import StaffMember
 from domain.text import is_ascii_number
 from handlers.common import escape, message_of
 from handlers.context import Context
-from handlers.staff_access import named_application
+from handlers.staff_access import member_by_id, named_application
+from handlers.staff_menu import publish_staff_menu
 
 
 async def history(update: Update, context: Context, member: StaffMember) -> None:
@@ -80,6 +81,7 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         await services.staff.put(
             user_id=int(args[1]), role=args[2], kecamatan_scope=scope, actor_id=member.user_id
         )
+        await _refresh_menu(context, int(args[1]))
         where = (
             _("Scope: {kecamatan}.").format(
                 kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
@@ -94,6 +96,8 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         return
     if args[0] == "hapus" and len(args) == 2 and is_ascii_number(args[1]):
         removed = await services.staff.remove(user_id=int(args[1]), actor_id=member.user_id)
+        if removed:
+            await _refresh_menu(context, int(args[1]))
         await message.reply_text(
             _("Staff {user} removed.").format(user=args[1])
             if removed
@@ -104,4 +108,11 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         return
     await message.reply_text(
         _("Usage: /staf, /staf tambah ID reviewer|admin [KECAMATAN, ...], /staf hapus ID")
+    )
+
+
+async def _refresh_menu(context: Context, user_id: int) -> None:
+    """The changed member's command menu follows their role now (none: the workers' menu)."""
+    await publish_staff_menu(
+        context.bot, context.services.catalogs, user_id, await member_by_id(user_id, context)
     )
