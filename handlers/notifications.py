@@ -48,9 +48,12 @@ async def render(notification: Notification, application: Application, context: 
         ).format(kpj=escape(application.kpj_number or "-"), start=start)
     if kind == Status.NEEDS_FIX:
         field = FIELD_LABELS.get(Step(application.fix_field or Step.ADDRESS), "")
-        return _("Staff checking your application {code} ask you to correct: {field}.").format(
+        text = _("Staff checking your application {code} ask you to correct: {field}.").format(
             code=code, field=escape(_(field))
         )
+        if application.decision_reason:
+            text += "\n" + _("Their note: {note}").format(note=escape(application.decision_reason))
+        return text
     if kind == Status.WITHDRAWN:
         return _("Your application {code} has been withdrawn from the programme.").format(
             code=code

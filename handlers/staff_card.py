@@ -11,7 +11,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ParseMode
 
 from domain.eligibility import age_on, decode_reasons
-from domain.flow import FIELD_LABELS
+from domain.flow import FIELD_LABELS, Step
 from domain.i18n import N_
 from domain.lifecycle import DECIDABLE_ON_CARD, Decision, EntryPoint
 from domain.nik import InvalidNik, parse_nik
@@ -24,7 +24,7 @@ from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.staff_access import in_scope, member_by_id
-from handlers.staff_decisions import carry_out
+from handlers.staff_decisions import cancel_row, carry_out, fix_field_picker
 from handlers.views import format_date, occupation_text
 from storage.models import Application
 
@@ -283,6 +283,7 @@ async def _ask_reject_reason(press: Press) -> None:
     rows.append(
         [InlineKeyboardButton(_("✍️ Type a reason"), callback_data=f"sv:rt:{application_id}")]
     )
+    rows.append(cancel_row(application_id, press.context))
     await press.message.reply_text(
         _("Why is {code} rejected?").format(code=press.application.code),
         reply_markup=InlineKeyboardMarkup(rows),
@@ -316,14 +317,39 @@ async def _await_typed_reason(press: Press) -> None:
 
 async def _ask_fix_field(press: Press) -> None:
     await answer_query(press.query)
-    _ = press.context._
-    application_id = press.application_id
-    rows = [
-        [InlineKeyboardButton(_(label), callback_data=f"sv:ff:{application_id}:{field}")]
-        for field, label in FIELD_LABELS.items()
-    ]
     await press.message.reply_text(
-        _("Which field must the worker correct?"), reply_markup=InlineKeyboardMarkup(rows)
+        press.context._("Which field must the worker correct?"),
+        reply_markup=fix_field_picker(press.application_id, press.context),
+    )
+
+
+async def _ask_fix_note(press: Press) -> None:
+    """A field was chosen: the reviewer may type a note the worker reads with the request."""
+    if press.extra not in FIELD_LABELS:
+        await press.no_longer_active()
+        return
+    await answer_query(press.query)
+    _ = press.context._
+    services = press.context.services
+    await services.staff.await_note(
+        user_id=press.member.user_id,
+        application_id=press.application_id,
+        status_read=press.application.status,
+        field=press.extra,
+        now=services.clock(),
+    )
+    send = InlineKeyboardButton(
+        _("✅ Send without a note"),
+        callback_data=f"sv:fs:{press.application_id}:{press.extra}",
+    )
+    await press.message.reply_text(
+        _(
+            "{code}: the worker will be asked to correct {field}. Type a note for them (what "
+            "is wrong, what to send), or send the request without one."
+        ).format(code=press.application.code, field=_(FIELD_LABELS[Step(press.extra)])),
+        reply_markup=InlineKeyboardMarkup(
+            [[send], cancel_row(press.application_id, press.context)]
+        ),
     )
 
 
@@ -332,6 +358,11 @@ async def _ask_for_fix(press: Press) -> None:
         await press.no_longer_active()
         return
     await press.decide(Decision.FIX, field=press.extra)
+
+
+async def _cancel(press: Press) -> None:
+    await answer_query(press.query)
+    await press.message.reply_text(press.context._("Cancelled: nothing was sent to the worker."))
 
 
 async def _skip(press: Press) -> None:
@@ -364,7 +395,9 @@ CARD_BUTTONS: dict[str, Callable[[Press], Coroutine[Any, Any, None]]] = {
     "rr": _reject_with_listed_reason,
     "rt": _await_typed_reason,
     "fx": _ask_fix_field,
-    "ff": _ask_for_fix,
+    "ff": _ask_fix_note,
+    "fs": _ask_for_fix,
+    "cx": _cancel,
     "sk": _skip,
     "nx": _next,
 }

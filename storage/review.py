@@ -80,6 +80,11 @@ class RiskFlags:
     nik_other_accounts: int = 0
 
 
+def fix_audit(field: str | None, note: str | None) -> str | None:
+    """A fix's audit reason: the field, then the note to the worker ("address: RT missing")."""
+    return f"{field}: {note}" if note else field
+
+
 class ReviewRepository:
     """Queue reads and decision writes for staff."""
 
@@ -318,7 +323,8 @@ class ReviewRepository:
                 "decided_at": now,
                 "updated_at": now,
             }
-            if decision in (Decision.REJECT, Decision.WITHDRAW):
+            if decision in (Decision.REJECT, Decision.WITHDRAW, Decision.FIX):
+                # For a fix, the reviewer's note to the worker (or none).
                 values["decision_reason"] = reason
             if decision is Decision.FIX:
                 values.update(fix_field=fix_field, step=fix_field, return_to_summary=True)
@@ -346,7 +352,7 @@ class ReviewRepository:
                     application_id=application_id,
                     from_status=before,
                     to_status=target,
-                    reason=reason or fix_field,
+                    reason=fix_audit(fix_field, reason) if decision is Decision.FIX else reason,
                 )
             )
             if application.chat_id is not None:  # None: nobody has taken it over on Telegram

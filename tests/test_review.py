@@ -303,6 +303,8 @@ async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     await reviewer.press("✏️ Perlu perbaikan")
     await reviewer.expect(r"Bagian mana")
     await reviewer.press("Alamat")
+    await reviewer.expect(r"Ketik catatan")
+    await reviewer.press("✅ Kirim tanpa catatan")
     await reviewer.expect(r"dikembalikan")
     await worker.expect(r"memperbaiki: Alamat")
     await worker.expect(r"\(7/9\) Kirim alamat")
@@ -490,7 +492,7 @@ async def test_reviewer_withdrawal_is_refused_and_the_approval_stands(harness: H
         assert (await session.execute(sa.select(Notification))).scalars().all() == []
 
 
-@pytest.mark.parametrize("data", ["sv:rr:{id}:not_informal", "sv:ff:{id}:address"])
+@pytest.mark.parametrize("data", ["sv:rr:{id}:not_informal", "sv:fs:{id}:address"])
 async def test_reviewer_cannot_take_back_an_approval_with_a_card_button(
     harness: Harness, data: str
 ) -> None:
@@ -523,6 +525,8 @@ FORGED_STAFF_BUTTONS = [
     "sv:rt:{id}",
     "sv:fx:{id}",
     "sv:ff:{id}:address",
+    "sv:fs:{id}:address",
+    "sv:cx:{id}",
     "sv:sk:{id}",
     "sv:nx:{id}",
     "sr:ok:{id}",
