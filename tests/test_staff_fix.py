@@ -48,9 +48,17 @@ def test_every_field_a_fix_may_name_has_an_indonesian_word() -> None:
     """Each field of the fix picker can also be typed."""
     named = {
         found[0]
-        for word in (
-            "nik nama tgl_lahir hp pekerjaan kecamatan alamat ahli_waris hubungan"
-        ).split()
+        for word in [
+            "nik",
+            "nama",
+            "tgl_lahir",
+            "hp",
+            "pekerjaan",
+            "kecamatan",
+            "alamat",
+            "ahli_waris",
+            "hubungan",
+        ]
         if (found := read_fix_field([word]))
     }
     assert set(FIELD_LABELS) == named
