@@ -11,6 +11,7 @@ from domain.text import is_ascii_number
 from handlers.common import escape, message_of
 from handlers.context import Context
 from handlers.staff_access import member_by_id, named_application
+from handlers.staff_history import history_lines
 from handlers.staff_menu import publish_staff_menu
 
 
@@ -22,12 +23,7 @@ async def history(update: Update, context: Context, member: StaffMember) -> None
     _ = context._
     events = await context.services.review.history(application_id=application.id)
     lines = [_("<b>History of {code}</b>").format(code=escape(application.code or "-"))]
-    for event in events[-40:]:
-        lines.append(
-            f"{event.at.strftime('%Y-%m-%d %H:%M')} · {escape(event.action)} · "
-            f"{escape(event.from_status or '-')} → {escape(event.to_status or '-')} · "
-            f"{event.actor_id or '-'}" + (f" · {escape(event.reason)}" if event.reason else "")
-        )
+    lines += await history_lines(application, events[-40:], context)
     await message_of(update).reply_text("\n".join(lines)[:4000], parse_mode=ParseMode.HTML)
 
 

@@ -94,8 +94,10 @@ async def test_reviewer_approves_from_the_card_and_the_worker_is_told(harness: H
     assert await status_of(harness, code) == Status.APPROVED
     await reviewer.send(f"/riwayat {code}")
     trail = await reviewer.expect(r"Riwayat")
-    assert "submit" in trail.text
-    assert f"pending → approved · {REVIEWER}" in trail.text
+    assert "dikirim oleh pekerja" in trail.text
+    assert f"disetujui oleh {REVIEWER} (peninjau)" in trail.text
+    assert "pending" not in trail.text
+    assert "WIB" in trail.text
 
 
 async def test_reviewer_rejects_with_a_listed_reason(harness: Harness) -> None:
