@@ -18,6 +18,7 @@ from domain.nik import InvalidNik, parse_nik
 from domain.phones import format_phone_display
 from domain.pii import hash_identifier, mask_nik
 from domain.program import relation_label
+from domain.reports import WIB, format_moment
 from domain.roles import Role, StaffMember
 from domain.text import is_ascii_number, strip_invisible
 from handlers import account
@@ -177,6 +178,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     )
     if risks:
         lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
+    lines += await nik_history_lines(application, context)
     if application.decided_at is not None:
         lines.append(
             _("Last decision by {actor} at {when}").format(
@@ -185,6 +187,24 @@ async def card_text(application: Application, context: Context, member: StaffMem
             )
         )
     return "\n".join(lines)
+
+
+async def nik_history_lines(application: Application, context: Context) -> list[str]:
+    """Earlier applications of this NIK that were rejected, withdrawn, cancelled or found not
+    eligible, with the date (WIB) and the reason."""
+    earlier = await context.services.review.earlier_of_nik(application=application)
+    if not earlier:
+        return []
+    _ = context._
+    lines = ["📜 " + _("Earlier applications with this NIK:")]
+    for entry in earlier:
+        when = format_moment(entry.at, WIB)[:10]
+        words = account.STATUS_WORDS.get(entry.status)
+        line = f"• <code>{escape(entry.code)}</code> · {escape(_(words) if words else '-')} {when}"
+        if entry.reason:
+            line += " · " + escape(entry.reason)
+        lines.append(line)
+    return lines
 
 
 def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:

@@ -85,6 +85,20 @@ def fix_audit(field: str | None, note: str | None) -> str | None:
     return f"{field}: {note}" if note else field
 
 
+# Applications that ended without a place: what a reviewer should see of a NIK's past.
+ENDED_STATUSES = (Status.REJECTED, Status.WITHDRAWN, Status.CANCELLED, Status.INELIGIBLE)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier application of the same NIK: its number, how and when it ended, and why."""
+
+    code: str
+    status: str
+    at: datetime
+    reason: str | None
+
+
 class ReviewRepository:
     """Queue reads and decision writes for staff."""
 
@@ -204,6 +218,40 @@ class ReviewRepository:
             name_score=application.name_score,
             nik_other_accounts=others,
         )
+
+    async def earlier_of_nik(self, *, application: Application, limit: int = 5) -> list[Earlier]:
+        """Other applications of the same NIK that ended (rejected, withdrawn, cancelled, not
+        eligible), newest first: a NIK applying again after a refusal is visible."""
+        if not application.nik_hash:
+            return []
+        async with self._db.read() as session:
+            query = (
+                sa.select(
+                    col(Application.code),
+                    col(Application.status),
+                    col(Application.decided_at),
+                    col(Application.updated_at),
+                    col(Application.decision_reason),
+                )
+                .where(
+                    col(Application.nik_hash) == application.nik_hash,
+                    col(Application.id) != application.id,
+                    col(Application.status).in_(ENDED_STATUSES),
+                )
+                .order_by(col(Application.id).desc())
+                .limit(limit)
+            )
+            rows = (await session.execute(query)).all()
+        return [
+            Earlier(
+                code=row[0] or "-",
+                status=str(row[1]),
+                at=row[2] or row[3],
+                # A fix note or a reason of a cancelled draft is not why it ended.
+                reason=row[4] if row[1] in (Status.REJECTED, Status.WITHDRAWN) else None,
+            )
+            for row in rows
+        ]
 
     async def history(self, *, application_id: int) -> list[AuditEvent]:
         """The audit trail of one application, oldest first."""
