@@ -21,14 +21,16 @@ from domain.program import relation_label
 from domain.reports import WIB, format_moment
 from domain.roles import Role, StaffMember
 from domain.text import is_ascii_number, strip_invisible
-from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.staff_access import in_scope, member_by_id
 from handlers.staff_decisions import cancel_row, carry_out, fix_field_picker
+from handlers.staff_queue import STAFF_STATUS_WORDS
 from handlers.views import format_date, occupation_text
 from storage.models import Application
 
+# A name score from here up is the same name (rounding aside): no flag.
+NAME_SAME = 0.999
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
 
 REJECT_REASONS: dict[str, str] = {
@@ -121,7 +123,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     lines = [
         _("<b>Application {code}</b> · {status}").format(
             code=escape(application.code or "-"),
-            status=escape(_(account.STATUS_WORDS.get(application.status, application.status))),
+            status=escape(_(STAFF_STATUS_WORDS.get(application.status, application.status))),
         ),
         f"{_('Name')}: {escape(application.nama or '-')}",
         f"NIK: <code>{escape(shown_nik)}</code> ({application.jenis_kelamin or '-'})",
@@ -152,7 +154,9 @@ async def card_text(application: Application, context: Context, member: StaffMem
     risks = []
     if flags.same_phone:
         risks.append(
-            _("same phone number on {count} other application(s)").format(count=flags.same_phone)
+            _("same phone number as {count} other person(s) (other NIKs)").format(
+                count=flags.same_phone
+            )
         )
     if flags.nik_attempts > 1:
         risks.append(
@@ -166,8 +170,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
                 count=flags.nik_other_accounts
             )
         )
-    if flags.name_score is not None and flags.name_score < 0.999:
-        risks.append(_("name differs slightly from DTSEN"))
+    risks += name_flags(flags.name_score, context)
     if application.identity_mismatch_at is not None:
         # The worker's corrections failed the check until the daily limit: data unchanged.
         risks.append(_("identity correction did not match DTSEN"))
@@ -189,6 +192,22 @@ async def card_text(application: Application, context: Context, member: StaffMem
     return "\n".join(lines)
 
 
+def name_flags(score: float | None, context: Context) -> list[str]:
+    """ "Slightly different" only for a name that passed the match threshold without being
+    the same; below the threshold the card says so plainly, with both percentages."""
+    if score is None or score >= NAME_SAME:
+        return []
+    _ = context._
+    threshold = context.settings.program_name_match_threshold
+    if score >= threshold:
+        return [_("name differs slightly from DTSEN")]
+    return [
+        _("name differs from DTSEN: {score}% alike, {threshold}% needed").format(
+            score=round(score * 100), threshold=round(threshold * 100)
+        )
+    ]
+
+
 async def nik_history_lines(application: Application, context: Context) -> list[str]:
     """Earlier applications of this NIK that were rejected, withdrawn, cancelled or found not
     eligible, with the date (WIB) and the reason."""
@@ -199,7 +218,7 @@ async def nik_history_lines(application: Application, context: Context) -> list[
     lines = ["📜 " + _("Earlier applications with this NIK:")]
     for entry in earlier:
         when = format_moment(entry.at, WIB)[:10]
-        words = account.STATUS_WORDS.get(entry.status)
+        words = STAFF_STATUS_WORDS.get(entry.status)
         line = f"• <code>{escape(entry.code)}</code> · {escape(_(words) if words else '-')} {when}"
         if entry.reason:
             line += " · " + escape(entry.reason)

@@ -12,11 +12,11 @@ from domain.flow import FIELD_LABELS
 from domain.lifecycle import Decision, EntryPoint
 from domain.roles import StaffMember
 from domain.text import clean_free_text
-from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.staff_access import in_scope, member_of, named_application
+from handlers.staff_queue import STAFF_STATUS_WORDS
 from storage.models import StaffPendingInput
 from storage.review import Result
 from storage.staff import AWAIT_NOTE_PREFIX, AWAIT_REASON
@@ -320,7 +320,7 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
             "Nothing changed: {code} is already {status} (decided by {actor} at {when})."
         ).format(
             code=code,
-            status=escape(_(account.STATUS_WORDS.get(application.status, application.status))),
+            status=escape(_(STAFF_STATUS_WORDS.get(application.status, application.status))),
             actor=application.decided_by or "-",
             when=when,
         )

@@ -8,10 +8,10 @@ from domain.flow import FIELD_LABELS, Step
 from domain.i18n import N_
 from domain.reports import WIB, format_moment
 from domain.roles import Role
-from handlers import account
 from handlers.common import escape
 from handlers.context import Context
 from handlers.staff_access import member_by_id
+from handlers.staff_queue import STAFF_STATUS_WORDS
 from storage.models import Application, AuditEvent, Status
 
 # What each audited action reads as; {actor} is "1234 (admin)", "the worker" or "the system".
@@ -88,7 +88,7 @@ async def _line(
         detail = ""
     text = _(template).format(actor=actor, field=field)
     if template is OTHER_WORDS and event.to_status:
-        words = account.STATUS_WORDS.get(event.to_status)
+        words = STAFF_STATUS_WORDS.get(event.to_status)
         text += " → " + (_(words) if words else event.to_status)
     line = f"{format_moment(event.at, WIB)} · {escape(text)}"
     if detail and event.action == "fix":

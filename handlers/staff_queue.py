@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from domain.i18n import N_
 from domain.lifecycle import Status
 from domain.roles import StaffMember
 from domain.text import is_ascii_number
@@ -13,6 +14,11 @@ from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 
 PAGE_SIZE = 10
+# Status words as staff read them: a fix is awaited from the worker, not from the reader.
+STAFF_STATUS_WORDS: dict[str, str] = {
+    **account.STATUS_WORDS,
+    Status.NEEDS_FIX: N_("waiting for the worker's correction"),
+}
 # The order of the counts line: the queue first, then where applications end up.
 COUNTED = (
     Status.PENDING,
@@ -53,7 +59,7 @@ async def _queue_page(
     lines = [
         _("<b>Applications</b>"),
         " · ".join(
-            f"{escape(_(account.STATUS_WORDS[status]))}: {counts.get(status, 0)}"
+            f"{escape(_(STAFF_STATUS_WORDS[status]))}: {counts.get(status, 0)}"
             for status in COUNTED
         ),
         _("Places: {taken} of {quota}").format(

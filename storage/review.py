@@ -71,7 +71,7 @@ class QueueEntry:
 class RiskFlags:
     """Signals a reviewer should see before deciding."""
 
-    same_phone: int  # other live applications with this phone number
+    same_phone: int  # other people (other NIKs) whose applications give this phone number
     # Distinct NIKs tried from this Telegram account (within the daily limit: NIKs refused by
     # it are not kept; erased ones count until they are deleted, a day later).
     nik_attempts: int
@@ -190,11 +190,15 @@ class ReviewRepository:
         async with self._db.read() as session:
             same_phone = 0
             if application.phone:
-                query = select(func.count()).where(
+                # Other people: the worker's own earlier attempts (the same NIK) do not count.
+                query = select(func.count(func.distinct(Application.nik_hash))).where(
                     col(Application.phone) == application.phone,
                     col(Application.id) != application.id,
                     col(Application.status).not_in((Status.DRAFT, Status.CANCELLED)),
+                    col(Application.nik_hash).is_not(None),
                 )
+                if application.nik_hash:
+                    query = query.where(col(Application.nik_hash) != application.nik_hash)
                 same_phone = int((await session.execute(query)).scalar_one())
             attempts_query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
                 col(NikAttempt.telegram_user_id) == application.telegram_user_id,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from storage.models import Status
+import pytest
+import sqlalchemy as sa
+
+from storage.models import Application, Status
 from testkit.factories import make_person
-from testkit.fakes import add_applications, make_application
+from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import Harness
 from tests.test_review import REVIEWER, register
 
@@ -66,3 +69,90 @@ async def test_card_of_a_first_application_has_no_nik_history(harness: Harness) 
     await reviewer.send(f"/tinjau {code}")
     card = (await reviewer.expect(re.escape(code))).text
     assert "sebelumnya dengan NIK" not in card
+
+
+async def test_own_earlier_attempts_are_not_counted_as_a_shared_phone(harness: Harness) -> None:
+    """The worker's own earlier application (same NIK, same phone) is no risk; another person
+    giving the same phone number is, counted once per person."""
+    services = harness.services
+    person = make_person(311)
+    stranger = make_person(312)
+    await add_applications(
+        services.database,
+        make_application(
+            person,
+            secret=services.secret,
+            user_id=210311,
+            code="BKS-OWN001",
+            status=Status.REJECTED,
+        ),
+    )
+    _worker, code = await register(harness, 210311, 311)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/tinjau {code}")
+    card = (await reviewer.expect(re.escape(code))).text
+    assert "nomor HP sama" not in card
+    for index, status in enumerate((Status.REJECTED, Status.PENDING)):
+        await add_applications(
+            services.database,
+            make_application(
+                stranger,
+                secret=services.secret,
+                user_id=210312,
+                code=f"BKS-STR00{index}",
+                status=status,
+                phone=person.phone,
+            ),
+        )
+    await reviewer.send(f"/tinjau {code}")
+    card = (await reviewer.expect(re.escape(code))).text
+    assert "nomor HP sama dengan 1 orang lain (NIK lain)" in card
+
+
+@pytest.mark.parametrize(
+    ("score", "shown", "hidden"),
+    [
+        (0.46, "nama berbeda dari DTSEN: kemiripan 46%, minimal 85%", "sedikit berbeda"),
+        (0.9, "nama sedikit berbeda dengan DTSEN", "kemiripan"),
+        (1.0, None, "nama"),
+    ],
+)
+async def test_name_hint_on_the_card_follows_the_match_threshold(
+    harness: Harness, score: float, shown: str | None, hidden: str
+) -> None:
+    """ "Slightly different" only between the threshold and a full match; below it the card
+    states the percentages; a full match says nothing."""
+    services = harness.services
+    await add_application(
+        services.database,
+        services.secret,
+        make_person(320),
+        user_id=210320,
+        code="BKS-NAME01",
+    )
+    async with services.database.write() as session, session.begin():
+        await session.execute(
+            sa.update(Application).where(Application.code == "BKS-NAME01").values(name_score=score)
+        )
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send("/tinjau BKS-NAME01")
+    card = (await reviewer.expect(r"BKS-NAME01")).text
+    flags = card.split("Tanda risiko", 1)[1] if "Tanda risiko" in card else ""
+    if shown is not None:
+        assert shown in flags
+    assert hidden not in flags
+
+
+async def test_queue_names_a_fix_from_staffs_point_of_view(harness: Harness) -> None:
+    """/antrian and the card say the fix is awaited from the worker, not "from you"."""
+    _worker, code = await register(harness, 210330, 330)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} alamat")
+    await reviewer.expect(r"dikembalikan")
+    await reviewer.send("/antrian")
+    queue = (await reviewer.expect(r"Pendaftaran")).text
+    assert "menunggu perbaikan dari pekerja: 1" in queue
+    assert "dari Anda" not in queue
+    await reviewer.send(f"/tinjau {code}")
+    card = (await reviewer.expect(re.escape(code))).text
+    assert "menunggu perbaikan dari pekerja" in card
