@@ -55,8 +55,18 @@ async def render(notification: Notification, application: Application, context: 
             text += "\n" + _("Their note: {note}").format(note=escape(application.decision_reason))
         return text
     if kind == Status.WITHDRAWN:
-        return _("Your application {code} has been withdrawn from the programme.").format(
+        text = _("Your application {code} has been withdrawn from the programme.").format(
             code=code
+        )
+        # Staff's reason when they gave one, else who withdrew it (a notice is only written
+        # for staff decisions: a worker's own withdrawal erases their chat's notices).
+        reason = application.decision_reason or _("withdrawn by the programme's staff")
+        return (
+            text
+            + "\n"
+            + _("Reason: {reason}").format(reason=escape(reason))
+            + "\n"
+            + _("Questions? Send /bantuan.")
         )
     return _("Your application {code} has changed: send /status to see it.").format(code=code)
 

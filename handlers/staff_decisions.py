@@ -346,9 +346,20 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
 
 async def offer_freed_place(context: Context, offer: FreedPlaceOffer) -> None:
     """A place came free: offer the first waiting application to every staff member."""
-    text = context._("A place is free. First on the waiting list: {code} — /tinjau {code}").format(
+    _ = context._
+    text = _("A place is free. First on the waiting list: {code} — /tinjau {code}").format(
         code=offer.code
     )
+    if offer.freed_code and offer.by_worker:
+        why = _("{code} left the programme: consent withdrawn by the worker.").format(
+            code=offer.freed_code
+        )
+        text = why + "\n" + text
+    elif offer.freed_code:
+        why = _("{code} was withdrawn from the programme by staff.").format(code=offer.freed_code)
+        if offer.reason:
+            why += " " + _("Reason: {reason}").format(reason=offer.reason)
+        text = why + "\n" + text
     for user_id in offer.recipients:
         try:
             await context.bot.send_message(user_id, text)

@@ -21,6 +21,11 @@ class FreedPlaceOffer:
 
     code: str
     recipients: tuple[int, ...]
+    # Why the place came free: the withdrawn application, and the withdrawing side's reason
+    # (staff's /tarik) or, without one, the kind of withdrawal (the worker's own consent).
+    freed_code: str | None = None
+    reason: str | None = None
+    by_worker: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,16 +79,28 @@ async def decide(
     taken = None
     if outcome.result is Result.DONE and decision is Decision.APPROVE:
         taken = await review.places_taken()
-    offer = await freed_place_offer(review, staff, settings) if outcome.freed_place else None
+    offer = None
+    if outcome.freed_place:
+        freed = outcome.application.code if outcome.application is not None else None
+        offer = await freed_place_offer(review, staff, settings, freed_code=freed, reason=reason)
     return Decided(outcome, quota, taken, offer)
 
 
 async def freed_place_offer(
-    review: ReviewRepository, staff: StaffRepository, settings: Settings
+    review: ReviewRepository,
+    staff: StaffRepository,
+    settings: Settings,
+    *,
+    freed_code: str | None = None,
+    reason: str | None = None,
+    by_worker: bool = False,
 ) -> FreedPlaceOffer | None:
-    """The first waiting application and every staff member, or None when nobody waits."""
+    """The first waiting application and every staff member, or None when nobody waits;
+    `freed_code`, `reason` and `by_worker` say why the place came free."""
     waiting = await review.first_waitlisted()
     if waiting is None:
         return None
     recipients = set(settings.staff_ids) | {row.telegram_user_id for row in await staff.all()}
-    return FreedPlaceOffer(waiting.code or "", tuple(sorted(recipients)))
+    return FreedPlaceOffer(
+        waiting.code or "", tuple(sorted(recipients)), freed_code, reason, by_worker
+    )

@@ -46,7 +46,9 @@ async def erase(
     languages.pop(user_id, None)
     offer = None
     if erasure.withdrawn_codes:
-        offer = await freed_place_offer(review, staff, settings)
+        offer = await freed_place_offer(
+            review, staff, settings, freed_code=erasure.withdrawn_codes[0], by_worker=True
+        )
     return Erased(
         kept_for_deregistration=erasure.kept_for_deregistration,
         withdrawn_codes=erasure.withdrawn_codes,
