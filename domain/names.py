@@ -174,3 +174,27 @@ def name_similarity(a: str, b: str) -> float:
 def names_match(a: str, b: str, threshold: float = 0.85) -> bool:
     """Whether two names are alike enough to be the same person's."""
     return name_similarity(a, b) >= threshold
+
+
+def _title_key(word: str) -> str:
+    return "".join(
+        char for char in unicodedata.normalize("NFKD", word.casefold()) if char.isalnum()
+    )
+
+
+def strip_titles(name: str) -> str:
+    """The name as written without honorifics before it ("Bpk.", "Ibu", "H.", "Hj.", "Sdr")
+    or degrees after it ("S.Pd.", ", S.E."): what a BPJS membership is registered under.
+    A name that is only titles is kept as it is."""
+    words = name.replace(",", " ").split()
+    changed = True
+    while changed:
+        changed = False
+        if len(words) > 1 and _title_key(words[0]) in _PREFIX_TITLES:
+            words, changed = words[1:], True
+        for size in (3, 2, 1):
+            tail = "".join(_title_key(word) for word in words[-size:])
+            if len(words) > size and tail in _SUFFIX_TITLES:
+                words, changed = words[:-size], True
+                break
+    return " ".join(words) if words else name
