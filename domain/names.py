@@ -177,9 +177,8 @@ def names_match(a: str, b: str, threshold: float = 0.85) -> bool:
 
 
 def _title_key(word: str) -> str:
-    return "".join(
-        char for char in unicodedata.normalize("NFKD", word.casefold()) if char.isalnum()
-    )
+    folded = word.lower() if word.isascii() else unicodedata.normalize("NFKD", word.casefold())
+    return "".join(char for char in folded if char.isalnum())
 
 
 def strip_titles(name: str) -> str:
@@ -187,14 +186,15 @@ def strip_titles(name: str) -> str:
     or degrees after it ("S.Pd.", ", S.E."): what a BPJS membership is registered under.
     A name that is only titles is kept as it is."""
     words = name.replace(",", " ").split()
+    keys = [_title_key(word) for word in words]
+    first, last = 0, len(words)
     changed = True
     while changed:
         changed = False
-        if len(words) > 1 and _title_key(words[0]) in _PREFIX_TITLES:
-            words, changed = words[1:], True
+        if last - first > 1 and keys[first] in _PREFIX_TITLES:
+            first, changed = first + 1, True
         for size in (3, 2, 1):
-            tail = "".join(_title_key(word) for word in words[-size:])
-            if len(words) > size and tail in _SUFFIX_TITLES:
-                words, changed = words[:-size], True
+            if last - first > size and "".join(keys[last - size : last]) in _SUFFIX_TITLES:
+                last, changed = last - size, True
                 break
-    return " ".join(words) if words else name
+    return " ".join(words[first:last]) if words else name
