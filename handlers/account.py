@@ -18,7 +18,7 @@ from domain.roles import Role, StaffMember
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.language import remember_language, translator_for
-from handlers.staff_menu import STAFF_COMMANDS
+from handlers.staff_menu import STAFF_COMMANDS, publish_staff_menu
 from handlers.views import ask_again, format_date, summary_text
 from storage.models import Application, Status
 from usecases.roles import staff_member
@@ -202,6 +202,8 @@ async def help_text(update: Update, context: Context) -> None:
     )
     if member is not None:
         text += "\n\n" + _staff_help(context, member)
+        # Their menu too: Telegram refused it while they had never opened the bot.
+        await publish_staff_menu(context.bot, context.services.catalogs, member.user_id, member)
     await message_of(update).reply_text(text, parse_mode=ParseMode.HTML)
 
 

@@ -96,3 +96,17 @@ async def test_emulator_checks_a_command_scope_as_the_bot_api_does(
         await bot.set_my_commands([BotCommand("x", "y")], scope=BotCommandScopeChat(424242))
     assert await bot.set_my_commands([BotCommand("x", "y")], scope=BotCommandScopeChat(WORKER))
     assert staffed.emulator.menu_of(WORKER) == [{"command": "x", "description": "y"}]
+
+
+async def test_staff_who_never_opened_the_bot_get_the_menu_with_bantuan(
+    staffed: Harness,
+) -> None:
+    """Telegram refuses a menu for a chat it does not know; their first /bantuan sets it."""
+    admin = staffed.user(ADMIN)
+    await admin.send("/staf tambah 900077 reviewer")
+    await admin.expect(r"900077")
+    assert "antrian" not in names(staffed.emulator.menu_of(900077, "id"))
+    newcomer = staffed.user(900077)
+    await newcomer.send("/bantuan")
+    await newcomer.expect(r"/antrian")
+    assert "antrian" in names(staffed.emulator.menu_of(900077, "id"))
