@@ -79,7 +79,7 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(
             _("Your place in the verification queue: {position}.").format(position=position)
         )
-    elif application.status == Status.REJECTED and application.decision_reason:
+    elif application.status in (Status.REJECTED, Status.WITHDRAWN) and application.decision_reason:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:
         lines.append(

@@ -46,6 +46,9 @@ async def test_staff_withdrawal_tells_the_worker_and_staff_the_reason(one_place:
     await admin.expect(r"ditarik")
     notice = await worker.expect(r"ditarik dari program")
     assert "Alasan: Pindah ke luar kota" in notice.text
+    await worker.send("/status")
+    status = await worker.expect(r"Status: ")
+    assert "Alasan: Pindah ke luar kota" in status.text
     offer = await reviewer.expect(r"Ada tempat kosong")
     assert f"{first} ditarik dari program oleh petugas. Alasan: Pindah ke luar kota" in offer.text
     assert f"/tinjau {second}" in offer.text
