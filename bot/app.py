@@ -41,6 +41,7 @@ from handlers import (
     registration,
     renewal,
     staff,
+    staff_menu,
     staff_reports,
 )
 from handlers.context import BotData, Context, Services
@@ -58,6 +59,7 @@ from storage.reports import ReportRepository
 from storage.review import ReviewRepository
 from storage.staff import StaffRepository
 from storage.updates import UpdateLog
+from usecases.roles import every_staff_member
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +249,12 @@ async def on_startup(application: RentanApp) -> None:
         await application.bot.set_my_commands(
             bot_commands(services.catalogs, language),
             language_code=None if language == services.catalogs.default else language,
+        )
+    # Staff get their own menu in their own chat (a person who never started the bot is
+    # skipped: Telegram knows no such chat; /staf or the next start-up sets it).
+    for member in await every_staff_member(settings=services.settings, staff=services.staff):
+        await staff_menu.publish_staff_menu(
+            application.bot, services.catalogs, member.user_id, member
         )
 
 

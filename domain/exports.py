@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import html
 import io
 import os
+import re
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -19,16 +22,20 @@ from pathlib import Path
 from typing import IO
 
 from domain.i18n import N_
+from domain.names import strip_titles
 from domain.program import OTHER_OCCUPATION, occupation_label, relation_label
 from domain.regions import Regions, load_regions
 
 Translate = Callable[[str], str]
 
 # Bahasa headers, as the BPJS Ketenagakerjaan collective registration forms name them.
+# No TEMPAT_LAHIR: no source holds the place of birth (the bot does not ask it, the DTSEN
+# extract does not carry it and the NIK does not encode it), and an always-empty column looked
+# like data lost on the way; BPJS reads it from Dukcapil by the NIK.
 COLUMNS = (
     "NIK",
+    "NO_KPJ",
     "NAMA",
-    "TEMPAT_LAHIR",
     "TANGGAL_LAHIR",
     "JENIS_KELAMIN",
     "ALAMAT",
@@ -49,9 +56,9 @@ SHEET_TITLE = "Peserta BPU"
 EXPORT_DONE = N_("{count} rows written to {path}.")
 # Columns Excel must never read as numbers (16-digit NIKs lose their last digit as floats; phone
 # numbers and dates lose their leading zero): the XLSX gives them the Text format '@'.
-TEXT_COLUMNS = frozenset({"NIK", "TANGGAL_LAHIR", "NO_HP", "NOMOR_PENDAFTARAN"})
+TEXT_COLUMNS = frozenset({"NIK", "NO_KPJ", "TANGGAL_LAHIR", "NO_HP", "NOMOR_PENDAFTARAN"})
 # Character widths that show a whole NIK, name or address without resizing.
-COLUMN_WIDTHS = {"NIK": 19, "NAMA": 28, "ALAMAT": 40, "NO_HP": 15, "AHLI_WARIS": 24}
+COLUMN_WIDTHS = {"NIK": 19, "NO_KPJ": 13, "NAMA": 28, "ALAMAT": 40, "NO_HP": 15, "AHLI_WARIS": 24}
 # A cell starting with one of these is a formula to Excel and LibreOffice; workers type names
 # and addresses, so a CSV cell that starts so gets a leading apostrophe (OWASP CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -74,6 +81,40 @@ class ExportRow:
     heir_name: str
     heir_relation: str
     code: str  # the application number, BKS-4F7K2Q
+    kpj: str = ""  # the BPJS membership number, once enrolled (or carried over from last year)
+    # The name in DTSEN (the KTP spelling), preferred over the worker's typing; empty when the
+    # extract no longer holds the NIK.
+    nama_dtsen: str = ""
+
+
+_TAG = re.compile(r"<[^<>]{0,200}>")
+# Symbols kept although their category is "other symbol": degrees and the numero sign.
+_KEPT_SYMBOLS = frozenset("°№")
+# Joiners and selectors that only glue emoji together.
+_EMOJI_GLUE = frozenset("\u200d\ufe0e\ufe0f\u20e3")
+
+
+def export_text(value: str) -> str:
+    """Free text as it goes to BPJS: HTML tags and entities and emoji (pictographs, flags, skin
+    tones and their joiners) removed, spaces collapsed."""
+    if value.isascii() and "<" not in value and "&" not in value:
+        return " ".join(value.split())  # nearly every row: no tag, entity or emoji possible
+    text = html.unescape(_TAG.sub(" ", value))
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if char in _EMOJI_GLUE or (
+            char not in _KEPT_SYMBOLS
+            and (category == "So" or (category == "Sk" and not char.isascii()))
+        ):
+            continue
+        kept.append(char)
+    return " ".join("".join(kept).split())
+
+
+def export_name(row: ExportRow) -> str:
+    """The name as in DTSEN (else as typed), cleaned and without titles ("Bpk", "Hj.", "S.Pd.")."""
+    return strip_titles(export_text(row.nama_dtsen or row.nama))
 
 
 def national_phone(e164: str) -> str:
@@ -88,7 +129,7 @@ def format_birth_date(value: date | None) -> str:
 
 
 class RowFormatter:
-    """Turns stored rows into the 16 export cells, with region and label look-ups cached."""
+    """Turns stored rows into the export cells, with region and label look-ups cached."""
 
     def __init__(self, *, period: str, translate: Translate, regions: Regions | None) -> None:
         self.period = period
@@ -109,20 +150,18 @@ class RowFormatter:
     def occupation(self, row: ExportRow) -> str:
         """The worker's own words for "other", else the translated occupation label."""
         if row.occupation == OTHER_OCCUPATION and row.occupation_other:
-            return row.occupation_other
+            return export_text(row.occupation_other)
         return self._label(occupation_label(row.occupation)) or row.occupation
 
     def cells(self, row: ExportRow) -> list[str]:
         """The row as text cells, in `COLUMNS` order."""
         return [
             row.nik,
-            row.nama,
-            # The bot never asks for the place of birth (the KTP has it, the NIK does not), so
-            # the column stays empty rather than holding a guess; BPJS staff fill it if needed.
-            "",
+            row.kpj,
+            export_name(row),
             format_birth_date(row.tanggal_lahir),
             row.jenis_kelamin,
-            row.alamat,
+            export_text(row.alamat),
             self._region_name(row.kelurahan_code),
             self._region_name(row.kecamatan_code),
             self._region_name(row.kecamatan_code[:4]),
@@ -130,7 +169,7 @@ class RowFormatter:
             self.occupation(row),
             PROGRAM,
             self.period,
-            row.heir_name,
+            strip_titles(export_text(row.heir_name)),
             self._label(relation_label(row.heir_relation)) or row.heir_relation,
             row.code,
         ]

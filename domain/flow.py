@@ -10,6 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
+from domain.address import ADDRESS_HINT, is_findable_address
 from domain.dates import parse_date
 from domain.i18n import N_
 from domain.names import parse_name
@@ -55,6 +56,7 @@ class AnswerReason(StrEnum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     UNKNOWN_CHOICE = "unknown_choice"
+    NOT_FINDABLE = "not_findable"  # an address with no street, RT/RW or number
 
 
 class InvalidAnswer(ParseError[AnswerReason]):
@@ -166,8 +168,11 @@ def read_occupation_other(text: str, _facts: Facts) -> Values:
 
 
 def read_address(text: str, _facts: Facts) -> Values:
-    """The domicile address, as free text."""
-    return {"alamat": short_text(text, ADDRESS_MAX)}
+    """The domicile address, as free text that names a findable place (domain/address.py)."""
+    address = short_text(text, ADDRESS_MAX)
+    if not is_findable_address(address):
+        raise InvalidAnswer(AnswerReason.NOT_FINDABLE, ADDRESS_HINT)
+    return {"alamat": address}
 
 
 def read_heir_name(text: str, _facts: Facts) -> Values:

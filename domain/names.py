@@ -174,3 +174,27 @@ def name_similarity(a: str, b: str) -> float:
 def names_match(a: str, b: str, threshold: float = 0.85) -> bool:
     """Whether two names are alike enough to be the same person's."""
     return name_similarity(a, b) >= threshold
+
+
+def _title_key(word: str) -> str:
+    folded = word.lower() if word.isascii() else unicodedata.normalize("NFKD", word.casefold())
+    return "".join(char for char in folded if char.isalnum())
+
+
+def strip_titles(name: str) -> str:
+    """The name as written without honorifics before it ("Bpk.", "Ibu", "H.", "Hj.", "Sdr")
+    or degrees after it ("S.Pd.", ", S.E."): what a BPJS membership is registered under.
+    A name that is only titles is kept as it is."""
+    words = name.replace(",", " ").split()
+    keys = [_title_key(word) for word in words]
+    first, last = 0, len(words)
+    changed = True
+    while changed:
+        changed = False
+        if last - first > 1 and keys[first] in _PREFIX_TITLES:
+            first, changed = first + 1, True
+        for size in (3, 2, 1):
+            if last - first > size and "".join(keys[last - size : last]) in _SUFFIX_TITLES:
+                last, changed = last - size, True
+                break
+    return " ".join(words[first:last]) if words else name

@@ -100,6 +100,38 @@ class MethodsMixin(ChatsMixin, WebhooksMixin):
         """Commands the bot set for a scope (default scope) and language."""
         return list(self.commands.get((_scope_key(scope), language_code), []))
 
+    def menu_of(self, user_id: int, language_code: str = "") -> list[JSONDict]:
+        """The command menu a user sees in their private chat with the bot: the first scope
+        set of chat, all private chats, default, each with the user's language before none
+        (the order the Bot API documents for private chats)."""
+        for scope in (
+            {"type": "chat", "chat_id": user_id},
+            {"type": "all_private_chats"},
+            {"type": "default"},
+        ):
+            for language in dict.fromkeys((language_code, "")):
+                commands = self.commands.get((_scope_key(scope), language))
+                if commands is not None:
+                    return list(commands)
+        return []
+
+    def _command_scope(self, raw: Any) -> str:
+        """A BotCommandScope checked as the Bot API documents it; its key in `commands`."""
+        if raw is None or raw == "":
+            return _scope_key(None)
+        if not isinstance(raw, dict) or raw.get("type") not in _SCOPE_FIELDS:
+            raise bad("can't parse BotCommandScope JSON object")
+        scope: JSONDict = {"type": raw["type"]}
+        for name in _SCOPE_FIELDS[raw["type"]]:
+            if raw.get(name) is None:
+                raise bad(f'field "{name}" must be of type Integer')
+            if name == "chat_id":
+                # A chat the bot has never seen (the user never started it) is not found.
+                scope[name] = self._find_chat({"chat_id": raw[name]}, sending=False).id
+            else:
+                scope[name] = opt_int(raw, name, 0)
+        return _scope_key(scope)
+
     async def _set_my_commands(self, params: JSONDict) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
@@ -115,18 +147,18 @@ class MethodsMixin(ChatsMixin, WebhooksMixin):
                 raise bad("BOT_COMMAND_INVALID")
             if not isinstance(description, str) or not 1 <= len(description) <= 256:
                 raise bad("command description must be non-empty")
-        key = (_scope_key(params.get("scope")), opt_str(params, "language_code") or "")
+        key = (self._command_scope(params.get("scope")), opt_str(params, "language_code") or "")
         self.commands[key] = [
             {"command": c["command"], "description": c["description"]} for c in commands
         ]
         return True
 
     async def _get_my_commands(self, params: JSONDict) -> list[JSONDict]:
-        key = (_scope_key(params.get("scope")), opt_str(params, "language_code") or "")
+        key = (self._command_scope(params.get("scope")), opt_str(params, "language_code") or "")
         return list(self.commands.get(key, []))
 
     async def _delete_my_commands(self, params: JSONDict) -> bool:
-        key = (_scope_key(params.get("scope")), opt_str(params, "language_code") or "")
+        key = (self._command_scope(params.get("scope")), opt_str(params, "language_code") or "")
         self.commands.pop(key, None)
         return True
 
@@ -411,6 +443,18 @@ class MethodsMixin(ChatsMixin, WebhooksMixin):
 
 def _blank_to_none(value: Any) -> Any:
     return None if value in (None, "", [], {}) else value
+
+
+# BotCommandScope types and the fields each requires (Bot API, "BotCommandScope").
+_SCOPE_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "default": (),
+    "all_private_chats": (),
+    "all_group_chats": (),
+    "all_chat_administrators": (),
+    "chat": ("chat_id",),
+    "chat_administrators": ("chat_id",),
+    "chat_member": ("chat_id", "user_id"),
+}
 
 
 def _scope_key(scope: Any) -> str:

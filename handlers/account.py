@@ -13,12 +13,15 @@ from domain.eligibility import Decision, decode_reasons
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
 from domain.lifecycle import EDITABLE_STATUSES
+from domain.roles import Role, StaffMember
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
 from handlers.language import remember_language, translator_for
 from handlers.refusals import refusal_text
+from handlers.staff_menu import STAFF_COMMANDS, publish_staff_menu
 from handlers.views import ask_again, coverage_text, format_time, summary_text
 from storage.models import Application, Status
+from usecases.roles import staff_member
 
 STATUS_WORDS: dict[str, str] = {
     Status.DRAFT: N_("registration in progress"),
@@ -87,7 +90,7 @@ async def status_text(application: Application, context: Context) -> str:
         lines.append(
             _("Your place on the waiting list: number {position}.").format(position=position)
         )
-    elif application.status == Status.REJECTED and application.decision_reason:
+    elif application.status in (Status.REJECTED, Status.WITHDRAWN) and application.decision_reason:
         lines.append(_("Reason: {reason}").format(reason=escape(application.decision_reason)))
     elif application.status == Status.ENROLLED:
         lines.append(
@@ -118,6 +121,8 @@ async def status_text(application: Application, context: Context) -> str:
                 field=escape(_(field))
             )
         )
+        if application.decision_reason:
+            lines.append(_("Their note: {note}").format(note=escape(application.decision_reason)))
     elif application.status == Status.DRAFT:
         lines.append(_("Answer the question below to continue, or send /batal to cancel."))
     return "\n".join(lines)
@@ -240,7 +245,27 @@ async def help_text(update: Update, context: Context) -> None:
             _("Office: {office}").format(office=escape(context.settings.office_contact)),
         )
     )
+    member = await staff_member(
+        user_of(update).id, settings=context.settings, staff=context.services.staff
+    )
+    if member is not None:
+        text += "\n\n" + _staff_help(context, member)
+        # Their menu too: Telegram refused it while they had never opened the bot.
+        await publish_staff_menu(context.bot, context.services.catalogs, member.user_id, member)
     await message_of(update).reply_text(text, parse_mode=ParseMode.HTML)
+
+
+def _staff_help(context: Context, member: StaffMember) -> str:
+    """The staff section of /bantuan: the commands this member's role may use."""
+    _ = context._
+    role = _("admin") if member.role is Role.ADMIN else _("reviewer")
+    lines = [_("<b>For staff</b> (you are {role})").format(role=role)]
+    lines += [
+        f"/{name} – {escape(_(description))}"
+        for name, description, needed in STAFF_COMMANDS
+        if member.can(needed) and name not in ("bahasa", "bantuan")
+    ]
+    return "\n".join(lines)
 
 
 async def unknown_command(update: Update, context: Context) -> None:

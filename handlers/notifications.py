@@ -89,9 +89,12 @@ async def render(
         )
     if kind == Status.NEEDS_FIX:
         field = FIELD_LABELS.get(Step(application.fix_field or Step.ADDRESS), "")
-        return _("Staff checking your application {code} ask you to correct: {field}.").format(
+        text = _("Staff checking your application {code} ask you to correct: {field}.").format(
             code=code, field=escape(_(field))
         )
+        if application.decision_reason:
+            text += "\n" + _("Their note: {note}").format(note=escape(application.decision_reason))
+        return text
     if kind == TAKEN_OVER:
         # To the operator who registered the worker, in the operator's language.
         return _(
@@ -101,8 +104,18 @@ async def render(
     if kind == REQUALIFIED:
         return _(RESUME_TEXT)
     if kind == Status.WITHDRAWN:
-        return _("Your application {code} has been withdrawn from the programme.").format(
+        text = _("Your application {code} has been withdrawn from the programme.").format(
             code=code
+        )
+        # Staff's reason when they gave one, else who withdrew it (a notice is only written
+        # for staff decisions: a worker's own withdrawal erases their chat's notices).
+        reason = application.decision_reason or _("withdrawn by the programme's staff")
+        return (
+            text
+            + "\n"
+            + _("Reason: {reason}").format(reason=escape(reason))
+            + "\n"
+            + _("Questions? Send /bantuan.")
         )
     return _("Your application {code} has changed: send /status to see it.").format(code=code)
 

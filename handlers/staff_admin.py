@@ -10,8 +10,9 @@ from domain.roles import Role, StaffMember
 from domain.text import is_ascii_number
 from handlers.common import escape, message_of
 from handlers.context import Context
-from handlers.staff_access import named_application
-from handlers.views import format_time
+from handlers.staff_access import member_by_id, named_application
+from handlers.staff_history import history_lines
+from handlers.staff_menu import publish_staff_menu
 
 
 async def history(update: Update, context: Context, member: StaffMember) -> None:
@@ -22,12 +23,7 @@ async def history(update: Update, context: Context, member: StaffMember) -> None
     _ = context._
     events = await context.services.review.history(application_id=application.id)
     lines = [_("<b>History of {code}</b>").format(code=escape(application.code or "-"))]
-    for event in events[-40:]:
-        lines.append(
-            f"{format_time(event.at)} · {escape(event.action)} · "
-            f"{escape(event.from_status or '-')} → {escape(event.to_status or '-')} · "
-            f"{event.actor_id or '-'}" + (f" · {escape(event.reason)}" if event.reason else "")
-        )
+    lines += await history_lines(application, events[-40:], context)
     await message_of(update).reply_text("\n".join(lines)[:4000], parse_mode=ParseMode.HTML)
 
 
@@ -66,6 +62,8 @@ async def staff_list(update: Update, context: Context, member: StaffMember) -> N
         return
     if args[0] == "hapus" and len(args) == 2 and is_ascii_number(args[1]):
         removed = await services.staff.remove(user_id=int(args[1]), actor_id=member.user_id)
+        if removed:
+            await _refresh_menu(context, int(args[1]))
         await message.reply_text(
             _("Staff {user} removed.").format(user=args[1])
             if removed
@@ -117,6 +115,7 @@ async def _add_staff(
     await services.staff.put(
         user_id=user_id, role=role, kecamatan_scope=scope, actor_id=member.user_id
     )
+    await _refresh_menu(context, user_id)
     where = (
         _("Scope: {kecamatan}.").format(
             kecamatan=escape(", ".join(f"{k.name} ({k.code})" for k in found))
@@ -127,4 +126,11 @@ async def _add_staff(
     await message.reply_text(
         _("Staff {user} is now {role}.").format(user=user_id, role=role) + " " + where,
         parse_mode=ParseMode.HTML,
+    )
+
+
+async def _refresh_menu(context: Context, user_id: int) -> None:
+    """The changed member's command menu follows their role now (none: the workers' menu)."""
+    await publish_staff_menu(
+        context.bot, context.services.catalogs, user_id, await member_by_id(user_id, context)
     )

@@ -12,23 +12,26 @@ from telegram.constants import ParseMode
 
 from domain.coverage import format_month
 from domain.eligibility import DESIL_SCALE_LABELS, DesilScale, age_on, decode_reasons
-from domain.flow import FIELD_LABELS
+from domain.flow import FIELD_LABELS, Step
 from domain.i18n import N_
 from domain.lifecycle import DECIDABLE_ON_CARD, Decision, EntryPoint
 from domain.nik import InvalidNik, parse_nik
 from domain.phones import format_phone_display
 from domain.pii import hash_identifier, mask_nik
 from domain.program import relation_label
+from domain.reports import WIB, format_moment
 from domain.roles import Role, StaffMember
 from domain.text import is_ascii_number, strip_invisible
-from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.staff_access import in_scope, member_by_id
-from handlers.staff_decisions import carry_out
+from handlers.staff_decisions import cancel_row, carry_out, fix_field_picker
+from handlers.staff_queue import STAFF_STATUS_WORDS
 from handlers.views import format_date, format_time, occupation_text
 from storage.models import Application
 
+# A name score from here up is the same name (rounding aside): no flag.
+NAME_SAME = 0.999
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{1,8}-[0-9A-Z]{6}$", re.IGNORECASE)
 
 REJECT_REASONS: dict[str, str] = {
@@ -121,7 +124,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
     lines = [
         _("<b>Application {code}</b> · {status}").format(
             code=escape(application.code or "-"),
-            status=escape(_(account.STATUS_WORDS.get(application.status, application.status))),
+            status=escape(_(STAFF_STATUS_WORDS.get(application.status, application.status))),
         ),
         f"{_('Name')}: {escape(application.nama or '-')}",
         f"NIK: <code>{escape(shown_nik)}</code> ({application.jenis_kelamin or '-'})",
@@ -162,7 +165,9 @@ async def card_text(application: Application, context: Context, member: StaffMem
         )
     if flags.same_phone:
         risks.append(
-            _("same phone number on {count} other application(s)").format(count=flags.same_phone)
+            _("same phone number as {count} other person(s) (other NIKs)").format(
+                count=flags.same_phone
+            )
         )
     if flags.nik_attempts > 1:
         risks.append(
@@ -176,8 +181,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
                 count=flags.nik_other_accounts
             )
         )
-    if flags.name_score is not None and flags.name_score < 0.999:
-        risks.append(_("name differs slightly from DTSEN"))
+    risks += name_flags(flags.name_score, context)
     if application.identity_mismatch_at is not None:
         # The worker's corrections failed the check until the daily limit: data unchanged.
         risks.append(_("identity correction did not match DTSEN"))
@@ -202,6 +206,7 @@ async def card_text(application: Application, context: Context, member: StaffMem
         lines.append("⚠️ " + _("Risk flags: {flags}").format(flags="; ".join(risks)))
     lines += cover_lines(application, context)
     lines.extend(await override_lines(application, context))
+    lines += await nik_history_lines(application, context)
     if application.decided_at is not None:
         lines.append(
             _("Last decision by {actor} at {when}").format(
@@ -275,6 +280,40 @@ async def override_lines(application: Application, context: Context) -> list[str
             actor=event.actor_id or "-", reason=escape(event.reason or "-")
         )
     ]
+
+
+def name_flags(score: float | None, context: Context) -> list[str]:
+    """ "Slightly different" only for a name that passed the match threshold without being
+    the same; below the threshold the card says so plainly, with both percentages."""
+    if score is None or score >= NAME_SAME:
+        return []
+    _ = context._
+    threshold = context.settings.program_name_match_threshold
+    if score >= threshold:
+        return [_("name differs slightly from DTSEN")]
+    return [
+        _("name differs from DTSEN: {score}% alike, {threshold}% needed").format(
+            score=round(score * 100), threshold=round(threshold * 100)
+        )
+    ]
+
+
+async def nik_history_lines(application: Application, context: Context) -> list[str]:
+    """Earlier applications of this NIK that were rejected, withdrawn, cancelled or found not
+    eligible, with the date (WIB) and the reason."""
+    earlier = await context.services.review.earlier_of_nik(application=application)
+    if not earlier:
+        return []
+    _ = context._
+    lines = ["📜 " + _("Earlier applications with this NIK:")]
+    for entry in earlier:
+        when = format_moment(entry.at, WIB)[:10]
+        words = STAFF_STATUS_WORDS.get(entry.status)
+        line = f"• <code>{escape(entry.code)}</code> · {escape(_(words) if words else '-')} {when}"
+        if entry.reason:
+            line += " · " + escape(entry.reason)
+        lines.append(line)
+    return lines
 
 
 def card_buttons(application: Application, context: Context) -> InlineKeyboardMarkup | None:
@@ -373,6 +412,7 @@ async def _ask_reject_reason(press: Press) -> None:
     rows.append(
         [InlineKeyboardButton(_("✍️ Type a reason"), callback_data=f"sv:rt:{application_id}")]
     )
+    rows.append(cancel_row(application_id, press.context))
     await press.message.reply_text(
         _("Why is {code} rejected?").format(code=press.application.code),
         reply_markup=InlineKeyboardMarkup(rows),
@@ -406,14 +446,39 @@ async def _await_typed_reason(press: Press) -> None:
 
 async def _ask_fix_field(press: Press) -> None:
     await answer_query(press.query)
-    _ = press.context._
-    application_id = press.application_id
-    rows = [
-        [InlineKeyboardButton(_(label), callback_data=f"sv:ff:{application_id}:{field}")]
-        for field, label in FIELD_LABELS.items()
-    ]
     await press.message.reply_text(
-        _("Which field must the worker correct?"), reply_markup=InlineKeyboardMarkup(rows)
+        press.context._("Which field must the worker correct?"),
+        reply_markup=fix_field_picker(press.application_id, press.context),
+    )
+
+
+async def _ask_fix_note(press: Press) -> None:
+    """A field was chosen: the reviewer may type a note the worker reads with the request."""
+    if press.extra not in FIELD_LABELS:
+        await press.no_longer_active()
+        return
+    await answer_query(press.query)
+    _ = press.context._
+    services = press.context.services
+    await services.staff.await_note(
+        user_id=press.member.user_id,
+        application_id=press.application_id,
+        status_read=press.application.status,
+        field=press.extra,
+        now=services.clock(),
+    )
+    send = InlineKeyboardButton(
+        _("✅ Send without a note"),
+        callback_data=f"sv:fs:{press.application_id}:{press.extra}",
+    )
+    await press.message.reply_text(
+        _(
+            "{code}: the worker will be asked to correct {field}. Type a note for them (what "
+            "is wrong, what to send), or send the request without one."
+        ).format(code=press.application.code, field=_(FIELD_LABELS[Step(press.extra)])),
+        reply_markup=InlineKeyboardMarkup(
+            [[send], cancel_row(press.application_id, press.context)]
+        ),
     )
 
 
@@ -422,6 +487,11 @@ async def _ask_for_fix(press: Press) -> None:
         await press.no_longer_active()
         return
     await press.decide(Decision.FIX, field=press.extra)
+
+
+async def _cancel(press: Press) -> None:
+    await answer_query(press.query)
+    await press.message.reply_text(press.context._("Cancelled: nothing was sent to the worker."))
 
 
 async def _skip(press: Press) -> None:
@@ -454,7 +524,9 @@ CARD_BUTTONS: dict[str, Callable[[Press], Coroutine[Any, Any, None]]] = {
     "rr": _reject_with_listed_reason,
     "rt": _await_typed_reason,
     "fx": _ask_fix_field,
-    "ff": _ask_for_fix,
+    "ff": _ask_fix_note,
+    "fs": _ask_for_fix,
+    "cx": _cancel,
     "sk": _skip,
     "nx": _next,
 }

@@ -7,18 +7,20 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import ApplicationHandlerStop
 
+from domain.fix_fields import read_fix_field
 from domain.flow import FIELD_LABELS
 from domain.lifecycle import Decision, EntryPoint
 from domain.roles import StaffMember
 from domain.text import clean_free_text
-from handlers import account
 from handlers.common import answer_query, escape, message_of
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.staff_access import in_scope, member_of, named_application
+from handlers.staff_queue import STAFF_STATUS_WORDS
 from handlers.views import format_time
+from storage.models import StaffPendingInput
 from storage.review import Result
-from storage.staff import AWAIT_REASON
+from storage.staff import AWAIT_NOTE_PREFIX, AWAIT_REASON
 from usecases.decisions import Decided, FreedPlaceOffer, decide
 
 # A staff reason the worker reads (rejection, withdrawal), after the free-text rule.
@@ -54,17 +56,40 @@ async def withdraw_command(update: Update, context: Context, member: StaffMember
 
 
 async def fix_command(update: Update, context: Context, member: StaffMember) -> None:
-    """/perbaiki NUMBER FIELD."""
+    """/perbaiki NUMBER [FIELD [NOTE]]: FIELD in Indonesian ("alamat", "tgl lahir") or as the
+    step's name; the rest is a note the worker reads. No or an unknown FIELD: the field buttons."""
     args = context.args or []
-    fields = ", ".join(FIELD_LABELS)
-    if len(args) != 2 or args[1] not in FIELD_LABELS:
+    read = read_fix_field(args[1:]) if len(args) > 1 else None
+    if read is None:
+        application = await named_application(update, context, member)
+        if application is None or application.id is None:
+            return
+        _ = context._
         await message_of(update).reply_text(
-            context._("Usage: /perbaiki NUMBER FIELD, where FIELD is one of: {fields}").format(
-                fields=fields
-            )
+            (_("I don't know that field. ") if len(args) > 1 else "")
+            + _("Which field must the worker correct in {code}?").format(code=application.code),
+            reply_markup=fix_field_picker(application.id, context),
         )
         return
-    await _command(update, context, member, Decision.FIX, field=args[1])
+    field, rest = read
+    note = clean_free_text(" ".join(rest))[:REASON_MAX] or None
+    await _command(update, context, member, Decision.FIX, reason=note, field=field)
+
+
+def fix_field_picker(application_id: int, context: Context) -> InlineKeyboardMarkup:
+    """A button per field a worker can be asked to correct, and Batal."""
+    _ = context._
+    rows = [
+        [InlineKeyboardButton(_(label), callback_data=f"sv:ff:{application_id}:{field}")]
+        for field, label in FIELD_LABELS.items()
+    ]
+    rows.append(cancel_row(application_id, context))
+    return InlineKeyboardMarkup(rows)
+
+
+def cancel_row(application_id: int, context: Context) -> list[InlineKeyboardButton]:
+    """The Batal row of a picker: nothing is decided or sent."""
+    return [InlineKeyboardButton(context._("✖️ Cancel"), callback_data=f"sv:cx:{application_id}")]
 
 
 async def _command(
@@ -106,7 +131,9 @@ async def typed_reason(update: Update, context: Context) -> None:
         return
     services = context.services
     pending = await services.staff.pending_input(user_id=user.id, now=services.clock())
-    if pending is None or pending.awaiting != AWAIT_REASON:
+    if pending is None or not (
+        pending.awaiting == AWAIT_REASON or pending.awaiting.startswith(AWAIT_NOTE_PREFIX)
+    ):
         return
     message = message_of(update)
     member = await member_of(update, context)
@@ -121,6 +148,9 @@ async def typed_reason(update: Update, context: Context) -> None:
     reason = clean_free_text(message.text or "")[:REASON_MAX]
     if not reason:
         return
+    if pending.awaiting.startswith(AWAIT_NOTE_PREFIX):
+        await _fix_with_note(update, context, member, pending, reason)
+        raise ApplicationHandlerStop
     held = await services.staff.hold_reason(
         user_id=user.id, token=pending.token, reason=reason, now=services.clock()
     )
@@ -143,6 +173,34 @@ async def typed_reason(update: Update, context: Context) -> None:
         ),
     )
     raise ApplicationHandlerStop
+
+
+async def _fix_with_note(
+    update: Update,
+    context: Context,
+    member: StaffMember,
+    pending: StaffPendingInput,
+    note: str,
+) -> None:
+    """The typed note of a fix request: the fix is sent with it, from the status then seen."""
+    services = context.services
+    taken = await services.staff.take_note(
+        user_id=member.user_id, token=pending.token, now=services.clock()
+    )
+    if taken is None:
+        return
+    await carry_out(
+        update.update_id,
+        message_of(update),
+        context,
+        member,
+        taken.application_id,
+        Decision.FIX,
+        EntryPoint.CARD,
+        status_seen=taken.status_read,
+        reason=note,
+        field=taken.awaiting.removeprefix(AWAIT_NOTE_PREFIX),
+    )
 
 
 async def reason_confirmation(update: Update, context: Context, member: StaffMember) -> None:
@@ -260,7 +318,7 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
             "Nothing changed: {code} is already {status} (decided by {actor} at {when})."
         ).format(
             code=code,
-            status=escape(_(account.STATUS_WORDS.get(application.status, application.status))),
+            status=escape(_(STAFF_STATUS_WORDS.get(application.status, application.status))),
             actor=application.decided_by or "-",
             when=when,
         )
@@ -276,12 +334,17 @@ def outcome_text(decided: Decided, decision: Decision, context: Context) -> str:
         return _("❌ {code} rejected. The worker will be told the reason.").format(code=code)
     if decision is Decision.WITHDRAW:
         return _("{code} withdrawn from the programme; its place is free.").format(code=code)
-    return _("✏️ {code} sent back to the worker to correct.").format(code=code)
+    text = _("✏️ {code} sent back to the worker to correct.").format(code=code)
+    if application.decision_reason:
+        text += "\n" + _("Note to the worker: {note}").format(
+            note=escape(application.decision_reason)
+        )
+    return text
 
 
 async def offer_freed_place(context: Context, offer: FreedPlaceOffer) -> None:
-    """A place came free: tell every staff member who was promoted into it, or offer them the
-    first waiting application with a one-tap Approve (PROGRAM_WAITLIST_PROMOTION=staff)."""
+    """A place came free: tell every staff member why, and who was promoted into it, or offer
+    them the first waiting one with a one-tap Approve (PROGRAM_WAITLIST_PROMOTION=staff)."""
     _ = context._
     markup = None
     if offer.promoted:
@@ -301,6 +364,16 @@ async def offer_freed_place(context: Context, offer: FreedPlaceOffer) -> None:
                 ]
             ]
         )
+    if offer.freed_code and offer.by_worker:
+        why = _("{code} left the programme: consent withdrawn by the worker.").format(
+            code=offer.freed_code
+        )
+        text = why + "\n" + text
+    elif offer.freed_code:
+        why = _("{code} was withdrawn from the programme by staff.").format(code=offer.freed_code)
+        if offer.reason:
+            why += " " + _("Reason: {reason}").format(reason=offer.reason)
+        text = why + "\n" + text
     for user_id in offer.recipients:
         try:
             await context.bot.send_message(user_id, text, reply_markup=markup)

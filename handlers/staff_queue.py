@@ -6,6 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
 from domain.budget import local_today
+from domain.i18n import N_
 from domain.lifecycle import Status
 from domain.roles import StaffMember
 from domain.text import is_ascii_number
@@ -15,6 +16,11 @@ from handlers.context import Context
 from handlers.views import format_time
 
 PAGE_SIZE = 10
+# Status words as staff read them: a fix is awaited from the worker, not from the reader.
+STAFF_STATUS_WORDS: dict[str, str] = {
+    **account.STATUS_WORDS,
+    Status.NEEDS_FIX: N_("waiting for the worker's correction"),
+}
 # The order of the counts line: the queue first, then where applications end up.
 COUNTED = (
     Status.PENDING,
@@ -58,7 +64,7 @@ async def _queue_page(
     lines = [
         _("<b>Applications</b>"),
         " · ".join(
-            f"{escape(_(account.STATUS_WORDS[status]))}: {counts.get(status, 0)}"
+            f"{escape(_(STAFF_STATUS_WORDS[status]))}: {counts.get(status, 0)}"
             for status in COUNTED
         ),
         _("Places: {taken} of {quota}").format(taken=ledger.placed, quota=ledger.quota_now(today)),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from domain.annex import AnnexRow
 from domain.budget import WIB, local_today
 from domain.exports import ExportRow
 from domain.lifecycle import PLACE_HOLDING
+from domain.pii import digest_key
 from storage.engine import Database
-from storage.models import Application, Status
+from storage.models import Application, DtsenRecord, Status
 
 __all__ = ["BATCH_ROWS", "ExportRepository", "ExportRow"]
 
@@ -34,7 +37,27 @@ _COLUMNS = (
     col(Application.heir_name),
     col(Application.heir_relation),
     col(Application.code),
+    col(Application.kpj_number),
+    col(Application.nik_hash),
 )
+
+
+async def _dtsen_names(session: AsyncSession, nik_hashes: Sequence[str | None]) -> dict[str, str]:
+    """The DTSEN name of each NIK (by its blind index, hex as applications keep it) that the
+    extract in service holds: one query per batch, by the short integer key, then the digest."""
+    digests = {}
+    for value in nik_hashes:
+        with contextlib.suppress(ValueError, TypeError):
+            digests[bytes.fromhex(value or "")] = value or ""
+    digests.pop(b"", None)
+    if not digests:
+        return {}
+    table = DtsenRecord.__table__  # type: ignore[attr-defined]
+    query = sa.select(table.c.nik_hash, table.c.nama).where(
+        table.c.nik_key.in_({digest_key(digest) for digest in digests})
+    )
+    rows = (await session.execute(query)).all()
+    return {digests[row.nik_hash]: row.nama for row in rows if row.nik_hash in digests}
 
 
 class ExportRepository:
@@ -64,6 +87,7 @@ class ExportRepository:
                     .limit(batch_rows)
                 )
                 batch = (await session.execute(query)).all()
+                names = await _dtsen_names(session, [row.nik_hash for row in batch])
                 for row in batch:
                     yield ExportRow(
                         nik=row.nik or "",
@@ -79,6 +103,8 @@ class ExportRepository:
                         heir_name=row.heir_name or "",
                         heir_relation=row.heir_relation or "",
                         code=row.code or "",
+                        kpj=row.kpj_number or "",
+                        nama_dtsen=names.get(row.nik_hash or "", ""),
                     )
                 if len(batch) < batch_rows:
                     return

@@ -80,13 +80,32 @@ class QueueEntry:
 class RiskFlags:
     """Signals a reviewer should see before deciding."""
 
-    same_phone: int  # other live applications with this phone number
+    same_phone: int  # other people (other NIKs) whose applications give this phone number
     # Distinct NIKs tried from this Telegram account (within the daily limit: NIKs refused by
     # it are not kept; erased ones count until they are deleted, a day later).
     nik_attempts: int
     name_score: float | None
     # Other Telegram accounts that typed this application's NIK (a second claim on it).
     nik_other_accounts: int = 0
+
+
+def fix_audit(field: str | None, note: str | None) -> str | None:
+    """A fix's audit reason: the field, then the note to the worker ("address: RT missing")."""
+    return f"{field}: {note}" if note else field
+
+
+# Applications that ended without a place: what a reviewer should see of a NIK's past.
+ENDED_STATUSES = (Status.REJECTED, Status.WITHDRAWN, Status.CANCELLED, Status.INELIGIBLE)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier application of the same NIK: its number, how and when it ended, and why."""
+
+    code: str
+    status: str
+    at: datetime
+    reason: str | None
 
 
 class ReviewRepository:
@@ -193,11 +212,15 @@ class ReviewRepository:
         async with self._db.read() as session:
             same_phone = 0
             if application.phone:
-                query = select(func.count()).where(
+                # Other people: the worker's own earlier attempts (the same NIK) do not count.
+                query = select(func.count(func.distinct(Application.nik_hash))).where(
                     col(Application.phone) == application.phone,
                     col(Application.id) != application.id,
                     col(Application.status).not_in((Status.DRAFT, Status.CANCELLED)),
+                    col(Application.nik_hash).is_not(None),
                 )
+                if application.nik_hash:
+                    query = query.where(col(Application.nik_hash) != application.nik_hash)
                 same_phone = int((await session.execute(query)).scalar_one())
             attempts_query = select(func.count(func.distinct(NikAttempt.nik_hash))).where(
                 col(NikAttempt.telegram_user_id) == application.telegram_user_id,
@@ -221,6 +244,40 @@ class ReviewRepository:
             name_score=application.name_score,
             nik_other_accounts=others,
         )
+
+    async def earlier_of_nik(self, *, application: Application, limit: int = 5) -> list[Earlier]:
+        """Other applications of the same NIK that ended (rejected, withdrawn, cancelled, not
+        eligible), newest first: a NIK applying again after a refusal is visible."""
+        if not application.nik_hash:
+            return []
+        async with self._db.read() as session:
+            query = (
+                sa.select(
+                    col(Application.code),
+                    col(Application.status),
+                    col(Application.decided_at),
+                    col(Application.updated_at),
+                    col(Application.decision_reason),
+                )
+                .where(
+                    col(Application.nik_hash) == application.nik_hash,
+                    col(Application.id) != application.id,
+                    col(Application.status).in_(ENDED_STATUSES),
+                )
+                .order_by(col(Application.id).desc())
+                .limit(limit)
+            )
+            rows = (await session.execute(query)).all()
+        return [
+            Earlier(
+                code=row[0] or "-",
+                status=str(row[1]),
+                at=row[2] or row[3],
+                # A fix note or a reason of a cancelled draft is not why it ended.
+                reason=row[4] if row[1] in (Status.REJECTED, Status.WITHDRAWN) else None,
+            )
+            for row in rows
+        ]
 
     async def history(self, *, application_id: int) -> list[AuditEvent]:
         """The audit trail of one application, oldest first."""
@@ -369,7 +426,8 @@ class ReviewRepository:
                 "decided_at": now,
                 "updated_at": now,
             }
-            if decision in (Decision.REJECT, Decision.WITHDRAW):
+            if decision in (Decision.REJECT, Decision.WITHDRAW, Decision.FIX):
+                # For a fix, the reviewer's note to the worker (or none).
                 values["decision_reason"] = reason
             if decision is Decision.FIX:
                 values.update(fix_field=fix_field, step=fix_field, return_to_summary=True)
@@ -397,7 +455,7 @@ class ReviewRepository:
                     application_id=application_id,
                     from_status=before,
                     to_status=target,
-                    reason=reason or fix_field,
+                    reason=fix_audit(fix_field, reason) if decision is Decision.FIX else reason,
                 )
             )
             if application.chat_id is not None:  # None: nobody has taken it over on Telegram

@@ -17,6 +17,8 @@ from storage.models import AuditEvent, Staff, StaffPendingInput
 PENDING_INPUT_TTL = timedelta(minutes=10)
 AWAIT_REASON = "reason"
 AWAIT_CONFIRM = "confirm"
+# A reviewer's note for a fix request: "f:" and the field (awaiting holds 16 characters).
+AWAIT_NOTE_PREFIX = "f:"
 
 
 class StaffRepository:
@@ -145,6 +147,50 @@ class StaffRepository:
             )
         if waiting is not None:
             waiting.add(user_id)
+
+    async def await_note(
+        self, *, user_id: int, application_id: int, status_read: str, field: str, now: datetime
+    ) -> str:
+        """Wait for this member's typed note to the worker with a fix of `field` (replacing
+        anything awaited before); returns the token for the "send without a note" button."""
+        waiting = None if self._shared else await self._waiting_users()
+        token = secrets.token_hex(4)
+        async with self._db.write() as session, session.begin():
+            row = await session.get(StaffPendingInput, user_id)
+            if row is not None:
+                await session.delete(row)
+                await session.flush()
+            session.add(
+                StaffPendingInput(
+                    telegram_user_id=user_id,
+                    awaiting=AWAIT_NOTE_PREFIX + field,
+                    application_id=application_id,
+                    status_read=status_read,
+                    token=token,
+                    created_at=now,
+                )
+            )
+        if waiting is not None:
+            waiting.add(user_id)
+        return token
+
+    async def take_note(
+        self, *, user_id: int, token: str, now: datetime
+    ) -> StaffPendingInput | None:
+        """The typed note arrived: end the wait and return it, if it is this live entry."""
+        async with self._db.write() as session, session.begin():
+            row = await session.get(StaffPendingInput, user_id)
+            if row is None:
+                return None
+            taken = await session.execute(
+                sa.delete(StaffPendingInput).where(
+                    col(StaffPendingInput.telegram_user_id) == user_id,
+                    col(StaffPendingInput.token) == token,
+                    col(StaffPendingInput.awaiting).startswith(AWAIT_NOTE_PREFIX),
+                    col(StaffPendingInput.created_at) >= now - PENDING_INPUT_TTL,
+                )
+            )
+            return row if getattr(taken, "rowcount", 0) == 1 else None
 
     async def drop_expired_inputs(self, *, now: datetime) -> int:
         """Delete waits that expired (a typed reason may hold personal data); returns how many."""

@@ -116,6 +116,8 @@ FORGED_DATA = (
     "sv:rr:1:documents",
     "sv:rr:2:nonsense",
     "sv:ff:1:nik",
+    "sv:fs:1:nik",
+    "sv:cx:1",
     "sv:fx:abc",
     "sv:nx:1",
     "sv:sk:1",
@@ -633,6 +635,9 @@ class BotMachine(RuleBasedStateMachine):
         elif action == "fx":
             field_name = rng.choice(sorted(FIELD_LABELS))
             self.step(lambda: self.press(reviewer, f"sv:ff:{card_id}:{field_name}"))
+            # Then a typed note (staff_types) or, here, the request without one.
+            if rng.random() < 0.5:
+                self.step(lambda: self.press(reviewer, f"sv:fs:{card_id}:{field_name}"))
 
     @rule(reviewer=st.sampled_from(STAFF), text=st.sampled_from(MARKUP_TEXT))
     def staff_types(self, reviewer: int, text: str) -> None:

@@ -179,8 +179,8 @@ def test_csv_row_holds_formatted_values() -> None:
 
     assert row == {
         "NIK": "3275011708850001",
+        "NO_KPJ": "",
         "NAMA": "Budi Santoso",
-        "TEMPAT_LAHIR": "",
         "TANGGAL_LAHIR": "07-08-1985",
         "JENIS_KELAMIN": "L",
         "ALAMAT": "Jl. Melati No. 5",
@@ -236,7 +236,7 @@ def test_xlsx_keeps_nik_as_sixteen_digit_text(tmp_path: Path) -> None:
     assert row[COLUMNS.index("NO_HP")].value == "081234567890"
     assert row[COLUMNS.index("TANGGAL_LAHIR")].value == "07-08-1985"
     assert row[COLUMNS.index("PROGRAM")].value == "JKK+JKM"
-    assert row[COLUMNS.index("TEMPAT_LAHIR")].value is None  # empty: the bot never asks it
+    assert "TEMPAT_LAHIR" not in COLUMNS  # no source holds it: no always-empty column
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 

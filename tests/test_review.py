@@ -94,8 +94,10 @@ async def test_reviewer_approves_from_the_card_and_the_worker_is_told(harness: H
     assert await status_of(harness, code) == Status.APPROVED
     await reviewer.send(f"/riwayat {code}")
     trail = await reviewer.expect(r"Riwayat")
-    assert "submit" in trail.text
-    assert f"pending → approved · {REVIEWER}" in trail.text
+    assert "dikirim oleh pekerja" in trail.text
+    assert f"disetujui oleh {REVIEWER} (peninjau)" in trail.text
+    assert "pending" not in trail.text
+    assert "WIB" in trail.text
 
 
 async def test_reviewer_rejects_with_a_listed_reason(harness: Harness) -> None:
@@ -303,6 +305,8 @@ async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     await reviewer.press("✏️ Perlu perbaikan")
     await reviewer.expect(r"Bagian mana")
     await reviewer.press("Alamat")
+    await reviewer.expect(r"Ketik catatan")
+    await reviewer.press("✅ Kirim tanpa catatan")
     await reviewer.expect(r"dikembalikan")
     await worker.expect(r"memperbaiki: Alamat")
     await worker.expect(r"\(7/9\) Kirim alamat")
@@ -490,7 +494,7 @@ async def test_reviewer_withdrawal_is_refused_and_the_approval_stands(harness: H
         assert (await session.execute(sa.select(Notification))).scalars().all() == []
 
 
-@pytest.mark.parametrize("data", ["sv:rr:{id}:not_informal", "sv:ff:{id}:address"])
+@pytest.mark.parametrize("data", ["sv:rr:{id}:not_informal", "sv:fs:{id}:address"])
 async def test_reviewer_cannot_take_back_an_approval_with_a_card_button(
     harness: Harness, data: str
 ) -> None:
@@ -523,6 +527,8 @@ FORGED_STAFF_BUTTONS = [
     "sv:rt:{id}",
     "sv:fx:{id}",
     "sv:ff:{id}:address",
+    "sv:fs:{id}:address",
+    "sv:cx:{id}",
     "sv:sk:{id}",
     "sv:nx:{id}",
     "sr:ok:{id}",

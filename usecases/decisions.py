@@ -28,6 +28,11 @@ class FreedPlaceOffer:
     recipients: tuple[int, ...]
     application_id: int = 0
     promoted: bool = False
+    # Why the place came free: the withdrawn application, and the withdrawing side's reason
+    # (staff's /tarik) or, without one, the kind of withdrawal (the worker's own consent).
+    freed_code: str | None = None
+    reason: str | None = None
+    by_worker: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,15 +96,25 @@ async def decide(
     if outcome.result is Result.DONE and decision is Decision.APPROVE:
         taken = ledger.placed
     # The freed place went to the waiting list inside the decision (within the money left).
-    offer = await freed_place_offer(staff, settings, outcome.filled)
+    freed = outcome.application.code if outcome.application is not None else None
+    offer = await freed_place_offer(
+        staff, settings, outcome.filled, freed_code=freed, reason=reason
+    )
     return Decided(outcome, quota, taken, offer)
 
 
 async def freed_place_offer(
-    staff: StaffRepository, settings: Settings, filled: Filled | None
+    staff: StaffRepository,
+    settings: Settings,
+    filled: Filled | None,
+    *,
+    freed_code: str | None = None,
+    reason: str | None = None,
+    by_worker: bool = False,
 ) -> FreedPlaceOffer | None:
     """What staff hear of freed places: the worker promoted into one, or the first waiting one
-    offered with a button; None when nobody waits (or no place was freed)."""
+    offered with a button; None when nobody waits (or no place was freed). `freed_code`,
+    `reason` and `by_worker` say why the place came free."""
     if filled is None:
         return None
     if filled.promoted:
@@ -110,5 +125,11 @@ async def freed_place_offer(
         return None
     recipients = set(settings.staff_ids) | {row.telegram_user_id for row in await staff.all()}
     return FreedPlaceOffer(
-        waiting.code, tuple(sorted(recipients)), waiting.application_id, promoted
+        waiting.code,
+        tuple(sorted(recipients)),
+        waiting.application_id,
+        promoted,
+        freed_code,
+        reason,
+        by_worker,
     )

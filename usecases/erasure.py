@@ -51,7 +51,13 @@ async def erase(
     )
     applications.forget(user_id=user_id)
     languages.pop(user_id, None)
-    offer = await freed_place_offer(staff, settings, erasure.filled)
+    offer = await freed_place_offer(
+        staff,
+        settings,
+        erasure.filled,
+        freed_code=erasure.withdrawn_codes[0] if erasure.withdrawn_codes else None,
+        by_worker=True,
+    )
     return Erased(
         kept_for_deregistration=erasure.kept_for_deregistration,
         withdrawn_codes=erasure.withdrawn_codes,

@@ -20,3 +20,10 @@ async def staff_member(
         stored_role=stored.role if stored else None,
         stored_scope=stored.kecamatan_scope if stored else None,
     )
+
+
+async def every_staff_member(*, settings: Settings, staff: StaffRepository) -> list[StaffMember]:
+    """Everyone who is staff now, from settings and the staff table, by id."""
+    ids = set(settings.staff_ids) | {row.telegram_user_id for row in await staff.all()}
+    members = [await staff_member(uid, settings=settings, staff=staff) for uid in sorted(ids)]
+    return [member for member in members if member is not None]
