@@ -40,11 +40,15 @@ from handlers import (
     staff_reports,
 )
 from handlers.context import BotData, Context, Services
+from handlers.flood import per_process_limit
+from handlers.scheduling import JobCallback, once_across_processes
 from storage.applications import ApplicationRepository
+from storage.card_leases import CardLeaseRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
+from storage.jobs import JobClaims
 from storage.notifications import NotificationRepository
 from storage.opening import open_database
 from storage.preferences import PreferenceRepository
@@ -93,6 +97,8 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         reports=ReportRepository(database),
         exports=ExportRepository(database),
         deregistrations=DeregistrationRepository(database),
+        card_leases=CardLeaseRepository(database),
+        jobs=JobClaims(database),
     )
 
 
@@ -147,28 +153,25 @@ def build_application(
 
 
 def schedule_jobs(application: RentanApp, settings: Settings) -> None:
-    """Reminders and retention run on PTB's JobQueue (started with the application)."""
+    """Reminders, retention and deliveries run on PTB's JobQueue (started with the
+    application), each tick by one process only when several share the database."""
     job_queue = application.job_queue
     if job_queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
-    job_queue.run_repeating(
-        housekeeping.tidy_drafts,
-        interval=settings.housekeeping_interval_seconds,
-        first=settings.housekeeping_interval_seconds,
-        name="tidy-drafts",
-    )
+
+    def repeat(job: JobCallback, name: str, interval: int, first: int) -> None:
+        callback = once_across_processes(job, name=name, interval=interval)
+        job_queue.run_repeating(callback, interval=interval, first=first, name=name)
+
+    housekeeping_every = settings.housekeeping_interval_seconds
+    repeat(housekeeping.tidy_drafts, "tidy-drafts", housekeeping_every, housekeeping_every)
     # Cheap (one indexed query) and idempotent, so it runs with housekeeping, not once a day.
-    job_queue.run_repeating(
-        housekeeping.check_cover,
-        interval=settings.housekeeping_interval_seconds,
-        first=settings.housekeeping_interval_seconds,
-        name="check-cover",
-    )
-    job_queue.run_repeating(
+    repeat(housekeeping.check_cover, "check-cover", housekeeping_every, housekeeping_every)
+    repeat(
         notifications.deliver_notifications,
-        interval=settings.notification_interval_seconds,
-        first=1,
-        name="deliver-notifications",
+        "deliver-notifications",
+        settings.notification_interval_seconds,
+        1,
     )
 
 
@@ -177,7 +180,7 @@ def register_handlers(
 ) -> None:
     """Every handler, in the order a worker meets them."""
     flood = common.FloodGuard(
-        limit=settings.flood_max_updates,
+        limit=per_process_limit(settings.flood_max_updates, settings.bot_processes),
         window=settings.flood_window_seconds,
         exempt=settings.staff_ids,
     )
