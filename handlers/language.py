@@ -4,8 +4,9 @@ stored preference, read through this process's cache of preferences.
 The cache is a polling process's only: it is the token's one consumer, so every /bahasa goes
 through it. Several webhook processes (`Services.shared`) each see only some of a user's
 updates, so a choice made through one must be read by the others: they read the preference on
-every update (one primary-key read: 0.9 ms on PostgreSQL, measured on a busy 2-core machine) and keep the cache only for the
-flood guard and the error handler, which must not touch the database."""
+every update (one primary-key read: 0.9 ms on PostgreSQL, measured on a busy 2-core machine)
+and keep the cache only for the flood guard and the error handler, which must not touch the
+database."""
 
 from __future__ import annotations
 
