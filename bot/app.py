@@ -45,12 +45,16 @@ from handlers import (
     staff_reports,
 )
 from handlers.context import BotData, Context, Services
+from handlers.flood import per_process_limit
+from handlers.scheduling import JobCallback, once_across_processes
 from storage.appeals import AppealRepository
 from storage.applications import ApplicationRepository
+from storage.card_leases import CardLeaseRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
+from storage.jobs import JobClaims
 from storage.notifications import NotificationRepository
 from storage.opening import open_database
 from storage.operators import OperatorRepository
@@ -104,6 +108,8 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         deregistrations=DeregistrationRepository(database),
         operators=OperatorRepository(database),
         appeals=AppealRepository(database),
+        card_leases=CardLeaseRepository(database),
+        jobs=JobClaims(database),
     )
 
 
@@ -158,31 +164,30 @@ def build_application(
 
 
 def schedule_jobs(application: RentanApp, settings: Settings) -> None:
-    """Reminders and retention run on PTB's JobQueue (started with the application)."""
+    """Reminders, retention and deliveries run on PTB's JobQueue (started with the
+    application), each tick by one process only when several share the database."""
     job_queue = application.job_queue
     if job_queue is None:
         raise RuntimeError("python-telegram-bot[job-queue] is required")
-    job_queue.run_repeating(
-        housekeeping.tidy_drafts,
-        interval=settings.housekeeping_interval_seconds,
-        first=settings.housekeeping_interval_seconds,
-        name="tidy-drafts",
-    )
+
+    def repeat(job: JobCallback, name: str, interval: int, first: int) -> None:
+        callback = once_across_processes(job, name=name, interval=interval)
+        job_queue.run_repeating(callback, interval=interval, first=first, name=name)
+
+    housekeeping_every = settings.housekeeping_interval_seconds
+    repeat(housekeeping.tidy_drafts, "tidy-drafts", housekeeping_every, housekeeping_every)
     # Cheap (one indexed query) and idempotent, so it runs with housekeeping, not once a day.
-    job_queue.run_repeating(
-        housekeeping.check_cover,
-        interval=settings.housekeeping_interval_seconds,
-        first=settings.housekeeping_interval_seconds,
-        name="check-cover",
-    )
-    job_queue.run_repeating(
+    repeat(housekeeping.check_cover, "check-cover", housekeeping_every, housekeeping_every)
+    repeat(
         notifications.deliver_notifications,
-        interval=settings.notification_interval_seconds,
-        first=1,
-        name="deliver-notifications",
+        "deliver-notifications",
+        settings.notification_interval_seconds,
+        1,
     )
     # Overdue appeals go to the admins once a day, at 08:00 WIB (each appeal only once).
-    job_queue.run_daily(appeals.escalate_appeals, time=APPEAL_ESCALATION_TIME, name="appeals")
+    # Daily, claimed like the others (the escalation itself is also compare-and-set per appeal).
+    escalate = once_across_processes(appeals.escalate_appeals, name="appeals", interval=24 * 3600)
+    job_queue.run_daily(escalate, time=APPEAL_ESCALATION_TIME, name="appeals")
 
 
 def register_handlers(
@@ -190,7 +195,7 @@ def register_handlers(
 ) -> None:
     """Every handler, in the order a worker meets them."""
     flood = common.FloodGuard(
-        limit=settings.flood_max_updates,
+        limit=per_process_limit(settings.flood_max_updates, settings.bot_processes),
         window=settings.flood_window_seconds,
         exempt=settings.staff_ids,
     )

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    # How many webhook processes share the updates (behind a round-robin proxy, on one
+    # PostgreSQL): each admits FLOOD_MAX_UPDATES / BOT_PROCESSES of an account's updates per
+    # window (handlers.flood). Polling is always one process.
+    bot_processes: int = Field(default=1, ge=1, le=64)
 
     @field_validator("admin_ids", "reviewer_ids", "cpu_affinity", mode="before")
     @classmethod
@@ -263,6 +267,14 @@ class Settings(BaseSettings):
         if value:
             budget_rules.parse_month(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_processes(self) -> Settings:
+        if self.bot_processes > 1 and not self.webhook_url:
+            raise ValueError(
+                "BOT_PROCESSES above 1 needs WEBHOOK_URL: only one process may poll a token"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_age_range(self) -> Settings:

@@ -13,13 +13,14 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from config.catalogs import Catalogs, Translator
 from config.settings import Settings
 from domain.regions import Regions
-from handlers.card_leases import CardLeases
 from storage.appeals import AppealRepository
 from storage.applications import ApplicationRepository
+from storage.card_leases import CardLeaseRepository
 from storage.deregistration import DeregistrationRepository
 from storage.dtsen.records import DtsenRepository
 from storage.engine import Database
 from storage.exports import ExportRepository
+from storage.jobs import JobClaims
 from storage.models import utcnow
 from storage.notifications import NotificationRepository
 from storage.operators import OperatorRepository
@@ -51,14 +52,23 @@ class Services:
     deregistrations: DeregistrationRepository
     operators: OperatorRepository
     appeals: AppealRepository
+    # Cards open per reviewer, so "next" hands different reviewers different applications.
+    card_leases: CardLeaseRepository
+    # Scheduled jobs claimed by this process, so each run is done by one process.
+    jobs: JobClaims
     # Tests move time forward (reminders, expiry, ages) by swapping the clock.
     clock: Callable[[], datetime] = utcnow
     # One outbox sender at a time in this process (rows are also claimed in the database).
     delivery_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Language per user, filled on first contact; the database keeps the truth.
+    # Language per user, filled on first contact; the database keeps the truth (and is read
+    # every time when `shared`, see handlers.language).
     languages: dict[int, str | None] = field(default_factory=dict)
-    # Cards open per reviewer, so "next" hands different reviewers different applications.
-    card_leases: CardLeases = field(default_factory=CardLeases)
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes may serve this bot on one database (webhook mode): then
+        nothing that decides behaviour is kept in this process's memory alone."""
+        return bool(self.settings.webhook_url)
 
 
 class BotData:

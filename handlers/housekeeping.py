@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, TelegramError, TimedOut
 
 from handlers.context import Context
 from handlers.language import Lookup, translator_for
@@ -25,12 +25,16 @@ async def tidy_drafts(context: Context) -> None:
     services = context.services
     settings = services.settings
     now = services.clock()
-    idle = await services.applications.drafts_to_remind(
-        idle_since=now - timedelta(minutes=settings.draft_reminder_minutes)
-    )
+    idle_since = now - timedelta(minutes=settings.draft_reminder_minutes)
+    idle = await services.applications.drafts_to_remind(idle_since=idle_since)
     for draft in idle:
         if draft.id is None or draft.telegram_user_id is None or draft.chat_id is None:
             continue  # a draft nobody holds on Telegram has nobody to remind
+        # Claimed before it is sent: two processes running this job at once remind once.
+        if not await services.applications.claim_reminder(
+            application_id=draft.id, idle_since=idle_since, now=now
+        ):
+            continue
         translator = await translator_for(services, draft.telegram_user_id, lookup=Lookup.STORED)
         _ = translator._
         try:
@@ -43,10 +47,12 @@ async def tidy_drafts(context: Context) -> None:
             )
         except Forbidden:
             pass  # the worker blocked the bot; the draft expires on its own
+        except (TimedOut, TimeoutError) as error:
+            # No answer: it may have arrived, and a reminder is never sent twice.
+            log.warning("reminder for draft %s unconfirmed: %s", draft.id, error)
         except TelegramError as error:
             log.warning("reminder for draft %s not sent: %s", draft.id, error)
-            continue
-        await services.applications.mark_reminded(application_id=draft.id)
+            await services.applications.release_reminder(application_id=draft.id)
     deleted = await services.applications.delete_expired(
         drafts_idle_since=now - timedelta(hours=settings.draft_expiry_hours),
         ineligible_before=now - timedelta(days=settings.ineligible_retention_days),

@@ -66,15 +66,23 @@ async def _next_pending(context: Context, member: StaffMember) -> Application | 
     skipped = (
         context.user_data.setdefault("skipped", set()) if context.user_data is not None else set()
     )
-    leases = context.services.card_leases
-    excluded = sorted({*skipped, *leases.held_by_others(member.user_id)})
-    entries = await context.services.review.queue(
-        limit=1, kecamatan=member.kecamatan or None, exclude=excluded
-    )
-    if not entries:
-        return None
-    leases.take(entries[0].application_id, member.user_id)
-    return await context.services.review.get(application_id=entries[0].application_id)
+    services = context.services
+    now = services.clock()
+    # Two reviewers asking at once may both find the same head of the queue: the one whose
+    # lease did not land looks again (a few times; the lease is a hint, the decision guarded).
+    for _attempt in range(3):
+        held = await services.card_leases.held_by_others(reviewer_id=member.user_id, now=now)
+        entries = await services.review.queue(
+            limit=1, kecamatan=member.kecamatan or None, exclude=sorted({*skipped, *held})
+        )
+        if not entries:
+            return None
+        application_id = entries[0].application_id
+        if await services.card_leases.take(
+            application_id=application_id, reviewer_id=member.user_id, now=now
+        ):
+            break
+    return await services.review.get(application_id=application_id)
 
 
 async def search(update: Update, context: Context, member: StaffMember) -> None:

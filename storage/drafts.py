@@ -380,6 +380,35 @@ class DraftRepository:
             )
             return list((await session.execute(query)).scalars())
 
+    async def claim_reminder(
+        self, *, application_id: int, idle_since: datetime, now: datetime
+    ) -> bool:
+        """Take a draft's one reminder before sending it (compare-and-set): False when another
+        process took it first, or the worker answered since it was read."""
+        statement = (
+            update(Application)
+            .where(
+                col(Application.id) == application_id,
+                col(Application.status) == Status.DRAFT,
+                col(Application.reminded_at).is_(None),
+                col(Application.updated_at) < idle_since,
+            )
+            .values(reminded_at=now)
+        )
+        async with self._db.write() as session, session.begin():
+            result = await session.execute(statement)
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_reminder(self, *, application_id: int) -> None:
+        """Give a claimed reminder back after Telegram refused its send, so a later run tries
+        again."""
+        async with self._db.write() as session, session.begin():
+            await session.execute(
+                update(Application)
+                .where(col(Application.id) == application_id)
+                .values(reminded_at=None)
+            )
+
     async def mark_reminded(self, *, application_id: int) -> None:
         """Remember that a draft's worker was reminded, so it happens once."""
         async with self._db.write() as session, session.begin():

@@ -393,3 +393,23 @@ class Appeal(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_type=TZDateTime)
     answer: str | None = Field(default=None, max_length=300)
     escalated_at: datetime | None = Field(default=None, sa_type=TZDateTime)
+
+
+# Which reviewer has which application card open, until when: "next card" hands reviewers
+# working in different processes different applications (storage.card_leases).
+class CardLease(SQLModel, table=True):
+    __tablename__ = "card_lease"
+
+    application_id: int = Field(primary_key=True)
+    reviewer_id: int = Field(sa_type=sa.BigInteger)
+    lease_until: datetime = Field(sa_type=TZDateTime)
+
+
+# One row per scheduled job: the process that runs it now and until when its claim holds, so
+# each run is done by one process and a dead process's claim runs out (storage.jobs).
+class JobClaim(SQLModel, table=True):
+    __tablename__ = "job_claim"
+
+    name: str = Field(primary_key=True, max_length=64)
+    claimed_by: str = Field(max_length=128)
+    claimed_until: datetime = Field(sa_type=TZDateTime)

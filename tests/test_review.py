@@ -16,7 +16,6 @@ from domain.pii import hash_identifier
 from domain.regions import load_regions
 from emulator import BotApiEmulator, EmulatedUser
 from handlers import staff, staff_reports
-from handlers.card_leases import CardLeases
 from storage.models import (
     Application,
     AuditEvent,
@@ -357,18 +356,6 @@ async def test_two_reviewers_asking_for_the_next_card_get_different_applications
         code for code in codes if code in second.text
     }
     assert len(shown) == 2
-
-
-def test_card_leases_expire_and_follow_their_reviewer() -> None:
-    now = [0.0]
-    leases = CardLeases(seconds=60, clock=lambda: now[0])
-    leases.take(1, reviewer_id=10)
-    assert leases.held_by_others(20) == [1]
-    assert leases.held_by_others(10) == []
-    leases.take(2, reviewer_id=10)  # moving to the next card frees the previous one
-    assert leases.held_by_others(20) == [2]
-    now[0] = 61
-    assert leases.held_by_others(20) == []
 
 
 async def test_second_decision_on_the_same_application_changes_nothing(harness: Harness) -> None:
