@@ -59,6 +59,8 @@ class SendCaps:
     enabled: bool = False
     refused: int = 0
     accepted: int = 0
+    # The 429s by the cap that gave them: "bot", "chat" or "group".
+    refused_by: collections.Counter[str] = field(default_factory=collections.Counter)
     _bot: collections.deque[float] = field(default_factory=collections.deque)
     _chats: dict[str, collections.deque[float]] = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ class SendCaps:
             return None
         now = time.time() if now is None else now
         limits = self.limits
-        waits = [_wait(self._bot, limits.per_bot, limits.per_bot_window, now)]
+        waits = [("bot", _wait(self._bot, limits.per_bot, limits.per_bot_window, now))]
         chat_id = params.get("chat_id")
         chat_times: collections.deque[float] | None = None
         if chat_id is not None:
@@ -76,12 +78,16 @@ class SendCaps:
             chat_times = self._chats.setdefault(key, collections.deque())
             # Negative ids are groups and channels (the emulator's channels count as groups).
             if key.startswith("-"):
-                waits.append(_wait(chat_times, limits.per_group, limits.per_group_window, now))
+                group = _wait(chat_times, limits.per_group, limits.per_group_window, now)
+                waits.append(("group", group))
             else:
-                waits.append(_wait(chat_times, limits.per_chat, limits.per_chat_window, now))
-        wait = max(waits)
+                waits.append(
+                    ("chat", _wait(chat_times, limits.per_chat, limits.per_chat_window, now))
+                )
+        cap, wait = max(waits, key=lambda pair: pair[1])
         if wait > 0:
             self.refused += 1
+            self.refused_by[cap] += 1
             retry_after = max(1, math.ceil(wait))
             return ApiError(
                 429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
@@ -94,11 +100,17 @@ class SendCaps:
 
     def stats(self) -> JSONDict:
         """What the control API reports."""
-        return {"enabled": self.enabled, "refused": self.refused, "accepted": self.accepted}
+        return {
+            "enabled": self.enabled,
+            "refused": self.refused,
+            "accepted": self.accepted,
+            "refused_by": dict(self.refused_by),
+        }
 
     def reset(self) -> None:
         """Forget the windows and the counts."""
         self.refused = self.accepted = 0
+        self.refused_by.clear()
         self._bot.clear()
         self._chats.clear()
 

@@ -28,6 +28,7 @@ def test_a_second_message_into_one_private_chat_within_a_second_is_refused_with_
     assert caps.admit("sendMessage", {"chat_id": 6}, now=100.4) is None
     assert caps.admit("sendMessage", {"chat_id": 5}, now=101.0) is None
     assert (caps.accepted, caps.refused) == (3, 1)
+    assert caps.refused_by == {"chat": 1}
 
 
 def test_the_bot_wide_cap_refuses_the_thirty_first_message_in_a_second() -> None:
