@@ -159,6 +159,22 @@ async def run_case(
     return outcome
 
 
+async def budget_cost(database_url: str, messages: int = 2000) -> float:
+    """Milliseconds of database work per message for the shared budget (its two statements,
+    one after another on an idle PostgreSQL)."""
+    from storage.opening import open_database
+    from storage.send_budget import NO_LIMIT, PostgresBudget
+
+    async with open_database(database_url) as database:
+        budget = PostgresBudget(database, interval=1 / 28, chat_interval=1.05)
+        started = time.perf_counter()
+        for index in range(messages):
+            now = time.time()
+            await budget.reserve_chat(chat_id=index, now=now)
+            await budget.take_slot(chat_id=index, now=now, horizon=NO_LIMIT)
+        return (time.perf_counter() - started) * 1000 / messages
+
+
 async def main_async(quick: bool) -> None:
     from testkit.postgres import PostgresServer, find_bindir
 
@@ -184,6 +200,8 @@ async def main_async(quick: bool) -> None:
             server.start()
             try:
                 template = await server.create_migrated_template()
+                cost = await budget_cost(server.url(await server.create_database(template)))
+                print(f"shared budget: {cost:.2f} ms of PostgreSQL round trips per message")
                 for count in (2, 3):
                     name = await server.create_database(template)
                     outcomes.append(

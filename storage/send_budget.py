@@ -9,6 +9,7 @@ so messages go evenly spaced and no window ever holds more than the rate allows.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -121,6 +122,9 @@ class PostgresBudget:
 
     async def reserve_chat(self, *, chat_id: int, now: float) -> float:
         async with self._engine.connect() as connection:
+            # Taken again once a pooled connection is ours: a moment granted while waiting for
+            # one would already be past, and the messages granted after it would go at once.
+            now = max(now, time.time())
             result = await connection.execute(
                 _RESERVE_CHAT,
                 {"chat_id": chat_id, "now": now, "chat_interval": self.chat_interval},
@@ -130,12 +134,12 @@ class PostgresBudget:
     async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
         params = {
             "chat_id": chat_id,
-            "now": now,
             "horizon": min(horizon, NO_LIMIT),
             "interval": self.interval,
             "chat_interval": self.chat_interval,
         }
         async with self._engine.connect() as connection:
+            params["now"] = max(now, time.time())  # as in reserve_chat
             row = (await connection.execute(_TAKE_SLOT, params)).one()
         at = None if row[0] is None else float(row[0])
         return SlotAnswer(at, float(row[1]))
