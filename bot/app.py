@@ -7,11 +7,10 @@ import datetime
 import gc
 import logging
 import os
-from typing import Any
+from typing import Any, Literal
 
 from telegram import BotCommand, Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ContextTypes,
@@ -24,6 +23,7 @@ from telegram.request import BaseRequest
 from bot.http import AiohttpRequest
 from bot.logs import configure_logging
 from bot.processor import PerChatUpdateProcessor
+from bot.send_limiter import CHAT_INTERVAL, RATE_HEADROOM, SendLimiter, mark_update
 from config.catalogs import Catalogs
 from config.settings import Settings
 from domain.regions import load_regions
@@ -61,6 +61,7 @@ from storage.operators import OperatorRepository
 from storage.preferences import PreferenceRepository
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository
+from storage.send_budget import MemoryBudget, PostgresBudget, SendBudget
 from storage.staff import StaffRepository
 from storage.updates import UpdateLog
 from usecases.roles import every_staff_member
@@ -69,8 +70,10 @@ log = logging.getLogger(__name__)
 
 RentanApp = Application[Any, Context, Any, Any, BotData, Any]
 
-# Handler groups: lower runs first. Floods are dropped, then redeliveries, then the language is
+# Handler groups: lower runs first. Each update's sends learn their priority first. Floods
+# are dropped, then redeliveries, then the language is
 # picked.
+GROUP_SEND_PRIORITY = -50
 GROUP_FLOOD = -40
 GROUP_DUPLICATES = -30
 GROUP_LANGUAGE = -20
@@ -119,9 +122,10 @@ def build_application(
     request: BaseRequest | None = None,
     get_updates_request: BaseRequest | None = None,
     services: Services | None = None,
-    rate_limit: float | None = 30.0,
+    rate_limit: float | Literal["settings"] | None = "settings",
 ) -> RentanApp:
-    """The bot as production runs it; tests pass their own request or services."""
+    """The bot as production runs it; tests pass their own request or services, and a
+    `rate_limit` (messages a second) or None for no outgoing limiter."""
     services = services or build_services(settings)
     api = settings.telegram_api_url
     builder = (
@@ -133,9 +137,10 @@ def build_application(
         .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates))
         .post_shutdown(on_shutdown)
     )
-    if rate_limit:
-        limiter = AIORateLimiter(overall_max_rate=rate_limit, overall_time_period=1, max_retries=3)
-        # ApplicationBuilder's generics tie the limiter to its (unused) per-call argument type.
+    rate = settings.telegram_max_messages_per_s if rate_limit == "settings" else rate_limit
+    if rate:
+        limiter = SendLimiter(send_budget(settings, services, rate), max_retries=3)
+        # ApplicationBuilder's generics tie the limiter to its per-call argument type.
         builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]
     # One connection per concurrent update: PTB's default pool of one would serialise sends.
     builder = builder.request(
@@ -161,6 +166,15 @@ def build_application(
     register_handlers(application, settings, guard)
     schedule_jobs(application, settings)
     return application
+
+
+def send_budget(settings: Settings, services: Services, rate: float) -> SendBudget:
+    """Webhook processes on PostgreSQL share one budget in the database (several may serve one
+    bot); otherwise the one process keeps it in memory, without a round trip per message."""
+    interval = 1.0 / (rate * RATE_HEADROOM)
+    if settings.webhook_url and services.database.dialect == "postgresql":
+        return PostgresBudget(services.database, interval=interval, chat_interval=CHAT_INTERVAL)
+    return MemoryBudget(interval=interval, chat_interval=CHAT_INTERVAL)
 
 
 def schedule_jobs(application: RentanApp, settings: Settings) -> None:
@@ -199,6 +213,7 @@ def register_handlers(
         window=settings.flood_window_seconds,
         exempt=settings.staff_ids,
     )
+    application.add_handler(TypeHandler(Update, _mark_send_priority), group=GROUP_SEND_PRIORITY)
     application.add_handler(TypeHandler(Update, flood), group=GROUP_FLOOD)
     application.add_handler(TypeHandler(Update, guard), group=GROUP_DUPLICATES)
     application.add_handler(TypeHandler(Update, common.set_language), group=GROUP_LANGUAGE)
@@ -222,6 +237,11 @@ def register_handlers(
     application.add_handlers(account.build_unknown())
     application.add_handlers(registration.build_fallbacks())
     application.add_error_handler(errors.on_error)
+
+
+async def _mark_send_priority(update: Update, _context: Context) -> None:
+    """The sends of this update learn whose they are (bot.send_limiter's priorities)."""
+    mark_update(update)
 
 
 async def _drop_non_private_other(update: Update, context: Context) -> None:

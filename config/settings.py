@@ -51,6 +51,10 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Messages a second the bot sends into chats, all processes together (Telegram's cap is
+    # about 30); one a second per chat on top. Several webhook processes on PostgreSQL share
+    # this budget through the database; one process keeps it in memory.
+    telegram_max_messages_per_s: float = Field(default=30.0, gt=0, le=1000)
     database_url: str = "sqlite+aiosqlite:///rentan.db"
     # NORMAL: a power cut may lose the last commits before it (never corrupts, in WAL mode);
     # FULL: every commit is on disk when it returns, at an fsync per commit.

@@ -6,7 +6,8 @@ It imports nothing of the bot. `server` holds `BotApiEmulator`, built from mixin
 `webhooks` (delivery and retries), `methods` (the Bot API methods) and `control` (the HTTP
 control API); `users` holds the emulated people, `records` the stored messages and files,
 `formatting` the HTML / Markdown parsers, `markup` the reply markup checks, `params` request
-decoding, `faults` fault injection, `api` the shared error and limits, and `client` an HTTP
+decoding, `faults` fault injection, `caps` Telegram's send caps (off unless switched on),
+`api` the shared error and limits, and `client` an HTTP
 client for the control API.
 """
 

@@ -82,6 +82,10 @@ class EmulatorStats:
     latency: float
     faults: int
     chats: int
+    # Telegram's send caps: whether enforced, messages let through and 429s given.
+    caps_enabled: bool = False
+    caps_accepted: int = 0
+    caps_refused: int = 0
 
 
 class EmulatorClient:
@@ -307,4 +311,11 @@ class EmulatorClient:
             latency=float(body["latency"]),
             faults=int(body["faults"]),
             chats=int(body["chats"]),
+            caps_enabled=bool(body["caps"]["enabled"]),
+            caps_accepted=int(body["caps"]["accepted"]),
+            caps_refused=int(body["caps"]["refused"]),
         )
+
+    async def set_caps(self, *, enabled: bool, reset: bool = False) -> None:
+        """Switch Telegram's send caps on or off; `reset` forgets their windows and counts."""
+        await self._call("POST", "caps", {"enabled": enabled, "reset": reset})

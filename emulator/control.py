@@ -34,6 +34,7 @@ class ControlMixin(ChatsMixin):
         app.router.add_delete(f"{prefix}/faults", self._ctl_clear_faults)
         app.router.add_post(f"{prefix}/latency", self._ctl_latency)
         app.router.add_get(f"{prefix}/stats", self._ctl_stats)
+        app.router.add_post(f"{prefix}/caps", self._ctl_caps)
 
     async def _ctl_body(self, request: web.Request) -> JSONDict:
         if not request.can_read_body:
@@ -178,6 +179,14 @@ class ControlMixin(ChatsMixin):
             raise web.HTTPBadRequest(text='"seconds" must be a number') from None
         return _json({"latency": self.latency})
 
+    async def _ctl_caps(self, request: web.Request) -> web.Response:
+        body = await self._ctl_body(request)
+        if "enabled" in body:
+            self.caps.enabled = bool(body["enabled"])
+        if body.get("reset"):
+            self.caps.reset()
+        return _json(self.caps.stats())
+
     async def _ctl_stats(self, _request: web.Request) -> web.Response:
         return _json(
             {
@@ -192,6 +201,7 @@ class ControlMixin(ChatsMixin):
                 "webhook": self.webhook_url is not None,
                 "webhook_deliveries": self.webhook_deliveries,
                 "webhook_failures": self.webhook_failures,
+                "caps": self.caps.stats(),
             }
         )
 

@@ -131,6 +131,8 @@ class BotApiEmulator(MethodsMixin, ControlMixin):
             if fault is not None and fault.kind == "drop":
                 return self._drop(request)
             injected = fault.error() if fault is not None else None
+            if injected is None:
+                injected = self.caps.admit(method, params)
             if injected is not None:
                 return await self._answer(injected.code, injected.body())
             try:

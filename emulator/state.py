@@ -11,6 +11,7 @@ import itertools
 from aiohttp import web
 
 from emulator.api import JSONDict
+from emulator.caps import CapLimits, SendCaps
 from emulator.faults import FaultPlan
 from emulator.records import Chat, Signal, StoredFile
 from emulator.users import ChatView, EmulatedUser
@@ -28,6 +29,8 @@ class EmulatorState:
         bot_name: str = "Rentan Bot",
         latency: float = 0.0,
         require_https: bool = False,
+        enforce_caps: bool = False,
+        cap_limits: CapLimits | None = None,
     ) -> None:
         self.bot_id = bot_id
         self.bot_username = bot_username
@@ -77,6 +80,8 @@ class EmulatorState:
         self._open_queries: dict[str, JSONDict] = {}
         self._query_counter = itertools.count(4_200_000_000_000_000_001)
         self._faults = FaultPlan()
+        # Telegram's send caps (30/s per bot, 1/s per chat, 20/min per group): off unless asked.
+        self.caps = SendCaps(limits=cap_limits or CapLimits(), enabled=enforce_caps)
         self._in_flight = 0
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None

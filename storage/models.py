@@ -413,3 +413,23 @@ class JobClaim(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     claimed_by: str = Field(max_length=128)
     claimed_until: datetime = Field(sa_type=TZDateTime)
+
+
+# The bot's one send budget across processes (storage.send_budget): when the next message into
+# any chat may go and until when a 429 paused the whole bot, in epoch seconds; one row, id 1.
+class SendBudget(SQLModel, table=True):
+    __tablename__ = "send_budget"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    next_free_at: float
+    paused_until: float
+
+
+# When the next message into one chat may go (epoch seconds), across processes.
+class ChatSend(SQLModel, table=True):
+    __tablename__ = "chat_send"
+
+    chat_id: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    next_allowed_at: float

@@ -1,11 +1,10 @@
 """The bot's sends stay within Telegram's caps when many workers write at once (reference test).
 
 Telegram answers 429 past about 30 messages a second overall and about one a second in one
-chat. Production (`build_application`'s default) gives PTB's AIORateLimiter 30 per second
-overall. That limiter is a leaky bucket (aiolimiter) holding 30: a burst of 30 goes out at
-once, then 30 a second, so any 1-second window holds at most 60 and any window of `w` seconds
-at most 30 + 30 * w. It limits private chats no further: there the bot sends one answer per
-update, which is what keeps a chat at one message a second for a worker writing once a second.
+chat. Production (`build_application`'s default) gives its SendLimiter the settings' rate
+(`TELEGRAM_MAX_MESSAGES_PER_S`, 30): messages go evenly spaced, so any window of `w` seconds
+holds at most 30 + 30 * w (the bound PTB's leaky-bucket AIORateLimiter kept before), and one
+chat gets at most one a second.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import inspect
 from pathlib import Path
 
 from bot.app import build_application
+from config.settings import Settings
 from emulator import BotApiEmulator
 from testkit.harness import Harness
 
@@ -26,9 +26,8 @@ JITTER = 0.25
 
 def _production_rate() -> float:
     """Messages a second that production's limiter allows (build_application's default)."""
-    rate = inspect.signature(build_application).parameters["rate_limit"].default
-    assert isinstance(rate, float)
-    return rate
+    assert inspect.signature(build_application).parameters["rate_limit"].default == "settings"
+    return float(Settings.model_fields["telegram_max_messages_per_s"].default)
 
 
 def _most_in_a_window(times: list[float], width: float) -> int:
