@@ -8,29 +8,36 @@ the two files are never read past the CSV scanner.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from domain.nik import check_nik, nik_fast_sets
 from domain.pii import mask_nik
 from domain.regions import load_regions
 from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
-from storage.dtsen.importer import ImportJob
+from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
+from storage.dtsen.parsers import ParserProcesses
+from storage.dtsen.sqlite_load import SqliteLoader
+from storage.dtsen.v3_rows import WORKER_CODE, build_rows
 from storage.dtsen.validate import KeyedHash, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
+T = TypeVar("T")
 PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
                    "jenis_kelamin")  # fmt: skip
 FAMILY_REQUIRED = ("nomor_kartu_keluarga", "desil_nasional", "desil_provinsi",
@@ -50,11 +57,24 @@ DELIMITERS = ("|", ",", ";", "\t")
 # DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
 # to its temporary directory beyond this, so the import's RSS stays bounded.
 DUCKDB_MEMORY = "250MB"
+# Rows per Arrow batch from DuckDB, and per write (one transaction each).
 FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# A chunk of the pass: rows to load, skipped rows, their NIKs, family lines that found a person.
-Chunk = tuple[list[tuple[Any, ...]], list[BadRow], list[str], list[int]]
+# Writer processes for a big pair on SQLite: one writes while the other hashes.
+WRITERS = 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A batch of the pass: the loadable persons as columns (line, NIK, then COLUMNS_V3 from
+    nama on), the skipped rows, the loadable NIKs and lines, the family lines found."""
+
+    columns: list[list[Any]]
+    bad: list[BadRow]
+    niks: npt.NDArray[np.int64]
+    lines: npt.NDArray[np.int32]
+    families: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -348,10 +368,10 @@ class PairReader:
         db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
         db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
 
-    def chunks(self) -> Iterator[Chunk]:
-        """One pass over the persons file joined to the families: per chunk, the rows to load
-        (COLUMNS_V3 order, with the blind index), the skipped rows, the loaded NIKs and the
-        family lines that found a person. NIKs listed twice are left to `Duplicates`."""
+    def chunks(self) -> Generator[Chunk, None, None]:
+        """One pass over the persons file joined to the families, checked, in file order, a
+        Chunk at a time (rows are built by `build_rows`). NIKs listed twice are left to
+        `Duplicates`."""
         decoded = ", ".join(
             f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
             for i, (name, column) in enumerate(WORK_COLUMNS.items())
@@ -360,7 +380,7 @@ class PairReader:
             f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
             for i, name in enumerate(WORK_COLUMNS)
         )
-        cursor = self.db.execute(
+        sql = (
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
@@ -380,29 +400,31 @@ class PairReader:
             "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam ON fam.kk = p.kk "
             f"LEFT JOIN g ON g.raw = p.jk {joins}"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
-        hasher = KeyedHash(self.secret)
-        inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
-        while batch := cursor.fetchmany(FETCH_ROWS):
-            good = [row for row in batch if row[1] is None]
-            bad = [
-                (row[0], row[1], self._detail(row[1], row[2]), mask_nik(row[2]))
-                for row in batch
-                if row[1] is not None
-            ]
-            digests = []
-            for row in good:
-                inner = inner_copy()
-                inner.update(row[2].encode())
-                outer = outer_copy()
-                outer.update(inner.digest())
-                digests.append(outer.digest())
-            keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
-            rows = [
-                (row[0], digest, key, *row[3:-1])
-                for row, digest, key in zip(good, digests, keys, strict=True)
-            ]
-            families = [row[-1] for row in batch if row[-1] is not None]
-            yield rows, bad, [row[2] for row in good], families
+        # Arrow batches, not tuples: fetchmany built ~15 Python objects a row holding the GIL
+        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
+        # runs the query on a thread of its own (see _ahead) while this one hands rows out.
+        with contextlib.closing(_ahead(self.db.sql(sql).to_arrow_reader(FETCH_ROWS))) as batches:
+            for batch in batches:
+                reason = batch.column(1)
+                good, bad = batch, []
+                if reason.null_count < len(reason):
+                    good = batch.filter(pc.is_null(reason))
+                    skipped = batch.filter(pc.is_valid(reason))
+                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
+                    bad = [
+                        (line, why, self._detail(why, nik), mask_nik(nik))
+                        for line, why, nik in zip(lines, reasons, niks, strict=True)
+                    ]
+                columns = [
+                    good.column(i).to_pylist() for i in (0, *range(2, good.num_columns - 1))
+                ]
+                yield Chunk(
+                    columns=columns,
+                    bad=bad,
+                    niks=pc.cast(good.column(2), pa.int64()).to_numpy(),
+                    lines=good.column(0).to_numpy().astype(np.int32),
+                    families=batch.column(batch.num_columns - 1).drop_null().to_numpy(),
+                )
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -425,6 +447,44 @@ class PairReader:
         if reason == "bad_nik":
             return str(check_nik(nik, self.today) or "invalid")
         return ""
+
+
+def _ahead(batches: Iterable[T]) -> Generator[T, None, None]:
+    """The items of `batches`, each read on a thread of its own one step ahead of the consumer
+    (DuckDB and Arrow release the GIL while they work); its errors are raised here. Close it
+    (the thread then stops after the item it is reading) before closing what it reads."""
+    items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def offer(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                items.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def read() -> None:
+        try:
+            for item in batches:
+                if not offer((True, item)):
+                    return
+            offer((False, None))
+        except BaseException as error:
+            offer((False, error))
+
+    reader = threading.Thread(target=read, name="dtsen-v3-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            more, item = items.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _key(name: str) -> str:
@@ -455,7 +515,10 @@ class PairJob(ImportJob):
 
     def load(self) -> None:
         import duckdb
+        import pyarrow as pa
 
+        # Writer processes start (~0.3 s) while DuckDB reads the family file.
+        writers = self._start_writers()
         reader = PairReader(self.source, self.families, codebook=self.codebook,
                             secret=self.secret, today=self.today,
                             region_code=self.region_code)  # fmt: skip
@@ -466,11 +529,18 @@ class PairJob(ImportJob):
             reader.check()
             self.bar.phase(f"{self.source.name}: joining, checking, loading")
             found = np.zeros(families + 2, np.bool_)  # by family line
-            self._write_beside(reader.chunks(), found)
+            # Closed before the reader: its thread must be out of DuckDB first.
+            with contextlib.closing(reader.chunks()) as chunks:
+                if writers is None:
+                    self._write_beside(chunks, found)
+                else:
+                    self._write_in_processes(writers, chunks, found)
             self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
         except duckdb.InterruptException:
             raise Cancelled from None
-        except duckdb.Error as error:
+        except (duckdb.Error, pa.ArrowException) as error:  # Arrow's carry DuckDB's, streamed
+            if self._stop.is_set():
+                raise Cancelled from None
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise DtsenImportError(
                 f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
@@ -486,11 +556,65 @@ class PairJob(ImportJob):
                 "the previous table stays"
             )
 
+    def _start_writers(self) -> ParserProcesses | None:
+        """Two writer processes for a big pair on SQLite (by default from PARALLEL_MIN_BYTES
+        of persons), else None: rows are then built and written by this process."""
+        if not isinstance(self.loader, SqliteLoader) or not self.source.is_file():
+            return None
+        parallel = self.parallel
+        if parallel is None:
+            parallel = self.source.stat().st_size >= PARALLEL_MIN_BYTES
+        if not parallel:
+            return None
+        config = (str(Path(self.loader.path).resolve()), self.secret)
+        self._parsers = ParserProcesses(WRITERS, config, code=WORKER_CODE)
+        return self._parsers
+
+    def _write_in_processes(self, writers: ParserProcesses, chunks: Iterator[Chunk],
+                            found: npt.NDArray[np.bool_]) -> None:  # fmt: skip
+        """Hand each chunk to a free writer process, which hashes it and writes it once every
+        earlier chunk is written: one writes while the other hashes, on two cores, and DuckDB
+        reads ahead in this process. The rows never exist here (building them cost as much as
+        writing them)."""
+        free = list(range(WRITERS))
+        owner: dict[int, int] = {}  # chunk -> process
+        built: set[int] = set()
+        next_write, writing = 0, False
+
+        def answer() -> None:
+            nonlocal next_write, writing
+            _, message = writers.next_message(self._stop)
+            if message[0] == "parsed":
+                built.add(message[1])
+            else:
+                _, seq, loaded = message
+                self.loaded += loaded
+                self.read += loaded
+                free.append(owner.pop(seq))
+                next_write, writing = seq + 1, False
+            if not writing and next_write in built:
+                built.discard(next_write)
+                writing = True
+                writers.tell(owner[next_write], ("write", next_write))
+
+        for seq, chunk in enumerate(chunks):
+            while not free:
+                answer()
+            owner[seq] = number = free.pop(0)
+            writers.tell(number, ("block", seq, chunk.columns))
+            found[chunk.families] = True
+            self._account(Parsed([], chunk.bad, chunk.niks, chunk.lines), self.read, None)
+        while owner:
+            answer()
+        writers.close()
+        self._parsers = None
+
     def _write_beside(self, chunks: Iterator[Chunk], found: npt.NDArray[np.bool_]) -> None:
-        """Write each chunk on a thread of its own while this one fetches and hashes the next
-        (sqlite3 and DuckDB release the GIL while they work)."""
+        """Build each chunk's rows here and write them on a thread of its own while this one
+        builds the next (sqlite3 and DuckDB release the GIL while they work)."""
         pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
+        hasher = KeyedHash(self.secret)
 
         def write() -> None:
             while (rows := pending.get()) is not None:
@@ -503,15 +627,13 @@ class PairJob(ImportJob):
         writer = threading.Thread(target=write, name="dtsen-v3-writer", daemon=True)
         writer.start()
         try:
-            for rows, bad, niks, families in chunks:
+            for chunk in chunks:
                 if failed:
                     break
+                rows = build_rows(chunk.columns, hasher)
                 pending.put(rows)
-                found[families] = True
-                digits = np.frombuffer("".join(niks).encode("ascii"), np.uint8).reshape(-1, 16)
-                lines = np.fromiter((row[0] for row in rows), np.int32, len(rows))
-                parsed = Parsed(rows, bad, (digits.astype(np.int64) - 48) @ _POWERS, lines)
-                self._account(parsed, self.read, None)
+                found[chunk.families] = True
+                self._account(Parsed(rows, chunk.bad, chunk.niks, chunk.lines), self.read, None)
         finally:
             pending.put(None)
             writer.join()
@@ -520,4 +642,3 @@ class PairJob(ImportJob):
 
 
 _NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
-_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
