@@ -55,14 +55,17 @@ PERSON_ONLY = ("nomor_induk_kependudukan", "status_hubungan_keluarga")
 MIN_MATCHED_SHARE = 0.5
 DELIMITERS = ("|", ",", ";", "\t")
 # DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
-# to its temporary directory beyond this, so the import's RSS stays bounded.
-DUCKDB_MEMORY = "250MB"
+# to its temporary directory beyond this, so the import's RSS stays bounded. Kota Bekasi (2,6 M
+# persons, 800.000 families) needs ~140 MB; at 100 MB DuckDB gives up.
+DUCKDB_MEMORY = "200MB"
+# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, ~40 MB less memory.
+CSV_BUFFER = 8 << 20
 # Rows per Arrow batch from DuckDB, and per write (one transaction each).
 FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
 # Writer processes for a big pair on SQLite: one writes while the other hashes.
-WRITERS = 1
+WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,8 @@ class PairReader:
         names = ", ".join(_literal(name) for name in header.names)
         return (
             f"read_csv({_literal(str(path))}, delim={_literal(header.delimiter)}, header=true, "
-            f"all_varchar=true, null_padding=true, quote='\"', escape='\"', names=[{names}])"
+            f"all_varchar=true, null_padding=true, buffer_size={CSV_BUFFER}, quote='\"', "
+            f"escape='\"', names=[{names}])"
         )
 
     def _col(self, header: Header, name: str) -> str:
@@ -291,7 +295,10 @@ class PairReader:
         )
         fkk = self._col(f, "nomor_kartu_keluarga")
         db.execute(
-            "CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
+            # The KK as a number and the desils as bytes: the join's hash table holds one
+            # row a family (~800.000), 90 MB with the KK as text.
+            "CREATE TABLE f AS SELECT s.line::INTEGER AS line, try_cast(s.kk AS UBIGINT) AS kk, "
+            "s.sci, s.d1::TINYINT AS d1, s.d2::TINYINT AS d2, s.d3::TINYINT AS d3, "
             "coalesce(s.kode, names.code) AS kode, "
             "row_number() OVER (PARTITION BY s.kk ORDER BY s.line) = 1 AS first "
             "FROM (SELECT row_number() OVER () + 1 AS line, "
@@ -328,7 +335,8 @@ class PairReader:
         db = self.db
         db.execute(f"CREATE TABLE head AS SELECT * FROM {self._persons(HEAD_ROWS)}")
         persons = int(_one(db, "SELECT count(*) FROM head"))
-        matched = int(_one(db, "SELECT count(*) FROM head WHERE kk IN (SELECT kk FROM f)"))
+        matched = int(_one(db, "SELECT count(*) FROM head WHERE try_cast(kk AS UBIGINT) IN "
+                                "(SELECT kk FROM f)"))  # fmt: skip
         if persons and matched < MIN_MATCHED_SHARE * persons:
             regency = _one(db, "SELECT coalesce(mode(left(kode, 4)), '?') FROM f")
             issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM head")
@@ -397,7 +405,8 @@ class PairReader:
             "END AS reason, p.nik, left(p.nama, 200), strftime(p.born, '%Y-%m-%d'), g.sex, "
             f"fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, {decoded}, fam.line "
             f"FROM {self._persons()} p "
-            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam ON fam.kk = p.kk "
+            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
+            "ON fam.kk = try_cast(p.kk AS UBIGINT) "
             f"LEFT JOIN g ON g.raw = p.jk {joins}"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
         # Arrow batches, not tuples: fetchmany built ~15 Python objects a row holding the GIL
