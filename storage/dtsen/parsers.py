@@ -145,6 +145,10 @@ class ParserProcesses:
                 self._messages.put((number, message))
         self._messages.put((number, None))
 
+    @property
+    def count(self) -> int:
+        return len(self._processes)
+
     def tell(self, number: int, message: tuple[Any, ...]) -> None:
         stdin = self._processes[number].stdin
         assert stdin is not None

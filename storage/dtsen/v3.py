@@ -9,21 +9,21 @@ the two files are never read past the CSV scanner.
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from domain.nik import check_nik, nik_fast_sets
@@ -33,11 +33,20 @@ from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReas
 from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
-from storage.dtsen.v3_rows import WORKER_CODE, build_rows
-from storage.dtsen.validate import KeyedHash, Parsed
+from storage.dtsen.v3_rows import (
+    FIELD,
+    NULL,
+    RECORD,
+    WORKER_CODE,
+    Chunk,
+    blank,
+    build_rows,
+    read_ahead,
+    write_in_turns,
+)
+from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
-T = TypeVar("T")
 PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
                    "jenis_kelamin")  # fmt: skip
 FAMILY_REQUIRED = ("nomor_kartu_keluarga", "desil_nasional", "desil_provinsi",
@@ -64,20 +73,13 @@ CSV_BUFFER = 8 << 20
 FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite: one writes while the other hashes.
-WRITERS = 2
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A batch of the pass: the loadable persons as columns (line, NIK, then COLUMNS_V3 from
-    nama on), the skipped rows, the loadable NIKs and lines, the family lines found."""
-
-    columns: list[list[Any]]
-    bad: list[BadRow]
-    niks: npt.NDArray[np.int64]
-    lines: npt.NDArray[np.int32]
-    families: npt.NDArray[np.int64]
+# Writer processes for a big pair on SQLite. On two cores one is as fast as two (DuckDB's
+# thread and this process's take the other core) and keeps the import under 500 MB (~60 MB a
+# process); with more cores, two let one write while the other hashes.
+WRITERS = 1 if (os.cpu_count() or 2) <= 2 else 2
+# Chunks handed to a writer process before it has written the first: it hashes the next
+# while it waits for its turn to write.
+AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,7 @@ class PairReader:
             f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
             for i, name in enumerate(WORK_COLUMNS)
         )
-        sql = (
+        inner = (
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
@@ -402,38 +404,45 @@ class PairReader:
             "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
             "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
-            "END AS reason, p.nik, left(p.nama, 200), strftime(p.born, '%Y-%m-%d'), g.sex, "
-            f"fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, {decoded}, fam.line "
+            "END AS reason, p.nik, left(p.nama, 200) AS nama, "
+            "strftime(p.born, '%Y-%m-%d') AS born, g.sex, fam.kode, fam.d1, fam.d2, fam.d3, "
+            f"p.ktp, {decoded}, fam.line AS family_line "
             f"FROM {self._persons()} p "
             "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
             "ON fam.kk = try_cast(p.kk AS UBIGINT) "
             f"LEFT JOIN g ON g.raw = p.jk {joins}"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
-        # Arrow batches, not tuples: fetchmany built ~15 Python objects a row holding the GIL
-        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
-        # runs the query on a thread of its own (see _ahead) while this one hands rows out.
-        with contextlib.closing(_ahead(self.db.sql(sql).to_arrow_reader(FETCH_ROWS))) as batches:
+        # Per person the reason it is skipped (NULL: loaded) and its fields as one text for a
+        # writer to split (v3_build_rows); a skipped person's text is its line and NIK.
+        # Tuples of three values instead of fifteen: fetchmany made ~3 µs a row of Python
+        # objects, holding the GIL, as much as the SQLite write.
+        fields = [
+            "line::VARCHAR", "nik", blank("nama"), "born", "sex", "kode", "d1::VARCHAR",
+            *(f"coalesce({value}, chr({ord(NULL)}))" for value in (
+                "d2::VARCHAR", "d3::VARCHAR", "ktp", *map(blank, WORK_COLUMNS.values()))),
+        ]  # fmt: skip
+        sql = (
+            f"SELECT reason, CASE WHEN reason IS NULL THEN "
+            f"{f' || chr({ord(FIELD)}) || '.join(fields)} || chr({ord(RECORD)}) "
+            f"ELSE line || chr({ord(FIELD)}) || coalesce(nik, '') END, family_line "
+            f"FROM ({inner})"
+        )
+        cursor = self.db.execute(sql)
+        with contextlib.closing(
+            read_ahead(iter(partial(cursor.fetchmany, FETCH_ROWS), []))
+        ) as batches:
             for batch in batches:
-                reason = batch.column(1)
-                good, bad = batch, []
-                if reason.null_count < len(reason):
-                    good = batch.filter(pc.is_null(reason))
-                    skipped = batch.filter(pc.is_valid(reason))
-                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
-                    bad = [
-                        (line, why, self._detail(why, nik), mask_nik(nik))
-                        for line, why, nik in zip(lines, reasons, niks, strict=True)
-                    ]
-                columns = [
-                    good.column(i).to_pylist() for i in (0, *range(2, good.num_columns - 1))
-                ]
-                yield Chunk(
-                    columns=columns,
-                    bad=bad,
-                    niks=pc.cast(good.column(2), pa.int64()).to_numpy(),
-                    lines=good.column(0).to_numpy().astype(np.int32),
-                    families=batch.column(batch.num_columns - 1).drop_null().to_numpy(),
-                )
+                good = [text for reason, text, _ in batch if reason is None]
+                bad = []
+                if len(good) < len(batch):
+                    for reason, text, _ in batch:
+                        if reason is not None:
+                            line, nik = text.split(FIELD, 1)
+                            bad.append(
+                                (int(line), reason, self._detail(reason, nik), mask_nik(nik))
+                            )
+                families = [line for _, _, line in batch if line is not None]
+                yield Chunk("".join(good), len(good), bad, np.array(families, np.int64))
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -456,44 +465,6 @@ class PairReader:
         if reason == "bad_nik":
             return str(check_nik(nik, self.today) or "invalid")
         return ""
-
-
-def _ahead(batches: Iterable[T]) -> Generator[T, None, None]:
-    """The items of `batches`, each read on a thread of its own one step ahead of the consumer
-    (DuckDB and Arrow release the GIL while they work); its errors are raised here. Close it
-    (the thread then stops after the item it is reading) before closing what it reads."""
-    items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def offer(entry: tuple[bool, Any]) -> bool:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                items.put(entry, timeout=0.1)
-                return True
-        return False
-
-    def read() -> None:
-        try:
-            for item in batches:
-                if not offer((True, item)):
-                    return
-            offer((False, None))
-        except BaseException as error:
-            offer((False, error))
-
-    reader = threading.Thread(target=read, name="dtsen-v3-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            more, item = items.get()
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        stop.set()
-        reader.join()
 
 
 def _key(name: str) -> str:
@@ -524,7 +495,6 @@ class PairJob(ImportJob):
 
     def load(self) -> None:
         import duckdb
-        import pyarrow as pa
 
         # Writer processes start (~0.3 s) while DuckDB reads the family file.
         writers = self._start_writers()
@@ -547,9 +517,7 @@ class PairJob(ImportJob):
             self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
         except duckdb.InterruptException:
             raise Cancelled from None
-        except (duckdb.Error, pa.ArrowException) as error:  # Arrow's carry DuckDB's, streamed
-            if self._stop.is_set():
-                raise Cancelled from None
+        except duckdb.Error as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise DtsenImportError(
                 f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
@@ -566,8 +534,8 @@ class PairJob(ImportJob):
             )
 
     def _start_writers(self) -> ParserProcesses | None:
-        """Two writer processes for a big pair on SQLite (by default from PARALLEL_MIN_BYTES
-        of persons), else None: rows are then built and written by this process."""
+        """Writer processes for a big pair on SQLite (by default from PARALLEL_MIN_BYTES of
+        persons), else None: rows are then built and written by this process."""
         if not isinstance(self.loader, SqliteLoader) or not self.source.is_file():
             return None
         parallel = self.parallel
@@ -581,40 +549,19 @@ class PairJob(ImportJob):
 
     def _write_in_processes(self, writers: ParserProcesses, chunks: Iterator[Chunk],
                             found: npt.NDArray[np.bool_]) -> None:  # fmt: skip
-        """Hand each chunk to a free writer process, which hashes it and writes it once every
-        earlier chunk is written: one writes while the other hashes, on two cores, and DuckDB
-        reads ahead in this process. The rows never exist here (building them cost as much as
-        writing them)."""
-        free = list(range(WRITERS))
-        owner: dict[int, int] = {}  # chunk -> process
-        built: set[int] = set()
-        next_write, writing = 0, False
+        """The writer processes hash and write each chunk, on another core than DuckDB and
+        this thread (see `write_in_turns`); the rows never exist here."""
 
-        def answer() -> None:
-            nonlocal next_write, writing
-            _, message = writers.next_message(self._stop)
-            if message[0] == "parsed":
-                built.add(message[1])
-            else:
-                _, seq, loaded = message
-                self.loaded += loaded
-                self.read += loaded
-                free.append(owner.pop(seq))
-                next_write, writing = seq + 1, False
-            if not writing and next_write in built:
-                built.discard(next_write)
-                writing = True
-                writers.tell(owner[next_write], ("write", next_write))
-
-        for seq, chunk in enumerate(chunks):
-            while not free:
-                answer()
-            owner[seq] = number = free.pop(0)
-            writers.tell(number, ("block", seq, chunk.columns))
+        def handed(chunk: Chunk) -> None:
             found[chunk.families] = True
-            self._account(Parsed([], chunk.bad, chunk.niks, chunk.lines), self.read, None)
-        while owner:
-            answer()
+            self._account(Parsed([], chunk.bad, *_NO_ROWS), self.read, None)
+
+        def written(rows: int, niks: NikArray, lines: LineArray) -> None:
+            self.duplicates.add(niks, lines)
+            self.loaded += rows
+            self.read += rows
+
+        write_in_turns(writers, WRITERS * AHEAD, chunks, self._stop, handed, written)
         writers.close()
         self._parsers = None
 
@@ -639,10 +586,10 @@ class PairJob(ImportJob):
             for chunk in chunks:
                 if failed:
                     break
-                rows = build_rows(chunk.columns, hasher)
+                rows, niks, lines = build_rows(chunk.text, hasher)
                 pending.put(rows)
                 found[chunk.families] = True
-                self._account(Parsed(rows, chunk.bad, chunk.niks, chunk.lines), self.read, None)
+                self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)
         finally:
             pending.put(None)
             writer.join()
