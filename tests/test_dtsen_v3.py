@@ -341,35 +341,29 @@ async def test_cancelled_pair_import_leaves_the_table_in_service(
 
 
 def test_writer_rows_carry_the_keyed_hash_of_each_nik() -> None:
-    """The rows a writer builds from DuckDB's packed text: the blind index of each NIK (the
-    bot's own digest and key), numbers as numbers, missing values as NULL, and the NIKs and
+    """The rows a writer process builds from DuckDB's columns: the blind index of each NIK
+    (the bot's own digest and key), then the checked columns as they came; and the NIKs and
     lines for the duplicate check."""
-    from storage.dtsen.v3_rows import FIELD, NULL, RECORD, build_rows
+    from storage.dtsen.v3_rows import build_rows
     from storage.dtsen.validate import KeyedHash
 
     people = make_people(3, seed=11)
-    fields = [
-        ["2", people[0].nik, people[0].name, "1990-01-02", "L", "3275021005", "3", "5", "7",
-         "3275", "Bekerja", "Pekerja bebas", "8"],
-        ["3", people[1].nik, people[1].name, "1991-02-03", "P", "3275021005", "4", NULL, NULL,
-         NULL, NULL, NULL, NULL],
-        ["5", people[2].nik, people[2].name, "1992-03-04", "L", "3275031002", "10", "1", "2",
-         "3216", "2", NULL, ""],
+    columns: list[list[object]] = [
+        [2, 3, 5], [p.nik for p in people], [p.name for p in people], ["1990-01-02"] * 3,
+        ["L", "P", "L"], ["3275021005"] * 3, [3, 4, 10], [5, None, 6], [7, 8, None],
+        ["3275", None, "3216"], ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
     ]  # fmt: skip
-    text = "".join(FIELD.join(record) + RECORD for record in fields)
-    rows, niks, lines = build_rows(text, KeyedHash(SECRET))
-    for row, person in zip(rows, people, strict=True):
+    rows, niks, lines = build_rows(columns, KeyedHash(SECRET))
+    for row, person, line in zip(rows, people, (2, 3, 5), strict=True):
         digest = identifier_digest(person.nik, SECRET)
-        assert row[1:4] == (digest, digest_key(digest), person.name)
+        assert row[:4] == (line, digest, digest_key(digest), person.name)
         assert isinstance(row[1], bytearray)  # bound without sqlite3's adapter lookup
-    assert [row[:1] + row[4:] for row in rows] == [
-        (2, "1990-01-02", "L", "3275021005", 3, 5, 7, "3275", "Bekerja", "Pekerja bebas", "8"),
-        (3, "1991-02-03", "P", "3275021005", 4, None, None, None, None, None, None),
-        (5, "1992-03-04", "L", "3275031002", 10, 1, 2, "3216", "2", None, ""),
+    assert [row[4:] for row in rows] == [
+        tuple(column[i] for column in columns[3:]) for i in range(3)
     ]
     assert niks.tolist() == [int(p.nik) for p in people]
     assert lines.tolist() == [2, 3, 5]
-    assert build_rows("", KeyedHash(SECRET))[0] == []
+    assert build_rows([], KeyedHash(SECRET))[0] == []
 
 
 Loaded = tuple[list[tuple[object, ...]], dict[SkipReason, int]]

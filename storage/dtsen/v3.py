@@ -9,7 +9,6 @@ the two files are never read past the CSV scanner.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import re
 import shutil
@@ -18,12 +17,12 @@ import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from domain.nik import check_nik, nik_fast_sets
@@ -33,17 +32,7 @@ from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReas
 from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
-from storage.dtsen.v3_rows import (
-    FIELD,
-    NULL,
-    RECORD,
-    WORKER_CODE,
-    Chunk,
-    blank,
-    build_rows,
-    read_ahead,
-    write_in_turns,
-)
+from storage.dtsen.v3_rows import WORKER_CODE, Chunk, build_rows, read_ahead, write_in_turns
 from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
@@ -73,13 +62,10 @@ CSV_BUFFER = 8 << 20
 FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite. On two cores one is as fast as two (DuckDB's
-# thread and this process's take the other core) and keeps the import under 500 MB (~60 MB a
-# process); with more cores, two let one write while the other hashes.
-WRITERS = 1 if (os.cpu_count() or 2) <= 2 else 2
-# Chunks handed to a writer process before it has written the first: it hashes the next
-# while it waits for its turn to write.
-AHEAD = 2
+# Writer processes for a big pair on SQLite: one writes while the other hashes (~60 MB each).
+WRITERS = 2
+# Chunks a writer process may hold at once (more did not help on two cores).
+AHEAD = 1
 
 
 @dataclass(frozen=True)
@@ -390,7 +376,7 @@ class PairReader:
             f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
             for i, name in enumerate(WORK_COLUMNS)
         )
-        inner = (
+        inner = (  # the columns of Chunk, with the reason and the family's line
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
@@ -406,43 +392,32 @@ class PairReader:
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
             "END AS reason, p.nik, left(p.nama, 200) AS nama, "
             "strftime(p.born, '%Y-%m-%d') AS born, g.sex, fam.kode, fam.d1, fam.d2, fam.d3, "
-            f"p.ktp, {decoded}, fam.line AS family_line "
+            f"p.ktp, {decoded}, fam.line "
             f"FROM {self._persons()} p "
             "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
             "ON fam.kk = try_cast(p.kk AS UBIGINT) "
             f"LEFT JOIN g ON g.raw = p.jk {joins}"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
-        # Per person the reason it is skipped (NULL: loaded) and its fields as one text for a
-        # writer to split (v3_build_rows); a skipped person's text is its line and NIK.
-        # Tuples of three values instead of fifteen: fetchmany made ~3 µs a row of Python
-        # objects, holding the GIL, as much as the SQLite write.
-        fields = [
-            "line::VARCHAR", "nik", blank("nama"), "born", "sex", "kode", "d1::VARCHAR",
-            *(f"coalesce({value}, chr({ord(NULL)}))" for value in (
-                "d2::VARCHAR", "d3::VARCHAR", "ktp", *map(blank, WORK_COLUMNS.values()))),
-        ]  # fmt: skip
-        sql = (
-            f"SELECT reason, CASE WHEN reason IS NULL THEN "
-            f"{f' || chr({ord(FIELD)}) || '.join(fields)} || chr({ord(RECORD)}) "
-            f"ELSE line || chr({ord(FIELD)}) || coalesce(nik, '') END, family_line "
-            f"FROM ({inner})"
-        )
-        cursor = self.db.execute(sql)
-        with contextlib.closing(
-            read_ahead(iter(partial(cursor.fetchmany, FETCH_ROWS), []))
-        ) as batches:
+        # Arrow batches, not tuples: fetchmany made ~15 Python objects a row holding the GIL
+        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
+        # runs the query on a thread of its own (see read_ahead) while this one hands out.
+        batches = read_ahead(self.db.sql(inner).to_arrow_reader(FETCH_ROWS))
+        with contextlib.closing(batches):
             for batch in batches:
-                good = [text for reason, text, _ in batch if reason is None]
-                bad = []
-                if len(good) < len(batch):
-                    for reason, text, _ in batch:
-                        if reason is not None:
-                            line, nik = text.split(FIELD, 1)
-                            bad.append(
-                                (int(line), reason, self._detail(reason, nik), mask_nik(nik))
-                            )
-                families = [line for _, _, line in batch if line is not None]
-                yield Chunk("".join(good), len(good), bad, np.array(families, np.int64))
+                reason, good, bad = batch.column(1), batch, []
+                if reason.null_count < len(reason):
+                    good = batch.filter(pc.is_null(reason))
+                    skipped = batch.filter(pc.is_valid(reason))
+                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
+                    bad = [
+                        (line, why, self._detail(why, nik), mask_nik(nik))
+                        for line, why, nik in zip(lines, reasons, niks, strict=True)
+                    ]
+                columns = [
+                    good.column(i).to_pylist() for i in (0, *range(2, batch.num_columns - 1))
+                ]
+                families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
+                yield Chunk(columns, bad, families)
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -495,6 +470,7 @@ class PairJob(ImportJob):
 
     def load(self) -> None:
         import duckdb
+        import pyarrow as pa
 
         # Writer processes start (~0.3 s) while DuckDB reads the family file.
         writers = self._start_writers()
@@ -517,7 +493,9 @@ class PairJob(ImportJob):
             self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
         except duckdb.InterruptException:
             raise Cancelled from None
-        except duckdb.Error as error:
+        except (duckdb.Error, pa.ArrowException) as error:  # Arrow's carry DuckDB's, streamed
+            if self._stop.is_set():
+                raise Cancelled from None
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise DtsenImportError(
                 f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
@@ -586,7 +564,7 @@ class PairJob(ImportJob):
             for chunk in chunks:
                 if failed:
                     break
-                rows, niks, lines = build_rows(chunk.text, hasher)
+                rows, niks, lines = build_rows(chunk.columns, hasher)
                 pending.put(rows)
                 found[chunk.families] = True
                 self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)

@@ -27,34 +27,18 @@ from storage.dtsen.validate import KeyedHash, LineArray, NikArray
 
 T = TypeVar("T")
 WORKER_CODE = "import storage.dtsen.v3_rows as m; m.worker_main()"
-# The packed text of loadable persons: fields, records, a missing value (control characters
-# that real names and codes never hold; DuckDB blanks them in free text).
-FIELD, RECORD, NULL = "\x1f", "\x1e", "\x15"
-_WIDTH = 13  # fields a person
-_DESILS: dict[str, int | None] = {str(n): n for n in range(1, 11)} | {NULL: None}
-_MISSING: dict[str, None] = {NULL: None}
 _POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
 _NO_NIKS: NikArray = np.empty(0, np.int64)
 _NO_LINES: LineArray = np.empty(0, np.int32)
 
 
-def build_rows(text: str, hasher: KeyedHash) -> tuple[list[tuple[Any, ...]], NikArray, LineArray]:
-    """COLUMNS_V3 rows from the packed text of loadable persons, with their NIKs and lines.
-
-    Each person is its fields line, NIK, nama, tanggal_lahir, jenis_kelamin, kode_wilayah,
-    desil, desil_provinsi, desil_kabupaten_kota, kode_kabupaten_kota_ktp and the three work
-    values, split by FIELD and ended by RECORD, NULL standing for a missing value (DuckDB
-    writes it: v3.PairReader.chunks). Splitting a text costs less than converting 15 values a
-    row from DuckDB or through a pipe. The HMAC is inlined as in `Validator.chunks`.
-    """
-    if not text:
+def build_rows(columns: list[list[Any]], hasher: KeyedHash
+               ) -> tuple[list[tuple[Any, ...]], NikArray, LineArray]:  # fmt: skip
+    """COLUMNS_V3 rows from the columns line, NIK, nama ... lapangan_usaha of loadable persons
+    (see `Chunk`), with their NIKs and lines. The HMAC is inlined as in `Validator.chunks` (a
+    method call a row is measurable here)."""
+    if not columns or not columns[0]:
         return [], _NO_NIKS, _NO_LINES
-    # One split of the whole text, then every 13th field: ~1 µs a row less than a split per
-    # person and a transpose.
-    fields = text[:-1].replace(RECORD, FIELD).split(FIELD)
-    columns = [fields[i::_WIDTH] for i in range(_WIDTH)]
-    if len(fields) != _WIDTH * len(columns[0]):
-        raise ValueError("packed persons of the wrong width")
     inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
     digests: list[bytearray] = []
     append = digests.append
@@ -66,37 +50,24 @@ def build_rows(text: str, hasher: KeyedHash) -> tuple[list[tuple[Any, ...]], Nik
         append(bytearray(outer.digest()))
     # digest_key of every row at once: the first 8 of each 32 bytes, big-endian.
     keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
-    lines = list(map(int, columns[0]))
-    # Lookups mapped in C, not a Python test a value: desils are 1-10 (DuckDB checked them).
-    desils = [list(map(_DESILS.__getitem__, column)) for column in columns[6:9]]
-    texts = [list(map(_MISSING.get, column, column)) for column in columns[9:]]
-    rows = list(zip(lines, digests, keys, *columns[2:6], *desils, *texts, strict=True))
+    rows = list(zip(columns[0], digests, keys, *columns[2:], strict=True))
     digits = np.frombuffer("".join(columns[1]).encode("ascii"), np.uint8).reshape(-1, 16)
-    return rows, (digits.astype(np.int64) - 48) @ _POWERS, np.array(lines, np.int32)
-
-
-def blank(value: str) -> str:
-    """SQL: a free-text value with the separators of the packed text (never in real data)
-    blanked."""
-    return (
-        f"translate({value}, chr({ord(NULL)}) || chr({ord(FIELD)}) || chr({ord(RECORD)}), '   ')"
-    )
+    return rows, (digits.astype(np.int64) - 48) @ _POWERS, np.array(columns[0], np.int32)
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A batch of the pass: the loadable persons as text (see `build_rows`) and how many, the
-    skipped rows, and the family lines that found a person."""
+    """A batch of the pass: the loadable persons as columns (line, NIK, then COLUMNS_V3 from
+    nama on), the skipped rows, and the family lines that found a person."""
 
-    text: str
-    persons: int
+    columns: list[list[Any]]
     bad: list[BadRow]
     families: npt.NDArray[np.int64]
 
 
 def read_ahead(batches: Iterable[T]) -> Generator[T, None, None]:
     """The items of `batches`, each read on a thread of its own one step ahead of the consumer
-    (DuckDB releases the GIL while it works); its errors are raised here. Close it
+    (DuckDB and Arrow release the GIL while they work); its errors are raised here. Close it
     (the thread then stops after the item it is reading) before closing what it reads."""
     items: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -163,7 +134,7 @@ def write_in_turns(writers: ParserProcesses, slots: int, chunks: Iterable[Chunk]
         while not free:
             answer()
         owner[seq] = number = free.pop(0)
-        writers.tell(number, ("block", seq, chunk.text))
+        writers.tell(number, ("block", seq, chunk.columns))
         handed(chunk)
     while owner:
         answer()
@@ -173,7 +144,7 @@ def worker_main() -> None:
     """A writer process: hashes the persons it is given and writes them, turns kept in order.
 
     Messages (marshal frames) on stdin: the config (database path, secret), then
-    ("block", seq, packed text) to build and ("write", seq) once every earlier block is in the
+    ("block", seq, columns) to build and ("write", seq) once every earlier block is in the
     staging table. Answers on stdout: ("parsed", seq), ("written", seq, rows, NIK bytes, line
     bytes) or ("error", text).
     """
@@ -190,8 +161,8 @@ def worker_main() -> None:
         built: dict[int, tuple[list[tuple[Any, ...]], NikArray, LineArray]] = {}
         while (message := receive(commands)) is not None:
             if message[0] == "block":
-                _, seq, text = message
-                built[seq] = build_rows(text, hasher)
+                _, seq, columns = message
+                built[seq] = build_rows(columns, hasher)
                 send(output, ("parsed", seq))
             else:
                 seq = message[1]
