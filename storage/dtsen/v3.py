@@ -1,6 +1,6 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
-the family file into memory, then streams the persons file once, joined and checked in SQL;
-Python hashes each NIK (KeyedHash) and hands rows to the loader.
+the family file into memory, then streams the persons file once, joined and checked in SQL,
+as Arrow batches; writer processes (v3_rows) hash each NIK and write the rows on SQLite.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
