@@ -4,8 +4,9 @@ people and the ceiling, all measured in the same run.
 
     python -m bench.bench_import_v3 [--rows 2600000] [--quick]
 
-(a) `import-dtsen PERSONS FAMILIES --codebook` (DuckDB reads, joins and checks; Python hashes;
-    SQLite stages, indexes, swaps) in a fresh process, its peak RSS summed with its children's;
+(a) `import-dtsen PERSONS FAMILIES --codebook` (DuckDB reads, joins and checks; writer processes
+    hash and write; SQLite stages, indexes, swaps) in a fresh process, its peak RSS summed
+    with its children's;
 (b) `import-dtsen FILE` of the same people in one file (the hand-written parser processes), the
     same way, so the two engines are compared on one machine in one run;
 (c) the ceiling: plain `executemany` of the V3 import's final rows (read back, held in memory)

@@ -338,3 +338,92 @@ async def test_cancelled_pair_import_leaves_the_table_in_service(
     async with database.engine.connect() as connection:
         tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
     assert STAGING_TABLE not in tables
+
+
+def test_writer_rows_carry_the_keyed_hash_of_each_nik() -> None:
+    """The rows a writer process builds from DuckDB's columns: the blind index of each NIK
+    (the bot's own digest and key), then the checked columns as they came; and the NIKs and
+    lines for the duplicate check."""
+    from storage.dtsen.v3_rows import build_rows
+    from storage.dtsen.validate import KeyedHash
+
+    people = make_people(3, seed=11)
+    columns: list[list[object]] = [
+        [2, 3, 5], [p.nik for p in people], [p.name for p in people], ["1990-01-02"] * 3,
+        ["L", "P", "L"], ["3275021005"] * 3, [3, 4, 10], [5, None, 6], [7, 8, None],
+        ["3275", None, "3216"], ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
+    ]  # fmt: skip
+    rows, niks, lines = build_rows(columns, KeyedHash(SECRET))
+    for row, person, line in zip(rows, people, (2, 3, 5), strict=True):
+        digest = identifier_digest(person.nik, SECRET)
+        assert row[:4] == (line, digest, digest_key(digest), person.name)
+        assert isinstance(row[1], bytearray)  # bound without sqlite3's adapter lookup
+    assert [row[4:] for row in rows] == [
+        tuple(column[i] for column in columns[3:]) for i in range(3)
+    ]
+    assert niks.tolist() == [int(p.nik) for p in people]
+    assert lines.tolist() == [2, 3, 5]
+    assert build_rows([], KeyedHash(SECRET))[0] == []
+
+
+Loaded = tuple[list[tuple[object, ...]], dict[SkipReason, int]]
+
+
+async def _table_and_report(database: Database, sample_dir: Path, *, parallel: bool) -> Loaded:
+    sample = write_v3_sample(sample_dir, rows=3_000, seed=5, bad_rows=12)
+    summary = await import_dtsen(
+        database, sample.persons, families=sample.families, codebook=sample.codebook,
+        secret=SECRET, today=TODAY, parallel=parallel,
+    )  # fmt: skip
+    async with database.engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT * FROM dtsen_record ORDER BY id"))).all()
+    return [tuple(row) for row in rows], dict(summary.skipped_by_reason)
+
+
+async def test_pair_in_writer_processes_loads_what_one_process_loads(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big pair on SQLite is hashed and written by writer processes, chunk after chunk in
+    file order: the table and the report are those of the import in one process."""
+    if database.dialect != "sqlite":
+        pytest.skip("writer processes are SQLite's; PostgreSQL loads with COPY")
+    import storage.dtsen.v3 as v3
+
+    monkeypatch.setattr(v3, "FETCH_ROWS", 500)  # many chunks, handed to both processes
+    monkeypatch.setattr(v3, "WRITERS", 2)  # taking turns to write, as on more than two cores
+    alone, alone_report = await _table_and_report(database, tmp_path / "a", parallel=False)
+    beside, beside_report = await _table_and_report(database, tmp_path / "b", parallel=True)
+    assert len(beside) > 2_900
+    assert beside == alone
+    assert beside_report == alone_report
+    assert beside_report[SkipReason.DUPLICATE_NIK] >= 1
+
+
+async def test_cancelled_pair_import_in_writer_processes_leaves_the_table(
+    database: Database, tmp_path: Path
+) -> None:
+    """Ctrl-C while writer processes load: they are stopped, the previous table serves."""
+    if database.dialect != "sqlite":
+        pytest.skip("writer processes are SQLite's")
+    people = make_people(10, seed=9)
+    persons, families = small_pair(tmp_path, people)
+    await import_dtsen(database, persons, families=families, secret=SECRET, today=TODAY)
+    sample = write_v3_sample(tmp_path / "v3", rows=2_000, seed=7, bad_rows=5)
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Future[object]] = []
+
+    def cancel_at_first_chunk(_rows: int) -> None:
+        loop.call_soon_threadsafe(tasks[0].cancel)
+        time.sleep(0.5)
+
+    tasks.append(asyncio.ensure_future(import_dtsen(
+        database, sample.persons, families=sample.families, secret=SECRET, today=TODAY,
+        on_progress=cancel_at_first_chunk, parallel=True,
+    )))  # fmt: skip
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    repo = DtsenRepository(database, SECRET)
+    assert await repo.count() == 10
+    async with database.engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert STAGING_TABLE not in tables

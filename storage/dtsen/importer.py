@@ -329,8 +329,8 @@ async def import_dtsen(
 
     With `families`, `source` is the persons file of a two-file (V3) extract, joined to the
     family file on the KK number (storage/dtsen/v3.py), the codes decoded through `codebook`
-    when given; domicile names resolve within `region_code`. `column_map` and `parallel` are
-    for the one-file form only.
+    when given; domicile names resolve within `region_code`. `column_map` is for the one-file
+    form only; for a pair on SQLite `parallel` hashes and writes in a writer process.
 
     Raises DtsenImportError when the file cannot be read, its header lacks a field, or more
     than `max_bad_share` of its rows are bad, or (when given) it would remove more than

@@ -111,7 +111,8 @@ class ParserProcesses:
     pickled between processes.
     """
 
-    def __init__(self, count: int, config: tuple[Any, ...]) -> None:
+    def __init__(self, count: int, config: tuple[Any, ...], code: str = _WORKER_CODE) -> None:
+        """`count` processes running `code` (the V3 pair's writers run another worker)."""
         root = str(Path(__file__).resolve().parents[2])  # the directory holding storage/
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -125,7 +126,7 @@ class ParserProcesses:
             # starting up printed a KeyboardInterrupt traceback. Killed or not, they stop at
             # EOF on stdin once the importing process is gone.
             process = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_CODE],
+                [sys.executable, "-c", code],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 env=env,
@@ -143,6 +144,10 @@ class ParserProcesses:
             while (message := receive(process.stdout)) is not None:
                 self._messages.put((number, message))
         self._messages.put((number, None))
+
+    @property
+    def count(self) -> int:
+        return len(self._processes)
 
     def tell(self, number: int, message: tuple[Any, ...]) -> None:
         stdin = self._processes[number].stdin

@@ -1,6 +1,6 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
-the family file into memory, then streams the persons file once, joined and checked in SQL;
-Python hashes each NIK (KeyedHash) and hands rows to the loader.
+the family file into memory, then streams the persons file once, joined and checked in SQL,
+as Arrow batches; writer processes (v3_rows) hash each NIK and write the rows on SQLite.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
@@ -8,12 +8,13 @@ the two files are never read past the CSV scanner.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,14 +22,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from domain.nik import check_nik, nik_fast_sets
 from domain.pii import mask_nik
 from domain.regions import load_regions
 from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
-from storage.dtsen.importer import ImportJob
-from storage.dtsen.validate import KeyedHash, Parsed
+from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
+from storage.dtsen.parsers import ParserProcesses
+from storage.dtsen.sqlite_load import SqliteLoader
+from storage.dtsen.v3_rows import WORKER_CODE, Chunk, build_rows, read_ahead, write_in_turns
+from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
 PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
@@ -48,13 +53,19 @@ PERSON_ONLY = ("nomor_induk_kependudukan", "status_hubungan_keluarga")
 MIN_MATCHED_SHARE = 0.5
 DELIMITERS = ("|", ",", ";", "\t")
 # DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
-# to its temporary directory beyond this, so the import's RSS stays bounded.
-DUCKDB_MEMORY = "250MB"
+# to its temporary directory beyond this, so the import's RSS stays bounded. Kota Bekasi (2,6 M
+# persons, 800.000 families) needs ~140 MB; at 100 MB DuckDB gives up.
+DUCKDB_MEMORY = "200MB"
+# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, ~40 MB less memory.
+CSV_BUFFER = 8 << 20
+# Rows per Arrow batch from DuckDB, and per write (one transaction each).
 FETCH_ROWS = 10_000
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# A chunk of the pass: rows to load, skipped rows, their NIKs, family lines that found a person.
-Chunk = tuple[list[tuple[Any, ...]], list[BadRow], list[str], list[int]]
+# Writer processes for a big pair on SQLite: one writes while the other hashes (~60 MB each).
+WRITERS = 2
+# Chunks a writer process may hold at once (more did not help on two cores).
+AHEAD = 1
 
 
 @dataclass(frozen=True)
@@ -224,7 +235,8 @@ class PairReader:
         names = ", ".join(_literal(name) for name in header.names)
         return (
             f"read_csv({_literal(str(path))}, delim={_literal(header.delimiter)}, header=true, "
-            f"all_varchar=true, null_padding=true, quote='\"', escape='\"', names=[{names}])"
+            f"all_varchar=true, null_padding=true, buffer_size={CSV_BUFFER}, quote='\"', "
+            f"escape='\"', names=[{names}])"
         )
 
     def _col(self, header: Header, name: str) -> str:
@@ -271,7 +283,10 @@ class PairReader:
         )
         fkk = self._col(f, "nomor_kartu_keluarga")
         db.execute(
-            "CREATE TABLE f AS SELECT s.line, s.kk, s.sci, s.d1, s.d2, s.d3, "
+            # The KK as a number and the desils as bytes: the join's hash table holds one
+            # row a family (~800.000), 90 MB with the KK as text.
+            "CREATE TABLE f AS SELECT s.line::INTEGER AS line, try_cast(s.kk AS UBIGINT) AS kk, "
+            "s.sci, s.d1::TINYINT AS d1, s.d2::TINYINT AS d2, s.d3::TINYINT AS d3, "
             "coalesce(s.kode, names.code) AS kode, "
             "row_number() OVER (PARTITION BY s.kk ORDER BY s.line) = 1 AS first "
             "FROM (SELECT row_number() OVER () + 1 AS line, "
@@ -308,7 +323,8 @@ class PairReader:
         db = self.db
         db.execute(f"CREATE TABLE head AS SELECT * FROM {self._persons(HEAD_ROWS)}")
         persons = int(_one(db, "SELECT count(*) FROM head"))
-        matched = int(_one(db, "SELECT count(*) FROM head WHERE kk IN (SELECT kk FROM f)"))
+        matched = int(_one(db, "SELECT count(*) FROM head WHERE try_cast(kk AS UBIGINT) IN "
+                                "(SELECT kk FROM f)"))  # fmt: skip
         if persons and matched < MIN_MATCHED_SHARE * persons:
             regency = _one(db, "SELECT coalesce(mode(left(kode, 4)), '?') FROM f")
             issued = _one(db, "SELECT coalesce(mode(left(kk, 4)), '?') FROM head")
@@ -348,10 +364,10 @@ class PairReader:
         db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
         db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
 
-    def chunks(self) -> Iterator[Chunk]:
-        """One pass over the persons file joined to the families: per chunk, the rows to load
-        (COLUMNS_V3 order, with the blind index), the skipped rows, the loaded NIKs and the
-        family lines that found a person. NIKs listed twice are left to `Duplicates`."""
+    def chunks(self) -> Generator[Chunk, None, None]:
+        """One pass over the persons file joined to the families, checked, in file order, a
+        Chunk at a time (rows are built by `build_rows`). NIKs listed twice are left to
+        `Duplicates`."""
         decoded = ", ".join(
             f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
             for i, (name, column) in enumerate(WORK_COLUMNS.items())
@@ -360,7 +376,7 @@ class PairReader:
             f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
             for i, name in enumerate(WORK_COLUMNS)
         )
-        cursor = self.db.execute(
+        inner = (  # the columns of Chunk, with the reason and the family's line
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
@@ -374,35 +390,34 @@ class PairReader:
             "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
             "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
-            "END AS reason, p.nik, left(p.nama, 200), strftime(p.born, '%Y-%m-%d'), g.sex, "
-            f"fam.kode, fam.d1, fam.d2, fam.d3, p.ktp, {decoded}, fam.line "
+            "END AS reason, p.nik, left(p.nama, 200) AS nama, "
+            "strftime(p.born, '%Y-%m-%d') AS born, g.sex, fam.kode, fam.d1, fam.d2, fam.d3, "
+            f"p.ktp, {decoded}, fam.line "
             f"FROM {self._persons()} p "
-            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam ON fam.kk = p.kk "
+            "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
+            "ON fam.kk = try_cast(p.kk AS UBIGINT) "
             f"LEFT JOIN g ON g.raw = p.jk {joins}"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
-        hasher = KeyedHash(self.secret)
-        inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
-        while batch := cursor.fetchmany(FETCH_ROWS):
-            good = [row for row in batch if row[1] is None]
-            bad = [
-                (row[0], row[1], self._detail(row[1], row[2]), mask_nik(row[2]))
-                for row in batch
-                if row[1] is not None
-            ]
-            digests = []
-            for row in good:
-                inner = inner_copy()
-                inner.update(row[2].encode())
-                outer = outer_copy()
-                outer.update(inner.digest())
-                digests.append(outer.digest())
-            keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
-            rows = [
-                (row[0], digest, key, *row[3:-1])
-                for row, digest, key in zip(good, digests, keys, strict=True)
-            ]
-            families = [row[-1] for row in batch if row[-1] is not None]
-            yield rows, bad, [row[2] for row in good], families
+        # Arrow batches, not tuples: fetchmany made ~15 Python objects a row holding the GIL
+        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
+        # runs the query on a thread of its own (see read_ahead) while this one hands out.
+        batches = read_ahead(self.db.sql(inner).to_arrow_reader(FETCH_ROWS))
+        with contextlib.closing(batches):
+            for batch in batches:
+                reason, good, bad = batch.column(1), batch, []
+                if reason.null_count < len(reason):
+                    good = batch.filter(pc.is_null(reason))
+                    skipped = batch.filter(pc.is_valid(reason))
+                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
+                    bad = [
+                        (line, why, self._detail(why, nik), mask_nik(nik))
+                        for line, why, nik in zip(lines, reasons, niks, strict=True)
+                    ]
+                columns = [
+                    good.column(i).to_pylist() for i in (0, *range(2, batch.num_columns - 1))
+                ]
+                families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
+                yield Chunk(columns, bad, families)
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -455,7 +470,10 @@ class PairJob(ImportJob):
 
     def load(self) -> None:
         import duckdb
+        import pyarrow as pa
 
+        # Writer processes start (~0.3 s) while DuckDB reads the family file.
+        writers = self._start_writers()
         reader = PairReader(self.source, self.families, codebook=self.codebook,
                             secret=self.secret, today=self.today,
                             region_code=self.region_code)  # fmt: skip
@@ -466,11 +484,18 @@ class PairJob(ImportJob):
             reader.check()
             self.bar.phase(f"{self.source.name}: joining, checking, loading")
             found = np.zeros(families + 2, np.bool_)  # by family line
-            self._write_beside(reader.chunks(), found)
+            # Closed before the reader: its thread must be out of DuckDB first.
+            with contextlib.closing(reader.chunks()) as chunks:
+                if writers is None:
+                    self._write_beside(chunks, found)
+                else:
+                    self._write_in_processes(writers, chunks, found)
             self._account(Parsed([], reader.family_rows(found), *_NO_ROWS), self.read, None)
         except duckdb.InterruptException:
             raise Cancelled from None
-        except duckdb.Error as error:
+        except (duckdb.Error, pa.ArrowException) as error:  # Arrow's carry DuckDB's, streamed
+            if self._stop.is_set():
+                raise Cancelled from None
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise DtsenImportError(
                 f"cannot read {self.source.name} and {self.families.name}: {first[:200]}"
@@ -486,11 +511,44 @@ class PairJob(ImportJob):
                 "the previous table stays"
             )
 
+    def _start_writers(self) -> ParserProcesses | None:
+        """Writer processes for a big pair on SQLite (by default from PARALLEL_MIN_BYTES of
+        persons), else None: rows are then built and written by this process."""
+        if not isinstance(self.loader, SqliteLoader) or not self.source.is_file():
+            return None
+        parallel = self.parallel
+        if parallel is None:
+            parallel = self.source.stat().st_size >= PARALLEL_MIN_BYTES
+        if not parallel:
+            return None
+        config = (str(Path(self.loader.path).resolve()), self.secret)
+        self._parsers = ParserProcesses(WRITERS, config, code=WORKER_CODE)
+        return self._parsers
+
+    def _write_in_processes(self, writers: ParserProcesses, chunks: Iterator[Chunk],
+                            found: npt.NDArray[np.bool_]) -> None:  # fmt: skip
+        """The writer processes hash and write each chunk, on another core than DuckDB and
+        this thread (see `write_in_turns`); the rows never exist here."""
+
+        def handed(chunk: Chunk) -> None:
+            found[chunk.families] = True
+            self._account(Parsed([], chunk.bad, *_NO_ROWS), self.read, None)
+
+        def written(rows: int, niks: NikArray, lines: LineArray) -> None:
+            self.duplicates.add(niks, lines)
+            self.loaded += rows
+            self.read += rows
+
+        write_in_turns(writers, WRITERS * AHEAD, chunks, self._stop, handed, written)
+        writers.close()
+        self._parsers = None
+
     def _write_beside(self, chunks: Iterator[Chunk], found: npt.NDArray[np.bool_]) -> None:
-        """Write each chunk on a thread of its own while this one fetches and hashes the next
-        (sqlite3 and DuckDB release the GIL while they work)."""
+        """Build each chunk's rows here and write them on a thread of its own while this one
+        builds the next (sqlite3 and DuckDB release the GIL while they work)."""
         pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
+        hasher = KeyedHash(self.secret)
 
         def write() -> None:
             while (rows := pending.get()) is not None:
@@ -503,15 +561,13 @@ class PairJob(ImportJob):
         writer = threading.Thread(target=write, name="dtsen-v3-writer", daemon=True)
         writer.start()
         try:
-            for rows, bad, niks, families in chunks:
+            for chunk in chunks:
                 if failed:
                     break
+                rows, niks, lines = build_rows(chunk.columns, hasher)
                 pending.put(rows)
-                found[families] = True
-                digits = np.frombuffer("".join(niks).encode("ascii"), np.uint8).reshape(-1, 16)
-                lines = np.fromiter((row[0] for row in rows), np.int32, len(rows))
-                parsed = Parsed(rows, bad, (digits.astype(np.int64) - 48) @ _POWERS, lines)
-                self._account(parsed, self.read, None)
+                found[chunk.families] = True
+                self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)
         finally:
             pending.put(None)
             writer.join()
@@ -520,4 +576,3 @@ class PairJob(ImportJob):
 
 
 _NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
-_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
