@@ -58,7 +58,9 @@ DELIMITERS = ("|", ",", ";", "\t")
 # 800.000 families, the KK as a number) runs at 64 MB (slower: it spills) and at 100 MB as fast
 # as at 200 MB, ~35 MB smaller.
 DUCKDB_MEMORY = "100MB"
-# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, ~40 MB less memory.
+# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, less memory. It goes
+# with DUCKDB_MEMORY: each scanner thread pins a few buffers, so at 8 MB the family file's
+# parallel scan ran out of 100 MB.
 CSV_BUFFER = 4 << 20
 # Bytes of finished batches DuckDB's stream may queue ahead of this process (DuckDB: 10 MB).
 STREAM_BUFFER = "2MB"
@@ -66,8 +68,9 @@ STREAM_BUFFER = "2MB"
 FETCH_ROWS = 4096
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes while DuckDB
-# and this process read on the other core; a second was no faster on two cores, ~55 MB more.
+# Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
+# for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
+# a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
 WRITERS = 1
 # Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
 AHEAD = 2
