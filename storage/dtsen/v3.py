@@ -53,19 +53,27 @@ PERSON_ONLY = ("nomor_induk_kependudukan", "status_hubungan_keluarga")
 MIN_MATCHED_SHARE = 0.5
 DELIMITERS = ("|", ",", ";", "\t")
 # DuckDB's memory: the join's build side (one row per family) and the scan's buffers; it spills
-# to its temporary directory beyond this, so the import's RSS stays bounded. Kota Bekasi (2,6 M
-# persons, 800.000 families) needs ~140 MB; at 100 MB DuckDB gives up.
-DUCKDB_MEMORY = "200MB"
-# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, ~40 MB less memory.
-CSV_BUFFER = 8 << 20
+# to its temporary directory beyond this, so the import's RSS stays bounded. DuckDB keeps what
+# it once used, so this is most of its share of the peak RSS. Kota Bekasi (2,6 M persons,
+# 800.000 families, the KK as a number) runs at 64 MB (slower: it spills) and at 100 MB as fast
+# as at 200 MB, ~35 MB smaller.
+DUCKDB_MEMORY = "100MB"
+# Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, less memory. It goes
+# with DUCKDB_MEMORY: each scanner thread pins a few buffers, so at 8 MB the family file's
+# parallel scan ran out of 100 MB.
+CSV_BUFFER = 4 << 20
+# Bytes of finished batches DuckDB's stream may queue ahead of this process (DuckDB: 10 MB).
+STREAM_BUFFER = "2MB"
 # Rows per Arrow batch from DuckDB, and per write (one transaction each).
-FETCH_ROWS = 10_000
+FETCH_ROWS = 4096
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite: one writes while the other hashes (~60 MB each).
-WRITERS = 2
-# Chunks a writer process may hold at once (more did not help on two cores).
-AHEAD = 1
+# Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
+# for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
+# a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
+WRITERS = 1
+# Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
+AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -223,6 +231,7 @@ class PairReader:
         self.db.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
         self.db.execute(f"SET temp_directory = {_literal(str(Path(self._dir) / 'spill'))}")
         self.db.execute("SET preserve_insertion_order = true")
+        self.db.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
 
     def close(self) -> None:
         self.db.close()
