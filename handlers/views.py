@@ -14,6 +14,7 @@ from telegram import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -184,10 +185,15 @@ async def ask(
     draft: Application,
     context: Context,
     answered: Answered | None = None,
+    *,
+    remove_keyboard: bool = False,
 ) -> None:
-    """Send the prompt of `step`; after a button answer, the pressed message becomes it."""
+    """Send the prompt of `step`; after a button answer, the pressed message becomes it.
+    `remove_keyboard`: a step without buttons takes away the reply keyboard of the last."""
     text = prompt_text(step, draft, context)
     markup = keyboard_for(step, draft, context)
+    if markup is None and remove_keyboard:
+        markup = ReplyKeyboardRemove()
     if answered is not None:
         query, label = answered
         # One call instead of two (mark the choice, then send the next question), and the
