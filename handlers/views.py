@@ -210,13 +210,21 @@ async def ask(
 
 
 async def ask_again(
-    message: Message, draft: Application, context: Context, reason: str | None = None
+    message: Message,
+    draft: Application,
+    context: Context,
+    reason: str | None = None,
+    *,
+    preface: str | None = None,
 ) -> None:
-    """Re-ask the current step, after a short explanation when there is one."""
+    """Re-ask the current step, after a short explanation when there is one (a `reason` the
+    answer was not taken, or a plain `preface` such as "let's continue"): one message."""
     step = Step(draft.step or Step.NIK)
     text = prompt_text(step, draft, context)
     if reason:
         text = f"⚠️ {reason}\n\n{text}"
+    if preface:
+        text = f"{escape(preface)}\n\n{text}"
     await message.reply_text(
         text, parse_mode=ParseMode.HTML, reply_markup=keyboard_for(step, draft, context)
     )

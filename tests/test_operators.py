@@ -80,6 +80,24 @@ async def register_for(operator: EmulatedUser, person: Person) -> str:
     return match.group(0)
 
 
+async def test_daftarkan_again_continues_the_open_registration_in_one_message(
+    harness: Harness,
+) -> None:
+    """/daftarkan with a worker's registration open says so and asks its question, at once."""
+    worker = make_person(305)
+    await seed(harness, worker)
+    await add_operator(harness, OPERATOR, worker.kode_wilayah[:6])
+    operator = harness.user(OPERATOR)
+    await start_assisted(operator)
+    await operator.send(spaced(worker.nik))
+    await operator.expect(r"\(2/9\)")
+    operator.skip_to_end()
+    await operator.send("/daftarkan")
+    await operator.expect(r"sedang mendaftarkan seorang pekerja[\s\S]*\(2/9\)")
+    await operator.expect_no_reply(within=0.3)
+    assert operator.replies_since_cursor() == []
+
+
 async def application_by_code(harness: Harness, code: str) -> Application:
     """The stored application with this number."""
     async with harness.services.database.read() as session:
