@@ -330,6 +330,8 @@ ROWS: tuple[Row, ...] = (
         label=N_("Mobile number"),
         keyboard=CONTACT,
         read=read_phone,
+        # A typed question next: its message also takes the contact button away (one message
+        # carries one keyboard), so no separate "number saved" message is needed.
         then=Step.ADDRESS,
     ),
     Row(
