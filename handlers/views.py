@@ -199,7 +199,7 @@ async def ask(
         # One call instead of two (mark the choice, then send the next question), and the
         # chat still reads as a record: the choice heads the next question. A reply keyboard
         # cannot ride on an edit, and an old message may refuse edits: then send anew.
-        if not isinstance(markup, ReplyKeyboardMarkup):
+        if markup is None or isinstance(markup, InlineKeyboardMarkup):
             with contextlib.suppress(BadRequest):
                 await query.edit_message_text(
                     f"✅ {escape(label)}\n\n{text}", parse_mode=ParseMode.HTML, reply_markup=markup
