@@ -77,10 +77,10 @@ def registration(index: int, count: int) -> list[Step]:
         _step("send", person.name, r"\(3/9\)"),
         _step("send", format_date_id(person.birth_date), r"\(4/9\) Kirim nomor HP"),
         _step("contact", person.phone, r"\(5/9\)"),
-        _step("press", "Sopir", r"\(6/9\)"),
+        _step("send", "Jl. Melati No. 5 RT 01/RW 02", r"\(6/9\)"),
         _step("press", kecamatan.name, r"\(6/9\) Pilih kelurahan"),
         _step("press", kelurahan.name, r"\(7/9\)"),
-        _step("send", "Jl. Melati No. 5 RT 01/RW 02", r"\(8/9\)"),
+        _step("press", "Sopir", r"\(8/9\)"),
         _step("send", "Siti Aminah", r"\(9/9\)"),
         _step("press", "Suami/Istri", r"Periksa kembali data Anda"),
         _step("press", "✅ Kirim", r"Pendaftaran Anda sudah dikirim"),
@@ -150,11 +150,21 @@ class Recorder:
     completed: int = 0
     exhausted: bool = False
     samples: list[str] = field(default_factory=list)
+    # Messages and edits the bot put into each finished conversation's chat: what one
+    # registration costs of Telegram's ~30 messages/s.
+    messages: list[int] = field(default_factory=list)
 
     def fail(self, detail: str) -> None:
         self.failures += 1
         if len(self.samples) < FAILURE_SAMPLES:
             self.samples.append(detail[:1500])
+
+    def complete(self, user: EmulatedUser) -> None:
+        """A conversation answered to its end: count it and what it cost in messages."""
+        self.completed += 1
+        self.messages.append(
+            sum(1 for e in user.transcript() if e.from_bot and e.kind in ("message", "edit"))
+        )
 
 
 async def perform(user: EmulatedUser, step: Step) -> None:
@@ -196,7 +206,7 @@ async def run_user(
             recorder.fail(str(error))
             return
         recorder.answered.append((sent, answered, number))
-    recorder.completed += 1
+    recorder.complete(user)
 
 
 def cpu_seconds() -> float:
@@ -363,7 +373,7 @@ async def open_loop(emulator: BotApiEmulator, config: Config) -> JSONDict:
         recorder.answered.append((sent, answered, phone.position))
         phone.position += 1
         if phone.position == len(phone.steps):
-            recorder.completed += 1
+            recorder.complete(phone.user)
             fresh()
         else:
             ready.append(phone)
@@ -536,7 +546,7 @@ async def run_worker(
             recorder.fail(str(error))
             return
         recorder.answered.append((sent, answered, number))
-    recorder.completed += 1
+    recorder.complete(user)
 
 
 async def launch(emulator: BotApiEmulator, config: Config) -> JSONDict:
@@ -667,6 +677,9 @@ def _totals(recorder: Recorder) -> JSONDict:
         "failures": recorder.failures,
         "failure_samples": recorder.samples,
         "completed_users": recorder.completed,
+        "messages_per_completed": (
+            sum(recorder.messages) / len(recorder.messages) if recorder.messages else None
+        ),
         "people_exhausted": recorder.exhausted,
     }
 

@@ -263,6 +263,10 @@ def _ms(value: float | None) -> str:
     return "never" if value is None else f"{value:.0f}"
 
 
+def _per_registration(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def summarise(runs: dict[str, JSONDict]) -> tuple[list[list[str]], list[str]]:
     """Rows (figure, one column per backend, target, verdict) and the header."""
     names = list(runs)
@@ -292,6 +296,12 @@ def summarise(runs: dict[str, JSONDict]) -> tuple[list[list[str]], list[str]]:
             lambda r: f"{r['load']['completed_users']} ({r['load_config']['workers']})",
             "all",
             lambda r: r["load"]["completed_users"] == r["load_config"]["workers"],
+        ),
+        row(
+            "messages + edits into the chat per registration",
+            lambda r: _per_registration(r["load"].get("messages_per_completed")),
+            f"<= {STEPS}",
+            lambda r: (r["load"].get("messages_per_completed") or math.inf) <= STEPS,
         ),
         row("morning wall time, s", lambda r: f"{r['load']['wall_s']:.0f}"),
         row(

@@ -32,11 +32,11 @@ class Step(StrEnum):
     NAME = "name"
     BIRTH_DATE = "birth_date"
     PHONE = "phone"
-    OCCUPATION = "occupation"
-    OCCUPATION_OTHER = "occupation_other"
+    ADDRESS = "address"
     KECAMATAN = "kecamatan"
     KELURAHAN = "kelurahan"
-    ADDRESS = "address"
+    OCCUPATION = "occupation"
+    OCCUPATION_OTHER = "occupation_other"
     HEIR_NAME = "heir_name"
     HEIR_RELATION = "heir_relation"
     SUMMARY = "summary"
@@ -330,25 +330,17 @@ ROWS: tuple[Row, ...] = (
         label=N_("Mobile number"),
         keyboard=CONTACT,
         read=read_phone,
-        then=Step.OCCUPATION,
+        # A typed question next: its message also takes the contact button away (one message
+        # carries one keyboard), so no separate "number saved" message is needed.
+        then=Step.ADDRESS,
     ),
     Row(
-        Step.OCCUPATION,
-        N_("What is your <b>work</b>?"),
-        label=N_("Work"),
-        keyboard=_listed(OCCUPATIONS),
-        choose=choose_occupation,
+        Step.ADDRESS,
+        N_("Send your <b>address</b> (street, house number, RT/RW)."),
+        N_("Jl. Melati No. 5 RT 01/RW 02"),
+        label=N_("Address"),
+        read=read_address,
         then=Step.KECAMATAN,
-        opens=_other_occupation,
-    ),
-    Row(
-        Step.OCCUPATION_OTHER,
-        N_("Write your <b>work</b> in a few words."),
-        N_("barber"),
-        read=read_occupation_other,
-        then=Step.KECAMATAN,
-        part_of=Step.OCCUPATION,
-        numbered=False,
     ),
     Row(
         Step.KECAMATAN,
@@ -363,17 +355,27 @@ ROWS: tuple[Row, ...] = (
         N_("Choose your <b>kelurahan</b>."),
         keyboard=_kelurahan_keyboard,
         choose=choose_kelurahan,
-        then=Step.ADDRESS,
+        then=Step.OCCUPATION,
         part_of=Step.KECAMATAN,
         numbered=False,
     ),
     Row(
-        Step.ADDRESS,
-        N_("Send your <b>address</b> (street, house number, RT/RW)."),
-        N_("Jl. Melati No. 5 RT 01/RW 02"),
-        label=N_("Address"),
-        read=read_address,
+        Step.OCCUPATION,
+        N_("What is your <b>work</b>?"),
+        label=N_("Work"),
+        keyboard=_listed(OCCUPATIONS),
+        choose=choose_occupation,
         then=Step.HEIR_NAME,
+        opens=_other_occupation,
+    ),
+    Row(
+        Step.OCCUPATION_OTHER,
+        N_("Write your <b>work</b> in a few words."),
+        N_("barber"),
+        read=read_occupation_other,
+        then=Step.HEIR_NAME,
+        part_of=Step.OCCUPATION,
+        numbered=False,
     ),
     Row(
         Step.HEIR_NAME,

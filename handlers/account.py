@@ -271,17 +271,25 @@ def _staff_help(context: Context, member: StaffMember) -> str:
 async def unknown_command(update: Update, context: Context) -> None:
     """A command the bot does not know: say so, and where the worker is."""
     message = message_of(update)
-    await message.reply_text(
-        context._("I don't know that command. Send /bantuan to see what I can do.")
-    )
+    unknown = context._("I don't know that command. Send /bantuan to see what I can do.")
     application = await context.services.applications.open_for(user_id=user_of(update).id)
-    if application is not None and application.status in EDITABLE_STATUSES:
-        await _remind_step(message, application, context)
+    if (
+        application is not None
+        and application.status in EDITABLE_STATUSES
+        and await _remind_step(message, application, context, preface=unknown)
+    ):
+        return
+    await message.reply_text(unknown)
 
 
-async def _remind_step(message: Message, application: Application, context: Context) -> None:
+async def _remind_step(
+    message: Message, application: Application, context: Context, *, preface: str | None = None
+) -> bool:
+    """The current question after `preface`, in one message; False when there is none."""
     if application.step and Step(application.step) in STEPS:
-        await ask_again(message, application, context)
+        await ask_again(message, application, context, preface=preface)
+        return True
+    return False
 
 
 async def edited(update: Update, context: Context) -> None:

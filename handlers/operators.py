@@ -33,13 +33,11 @@ async def register_worker(update: Update, context: Context, member: StaffMember)
     message = message_of(update)
     draft = await context.services.operators.assisted_draft(operator_id=member.user_id)
     if draft is not None:
-        await message.reply_text(
-            context._(
-                "You are registering a worker. Let's continue where you left off, or send "
-                "/batal to cancel it."
-            )
+        preface = context._(
+            "You are registering a worker. Let's continue where you left off, or send "
+            "/batal to cancel it."
         )
-        await ask_again(message, draft, context)
+        await ask_again(message, draft, context, preface=preface)
         return
     _ = context._
     text = (

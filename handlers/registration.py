@@ -62,6 +62,7 @@ from handlers.views import (
     ask_again,
     facts_of,
     is_assisted,
+    keyboard_for,
 )
 from handlers.welcome import consent_details, consent_given, consent_refused, start, try_again
 from storage.cohort import CohortRepository
@@ -317,8 +318,14 @@ async def _register(
         values=values,
         update_id=update.update_id,
     )
-    if isinstance(outcome, Moved) and step is Step.PHONE:
-        # The contact keyboard must go; an inline keyboard cannot replace it in one message.
+    if isinstance(outcome, Moved) and step is Step.PHONE and not is_assisted(draft):
+        # The contact keyboard must go. The next question takes it away itself when it has
+        # no buttons of its own (the address, in the form's order): one message, not two.
+        # Back at the summary, whose buttons cannot ride on the same message, a short line
+        # does it first. An operator never had the contact keyboard.
+        if keyboard_for(outcome.step, outcome.draft, context) is None:
+            await ask(message, outcome.step, outcome.draft, context, remove_keyboard=True)
+            return
         await message.reply_text(
             context._("Number saved: {phone}").format(
                 phone=format_phone_display(str(outcome.draft.phone))

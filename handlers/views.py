@@ -14,6 +14,7 @@ from telegram import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
 )
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -184,16 +185,21 @@ async def ask(
     draft: Application,
     context: Context,
     answered: Answered | None = None,
+    *,
+    remove_keyboard: bool = False,
 ) -> None:
-    """Send the prompt of `step`; after a button answer, the pressed message becomes it."""
+    """Send the prompt of `step`; after a button answer, the pressed message becomes it.
+    `remove_keyboard`: a step without buttons takes away the reply keyboard of the last."""
     text = prompt_text(step, draft, context)
     markup = keyboard_for(step, draft, context)
+    if markup is None and remove_keyboard:
+        markup = ReplyKeyboardRemove()
     if answered is not None:
         query, label = answered
         # One call instead of two (mark the choice, then send the next question), and the
         # chat still reads as a record: the choice heads the next question. A reply keyboard
         # cannot ride on an edit, and an old message may refuse edits: then send anew.
-        if not isinstance(markup, ReplyKeyboardMarkup):
+        if markup is None or isinstance(markup, InlineKeyboardMarkup):
             with contextlib.suppress(BadRequest):
                 await query.edit_message_text(
                     f"✅ {escape(label)}\n\n{text}", parse_mode=ParseMode.HTML, reply_markup=markup
@@ -204,13 +210,21 @@ async def ask(
 
 
 async def ask_again(
-    message: Message, draft: Application, context: Context, reason: str | None = None
+    message: Message,
+    draft: Application,
+    context: Context,
+    reason: str | None = None,
+    *,
+    preface: str | None = None,
 ) -> None:
-    """Re-ask the current step, after a short explanation when there is one."""
+    """Re-ask the current step, after a short explanation when there is one (a `reason` the
+    answer was not taken, or a plain `preface` such as "let's continue"): one message."""
     step = Step(draft.step or Step.NIK)
     text = prompt_text(step, draft, context)
     if reason:
         text = f"⚠️ {reason}\n\n{text}"
+    if preface:
+        text = f"{escape(preface)}\n\n{text}"
     await message.reply_text(
         text, parse_mode=ParseMode.HTML, reply_markup=keyboard_for(step, draft, context)
     )

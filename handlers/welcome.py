@@ -108,13 +108,11 @@ async def start(update: Update, context: Context) -> None:
     user = user_of(update)
     existing = await context.services.applications.open_for(user_id=user.id)
     if existing is not None and existing.status in EDITABLE_STATUSES and existing.step:
-        await message.reply_text(
-            context._(
-                "You are in the middle of your registration. Let's continue where you "
-                "left off, or send /batal to cancel and start over."
-            )
+        preface = context._(
+            "You are in the middle of your registration. Let's continue where you "
+            "left off, or send /batal to cancel and start over."
         )
-        await ask_again(message, existing, context)
+        await ask_again(message, existing, context, preface=preface)
         return
     if existing is not None:
         await message.reply_text(

@@ -119,10 +119,10 @@ async def test_demo_worker_registers_and_the_demo_staff_account_decides(
         await say(person.nama.title(), worker, r"\(3/9\)")
         await say(person.tanggal_lahir.strftime("%d-%m-%Y"), worker, r"\(4/9\)")
         await say("kontak", worker, r"\(5/9\)")
-        await say("1", worker, r"\(6/9\)")  # the first occupation
+        await say("Jl. Melati No. 5 RT 01/RW 02", worker, r"\(6/9\)")
         await say("1", worker, r"kelurahan")  # the first kecamatan
         await say("1", worker, r"\(7/9\)")  # its first kelurahan
-        await say("Jl. Melati No. 5 RT 01/RW 02", worker, r"\(8/9\)")
+        await say("1", worker, r"\(8/9\)")  # the first occupation
         await say("Siti Aminah", worker, r"\(9/9\)")
         await say("2", worker, r"Periksa kembali")
         await say("1", worker, r"BKS-")  # Kirim

@@ -147,6 +147,6 @@ async def test_worker_typing_ok_as_the_address_is_asked_again_kindly(harness: Ha
     await user.send("ok")
     again = await user.expect(r"Jl\. Melati No\. 5 RT 01/RW 02")
     assert "nomor rumah" in again.text
-    assert "(7/9)" in again.text
+    assert "(5/9)" in again.text
     await user.send("Gg. Haji No. 3 RT 02/RW 05")
-    await user.expect(r"\(8/9\)")
+    await user.expect(r"\(6/9\)")

@@ -66,25 +66,34 @@ def test_the_questions_come_in_the_form_order() -> None:
     while step is not Step.SUMMARY:
         seen.append(step)
         step = next_step(step, {"occupation": "ojol"}, return_to_summary=False)
-    assert seen == [*FLOW[:5], Step.KECAMATAN, Step.KELURAHAN, *FLOW[6:]]
+    assert seen == [*FLOW[:6], Step.KELURAHAN, *FLOW[6:]]
+
+
+def test_the_question_after_the_phone_can_take_the_contact_button_away() -> None:
+    """A message carries one keyboard: the question after the phone has no buttons of its own,
+    so it also removes the contact button (no separate "number saved" message)."""
+    after = next_step(Step.PHONE, {}, return_to_summary=False)
+    assert after is Step.ADDRESS
+    assert STEPS[after].keyboard is None
+    assert STEPS[after].read is not None
 
 
 def test_other_occupation_is_asked_only_after_choosing_other() -> None:
     other = {"occupation": OTHER_OCCUPATION}
     listed = {"occupation": next(code for code in OCCUPATIONS if code != OTHER_OCCUPATION)}
     assert next_step(Step.OCCUPATION, other, return_to_summary=False) is Step.OCCUPATION_OTHER
-    assert next_step(Step.OCCUPATION, listed, return_to_summary=False) is Step.KECAMATAN
+    assert next_step(Step.OCCUPATION, listed, return_to_summary=False) is Step.HEIR_NAME
     # Even when changing the occupation from the summary, "other" still asks what it is.
     assert next_step(Step.OCCUPATION, other, return_to_summary=True) is Step.OCCUPATION_OTHER
     assert next_step(Step.OCCUPATION, listed, return_to_summary=True) is Step.SUMMARY
-    assert next_step(Step.OCCUPATION_OTHER, {}, return_to_summary=False) is Step.KECAMATAN
+    assert next_step(Step.OCCUPATION_OTHER, {}, return_to_summary=False) is Step.HEIR_NAME
 
 
 def test_kelurahan_always_follows_the_kecamatan() -> None:
     for back in (False, True):
         assert next_step(Step.KECAMATAN, {}, return_to_summary=back) is Step.KELURAHAN
     assert next_step(Step.KELURAHAN, {}, return_to_summary=True) is Step.SUMMARY
-    assert next_step(Step.KELURAHAN, {}, return_to_summary=False) is Step.ADDRESS
+    assert next_step(Step.KELURAHAN, {}, return_to_summary=False) is Step.OCCUPATION
 
 
 def test_sub_questions_count_as_their_parent_in_the_progress() -> None:

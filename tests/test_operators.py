@@ -57,7 +57,7 @@ async def register_for(operator: EmulatedUser, person: Person) -> str:
     await operator.expect(r"\(4/9\) Kirim nomor HP")
     await operator.send(person.phone)
     await operator.expect(r"\(5/9\)")
-    await operator.press("Pemulung")
+    await operator.send("Jl. Melati No. 5 RT 01/RW 02")
     await operator.expect(r"\(6/9\)")
     kecamatan = regions.district(person.kode_wilayah[:6])
     kelurahan = regions.village(person.kode_wilayah)
@@ -67,7 +67,7 @@ async def register_for(operator: EmulatedUser, person: Person) -> str:
     await operator.expect(r"Pilih kelurahan")
     await operator.press(kelurahan.name)
     await operator.expect(r"\(7/9\)")
-    await operator.send("Jl. Melati No. 5 RT 01/RW 02")
+    await operator.press("Pemulung")
     await operator.expect(r"\(8/9\)")
     await operator.send("Siti Aminah")
     await operator.expect(r"\(9/9\)")
@@ -78,6 +78,24 @@ async def register_for(operator: EmulatedUser, person: Person) -> str:
     match = CODE.search(sent.text)
     assert match is not None
     return match.group(0)
+
+
+async def test_daftarkan_again_continues_the_open_registration_in_one_message(
+    harness: Harness,
+) -> None:
+    """/daftarkan with a worker's registration open says so and asks its question, at once."""
+    worker = make_person(305)
+    await seed(harness, worker)
+    await add_operator(harness, OPERATOR, worker.kode_wilayah[:6])
+    operator = harness.user(OPERATOR)
+    await start_assisted(operator)
+    await operator.send(spaced(worker.nik))
+    await operator.expect(r"\(2/9\)")
+    operator.skip_to_end()
+    await operator.send("/daftarkan")
+    await operator.expect(r"sedang mendaftarkan seorang pekerja[\s\S]*\(2/9\)")
+    await operator.expect_no_reply(within=0.3)
+    assert operator.replies_since_cursor() == []
 
 
 async def application_by_code(harness: Harness, code: str) -> Application:
@@ -189,7 +207,7 @@ async def test_operator_outside_their_area_is_refused(harness: Harness) -> None:
     await operator.expect(r"\(4/9\)")
     await operator.send(worker.phone)
     await operator.expect(r"\(5/9\)")
-    await operator.press("Pemulung")
+    await operator.send("Jl. Melati No. 5 RT 01/RW 02")
     await operator.expect(r"\(6/9\)")
     kecamatan = regions.district(worker.kode_wilayah[:6])
     assert kecamatan is not None
@@ -213,6 +231,17 @@ async def test_forged_operator_buttons_are_refused(harness: Harness) -> None:
     await operator.expect(r"\(4/9\)")
     await operator.send(worker.phone)
     await operator.expect(r"\(5/9\)")
+    await operator.send("Jl. Melati No. 5 RT 01/RW 02")
+    await operator.expect(r"\(6/9\)")
+    regions = load_regions()
+    kecamatan = regions.district(worker.kode_wilayah[:6])
+    kelurahan = regions.village(worker.kode_wilayah)
+    assert kecamatan is not None
+    assert kelurahan is not None
+    await operator.press(kecamatan.name)
+    await operator.expect(r"Pilih kelurahan")
+    await operator.press(kelurahan.name)
+    await operator.expect(r"\(7/9\)")
     draft = await harness.services.operators.assisted_draft(operator_id=OPERATOR)
     assert draft is not None
     forged = f"as:{draft.id}:occupation:sopir"

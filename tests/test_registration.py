@@ -64,11 +64,8 @@ async def finish(
     regions = load_regions()
     await user.expect(r"\(4/9\) Kirim nomor HP")
     await user.share_contact(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press(occupation)
-    if other is not None:
-        await user.expect(r"Tulis pekerjaan")
-        await user.send(other)
+    await user.expect(r"\(5/9\) Kirim alamat")
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
     await user.expect(r"\(6/9\)")
     kecamatan = regions.district(person.kode_wilayah[:6])
     kelurahan = regions.village(person.kode_wilayah)
@@ -77,8 +74,11 @@ async def finish(
     await user.press(kecamatan.name)
     await user.expect(r"\(6/9\) Pilih kelurahan")
     await user.press(kelurahan.name)
-    await user.expect(r"\(7/9\)")
-    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    await user.expect(r"\(7/9\) Apa pekerjaan")
+    await user.press(occupation)
+    if other is not None:
+        await user.expect(r"Tulis pekerjaan")
+        await user.send(other)
     await user.expect(r"\(8/9\)")
     await user.send("Siti Aminah")
     await user.expect(r"\(9/9\)")
@@ -91,18 +91,23 @@ async def finish(
     return match.group(0)
 
 
-async def reach_address(user: EmulatedUser, person: Person, *, occupation: str = "Sopir") -> None:
-    """After the eligibility check: phone, work, any kecamatan and kelurahan, up to the
-    address question."""
+async def reach_address(user: EmulatedUser, person: Person) -> None:
+    """After the eligibility check: the phone (typed), up to the address question."""
     await user.expect(r"\(4/9\)")
     await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press(occupation)
+    await user.expect(r"\(5/9\) Kirim alamat")
+
+
+async def reach_heir(user: EmulatedUser, *, occupation: str = "Sopir") -> None:
+    """After the address: any kecamatan and kelurahan, then the work, up to the heir
+    question."""
     await user.expect(r"\(6/9\)")
     await user.press(re.compile(".+"))
     await user.expect(r"Pilih kelurahan")
     await user.press(re.compile("^(?!«).+"))
     await user.expect(r"\(7/9\)")
+    await user.press(occupation)
+    await user.expect(r"\(8/9\)")
 
 
 async def applications_of(harness: Harness, user_id: int) -> list[Application]:
@@ -367,10 +372,41 @@ async def test_worker_can_type_phone_instead_of_sharing_it(harness: Harness) -> 
     await user.send("021-8800-1234")
     await user.expect(r"bukan nomor HP")
     await user.send("0812-3456-7890")
-    await user.expect(r"Nomor tersimpan: 0812-3456-7890")
-    await user.expect(r"\(5/9\)")
+    asked = await user.expect(r"\(5/9\) Kirim alamat")
+    # The next question itself takes the contact button away: no "number saved" line.
+    assert asked.remove_keyboard
+    assert not any("Nomor tersimpan" in m.text for m in user.messages())
     [stored] = await applications_of(harness, 200050)
     assert stored.phone == "+6281234567890"
+
+
+async def test_phone_changed_from_the_summary_still_takes_the_contact_button_away(
+    harness: Harness,
+) -> None:
+    """Back at the summary (whose buttons cannot ride with a keyboard removal) a short line
+    takes the contact button away first."""
+    person = make_person(53)
+    await seed(harness, person)
+    user = harness.user(200053)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    await reach_heir(user)
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Anak")
+    await user.expect(r"Periksa kembali")
+    await user.press("✏️ Ubah")
+    await user.expect(r"Data mana")
+    await user.press("Nomor HP")
+    asked = await user.expect(r"\(4/9\)")
+    assert asked.reply_keyboard == [["📱 Bagikan nomor saya"]]
+    await user.share_contact("+6281298765432")
+    saved = await user.expect(r"Nomor tersimpan: 0812-9876-5432")
+    assert saved.remove_keyboard
+    summary = await user.expect(r"Periksa kembali")
+    assert "0812-9876-5432" in summary.text
 
 
 async def test_a_button_answer_turns_its_question_into_the_next_one(harness: Harness) -> None:
@@ -382,12 +418,20 @@ async def test_a_button_answer_turns_its_question_into_the_next_one(harness: Har
     await give_identity(user, person)
     await user.expect(r"\(4/9\)")
     await user.share_contact(person.phone)
-    question = await user.expect(r"\(5/9\)")
+    await user.expect(r"\(5/9\)")
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    question = await user.expect(r"\(6/9\) Di mana")
+    assert "Bekasi" in " ".join(question.button_labels())
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    work = await user.expect(r"\(7/9\) Apa pekerjaan")
+    assert work.message_id == question.message_id
     await user.press("Sopir")
-    following = await user.expect(r"\(6/9\) Di mana")
+    following = await user.expect(r"\(8/9\) Siapa")
     assert following.message_id == question.message_id
     assert following.text.startswith("✅ Sopir")
-    assert "Bekasi" in " ".join(following.button_labels())
+    assert following.button_labels() == []
     await user.expect_no_reply(within=0.3)
 
 
@@ -451,7 +495,7 @@ async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harnes
     await give_identity(user, person)
     await reach_address(user, person)
     await user.send("Jl. <Mawar> & Co *1*")
-    await user.expect(r"\(8/9\)")
+    await reach_heir(user)
     await user.send("Siti Aminah")
     await user.expect(r"\(9/9\)")
     await user.press("Anak")
@@ -466,9 +510,13 @@ async def test_buttons_are_required_where_buttons_are_offered(harness: Harness) 
     user = harness.user(200062)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
     await user.send("astronot")
     reply = await user.expect(r"pilih salah satu tombol")
     assert "Ojek online" in reply.button_labels()
@@ -485,13 +533,9 @@ async def test_typed_answers_that_match_a_button_are_taken_as_the_press(harness:
     await user.send("  SETUJU ")
     await user.expect(r"\(1/9\) Kirim NIK")
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.send("driver")
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
     await user.expect(r"\(6/9\)")
-    [stored] = await applications_of(harness, 200063)
-    assert stored.occupation == "sopir"
     kecamatan = load_regions().district(person.kode_wilayah[:6])
     assert kecamatan is not None
     await user.send(kecamatan.name.upper())
@@ -500,6 +544,14 @@ async def test_typed_answers_that_match_a_button_are_taken_as_the_press(harness:
     await user.expect(r"\(6/9\) Di mana Anda tinggal")
     [stored] = await applications_of(harness, 200063)
     assert stored.kecamatan_code == kecamatan.code
+    await user.press(kecamatan.name)
+    await user.expect(r"\(6/9\) Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    await user.expect(r"\(7/9\)")
+    await user.send("driver")
+    await user.expect(r"\(8/9\)")
+    [stored] = await applications_of(harness, 200063)
+    assert stored.occupation == "sopir"
 
 
 async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None:
@@ -509,9 +561,9 @@ async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None
     user = harness.user(200070)
     await reach_nik(user)
     await give_identity(user, person)
-    await reach_address(user, person, occupation="Pemulung")
+    await reach_address(user, person)
     await user.send("Jl. Lama 1")
-    await user.expect(r"\(8/9\)")
+    await reach_heir(user, occupation="Pemulung")
     await user.send("Siti Aminah")
     await user.expect(r"\(9/9\)")
     await user.press("Anak")
@@ -519,7 +571,7 @@ async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None
     await user.press("✏️ Ubah")
     await user.expect(r"Data mana")
     await user.press("Alamat")
-    await user.expect(r"\(7/9\)")
+    await user.expect(r"\(5/9\)")
     await user.send("Jl. Baru 2")
     summary = await user.expect(r"Periksa kembali")
     assert "Jl. Baru 2" in summary.text
@@ -533,10 +585,8 @@ async def test_kelurahan_keyboard_has_a_way_back(harness: Harness) -> None:
     user = harness.user(200071)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    await user.expect(r"\(5/9\)")
-    await user.press("Sopir")
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
     await user.expect(r"\(6/9\)")
     await user.press("Bantargebang")
     await user.expect(r"Pilih kelurahan")
@@ -750,12 +800,16 @@ async def test_my_data_shows_what_is_stored(harness: Harness) -> None:
 
 
 async def test_unknown_command_in_the_middle_says_where_the_worker_is(harness: Harness) -> None:
-    """An unknown command is named as such and the current question comes again."""
+    """An unknown command is named as such and the current question comes again, in one
+    message."""
     user = harness.user(200098)
     await reach_nik(user)
+    user.skip_to_end()
     await user.send("/foo")
-    await user.expect(r"tidak mengenal perintah")
-    await user.expect(r"\(1/9\)")
+    reply = await user.expect(r"tidak mengenal perintah[\s\S]*\(1/9\)")
+    await user.expect_no_reply(within=0.3)
+    assert user.replies_since_cursor() == []
+    assert reply.text.index("tidak mengenal") < reply.text.index("(1/9)")
 
 
 async def test_start_in_the_middle_continues_the_draft(harness: Harness) -> None:
@@ -765,9 +819,13 @@ async def test_start_in_the_middle_continues_the_draft(harness: Harness) -> None
     await reach_nik(user)
     await user.send(person.nik)
     await user.expect(r"\(2/9\)")
+    user.skip_to_end()
     await user.send("/start")
-    await user.expect(r"belum selesai")
-    await user.expect(r"\(2/9\)")
+    # One message: where they are, then the question (not two, each a second of the chat's
+    # share of Telegram's cap).
+    await user.expect(r"belum selesai[\s\S]*\(2/9\) Kirim nama")
+    await user.expect_no_reply(within=0.3)
+    assert user.replies_since_cursor() == []
 
 
 async def test_edited_message_is_not_an_answer(harness: Harness) -> None:
@@ -804,16 +862,20 @@ async def test_old_button_after_moving_on_does_nothing(harness: Harness) -> None
     user = harness.user(200102)
     await reach_nik(user)
     await give_identity(user, person)
-    await user.expect(r"\(4/9\)")
-    await user.send(person.phone)
-    occupation = await user.expect(r"\(5/9\)")
-    await user.press("Sopir")
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
     await user.expect(r"\(6/9\)")
+    await user.press(re.compile(".+"))
+    await user.expect(r"Pilih kelurahan")
+    await user.press(re.compile("^(?!«).+"))
+    occupation = await user.expect(r"\(7/9\)")
+    await user.press("Sopir")
+    await user.expect(r"\(8/9\)")
     await user.press_data("reg:occupation:pemulung", occupation.message_id)
     await user.press_data("reg:summary:send", occupation.message_id)
-    await user.expect(r"\(6/9\)")
+    await user.expect(r"\(8/9\)")
     [stored] = await applications_of(harness, 200102)
-    assert (stored.occupation, stored.step, stored.status) == ("sopir", "kecamatan", "draft")
+    assert (stored.occupation, stored.step, stored.status) == ("sopir", "heir_name", "draft")
 
 
 @pytest.mark.parametrize("data", ["x", "consent:maybe", "erase:later", "sv", "🎉"])
@@ -872,7 +934,7 @@ async def test_direction_override_and_invisible_letters_never_reach_the_record(
     await user.send(in_words(person.birth_date))
     await reach_address(user, person)
     await user.send("Jl. Melati\u202e No. 5\u2066 RT 01\u200f")
-    await user.expect(r"\(8/9\)")
+    await reach_heir(user)
     await user.send("\u3164\u3164")
     await user.expect(r"\(8/9\)")
     [stored] = await applications_of(harness, 200063)

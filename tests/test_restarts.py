@@ -56,8 +56,8 @@ def _steps() -> list[tuple[str, Step]]:
         await user.share_contact(person.phone)
         await user.expect(r"\(5/9\)")
 
-    async def occupation(user: EmulatedUser, _person: Person) -> None:
-        await user.press("Kuli bangunan")
+    async def address(user: EmulatedUser, _person: Person) -> None:
+        await user.send("Gg. Kenari No. 3")
         await user.expect(r"\(6/9\) Di mana")
 
     async def kecamatan(user: EmulatedUser, person: Person) -> None:
@@ -72,8 +72,8 @@ def _steps() -> list[tuple[str, Step]]:
         await user.press(village.name)
         await user.expect(r"\(7/9\)")
 
-    async def address(user: EmulatedUser, _person: Person) -> None:
-        await user.send("Gg. Kenari No. 3")
+    async def occupation(user: EmulatedUser, _person: Person) -> None:
+        await user.press("Kuli bangunan")
         await user.expect(r"\(8/9\)")
 
     async def heir(user: EmulatedUser, _person: Person) -> None:
@@ -94,10 +94,10 @@ def _steps() -> list[tuple[str, Step]]:
         ("name", name),
         ("birth_date", birth),
         ("phone", phone),
-        ("occupation", occupation),
+        ("address", address),
         ("kecamatan", kecamatan),
         ("kelurahan", kelurahan),
-        ("address", address),
+        ("occupation", occupation),
         ("heir_name", heir),
         ("heir_relation", relation),
         ("submit", submit),

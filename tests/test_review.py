@@ -308,7 +308,7 @@ async def test_needs_fix_takes_the_worker_to_the_field_and_back_to_the_queue(
     await reviewer.press("✅ Kirim tanpa catatan")
     await reviewer.expect(r"dikembalikan")
     await worker.expect(r"memperbaiki: Alamat")
-    await worker.expect(r"\(7/9\) Kirim alamat")
+    await worker.expect(r"\(5/9\) Kirim alamat")
     await worker.send("Jl. Perbaikan No. 9")
     await worker.expect(r"Periksa kembali")
     await worker.press("✅ Kirim")
