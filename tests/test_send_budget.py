@@ -2,9 +2,11 @@
 Telegram's caps, in one process and across processes sharing PostgreSQL; answers in a
 conversation overtake notifications; a 429 pauses every process.
 
-The emulator enforces the caps. Its per-chat window is 0.8 s here while the limiter spaces a
-chat's messages 1.05 s apart: the requests' trip through a loaded machine varies, and these
-tests are about the budget, not about that jitter (the bench runs the strict caps)."""
+The emulator enforces the caps. Its per-chat window is 0.5 s here while the limiter spaces a
+chat's messages 1.05 s apart: the requests' trip through a loaded machine varies (a CI run saw
+one 429 at 0.8 s), and these tests are about the budget, not about that jitter; two processes
+that did not share it would still send into a shared chat within milliseconds (the bench runs
+the strict caps)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from storage.send_budget import MemoryBudget, PostgresBudget
 from testkit.harness import Harness, make_settings
 from testkit.postgres import PostgresServer
 
-TOLERANT_CHAT_WINDOW = CapLimits(per_chat_window=0.8)
+TOLERANT_CHAT_WINDOW = CapLimits(per_chat_window=0.5)
 
 
 @pytest.fixture
