@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import OUT_DIR
-from bench.bench_review import median_seconds
+from bench.bench_review import STATS_BUDGET, median_seconds
 from bench.bench_review import seed as seed_applications
 from config.catalogs import Catalogs
 from domain.appeals import add_working_days, appeal_section, ticket
@@ -92,9 +92,7 @@ async def measure(path: Path) -> dict[str, float]:
         regions = load_regions()
 
         async def statistik() -> None:
-            stats = await reports.statistics(
-                premium_idr=201_600, budget_idr=2_000_000_000, effective_quota=9_920
-            )
+            stats = await reports.statistics(budget=STATS_BUDGET)
             figures = await appeals.statistics(today=TODAY)
             text = format_statistics(
                 stats, translate, regions, extra=appeal_section(figures, translate)
