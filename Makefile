@@ -9,7 +9,7 @@ SOURCES := domain config storage usecases handlers bot emulator
 # setuptools' notice about editable installs (one per install) is not for the person installing.
 PIP := PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet
 
-.PHONY: install demo demo-reset test soak lint format bench i18n clean postgres
+.PHONY: install demo demo-reset test soak lint format bench i18n clean postgres cluster
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ soak: $(DEV_STAMP) postgres
 # The suite runs storage and end-to-end tests on SQLite and on a throwaway PostgreSQL cluster.
 postgres:
 	@sh scripts/ensure-postgres.sh
+
+# Several processes as production runs them (README: Several processes): the emulator with
+# Telegram's caps, a round-robin proxy and N real `rentan-bot run` webhook processes on a
+# throwaway PostgreSQL (or CLUSTER_DATABASE_URL). Ctrl-C stops it.
+N ?= 3
+cluster: $(DEV_STAMP) postgres
+	$(BIN)/python scripts/deploy/local_cluster.py --processes $(N)
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix $(SOURCES) testkit tests bench

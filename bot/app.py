@@ -99,7 +99,11 @@ def build_services(settings: Settings, database: Database | None = None) -> Serv
         regions=load_regions(),
         secret=secret,
         preferences=PreferenceRepository(database),
-        applications=ApplicationRepository(database),
+        # The draft cache answers from this process's memory: webhook processes share the
+        # updates, so another may have moved the draft on (issue 18's proof); they read it.
+        applications=ApplicationRepository(
+            database, cache_size=0 if settings.webhook_url else 2_000
+        ),
         dtsen=DtsenRepository(database, secret),
         updates=UpdateLog(database),
         review=ReviewRepository(database),

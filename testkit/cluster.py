@@ -44,8 +44,12 @@ class RoundRobinProxy:
     routed: list[int] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
     url: str = ""
+    # Try the next process when one does not take the connection (nginx's proxy_next_upstream
+    # error): a killed process loses no update that was not yet handed to it.
+    failover: bool = False
     _next: int = 0
     _runner: web.AppRunner | None = None
+    _client: httpx.AsyncClient | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -56,9 +60,29 @@ class RoundRobinProxy:
         self.routed.append(index)
         self.bodies.append(body)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
-        async with httpx.AsyncClient() as client:
-            answer = await client.post(self.targets[index], content=body, headers=headers)
-        return web.Response(status=answer.status_code, body=answer.content)
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        tries = len(self.targets) if self.failover and self.pinned is None else 1
+        for attempt in range(tries):
+            target = (index + attempt) % len(self.targets)
+            try:
+                answer = await self._client.post(
+                    self.targets[target], content=body, headers=headers
+                )
+            except httpx.ConnectError:
+                if attempt < tries - 1:
+                    continue
+                if not self.failover:
+                    raise
+                return web.Response(status=502)
+            except httpx.TransportError:
+                if not self.failover:
+                    raise
+                # The process died holding the request: nginx answers 502, Telegram retries.
+                return web.Response(status=502)
+            self.routed[-1] = target
+            return web.Response(status=answer.status_code, body=answer.content)
+        raise AssertionError("unreachable")
 
     async def start(self) -> None:
         app = web.Application()
@@ -71,6 +95,9 @@ class RoundRobinProxy:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from storage.engine import Database
 from storage.jobs import JobClaims
 from testkit.cluster import WEBHOOK_SECRET, Cluster, webhook_cluster
 from testkit.factories import make_person
-from testkit.fakes import add_application
+from testkit.fakes import add_application, row_of, seed_dtsen
 from testkit.harness import make_settings
 
 ADMIN = 900001
@@ -310,3 +310,27 @@ async def test_job_claim_holds_for_its_interval_then_passes_to_another_process(
     assert not await second.claim(name="tidy-drafts", now=NOW + timedelta(minutes=5), ttl=ttl)
     assert await second.claim(name="tidy-drafts", now=NOW + timedelta(minutes=6), ttl=ttl)
     assert not await first.claim(name="tidy-drafts", now=NOW + timedelta(minutes=7), ttl=ttl)
+
+
+@on_postgres
+async def test_answer_coming_back_to_a_process_is_read_against_the_step_another_stored(
+    cluster: Cluster, emulator: BotApiEmulator
+) -> None:
+    """Round-robin sends a worker's answers to A, B, A: B stored the NIK, so A takes the next
+    answer as the name (found by the issue-18 proof: A used to read the draft it had cached at
+    the NIK question and answered "a NIK contains only digits")."""
+    person = make_person(6140)
+    services = cluster.services(0)
+    await seed_dtsen(services.database, services.secret, [row_of(person)])
+    user = emulator.user(614001)
+    cluster.route_to(0)
+    await start_a_draft(user)
+    cluster.route_to(1)
+    await user.send(person.nik)
+    await user.expect(r"\(2/9\)")
+    cluster.route_to(0)
+    await user.send(person.name)
+    await user.expect(r"\(3/9\)")
+    cluster.route_to(1)
+    await user.send(f"{person.birth_date:%d-%m-%Y}")
+    await user.expect(r"\(4/9\)")
