@@ -158,10 +158,10 @@ def _answers(person: Person, words: Words) -> list[tuple[re.Pattern[str], Act]]:
         (words.check, press(words.send)),
         (r"\(9/9\)", press(words.heir)),
         (r"\(8/9\)", send("Dewi Lestari")),
-        (r"\(7/9\)", send("Gg. Kenari No. 3")),
+        (r"\(7/9\)", press(words.occupation)),
         # The kelurahan's buttons follow the kecamatan's under the same step number.
         (r"\(6/9\)", press(village.name, district.name)),
-        (r"\(5/9\)", press(words.occupation)),
+        (r"\(5/9\)", send("Gg. Kenari No. 3")),
         (r"\(4/9\)", contact),
         (r"\(3/9\)", send(f"{person.birth_date:%d/%m/%Y}")),
         (r"\(2/9\)", send(person.name)),
