@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from domain.coverage import is_future_month, parse_paid_through
 from domain.i18n import N_
+from domain.lifecycle import Status
 from storage.engine import Database
 from storage.enrollment import (
     KPJ_HEADERS,
@@ -26,7 +27,7 @@ from storage.enrollment import (
     kpj_digits,
     read_columns,
 )
-from storage.models import Application, AuditEvent, Status, utcnow
+from storage.models import Application, AuditEvent, utcnow
 from storage.spreadsheets import normalise_header
 
 Translate = Callable[[str], str]

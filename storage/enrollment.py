@@ -24,11 +24,12 @@ from sqlmodel import col, select
 
 from domain.dates import InvalidDate, parse_date
 from domain.i18n import N_
+from domain.lifecycle import LIVE_STATUSES, Status
 from domain.nik import clean_nik_digits
 from domain.pii import hash_identifier, mask_nik
 from domain.reports import STATUS_LABELS
 from storage.engine import Database
-from storage.models import LIVE_STATUSES, Application, AuditEvent, Notification, Status, utcnow
+from storage.models import Application, AuditEvent, Notification, utcnow
 from storage.spreadsheets import (
     Sheet,
     SpreadsheetError,

@@ -13,6 +13,7 @@ from openpyxl import Workbook
 
 from bot import cli
 from domain.coverage import parse_paid_through
+from domain.lifecycle import Status
 from storage.coverage import CoverageProblem, import_coverage, read_coverage
 from storage.engine import Database
 from storage.enrollment import (
@@ -24,7 +25,7 @@ from storage.enrollment import (
     import_kpj,
 )
 from storage.migrate import upgrade
-from storage.models import Application, Status
+from storage.models import Application
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application
 from testkit.harness import TEST_PII_SECRET

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import EmulatedUser
-from storage.models import Application, Status
+from storage.models import Application
 from testkit.factories import Person, make_person
 from testkit.fakes import row_of, seed_dtsen
 from testkit.harness import Harness
