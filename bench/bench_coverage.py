@@ -19,9 +19,9 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from bench._common import BENCH_PII_SECRET, OUT_DIR
+from domain.lifecycle import Status
 from storage.coverage import import_coverage
 from storage.engine import Database
-from storage.models import Status
 from storage.opening import open_database
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application

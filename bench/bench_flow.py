@@ -170,7 +170,12 @@ async def run_scenario(
     bot_cpu = cpu_in_window(report["samples"], window[0], window[1])
     loop_cpu = cpu_in_window(report["samples"], window[0], window[1], column=2)
     seconds = max(window[1] - window[0], 1e-9)
-    answered = result.get("answered_in_window", result.get("answered", result["answered_total"]))
+    # The first of these the load generator reported (older reports lack the window's count).
+    answered: int = next(
+        result[key]
+        for key in ("answered_in_window", "answered", "answered_total")
+        if key in result
+    )
     outcome: JSONDict = {
         "scenario": scenario.name,
         "bot_config": scenario.bot,

@@ -59,19 +59,16 @@ def samples(rows: int) -> tuple[Path, Path]:
 def child(kind: str, db_path: str, sources: list[str]) -> None:
     """Run one import in this (fresh) process and print its summary as JSON."""
     from storage.dtsen import import_dtsen
-    from storage.engine import Database
-    from storage.migrate import upgrade
+    from storage.opening import open_database
 
     async def go() -> dict[str, Any]:
-        database = Database.from_url(f"sqlite+aiosqlite:///{db_path}")
-        await upgrade(database)
         extra: dict[str, Any] = {}
         if kind == "v3":
             extra = {"families": Path(sources[1]), "codebook": Path(sources[2])}
-        summary = await import_dtsen(
-            database, Path(sources[0]), secret=SECRET, today=TODAY, actor="bench", **extra
-        )
-        await database.dispose()
+        async with open_database(f"sqlite+aiosqlite:///{db_path}") as database:
+            summary = await import_dtsen(
+                database, Path(sources[0]), secret=SECRET, today=TODAY, actor="bench", **extra
+            )
         return {
             "rows_read": summary.rows_read,
             "rows_loaded": summary.rows_loaded,

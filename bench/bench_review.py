@@ -35,12 +35,12 @@ from bench._common import BENCH_PII_SECRET, OUT_DIR
 from config.catalogs import Catalogs
 from domain.budget import Budget
 from domain.exports import write_csv, write_xlsx
+from domain.lifecycle import Status
 from domain.pii import hash_identifier
 from domain.regions import load_regions
 from storage.engine import Database
 from storage.enrollment import import_kpj
 from storage.exports import ExportRepository
-from storage.models import Status
 from storage.opening import open_database
 from storage.reports import ReportRepository
 from storage.review import ReviewRepository

@@ -26,6 +26,7 @@ from telegram.error import RetryAfter
 
 from bench._common import percentile
 from bot.app import RentanApp, build_application
+from bot.running import stop_application
 from bot.send_limiter import Priority
 from emulator import BotApiEmulator
 from testkit.harness import make_settings
@@ -89,16 +90,16 @@ async def _processes(
         build_application(settings, rate_limit="settings" if limited else None)
         for _ in range(count)
     ]
+    # Only initialized, not started: the bench calls bot.send_message itself, and neither
+    # updates, jobs nor the start-up's own sends may share the budget being measured.
     for app in apps:
         await app.initialize()
     try:
         yield apps
     finally:
         for app in apps:
-            await app.shutdown()
-            services = app.bot_data.services
-            assert services is not None
-            await services.database.dispose()
+            # The one way to stop: shutdown, then post_shutdown (which closes the database).
+            await stop_application(app)
 
 
 async def run_case(

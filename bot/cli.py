@@ -201,8 +201,8 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     from config.catalogs import Catalogs
     from domain.exports import EXPORT_DONE, write_csv, write_xlsx
+    from domain.lifecycle import Status
     from storage.exports import ExportRepository
-    from storage.models import Status
     from storage.review import ReviewRepository
 
     target = Path(args.output)

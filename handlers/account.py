@@ -12,7 +12,7 @@ from domain.coverage import format_month
 from domain.eligibility import Decision, decode_reasons
 from domain.flow import FIELD_LABELS, STEPS, Step
 from domain.i18n import N_
-from domain.lifecycle import EDITABLE_STATUSES
+from domain.lifecycle import EDITABLE_STATUSES, Status
 from domain.roles import Role, StaffMember
 from handlers.common import answer_query, escape, message_of, user_of
 from handlers.context import Context
@@ -20,7 +20,7 @@ from handlers.language import remember_language, translator_for
 from handlers.refusals import refusal_text
 from handlers.staff_menu import STAFF_COMMANDS, publish_staff_menu
 from handlers.views import ask_again, coverage_text, format_time, summary_text
-from storage.models import Application, Status
+from storage.models import Application
 from usecases.roles import staff_member
 
 STATUS_WORDS: dict[str, str] = {

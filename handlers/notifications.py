@@ -11,6 +11,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 
 from domain.coverage import format_month, lapse_day
 from domain.flow import FIELD_LABELS, Step
+from domain.lifecycle import Status
 from handlers.appeal_notices import APPEAL_NOTICES, appeal_markup, appeal_notice
 from handlers.common import escape
 from handlers.context import Context
@@ -20,7 +21,7 @@ from handlers.refusals import self_pay_text
 from handlers.views import coverage_text, format_date, keyboard_for, prompt_text
 from storage.applications import TAKEN_OVER
 from storage.lapses import WARNING_KIND
-from storage.models import Application, Notification, Status
+from storage.models import Application, Notification
 from storage.waitlist import PROMOTED_KIND
 from usecases.recheck import REQUALIFIED
 

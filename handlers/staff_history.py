@@ -6,13 +6,14 @@ from __future__ import annotations
 from domain.eligibility import decode_reasons
 from domain.flow import FIELD_LABELS, Step
 from domain.i18n import N_
+from domain.lifecycle import Status
 from domain.reports import WIB, format_moment
 from domain.roles import Role
 from handlers.common import escape
 from handlers.context import Context
 from handlers.staff_access import member_by_id
 from handlers.staff_queue import STAFF_STATUS_WORDS
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 
 # What each audited action reads as; {actor} is "1234 (admin)", "the worker" or "the system".
 ACTION_WORDS: dict[str, str] = {

@@ -18,7 +18,7 @@ from telegram.ext import (
 from domain.annex import AnnexTotals, write_annex
 from domain.appeals import appeal_section
 from domain.exports import write_csv, write_xlsx
-from domain.lifecycle import PLACE_HOLDING
+from domain.lifecycle import PLACE_HOLDING, Status
 from domain.operators import format_channels
 from domain.reports import (
     MAX_MESSAGE_CHARS,
@@ -33,7 +33,6 @@ from handlers.context import Context
 from handlers.notifications import deliver_notifications
 from handlers.staff_access import member_of, staff_command
 from storage.enrollment import KpjFileError, import_kpj
-from storage.models import Status
 from usecases.appeals import appeal_statistics
 
 KPJ_FILE_LIMIT = 5 * 1024 * 1024

@@ -150,33 +150,38 @@ def prompt_text(step: Step, draft: Application, context: Context) -> str:
     return text
 
 
+# Fields the summary shows on another field's line rather than their own.
+SHOWN_WITH = {Step.HEIR_RELATION: Step.HEIR_NAME}
+
+
 def summary_text(draft: Application, context: Context) -> str:
-    """Everything the worker entered, escaped for HTML."""
+    """Everything the worker entered, escaped for HTML, in the order the flow's table asks it
+    (a field added to the table without a value here fails loudly, never silently missing)."""
     _ = context._
     regions = context.services.regions
     born = draft.tanggal_lahir
-    rows = [
-        (FIELD_LABELS[Step.NIK], draft.nik or "-"),
-        (FIELD_LABELS[Step.NAME], draft.nama or "-"),
-        (FIELD_LABELS[Step.BIRTH_DATE], format_date(born, context) if born else "-"),
-        (FIELD_LABELS[Step.PHONE], format_phone_display(draft.phone) if draft.phone else "-"),
-        (FIELD_LABELS[Step.OCCUPATION], occupation_text(draft, context)),
-        (
-            FIELD_LABELS[Step.KECAMATAN],
-            ", ".join(
-                regions.name(code) or "-"
-                for code in (draft.kelurahan_code, draft.kecamatan_code)
-                if code
-            )
-            or "-",
+    values = {
+        Step.NIK: draft.nik or "-",
+        Step.NAME: draft.nama or "-",
+        Step.BIRTH_DATE: format_date(born, context) if born else "-",
+        Step.PHONE: format_phone_display(draft.phone) if draft.phone else "-",
+        Step.ADDRESS: draft.alamat or "-",
+        Step.KECAMATAN: ", ".join(
+            regions.name(code) or "-"
+            for code in (draft.kelurahan_code, draft.kecamatan_code)
+            if code
+        )
+        or "-",
+        Step.OCCUPATION: occupation_text(draft, context),
+        Step.HEIR_NAME: (
+            f"{draft.heir_name or '-'} ({_(relation_label(draft.heir_relation)) or '-'})"
         ),
-        (FIELD_LABELS[Step.ADDRESS], draft.alamat or "-"),
-        (
-            FIELD_LABELS[Step.HEIR_NAME],
-            f"{draft.heir_name or '-'} ({_(relation_label(draft.heir_relation)) or '-'})",
-        ),
-    ]
-    return "\n".join(f"<b>{escape(_(label))}:</b> {escape(value)}" for label, value in rows)
+    }
+    return "\n".join(
+        f"<b>{escape(_(label))}:</b> {escape(values[step])}"
+        for step, label in FIELD_LABELS.items()
+        if step not in SHOWN_WITH
+    )
 
 
 async def ask(

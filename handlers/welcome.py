@@ -17,7 +17,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from domain.flow import Step
-from domain.lifecycle import EDITABLE_STATUSES
+from domain.lifecycle import EDITABLE_STATUSES, Status
 from domain.program import CONSENT_TEXT, CONSENT_VERSION
 from handlers.common import (
     alongside_answer,
@@ -30,7 +30,6 @@ from handlers.common import (
 )
 from handlers.context import Context
 from handlers.views import ask_again, keyboard_for, prompt_text
-from storage.models import Status
 
 
 def _button(label: str, data: str) -> InlineKeyboardButton:

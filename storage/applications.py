@@ -12,17 +12,10 @@ from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from domain.lifecycle import EDITABLE_STATUSES, OPEN_STATUSES
+from domain.lifecycle import EDITABLE_STATUSES, LIVE_STATUSES, OPEN_STATUSES, Status
 from domain.pii import BlindIndex
 from storage.drafts import DraftRepository, Outcome, Rollback
-from storage.models import (
-    LIVE_STATUSES,
-    Application,
-    AuditEvent,
-    Notification,
-    Status,
-    utcnow,
-)
+from storage.models import Application, AuditEvent, Notification, utcnow
 from storage.queue import position_in
 from storage.retention import delete_expired
 

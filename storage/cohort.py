@@ -21,20 +21,13 @@ from sqlmodel import col
 
 from domain.budget import Budget
 from domain.eligibility import DtsenPerson
-from domain.lifecycle import RENEWAL_STATUS, Status, renewals_that_fit
+from domain.lifecycle import LIVE_STATUSES, RENEWAL_STATUS, Status, renewals_that_fit
 from domain.pii import BlindIndex
 from storage.applications import new_application_code
 from storage.budget import read_ledger
 from storage.drafts import audit_values
 from storage.engine import Database
-from storage.models import (
-    LIVE_STATUSES,
-    Application,
-    AuditEvent,
-    DtsenRecord,
-    Notification,
-    utcnow,
-)
+from storage.models import Application, AuditEvent, DtsenRecord, Notification, utcnow
 from storage.updates import claim_update
 from storage.waitlist import lock_places
 

@@ -5,8 +5,6 @@ and reported by line, never half-applied."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,30 +17,18 @@ from sqlmodel import col, select
 
 from domain.coverage import is_future_month, parse_paid_through
 from domain.i18n import N_
+from domain.lifecycle import Status
 from storage.engine import Database
 from storage.enrollment import (
-    KPJ_DIGITS,
     KPJ_HEADERS,
     MAX_ROWS,
     MAX_UNCOMPRESSED_BYTES,
-    NO_ROWS,
-    TOO_LARGE_UNPACKED,
-    TOO_MANY_ROWS,
-    UNREADABLE_FILE,
-    UNSUPPORTED_FILE,
-    KpjFileError,
+    is_kpj,
+    kpj_digits,
+    read_columns,
 )
-from storage.models import Application, AuditEvent, Status, utcnow
-from storage.spreadsheets import (
-    Sheet,
-    SpreadsheetError,
-    TooLargeUnpacked,
-    TooManyRows,
-    cell_text,
-    normalise_header,
-    open_xlsx,
-    read_csv,
-)
+from storage.models import Application, AuditEvent, utcnow
+from storage.spreadsheets import normalise_header
 
 Translate = Callable[[str], str]
 
@@ -150,32 +136,6 @@ class _Entry:
     problem: CoverageProblem | None
 
 
-def _rows(
-    data: bytes, filename: str, max_rows: int, max_unpacked: int
-) -> tuple[list[object], list[tuple[int, list[object]]]]:
-    suffix = Path(filename).suffix.casefold()
-    if suffix == ".csv":
-        kind = "CSV"
-    elif suffix in (".xlsx", ".xlsm"):
-        kind = "XLSX"
-    else:
-        raise KpjFileError(UNSUPPORTED_FILE)
-    try:
-        opened: contextlib.AbstractContextManager[Sheet] = (
-            contextlib.nullcontext(read_csv(data, max_rows=max_rows, ansi_fallback=True))
-            if kind == "CSV"
-            else open_xlsx(data, max_rows=max_rows, max_uncompressed_bytes=max_unpacked)
-        )
-        with opened as sheet:
-            return list(sheet.header), list(sheet.rows)
-    except TooManyRows:
-        raise KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)) from None
-    except TooLargeUnpacked:
-        raise KpjFileError(TOO_LARGE_UNPACKED, limit=str(max_unpacked // (1024 * 1024))) from None
-    except SpreadsheetError as error:
-        raise KpjFileError(UNREADABLE_FILE, kind=kind) from error
-
-
 def read_coverage(
     data: bytes,
     *,
@@ -189,37 +149,28 @@ def read_coverage(
 
     Raises `KpjFileError` (one line) for a file that cannot be used at all.
     """
-    header, rows = _rows(data, filename, max_rows, max_unpacked)
-    if not header:
-        raise KpjFileError(NO_ROWS)
-    keys = [normalise_header(cell) for cell in header]
     column_map = column_map or {}
-    positions: list[int | None] = []
-    for field, names in (("kpj", KPJ_HEADERS), ("paid_through", PAID_THROUGH_HEADERS)):
-        wanted = (column_map[field],) if field in column_map else names
-        positions.append(next((keys.index(name) for name in wanted if name in keys), None))
-    missing = [
-        label
-        for label, position in zip(("KPJ", "iuran s.d."), positions, strict=True)
-        if position is None
-    ]
-    if missing:
-        raise KpjFileError(MISSING_COVERAGE_COLUMNS, missing=", ".join(missing))
-    kpj_at, month_at = (position for position in positions if position is not None)
-    if not rows:
-        raise KpjFileError(NO_ROWS)
-
-    parsed: list[tuple[int, str, object]] = []
-    for line, cells in rows:
-        kpj_cell = cells[kpj_at] if kpj_at < len(cells) else None
-        month_cell = cells[month_at] if month_at < len(cells) else None
-        parsed.append((line, re.sub(r"[\s.\-]", "", cell_text(kpj_cell)), month_cell))
+    rows = read_columns(
+        data,
+        filename=filename,
+        columns=[
+            (label, (column_map[field],) if field in column_map else names)
+            for label, field, names in (
+                ("KPJ", "kpj", KPJ_HEADERS),
+                ("iuran s.d.", "paid_through", PAID_THROUGH_HEADERS),
+            )
+        ],
+        missing_message=MISSING_COVERAGE_COLUMNS,
+        max_rows=max_rows,
+        max_uncompressed_bytes=max_unpacked,
+    )
+    parsed = [(line, kpj_digits(kpj_cell), month_cell) for line, (kpj_cell, month_cell) in rows]
     counts = Counter(kpj for _line, kpj, _month in parsed)
     entries = []
     for line, kpj, month_cell in parsed:
         paid = parse_paid_through(month_cell)
         problem: CoverageProblem | None = None
-        if not (len(kpj) == KPJ_DIGITS and kpj.isascii() and kpj.isdigit()):
+        if not is_kpj(kpj):
             problem = CoverageProblem.BAD_KPJ
         elif counts[kpj] > 1:
             problem = CoverageProblem.DUPLICATE_KPJ

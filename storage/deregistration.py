@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy import delete, func
 from sqlmodel import col, select
 
+from domain.lifecycle import Status
 from storage.engine import Database
-from storage.models import AuditEvent, Deregistration, Status
+from storage.models import AuditEvent, Deregistration
 
 
 class DeregistrationRepository:

@@ -27,17 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
-from domain.lifecycle import EDITABLE_STATUSES, OPEN_STATUSES
+from domain.lifecycle import EDITABLE_STATUSES, OPEN_STATUSES, Status
 from storage.engine import Database
-from storage.models import (
-    Application,
-    AttemptKind,
-    AuditEvent,
-    NikAttempt,
-    Status,
-    TZDateTime,
-    utcnow,
-)
+from storage.models import Application, AttemptKind, AuditEvent, NikAttempt, TZDateTime, utcnow
 from storage.updates import claim_update, record_update
 
 # The "per day" of NIK_ATTEMPTS_PER_DAY: attempts older than this no longer count.

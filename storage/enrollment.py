@@ -24,11 +24,12 @@ from sqlmodel import col, select
 
 from domain.dates import InvalidDate, parse_date
 from domain.i18n import N_
+from domain.lifecycle import LIVE_STATUSES, Status
 from domain.nik import clean_nik_digits
 from domain.pii import hash_identifier, mask_nik
 from domain.reports import STATUS_LABELS
 from storage.engine import Database
-from storage.models import LIVE_STATUSES, Application, AuditEvent, Notification, Status, utcnow
+from storage.models import Application, AuditEvent, Notification, utcnow
 from storage.spreadsheets import (
     Sheet,
     SpreadsheetError,
@@ -176,6 +177,16 @@ def _cell_text(value: object) -> str:
     return cell_text(value).strip()
 
 
+def kpj_digits(value: object) -> str:
+    """A KPJ cell as its digits: BPJS files group them with spaces, dots or dashes."""
+    return re.sub(r"[\s.\-]", "", cell_text(value))
+
+
+def is_kpj(text: str) -> bool:
+    """Whether `text` (from `kpj_digits`) is a KPJ number: 11 ASCII digits."""
+    return len(text) == KPJ_DIGITS and text.isascii() and text.isdigit()
+
+
 def _open_sheet(
     data: bytes, kind: str, max_rows: int, max_uncompressed_bytes: int
 ) -> contextlib.AbstractContextManager[Sheet]:
@@ -186,8 +197,62 @@ def _open_sheet(
     return open_xlsx(data, max_rows=max_rows, max_uncompressed_bytes=max_uncompressed_bytes)
 
 
-def _column(keys: Sequence[str], names: Sequence[str]) -> int | None:
-    return next((keys.index(name) for name in names if name in keys), None)
+def read_columns(
+    data: bytes,
+    *,
+    filename: str,
+    columns: Sequence[tuple[str, Sequence[str]]],
+    missing_message: str,
+    max_rows: int = MAX_ROWS,
+    max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES,
+) -> list[tuple[int, list[object]]]:
+    """The data rows of a file from BPJS (the KPJ list, the member list), each as its line and
+    the cells of `columns` in their order (None past a short row's end).
+
+    `columns` are (label, header spellings) pairs; a column none of whose spellings the header
+    holds is named by its label in `missing_message` ({missing}). Raises `KpjFileError` for a
+    file that cannot be used at all: not CSV or XLSX, unreadable, over `max_rows` data rows or
+    (XLSX) over `max_uncompressed_bytes` unpacked, a column missing, no data rows.
+    """
+    suffix = Path(filename).suffix.casefold()
+    if suffix == ".csv":
+        kind = "CSV"
+    elif suffix in (".xlsx", ".xlsm"):
+        kind = "XLSX"
+    else:
+        raise KpjFileError(UNSUPPORTED_FILE)
+    try:
+        with _open_sheet(data, kind, max_rows, max_uncompressed_bytes) as sheet:
+            header = sheet.header
+            rows = list(sheet.rows)
+    except TooManyRows:
+        raise KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)) from None
+    except TooLargeUnpacked:
+        limit = str(max_uncompressed_bytes // (1024 * 1024))
+        raise KpjFileError(TOO_LARGE_UNPACKED, limit=limit) from None
+    except SpreadsheetError as error:
+        raise KpjFileError(UNREADABLE_FILE, kind=kind) from error
+    if not header:
+        raise KpjFileError(NO_ROWS)
+    keys = [normalise_header(cell) for cell in header]
+    positions = [
+        next((keys.index(name) for name in names if name in keys), None)
+        for _label, names in columns
+    ]
+    missing = [
+        label
+        for (label, _names), position in zip(columns, positions, strict=True)
+        if position is None
+    ]
+    if missing:
+        raise KpjFileError(missing_message, missing=", ".join(missing))
+    if not rows:
+        raise KpjFileError(NO_ROWS)
+    found = [position for position in positions if position is not None]
+    return [
+        (line, [cells[position] if position < len(cells) else None for position in found])
+        for line, cells in rows
+    ]
 
 
 def _coverage_start(value: object, today: date) -> date | None:
@@ -224,47 +289,18 @@ def _read_entries(
     Raises `KpjFileError` for a file over `max_rows` data rows or (XLSX) over
     `max_uncompressed_bytes` unpacked, before reading further.
     """
-    suffix = Path(filename).suffix.casefold()
-    if suffix == ".csv":
-        kind = "CSV"
-    elif suffix in (".xlsx", ".xlsm"):
-        kind = "XLSX"
-    else:
-        raise KpjFileError(UNSUPPORTED_FILE)
-    try:
-        with _open_sheet(data, kind, max_rows, max_uncompressed_bytes) as sheet:
-            header = sheet.header
-            rows = list(sheet.rows)
-    except TooManyRows:
-        raise KpjFileError(TOO_MANY_ROWS, limit=str(max_rows)) from None
-    except TooLargeUnpacked:
-        limit = str(max_uncompressed_bytes // (1024 * 1024))
-        raise KpjFileError(TOO_LARGE_UNPACKED, limit=limit) from None
-    except SpreadsheetError as error:
-        raise KpjFileError(UNREADABLE_FILE, kind=kind) from error
-    if not header:
-        raise KpjFileError(NO_ROWS)
-    keys = [normalise_header(cell) for cell in header]
-    positions = [_column(keys, names) for names in (NIK_HEADERS, KPJ_HEADERS, START_HEADERS)]
-    missing = [
-        label
-        for label, position in zip(("NIK", "KPJ", "tgl_mulai"), positions, strict=True)
-        if position is None
-    ]
-    if missing:
-        raise KpjFileError(MISSING_COLUMNS, missing=", ".join(missing))
-    nik_at, kpj_at, start_at = (p for p in positions if p is not None)
-    if not rows:
-        raise KpjFileError(NO_ROWS)
-
-    def cell(cells: list[object], position: int) -> object:
-        return cells[position] if position < len(cells) else None
-
+    rows = read_columns(
+        data,
+        filename=filename,
+        columns=(("NIK", NIK_HEADERS), ("KPJ", KPJ_HEADERS), ("tgl_mulai", START_HEADERS)),
+        missing_message=MISSING_COLUMNS,
+        max_rows=max_rows,
+        max_uncompressed_bytes=max_uncompressed_bytes,
+    )
     parsed: list[tuple[int, str, str, date | None]] = []
-    for line, cells in rows:
-        nik = clean_nik_digits(_cell_text(cell(cells, nik_at)))
-        kpj = re.sub(r"[\s.\-]", "", _cell_text(cell(cells, kpj_at)))
-        parsed.append((line, nik, kpj, _coverage_start(cell(cells, start_at), today)))
+    for line, (nik_cell, kpj_cell, start_cell) in rows:
+        nik = clean_nik_digits(_cell_text(nik_cell))
+        parsed.append((line, nik, kpj_digits(kpj_cell), _coverage_start(start_cell, today)))
     nik_counts = Counter(nik for _line, nik, _kpj, _start in parsed)
     kpj_counts = Counter(kpj for _line, _nik, kpj, _start in parsed)
 
@@ -275,7 +311,7 @@ def _read_entries(
             problem = ProblemReason.BAD_NIK
         elif nik_counts[nik] > 1:
             problem = ProblemReason.DUPLICATE_NIK
-        elif not (len(kpj) == KPJ_DIGITS and kpj.isascii() and kpj.isdigit()):
+        elif not is_kpj(kpj):
             problem = ProblemReason.BAD_KPJ
         elif kpj_counts[kpj] > 1:
             problem = ProblemReason.DUPLICATE_KPJ

@@ -12,12 +12,12 @@ from sqlmodel import col
 from domain.annex import AnnexRow
 from domain.budget import WIB, local_today
 from domain.exports import ExportRow
-from domain.lifecycle import PLACE_HOLDING
+from domain.lifecycle import PLACE_HOLDING, Status
 from domain.pii import digest_key
 from storage.engine import Database
-from storage.models import Application, DtsenRecord, Status
+from storage.models import Application, DtsenRecord
 
-__all__ = ["BATCH_ROWS", "ExportRepository", "ExportRow"]
+__all__ = ["BATCH_ROWS", "ExportRepository"]
 
 # Rows per query: large enough that per-query costs vanish, small enough to stay a few MB.
 BATCH_ROWS = 2_000

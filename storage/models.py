@@ -8,10 +8,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-# The lifecycle lives in domain; re-exported here because every table module names it.
-from domain.lifecycle import LIVE_STATUSES as LIVE_STATUSES
-from domain.lifecycle import OPEN_STATUSES
-from domain.lifecycle import Status as Status
+from domain.lifecycle import LIVE_STATUSES, OPEN_STATUSES, Status
 
 
 def utcnow() -> datetime:

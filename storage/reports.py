@@ -12,13 +12,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from domain.budget import Budget, local_today
-from domain.lifecycle import PLACE_HOLDING
+from domain.lifecycle import LIVE_STATUSES, PLACE_HOLDING, Status
 from domain.reports import WIB, Statistics
 from storage.budget import read_ledger
 from storage.engine import Database
-from storage.models import LIVE_STATUSES, Application, Status, utcnow
+from storage.models import Application, utcnow
 
-__all__ = ["WIB", "ReportRepository", "Statistics"]
+__all__ = ["ReportRepository"]
 
 
 class ReportRepository:

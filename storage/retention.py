@@ -13,7 +13,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
-from domain.lifecycle import PLACE_HOLDING
+from domain.lifecycle import PLACE_HOLDING, Status
 from storage.engine import Database
 from storage.models import (
     Appeal,
@@ -24,7 +24,6 @@ from storage.models import (
     NikAttempt,
     Notification,
     ProcessedUpdate,
-    Status,
     UserPreference,
     utcnow,
 )

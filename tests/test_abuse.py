@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import Job
 
+from domain.lifecycle import Status
 from domain.pii import hash_identifier
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.context import Context
@@ -25,7 +26,6 @@ from storage.models import (
     NikAttempt,
     Notification,
     ProcessedUpdate,
-    Status,
     UserPreference,
     utcnow,
 )

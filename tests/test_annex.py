@@ -17,9 +17,10 @@ from bot import cli
 from config.catalogs import Catalogs
 from domain.annex import AnnexRow, write_annex
 from domain.budget import Budget
+from domain.lifecycle import Status
 from storage.engine import Database
 from storage.migrate import upgrade
-from storage.models import AuditEvent, Status
+from storage.models import AuditEvent
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application
 from testkit.harness import TEST_PII_SECRET, Harness

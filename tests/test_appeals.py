@@ -25,12 +25,13 @@ from domain.appeals import (
     parse_ticket,
     ticket,
 )
+from domain.lifecycle import Status
 from emulator import EmulatedUser
 from handlers.appeals import escalate_appeals
 from handlers.context import Context
 from storage.appeals import Answer, AnswerOutcome, AppealRepository, Filing
 from storage.engine import Database
-from storage.models import Appeal, Application, AuditEvent, Status
+from storage.models import Appeal, Application, AuditEvent
 from storage.retention import erase_user
 from storage.waitlist import Places
 from testkit.factories import Person, make_person

@@ -153,6 +153,77 @@ def test_no_import_cycle_between_folders() -> None:
     assert cycles == []
 
 
+def _domain_names_of(module: str) -> frozenset[str]:
+    """The names the project module `module` imports from domain/ (empty if not a module)."""
+    path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        path = ROOT.joinpath(*module.split("."), "__init__.py")
+    if not path.is_file():
+        return frozenset()
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return frozenset(
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "domain"
+        for alias in node.names
+    )
+
+
+def test_domain_rules_are_imported_from_domain_not_through_another_folder() -> None:
+    """One home per rule: `Status` comes from domain.lifecycle, never re-exported by
+    storage.models (or any other module that happens to import it)."""
+    through = {}
+    for folder in FOLDERS:
+        for path in _modules(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                    continue
+                if node.module.split(".")[0] not in set(PRODUCTION) - {"domain"}:
+                    continue
+                names = {alias.name for alias in node.names} & _domain_names_of(node.module)
+                if names:
+                    through[f"{_relative(path)}:{node.lineno}"] = sorted(names)
+    assert through == {}
+
+
+def _readme_folders() -> tuple[set[str], set[str]]:
+    """The top-level folders and the sub-folders (`storage/dtsen`) the README's Development
+    section lists, one a line."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Development", 1)[1].split("```", 2)[1]
+    top: set[str] = set()
+    sub: set[str] = set()
+    parent = ""
+    for line in block.splitlines():
+        word = line.split(maxsplit=1)[0] if line.strip() else ""
+        if not word.endswith("/"):
+            continue
+        if line.startswith(" "):
+            sub.add(f"{parent}/{word.rstrip('/')}")
+        else:
+            parent = word.rstrip("/")
+            top.add(parent)
+    return top, sub
+
+
+def test_readme_lists_every_top_level_folder_and_only_real_ones() -> None:
+    """The Development section has one line per folder, so `ls` and the README agree."""
+    listed, sub = _readme_folders()
+    folders = {
+        path.name
+        for path in ROOT.iterdir()
+        if path.is_dir()
+        and any(path.iterdir())
+        and (not path.name.startswith(".") or path.name == ".ci")
+        # What installing and packaging leave behind is not the project's.
+        and not path.name.endswith(".egg-info")
+        and path.name not in {"__pycache__", "build", "dist", "htmlcov"}
+    }
+    assert listed == folders
+    assert {folder for folder in sub if not (ROOT / folder).is_dir()} == set()
+
+
 def test_production_modules_stay_small() -> None:
     """Over MAX_LINES a module holds several things; split it by what they are."""
     sizes = {

@@ -62,10 +62,11 @@ from sqlmodel import col
 from bot.logs import RedactingFilter, RedactingFormatter, configure_logging
 from bot.processor import PerChatUpdateProcessor
 from domain.flow import FIELD_LABELS, Step
+from domain.lifecycle import LIVE_STATUSES, Status
 from domain.program import HEIR_RELATIONS, OCCUPATIONS
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.staff_card import REJECT_REASONS
-from storage.models import LIVE_STATUSES, Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from testkit.factories import Person, make_people
 from testkit.fakes import make_application, row_of, seed_dtsen
 from testkit.harness import Harness

@@ -23,11 +23,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import BotApiEmulator, BotMessage, EmulatedUser, TranscriptEvent
 from emulator.caps import CapLimits
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from storage.notifications import IN_FLIGHT, MAX_ATTEMPTS
 from storage.review import ReviewRepository
 from testkit.factories import Person, make_people

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 
 from bot import cli
 from domain.eligibility import Rules
+from domain.lifecycle import Status
 from domain.pii import hash_identifier, mask_nik
 from storage.cohort_file import CohortFileError, RowProblem
 from storage.engine import Database
 from storage.migrate import upgrade
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from storage.retention import delete_expired
 from testkit.factories import Person, make_people
 from testkit.fakes import add_application, row_of, seed_dtsen

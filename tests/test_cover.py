@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from telegram.ext import Job
 
 from domain.coverage import has_lapsed, lapse_day, warning_due
+from domain.lifecycle import Status
 from emulator import BotApiEmulator
 from handlers.context import Context
 from handlers.housekeeping import check_cover
 from storage.lapses import WARNING_KIND, lapsed_count
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from testkit.factories import make_person
 from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import Harness

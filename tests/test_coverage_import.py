@@ -13,11 +13,19 @@ from openpyxl import Workbook
 
 from bot import cli
 from domain.coverage import parse_paid_through
-from storage.coverage import CoverageProblem, import_coverage
+from domain.lifecycle import Status
+from storage.coverage import CoverageProblem, import_coverage, read_coverage
 from storage.engine import Database
-from storage.enrollment import KpjFileError
+from storage.enrollment import (
+    NO_ROWS,
+    TOO_MANY_ROWS,
+    UNREADABLE_FILE,
+    UNSUPPORTED_FILE,
+    KpjFileError,
+    import_kpj,
+)
 from storage.migrate import upgrade
-from storage.models import Application, Status
+from storage.models import Application
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application
 from testkit.harness import TEST_PII_SECRET
@@ -138,6 +146,47 @@ async def test_a_file_without_a_month_column_is_refused_whole(database: Database
             today=TODAY,
         )
     assert await paid_through(database, worker.id) is None
+
+
+@pytest.mark.parametrize(
+    ("filename", "body", "template"),
+    [
+        ("list.txt", b"\n11111111111;2026-03\n", UNSUPPORTED_FILE),
+        ("list.xlsx", b"not a zip archive", UNREADABLE_FILE),
+        ("list.csv", b"\n11111111111;2026-03\n22222222222;2026-03\n", TOO_MANY_ROWS),
+        ("list.csv", b"\n", NO_ROWS),
+    ],
+    ids=["not-csv-or-xlsx", "broken-xlsx", "too-many-rows", "header-only"],
+)
+async def test_member_list_and_kpj_list_refuse_a_file_by_the_same_rules(
+    database: Database, filename: str, body: bytes, template: str
+) -> None:
+    """Both BPJS files go through one reader: the same file problem, the same refusal."""
+    with pytest.raises(KpjFileError) as coverage:
+        read_coverage(b"KPJ;Iuran s.d." + body, filename=filename, today=TODAY, max_rows=1)
+    with pytest.raises(KpjFileError) as kpj:
+        await import_kpj(
+            database,
+            b"NIK;KPJ;tgl_mulai" + body,
+            filename=filename,
+            secret=SECRET,
+            actor_id=None,
+            today=TODAY,
+            max_rows=1,
+        )
+    assert (template, template) == (coverage.value.template, kpj.value.template)
+    assert coverage.value.params == kpj.value.params
+
+
+def test_member_list_reads_windows_csv_and_grouped_kpj_numbers_as_the_kpj_list_does() -> None:
+    """Excel's ANSI "CSV" with ";" and a KPJ written with dots and spaces: read, not refused."""
+    data = "Nama;No. KPJ;Iuran s.d.\nJosé;111.1111 1111;Maret 2026\n".encode("cp1252")
+
+    entries = read_coverage(data, filename="anggota.csv", today=TODAY)
+
+    assert [(2, "11111111111", date(2026, 3, 31), None)] == [
+        (entry.line, entry.kpj, entry.paid_through, entry.problem) for entry in entries
+    ]
 
 
 def test_import_coverage_command_applies_reports_and_refuses_a_wrong_file(

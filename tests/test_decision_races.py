@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from domain.lifecycle import CARD_FROM, COMMAND_FROM, Decision
+from domain.lifecycle import CARD_FROM, COMMAND_FROM, Decision, Status
 from storage.applications import ApplicationRepository, SubmitResult
 from storage.drafts import Outcome
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from storage.retention import erase_user
 from storage.review import DecisionOutcome, Result, ReviewRepository
 from testkit.factories import make_person

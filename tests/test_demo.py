@@ -31,9 +31,9 @@ from bot.demo import (
 )
 from bot.sample_dtsen import demo_people
 from config.settings import load_settings
+from domain.lifecycle import Status
 from emulator import BotApiEmulator, BotMessage, EmulatedUser
 from storage.dtsen.records import DtsenRepository
-from storage.models import Status
 from testkit.factories import make_person
 from testkit.fakes import add_application
 from testkit.harness import Harness

@@ -6,9 +6,10 @@ import re
 
 import sqlalchemy as sa
 
+from domain.lifecycle import Status
 from domain.pii import mask_nik
 from emulator import EmulatedUser
-from storage.models import Application, AuditEvent, Deregistration, Status
+from storage.models import Application, AuditEvent, Deregistration
 from testkit.factories import Person, make_person
 from testkit.fakes import add_applications, make_application
 from testkit.harness import Harness

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from domain.lifecycle import Status
 from domain.pii import digest_key, identifier_digest
 from emulator import BotApiEmulator
 from storage.engine import Database
-from storage.models import DtsenRecord, Status
+from storage.models import DtsenRecord
 from testkit.factories import Person, make_person
 from testkit.harness import Harness
 from tests.test_registration import applications_of, finish, give_identity, reach_nik

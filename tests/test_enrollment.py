@@ -16,6 +16,7 @@ from openpyxl import Workbook
 from sqlalchemy.exc import IntegrityError
 
 from bot import cli
+from domain.lifecycle import Status
 from domain.pii import hash_identifier, mask_nik
 from storage.engine import Database
 from storage.enrollment import (
@@ -28,7 +29,7 @@ from storage.enrollment import (
     import_kpj,
 )
 from storage.migrate import upgrade
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from testkit.factories import make_person
 from testkit.fakes import add_applications
 from testkit.harness import TEST_PII_SECRET

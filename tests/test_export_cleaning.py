@@ -10,11 +10,11 @@ import pytest
 
 from domain.address import is_findable_address
 from domain.exports import COLUMNS, ExportRow, export_text, write_csv
+from domain.lifecycle import Status
 from domain.names import strip_titles
 from domain.pii import hash_identifier
 from storage.engine import Database
 from storage.exports import ExportRepository
-from storage.models import Status
 from testkit.factories import make_person
 from testkit.fakes import row_of, seed_dtsen
 from testkit.harness import Harness

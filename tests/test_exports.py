@@ -18,11 +18,12 @@ from openpyxl import load_workbook
 from bot import cli
 from config.catalogs import Catalogs
 from domain.exports import COLUMNS, ExportRow, write_csv, write_xlsx
+from domain.lifecycle import Status
 from domain.pii import hash_identifier
 from storage.engine import Database
 from storage.exports import ExportRepository
 from storage.migrate import upgrade
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from testkit.factories import make_person
 from testkit.fakes import add_applications
 from testkit.harness import TEST_PII_SECRET

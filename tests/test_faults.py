@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import Job
 
+from domain.lifecycle import Status
 from emulator import EmulatedUser
 from handlers.context import Context
 from handlers.notifications import deliver_notifications
-from storage.models import Application, Notification, Status
+from storage.models import Application, Notification
 from storage.notifications import IN_FLIGHT
 from testkit.factories import make_person
 from testkit.fakes import add_application

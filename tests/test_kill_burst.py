@@ -14,10 +14,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bot.app import migrate_database
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import BotApiEmulator, BotMessage, EmulatedUser, TranscriptEvent
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from storage.review import ReviewRepository
 from testkit.factories import Person, make_people
 from testkit.fakes import row_of, seed_dtsen

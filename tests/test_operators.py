@@ -10,10 +10,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from domain.lifecycle import Status
 from domain.program import CONSENT_VERSION
 from domain.regions import load_regions
 from emulator import BotApiEmulator, EmulatedUser
-from storage.models import Application, AuditEvent, Community, Status
+from storage.models import Application, AuditEvent, Community
 from testkit.factories import Person, make_person
 from testkit.fakes import add_applications, make_application
 from testkit.harness import Harness

@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from config.settings import load_settings
 from domain.eligibility import Reason, ReasonCode, encode_reasons
+from domain.lifecycle import Status
 from emulator import BotApiEmulator
 from storage.dtsen import import_dtsen
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from storage.recheck import RecheckRepository
 from storage.review import ReviewRepository
 from testkit.factories import make_people, make_person

@@ -9,9 +9,12 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
+from config.catalogs import Catalogs
+from domain.flow import FIELD_LABELS, Step
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import EmulatedUser
-from storage.models import Application, Status
+from storage.models import Application
 from testkit.factories import Person, make_person
 from testkit.fakes import row_of, seed_dtsen
 from testkit.harness import Harness
@@ -576,6 +579,30 @@ async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None
     summary = await user.expect(r"Periksa kembali")
     assert "Jl. Baru 2" in summary.text
     assert "Jl. Lama 1" not in summary.text
+
+
+async def test_summary_lists_the_answers_in_the_order_the_questions_asked_them(
+    harness: Harness,
+) -> None:
+    """The summary follows the flow's one table (address 5/9, place 6/9, work 7/9), not an
+    order of its own that drifts when the questions move."""
+    person = make_person(73)
+    await seed(harness, person)
+    user = harness.user(200072)
+    await reach_nik(user)
+    await give_identity(user, person)
+    await reach_address(user, person)
+    await user.send("Jl. Melati No. 5 RT 01/RW 02")
+    await reach_heir(user, occupation="Pemulung")
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Anak")
+    summary = await user.expect(r"Periksa kembali")
+
+    _ = Catalogs().get("id")._
+    labels = [_(label) for step, label in FIELD_LABELS.items() if step is not Step.HEIR_RELATION]
+    shown = [line.split(":", 1)[0] for line in summary.text.splitlines()]
+    assert labels == [label for label in shown if label in labels]
 
 
 async def test_kelurahan_keyboard_has_a_way_back(harness: Harness) -> None:

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 from domain.budget import Budget
 from domain.eligibility import Rules
-from domain.lifecycle import Decision
+from domain.lifecycle import Decision, Status
 from domain.pii import mask_nik
 from emulator import BotApiEmulator
 from storage.cohort import CohortRepository
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from storage.review import Result, ReviewRepository
 from testkit.factories import Person, make_people
 from testkit.fakes import add_application, row_of, seed_dtsen

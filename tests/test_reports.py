@@ -14,12 +14,13 @@ import pytest
 from bot import cli
 from config.catalogs import Catalogs
 from domain.budget import Budget
+from domain.lifecycle import Status
 from domain.pii import hash_identifier
 from domain.regions import load_regions
 from domain.reports import Statistics, format_idr, format_number, format_statistics, render_chart
 from storage.engine import Database
 from storage.migrate import upgrade
-from storage.models import Application, Status
+from storage.models import Application
 from storage.reports import ReportRepository
 from testkit.factories import make_person
 from testkit.fakes import add_applications

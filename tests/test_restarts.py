@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from telegram.ext import Job
 
 from bot.app import migrate_database
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import BotApiEmulator, EmulatedUser
 from handlers.context import Context
 from handlers.housekeeping import tidy_drafts
 from storage.engine import Database
-from storage.models import Application, Status
+from storage.models import Application
 from testkit.factories import Person, make_person
 from testkit.fakes import row_of, seed_dtsen
 from testkit.harness import TEST_PII_SECRET, TEST_TOKEN, Harness, make_settings

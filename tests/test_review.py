@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from telegram.ext import CommandHandler
 
-from domain.lifecycle import Decision
+from domain.lifecycle import Decision, Status
 from domain.pii import hash_identifier
 from domain.regions import load_regions
 from emulator import BotApiEmulator, EmulatedUser
@@ -22,7 +22,6 @@ from storage.models import (
     NikAttempt,
     Notification,
     StaffPendingInput,
-    Status,
     UserPreference,
 )
 from storage.notifications import IN_FLIGHT

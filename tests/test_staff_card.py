@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from storage.models import Application, Status
+from domain.lifecycle import Status
+from storage.models import Application
 from testkit.factories import make_person
 from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import Harness

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from domain.fix_fields import read_fix_field
 from domain.flow import FIELD_LABELS, Step
-from storage.models import Application, Status
+from domain.lifecycle import Status
+from storage.models import Application
 from testkit.harness import Harness
 from tests.test_review import REVIEWER, register, status_of
 

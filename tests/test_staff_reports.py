@@ -11,9 +11,10 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
+from domain.lifecycle import Status
 from domain.regions import load_regions
 from emulator import EmulatedUser
-from storage.models import Application, AuditEvent, Notification, Status
+from storage.models import Application, AuditEvent, Notification
 from testkit.factories import make_person
 from testkit.fakes import add_application, add_applications, make_application
 from testkit.harness import Harness

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from domain.eligibility import Reason, ReasonCode, encode_reasons
 from domain.flow import ADDRESS_MAX, InvalidAnswer, short_text
+from domain.lifecycle import Status
 from domain.names import InvalidName, NameReason, parse_name
 from domain.text import (
     MAX_MARKS_PER_BASE,
@@ -21,7 +22,7 @@ from domain.text import (
     strip_invisible,
 )
 from storage.engine import Database
-from storage.models import Application, AuditEvent, Status
+from storage.models import Application, AuditEvent
 from testkit.factories import make_person
 from testkit.fakes import add_applications, make_application
 

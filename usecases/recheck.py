@@ -20,10 +20,11 @@ from domain.eligibility import (
     encode_reasons,
 )
 from domain.flow import IDENTITY_STEPS, Step, next_step
+from domain.lifecycle import Status
 from domain.nik import InvalidNik, parse_nik
 from storage.applications import ApplicationRepository
 from storage.drafts import Outcome
-from storage.models import Application, Status
+from storage.models import Application
 from storage.recheck import Change, Judge, RecheckRepository
 from usecases.registration import assessment_values
 

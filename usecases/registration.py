@@ -18,6 +18,7 @@ from domain.eligibility import (
     work_summary,
 )
 from domain.flow import IDENTITY_STEPS, Step, Values, next_step
+from domain.lifecycle import Status
 from domain.names import name_similarity
 from domain.nik import Nik, parse_nik
 from domain.pii import BlindIndex, hash_identifier
@@ -26,7 +27,7 @@ from storage.applications import ApplicationRepository
 from storage.cohort import CohortRepository
 from storage.drafts import ATTEMPT_WINDOW, Outcome
 from storage.dtsen.records import DtsenRepository
-from storage.models import Application, AttemptKind, Status
+from storage.models import Application, AttemptKind
 
 
 @dataclass(frozen=True)
