@@ -30,7 +30,14 @@ from storage.review import ReviewRepository
 from testkit.factories import Person, make_person
 from testkit.fakes import add_application
 from testkit.harness import Harness
-from tests.test_registration import applications_of, finish, give_identity, reach_nik, seed
+from tests.test_registration import (
+    applications_of,
+    finish,
+    give_identity,
+    in_words,
+    reach_nik,
+    seed,
+)
 
 ADMIN = 900001
 REVIEWER = 900002
@@ -1082,6 +1089,28 @@ async def test_identity_correction_that_does_not_match_dtsen_never_loses_the_app
     assert "koreksi identitas tidak cocok dengan DTSEN" in card.text
     await worker.send("/status")
     await worker.expect(r"menunggu verifikasi")
+
+
+async def test_birth_date_correction_that_does_not_match_dtsen_keeps_the_application(
+    harness: Harness,
+) -> None:
+    """Sent back to fix the birth date, the worker types one that matches neither DTSEN nor
+    the NIK: asked again with the neutral text, the application and its date are kept."""
+    person = make_person(8)
+    worker, code = await register(harness, 210008, 8)
+    [before] = await applications_of(harness, 210008)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} tgl lahir")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"\(3/9\)")
+    wrong = person.birth_date.replace(year=person.birth_date.year - 3)
+    await worker.send(in_words(wrong))
+    asked = await worker.expect(r"\(3/9\)")
+    assert "tidak cocok dengan daftar program" in asked.text
+    [stored] = await applications_of(harness, 210008)
+    assert (stored.status, stored.code) == (Status.NEEDS_FIX, code)
+    assert (stored.tanggal_lahir, stored.submitted_at) == (person.birth_date, before.submitted_at)
+    assert stored.eligibility_reasons == before.eligibility_reasons
 
 
 async def test_waitlisted_worker_is_told_the_self_pay_route(
