@@ -14,6 +14,7 @@ from telegram.ext import CommandHandler
 from domain.lifecycle import Decision
 from domain.pii import hash_identifier
 from domain.regions import load_regions
+from domain.text import MAX_MARKS_PER_BASE, is_clean
 from emulator import BotApiEmulator, EmulatedUser
 from handlers import staff, staff_reports
 from storage.models import (
@@ -1111,6 +1112,45 @@ async def test_birth_date_correction_that_does_not_match_dtsen_keeps_the_applica
     assert (stored.status, stored.code) == (Status.NEEDS_FIX, code)
     assert (stored.tanggal_lahir, stored.submitted_at) == (person.birth_date, before.submitted_at)
     assert stored.eligibility_reasons == before.eligibility_reasons
+
+
+@pytest.mark.parametrize("how", ["command", "typed"])
+async def test_staff_reason_is_stored_and_sent_without_invisible_characters(
+    harness: Harness, how: str
+) -> None:
+    """A rejection reason with a direction override, a zero-width space and a stack of marks
+    (from /tolak or typed after "Ketik alasan") reaches the record, the audit and the worker
+    as its visible text only."""
+    worker, code = await register(harness, 210009 if how == "command" else 210010, 9)
+    reviewer = harness.user(REVIEWER)
+    typed = "KTP\u202e luar\u200b kota" + "\u0301" * 12
+    if how == "command":
+        await reviewer.send(f"/tolak {code} {typed}")
+    else:
+        await ask_for_a_typed_reason(reviewer, code)
+        await reviewer.send(typed)
+        await reviewer.expect(r"KTP luar kot")
+        await reviewer.press("✅ Kirim")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    async with harness.services.database.read() as session:
+        stored = (
+            await session.execute(
+                sa.select(Application.decision_reason).where(Application.code == code)
+            )
+        ).scalar_one()
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.reason).where(AuditEvent.action == "reject")
+            )
+        ).scalar_one()
+    assert stored is not None
+    assert stored.startswith("KTP luar kot")
+    assert is_clean(stored)
+    assert is_clean(audited or "")
+    assert "\u202e" not in notice.text
+    assert "\u200b" not in notice.text
+    assert "\u0301" * (MAX_MARKS_PER_BASE + 1) not in notice.text
 
 
 async def test_waitlisted_worker_is_told_the_self_pay_route(
