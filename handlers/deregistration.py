@@ -49,17 +49,23 @@ async def deregistrations(update: Update, context: Context, member: StaffMember)
                 context._("Usage: /deregistrasi, or /deregistrasi selesai NUMBER (admins)")
             )
         return
-    text, markup = await _listing(context, member)
+    text, markup = await _listing(context, member, update.update_id)
     await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
 async def _listing(
-    context: Context, member: StaffMember
+    context: Context, member: StaffMember, update_id: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     _ = context._
-    cases = await context.services.deregistrations.open_cases()
+    repository = context.services.deregistrations
+    cases = await repository.open_cases()
     if not cases:
         return _("No deregistration is waiting."), None
+    if member.role is Role.ADMIN:
+        # An admin reads full NIKs here (BPJS needs them): audited like the card's.
+        await repository.record_nik_views(
+            actor_id=member.user_id, cases=cases[:SHOWN], via="/deregistrasi", update_id=update_id
+        )
     lines = [
         _("<b>Deregistrations waiting</b>: {count}").format(count=len(cases)),
         _(
@@ -117,7 +123,7 @@ async def done_button(update: Update, context: Context, member: StaffMember) -> 
         return
     await _complete(query.message, context, member, (query.data or "").removeprefix("dr:"))
     # The list loses the case (and its button), so a second press cannot happen by mistake.
-    text, markup = await _listing(context, member)
+    text, markup = await _listing(context, member, update.update_id)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 

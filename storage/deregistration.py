@@ -8,6 +8,7 @@ from sqlmodel import col, select
 from domain.lifecycle import Status
 from storage.engine import Database
 from storage.models import AuditEvent, Deregistration
+from storage.updates import claim_update
 
 
 class DeregistrationRepository:
@@ -23,6 +24,25 @@ class DeregistrationRepository:
                 col(Deregistration.erased_at), col(Deregistration.id)
             )
             return list((await session.execute(query)).scalars())
+
+    async def record_nik_views(
+        self, *, actor_id: int, cases: list[Deregistration], via: str, update_id: int
+    ) -> None:
+        """Audit a staff member shown these cases' NIKs unmasked (one row per case, naming
+        the erased application), once per update: the update is claimed in the same
+        transaction, so a redelivery after a crash never writes the views twice."""
+        async with self._db.write() as session, session.begin():
+            if not cases or not await claim_update(session, self._db.dialect, update_id):
+                return
+            session.add_all(
+                AuditEvent(
+                    actor_id=actor_id,
+                    action="nik_view",
+                    application_id=case.application_id,
+                    reason=f"via {via}"[:500],
+                )
+                for case in cases
+            )
 
     async def complete(self, *, code: str, actor_id: int) -> bool:
         """Mark one done: its kept data is deleted and the audit says who and when (without

@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 
 from emulator.client import EmulatorClient
 from storage.migrate import head_revision
+from testkit.factories import make_person
 from testkit.harness import TEST_PII_SECRET, TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,3 +304,70 @@ def test_a_yearly_premium_logs_one_deprecation_line_at_start_up(tmp_path: Path) 
     assert "16800 a month" in warnings[0]
     assert "deprecated" in warnings[0]
     assert "PROGRAM_PREMIUM_IDR" not in monthly.stderr
+
+
+def _database_of_an_earlier_release(path: Path) -> None:
+    """An SQLite database an earlier release left: its schema stops at revision 0005."""
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    url = f"sqlite+aiosqlite:///{path}"
+
+    async def migrate_to_0005() -> None:
+        from storage.engine import Database
+
+        database = Database.from_url(url)
+        try:
+            async with database.engine.connect() as connection:
+
+                def run(sync_connection: object) -> None:
+                    config = alembic_config(url)
+                    config.attributes["connection"] = sync_connection
+                    command.upgrade(config, "0005")
+
+                await connection.run_sync(run)
+                await connection.commit()
+        finally:
+            await database.dispose()
+
+    asyncio.run(migrate_to_0005())
+
+
+@pytest.mark.parametrize("command", ["stats", "export", "import-kpj", "backup", "import-dtsen"])
+def test_every_command_that_needs_the_schema_migrates_an_older_database_first(
+    tmp_path: Path, command: str
+) -> None:
+    """A database an earlier release left (schema at 0005): each command that reads or
+    writes the schema brings it to the newest revision first, as `run` does, and works."""
+    path = tmp_path / "old.db"
+    _database_of_an_earlier_release(path)
+    with sqlite3.connect(path) as connection:
+        (before,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert before == "0005"
+    extract = tmp_path / "dtsen.csv"
+    if command == "import-dtsen":
+        made = _rentan("sample-dtsen", "--rows", "20", "--seed", "5", "-o", str(extract),
+                       env=_env(), cwd=tmp_path)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    # A KPJ file naming someone who never applied: read, applied to nobody, reported.
+    nobody = make_person(9_131)
+    (tmp_path / "kpj.csv").write_text(
+        f"nik,kpj,tgl_mulai\n{nobody.nik},12345678901,01-12-2026\n", encoding="utf-8"
+    )
+    args = {
+        "stats": ["stats"],
+        "export": ["export", "-o", str(tmp_path / "out.csv")],
+        "import-kpj": ["import-kpj", str(tmp_path / "kpj.csv")],
+        "backup": ["backup", str(tmp_path / "copy.db")],
+        "import-dtsen": ["import-dtsen", str(extract)],
+    }[command]
+    env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{path}", PII_SECRET=TEST_PII_SECRET)
+    result = _rentan(*args, env=env, cwd=tmp_path)
+    # import-kpj exits 1 because a row was not applied; it said why.
+    assert result.returncode == (1 if command == "import-kpj" else 0), result.stderr
+    if command == "import-kpj":
+        assert "tidak ada pendaftaran dengan NIK ini" in result.stdout
+    with sqlite3.connect(path) as connection:
+        (after,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert after == head_revision(f"sqlite+aiosqlite:///{path}")

@@ -175,3 +175,49 @@ async def test_reviewer_cannot_mark_a_deregistration_done_with_a_forged_button(
     await reviewer.press_data("dr:BKS-DR0003")
     await reviewer.expect_no_reply()
     assert len(await _kept(harness)) == 1
+
+
+async def _nik_views(harness: Harness) -> list[tuple[int | None, int | None, str | None]]:
+    async with harness.services.database.read() as session:
+        query = (
+            sa.select(AuditEvent.actor_id, AuditEvent.application_id, AuditEvent.reason)
+            .where(AuditEvent.action == "nik_view")
+            .order_by(AuditEvent.id)
+        )
+        return [tuple(row) for row in (await session.execute(query)).all()]
+
+
+async def test_full_niks_in_the_admins_deregistration_list_are_audited(
+    harness: Harness,
+) -> None:
+    """The admin's /deregistrasi shows full NIKs: each case shown is audited as a NIK view
+    (who, which application, via which command); a reviewer's masked list is not, and a list
+    redelivered after a crash is audited once."""
+    services = harness.services
+    ids = []
+    for index in range(2):
+        application = make_application(
+            make_person(6501 + index),
+            secret=services.secret,
+            user_id=650100 + index,
+            code=f"BKS-DR001{index}",
+            status=Status.APPROVED,
+        )
+        await add_applications(services.database, application)
+        ids.append(application.id)
+        await _erase(harness.user(650100 + index))
+    reviewer, admin = harness.user(REVIEWER), harness.user(ADMIN)
+    await reviewer.send("/deregistrasi")
+    await reviewer.expect(r"Deregistrasi menunggu")
+    assert await _nik_views(harness) == []
+
+    await admin.send("/deregistrasi")
+    await admin.expect(r"Deregistrasi menunggu")
+    listing = harness.emulator.last_update_id
+    expected = [(ADMIN, application_id, "via /deregistrasi") for application_id in ids]
+    assert await _nik_views(harness) == expected
+    await harness.stop()
+    harness.emulator.redeliver(listing)
+    await harness.start()
+    await admin.expect_no_reply(within=1.0)
+    assert await _nik_views(harness) == expected

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import threading
 import zipfile
 from datetime import UTC, date, datetime
 from itertools import count
@@ -18,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import cli
 from domain.lifecycle import Status
 from domain.pii import hash_identifier, mask_nik
+from storage import enrollment
 from storage.engine import Database
 from storage.enrollment import (
     MAX_UNCOMPRESSED_BYTES,
@@ -387,6 +390,42 @@ async def test_file_with_more_rows_than_the_limit_is_refused_whole(
         today=TODAY,
         max_rows=21,
     )
+    assert report.applied == 1
+
+
+async def test_kpj_file_is_parsed_off_the_event_loop(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the file is parsed the event loop keeps running (the bot keeps answering
+    workers): the parse waits until a coroutine on the loop has run, which it could not do if
+    the parse held the loop; it runs on another thread, and the import then applies."""
+    worker = application(Status.APPROVED)
+    await add(database, worker)
+    loop = asyncio.get_running_loop()
+    parse_started = asyncio.Event()
+    loop_ran = threading.Event()
+    parsed_on: list[int] = []
+    ran_while_parsing: list[bool] = []
+    opened = enrollment._open_sheet
+
+    def slow_open(*args: Any) -> contextlib.AbstractContextManager[Any]:
+        parsed_on.append(threading.get_ident())
+        loop.call_soon_threadsafe(parse_started.set)
+        # A deadlock guard, not a timing: on the loop's thread this wait could never end
+        # early, since the coroutine that sets the event needs the loop.
+        ran_while_parsing.append(loop_ran.wait(timeout=5))
+        return opened(*args)
+
+    async def meanwhile_on_the_loop() -> None:
+        await parse_started.wait()
+        loop_ran.set()
+
+    monkeypatch.setattr(enrollment, "_open_sheet", slow_open)
+    data = csv_file((str(worker.nik), "12345678901", "01-12-2026"))
+    report, _ = await asyncio.gather(run(database, data), meanwhile_on_the_loop())
+
+    assert ran_while_parsing == [True]
+    assert parsed_on != [threading.get_ident()]
     assert report.applied == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
@@ -122,5 +123,45 @@ async def test_connect_timeout_error_does_not_quote_the_bot_token(unanswered_por
         shown = None if current.__suppress_context__ else current.__context__
         current = current.__cause__ or shown
     for error in chain:
+        assert _TOKEN.split(":")[1] not in str(error)
+        assert _TOKEN.split(":")[1] not in repr(error)
+
+
+def _shown_in_a_traceback(error: BaseException) -> list[BaseException]:
+    """The error and every error a printed traceback of it would show."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None:
+        chain.append(current)
+        shown = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or shown
+    return chain
+
+
+async def test_waiting_for_a_full_connection_pool_does_not_quote_the_bot_token(
+    emulator: BotApiEmulator,
+) -> None:
+    """The pool's one connection is busy with a slow call; the next call gives up waiting for
+    it. Neither the error PTB logs nor anything chained to it names the token (aiohttp names
+    the URL when a pool wait runs into a `connect` timeout)."""
+    emulator.user(4004)
+    request = AiohttpRequest(connection_pool_size=1)
+    bot = Bot(_TOKEN, base_url=emulator.base_url, request=request)
+    emulator.inject_fault("sendMessage", "slow", delay=1.0)
+    try:
+        busy = asyncio.create_task(bot.send_message(4004, "x", read_timeout=10))
+        for _ in range(200):  # until the slow call holds the connection
+            if any(method == "sendMessage" for method, _params in emulator.requests_log):
+                break
+            await asyncio.sleep(0.01)
+        with pytest.raises(NetworkError) as raised:
+            await bot.get_me(
+                read_timeout=0.2, write_timeout=0.1, connect_timeout=0.1, pool_timeout=0.1
+            )
+        await busy
+    finally:
+        await request.shutdown()
+    assert "aiohttp." in str(raised.value)
+    for error in _shown_in_a_traceback(raised.value):
         assert _TOKEN.split(":")[1] not in str(error)
         assert _TOKEN.split(":")[1] not in repr(error)

@@ -14,6 +14,7 @@ from telegram.ext import CommandHandler
 from domain.lifecycle import Decision, Status
 from domain.pii import hash_identifier
 from domain.regions import load_regions
+from domain.text import MAX_MARKS_PER_BASE, is_clean
 from emulator import BotApiEmulator, EmulatedUser
 from handlers import staff, staff_reports
 from storage.models import (
@@ -29,7 +30,14 @@ from storage.review import ReviewRepository
 from testkit.factories import Person, make_person
 from testkit.fakes import add_application
 from testkit.harness import Harness
-from tests.test_registration import applications_of, finish, give_identity, reach_nik, seed
+from tests.test_registration import (
+    applications_of,
+    finish,
+    give_identity,
+    in_words,
+    reach_nik,
+    seed,
+)
 
 ADMIN = 900001
 REVIEWER = 900002
@@ -1081,6 +1089,67 @@ async def test_identity_correction_that_does_not_match_dtsen_never_loses_the_app
     assert "koreksi identitas tidak cocok dengan DTSEN" in card.text
     await worker.send("/status")
     await worker.expect(r"menunggu verifikasi")
+
+
+async def test_birth_date_correction_that_does_not_match_dtsen_keeps_the_application(
+    harness: Harness,
+) -> None:
+    """Sent back to fix the birth date, the worker types one that matches neither DTSEN nor
+    the NIK: asked again with the neutral text, the application and its date are kept."""
+    person = make_person(8)
+    worker, code = await register(harness, 210008, 8)
+    [before] = await applications_of(harness, 210008)
+    reviewer = harness.user(REVIEWER)
+    await reviewer.send(f"/perbaiki {code} tgl lahir")
+    await reviewer.expect(r"dikembalikan")
+    await worker.expect(r"\(3/9\)")
+    wrong = person.birth_date.replace(year=person.birth_date.year - 3)
+    await worker.send(in_words(wrong))
+    asked = await worker.expect(r"\(3/9\)")
+    assert "tidak cocok dengan daftar program" in asked.text
+    [stored] = await applications_of(harness, 210008)
+    assert (stored.status, stored.code) == (Status.NEEDS_FIX, code)
+    assert (stored.tanggal_lahir, stored.submitted_at) == (person.birth_date, before.submitted_at)
+    assert stored.eligibility_reasons == before.eligibility_reasons
+
+
+@pytest.mark.parametrize("how", ["command", "typed"])
+async def test_staff_reason_is_stored_and_sent_without_invisible_characters(
+    harness: Harness, how: str
+) -> None:
+    """A rejection reason with a direction override, a zero-width space and a stack of marks
+    (from /tolak or typed after "Ketik alasan") reaches the record, the audit and the worker
+    as its visible text only."""
+    worker, code = await register(harness, 210009 if how == "command" else 210010, 9)
+    reviewer = harness.user(REVIEWER)
+    typed = "KTP\u202e luar\u200b kota" + "\u0301" * 12
+    if how == "command":
+        await reviewer.send(f"/tolak {code} {typed}")
+    else:
+        await ask_for_a_typed_reason(reviewer, code)
+        await reviewer.send(typed)
+        await reviewer.expect(r"KTP luar kot")
+        await reviewer.press("✅ Kirim")
+    await reviewer.expect(r"ditolak")
+    notice = await worker.expect(r"tidak disetujui")
+    async with harness.services.database.read() as session:
+        stored = (
+            await session.execute(
+                sa.select(Application.decision_reason).where(Application.code == code)
+            )
+        ).scalar_one()
+        audited = (
+            await session.execute(
+                sa.select(AuditEvent.reason).where(AuditEvent.action == "reject")
+            )
+        ).scalar_one()
+    assert stored is not None
+    assert stored.startswith("KTP luar kot")
+    assert is_clean(stored)
+    assert is_clean(audited or "")
+    assert "\u202e" not in notice.text
+    assert "\u200b" not in notice.text
+    assert "\u0301" * (MAX_MARKS_PER_BASE + 1) not in notice.text
 
 
 async def test_waitlisted_worker_is_told_the_self_pay_route(
