@@ -35,8 +35,13 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check $(SOURCES) testkit tests bench
 	$(BIN)/mypy
 
+# Most of the suite waits on real time (bots, emulators, PostgreSQL), so it runs on TEST_WORKERS
+# processes; the tests marked solo (Telegram's caps in real time, see tests/conftest.py) then run
+# alone.
+TEST_WORKERS ?= 2
 test: lint postgres
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not solo"
+	$(BIN)/pytest -m solo
 
 # The property tests at length: the whole-bot state machine (200 runs of 50 steps, on SQLite
 # and on PostgreSQL) and every other Hypothesis test with the soak profile's examples. Takes tens

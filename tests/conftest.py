@@ -39,6 +39,22 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Tests that hold the bot to Telegram's send caps in real time (0 answers of 429 while real
+# processes share one budget): they run alone, after the parallel run of everything else
+# (`make test`), because a second test on the other core stalls their event loops and bunches
+# their sends. Marked here, by module, so a new test in these files cannot forget the mark.
+SOLO_MODULES = frozenset({"test_cluster_proof.py", "test_send_budget.py", "test_send_rate.py"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "solo: runs alone, after the parallel run (make test)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SOLO_MODULES:
+            item.add_marker(pytest.mark.solo)
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
