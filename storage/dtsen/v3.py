@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
@@ -32,7 +33,16 @@ from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReas
 from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
-from storage.dtsen.v3_rows import WORKER_CODE, Chunk, build_rows, read_ahead, write_in_turns
+from storage.dtsen.v3_rows import (
+    SEPARATOR,
+    WORKER_CODE,
+    Chunk,
+    Packed,
+    build_rows,
+    read_ahead,
+    unpack,
+    write_in_turns,
+)
 from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
@@ -71,7 +81,7 @@ HEAD_ROWS = 10_000
 # Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
 # for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
 # a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
-WRITERS = 1
+WRITERS = 2
 # Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
 AHEAD = 2
 
@@ -225,6 +235,12 @@ class PairReader:
         self.secret = secret
         self.today = today
         self.region_code = region_code.replace(".", "")
+        # check_nik's fast sets by number: province code (2 digits), birth field (DDMMYY).
+        provinces, births = nik_fast_sets(today)
+        self.provinces = np.zeros(100, np.bool_)
+        self.provinces[[int(code) for code in provinces]] = True
+        self.births = np.zeros(1_000_000, np.bool_)
+        self.births[[int(field) for field in births]] = True
         self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
         # In memory, spilling to the temporary directory past the memory limit.
         self.db = duckdb.connect()
@@ -368,29 +384,15 @@ class PairReader:
             genders[code.casefold()] = normalize_gender(meaning) or ""
         db.execute("CREATE TABLE g (raw VARCHAR, sex VARCHAR)")
         db.executemany("INSERT INTO g VALUES (?, ?)", list(genders.items()))
-        provinces, births = nik_fast_sets(self.today)
-        db.execute("CREATE TABLE prov (code VARCHAR)")
-        db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
-        db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
 
     def chunks(self) -> Generator[Chunk, None, None]:
         """One pass over the persons file joined to the families, checked, in file order, a
         Chunk at a time (rows are built by `build_rows`). NIKs listed twice are left to
         `Duplicates`."""
-        decoded = ", ".join(
-            f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
-            for i, (name, column) in enumerate(WORK_COLUMNS.items())
-        )
-        joins = " ".join(
-            f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
-            for i, name in enumerate(WORK_COLUMNS)
-        )
         inner = (  # the columns of Chunk, with the reason and the family's line
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
-            "AND left(p.nik, 2) IN (SELECT code FROM prov) "
-            "AND substr(p.nik, 7, 6) IN (SELECT field FROM births) "
             "AND right(p.nik, 4) <> '0000') THEN 'bad_nik' "
             "WHEN fam.kk IS NULL THEN 'no_family' "
             "WHEN p.nama = '' THEN 'missing_nama' "
@@ -399,34 +401,51 @@ class PairReader:
             "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
             "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
-            "END AS reason, p.nik, left(p.nama, 200) AS nama, "
-            "strftime(p.born, '%Y-%m-%d') AS born, g.sex, fam.kode, fam.d1, fam.d2, fam.d3, "
-            f"p.ktp, {decoded}, fam.line "
+            "END AS reason, p.nik, left(p.nama, 200) AS nama, p.born, g.sex, fam.kode, "
+            f"fam.d1, fam.d2, fam.d3, p.ktp, {', '.join(f'p.{name}' for name in WORK_COLUMNS)}, "
+            "fam.line "
             f"FROM {self._persons()} p "
             "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
             "ON fam.kk = try_cast(p.kk AS UBIGINT) "
-            f"LEFT JOIN g ON g.raw = p.jk {joins}"
+            "LEFT JOIN g ON g.raw = p.jk"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
         # Arrow batches, not tuples: fetchmany made ~15 Python objects a row holding the GIL
-        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
-        # runs the query on a thread of its own (see read_ahead) while this one hands out.
+        # (~3 µs a row, as much as the SQLite write). Each batch is checked further and packed
+        # in C and numpy (`pack`), and made into Python values by the writer processes on the
+        # other core; DuckDB runs the query on a thread of its own (see read_ahead).
+        books = [self.book.get(name) for name in WORK_COLUMNS]
         batches = read_ahead(self.db.sql(inner).to_arrow_reader(FETCH_ROWS))
         with contextlib.closing(batches):
             for batch in batches:
-                reason, good, bad = batch.column(1), batch, []
+                reason = self._nik_fields(batch.column(1), batch.column(2))
+                good, bad = batch, []
                 if reason.null_count < len(reason):
                     good = batch.filter(pc.is_null(reason))
                     skipped = batch.filter(pc.is_valid(reason))
-                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
+                    lines, niks = skipped.column(0).to_pylist(), skipped.column(2).to_pylist()
+                    reasons = reason.filter(pc.is_valid(reason)).to_pylist()
                     bad = [
                         (line, why, self._detail(why, nik), mask_nik(nik))
                         for line, why, nik in zip(lines, reasons, niks, strict=True)
                     ]
-                columns = [
-                    good.column(i).to_pylist() for i in (0, *range(2, batch.num_columns - 1))
-                ]
                 families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
-                yield Chunk(columns, bad, families)
+                yield Chunk(pack(good, books), bad, families)
+
+    def _nik_fields(self, reason: Any, nik: Any) -> Any:
+        """`reason` with bad_nik for the NIKs whose province or birth date field is not valid
+        (`check_nik`'s fast sets, as tables here: two joins fewer in DuckDB). Rows refused for
+        an earlier reason keep it; the others' NIKs are 16 digits (checked in SQL)."""
+        later = pc.invert(pc.is_in(reason, _BEFORE_NIK_FIELDS))  # NULL (loadable) included
+        if not pc.any(later).as_py():
+            return reason
+        digits = _digits(nik.filter(later))
+        valid = self.provinces[digits[:, :2] @ _POWERS[-2:]]
+        valid &= self.births[digits[:, 6:12] @ _POWERS[-6:]]
+        if valid.all():
+            return reason
+        wrong = np.zeros(len(reason), np.bool_)
+        wrong[np.flatnonzero(later.to_numpy(zero_copy_only=False))[~valid]] = True
+        return pc.if_else(pa.array(wrong), pa.scalar("bad_nik"), reason)
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -449,6 +468,54 @@ class PairReader:
         if reason == "bad_nik":
             return str(check_nik(nik, self.today) or "invalid")
         return ""
+
+
+def pack(batch: Any, books: list[dict[str, str] | None]) -> Packed:
+    """The loadable rows of an Arrow batch of `PairReader.chunks` (line, reason, NIK, nama,
+    born, then codes and desils, the work variables, the family's line) as `unpack` reads
+    them: numbers as bytes, NIKs and names joined into one text, the other columns as their
+    distinct values and an index, the work variables' values decoded through `books` (their
+    codebook entries). In C and numpy: no Python object a value here."""
+    count = batch.num_rows
+    line, _reason, nik, nama, born, *coded = batch.columns[:-1]
+    plain = coded[: -len(books)]
+    return (
+        count,
+        ("ints", line.cast(pa.int32()).to_numpy().tobytes()),
+        _joined(nik, count),
+        _joined(nama, count),
+        ("days", born.cast(pa.int32()).to_numpy(zero_copy_only=False).tobytes()),
+        *(_coded(column) for column in plain),
+        *(_coded(column, book) for column, book in zip(coded[len(plain) :], books, strict=True)),
+    )
+
+
+def _joined(column: Any, count: int) -> tuple[Any, ...]:
+    if column.null_count or (count and pc.any(pc.match_substring(column, SEPARATOR)).as_py()):
+        return ("list", column.to_pylist())
+    return ("joined", _join(column, SEPARATOR))
+
+
+def _join(column: Any, separator: str) -> str:
+    """The values of an Arrow string array without NULLs, joined into one text (in C)."""
+    whole = pa.ListArray.from_arrays(pa.array([0, len(column)], pa.int32()), column)
+    text: str = pc.binary_join(whole, separator)[0].as_py()
+    return text
+
+
+def _coded(column: Any, book: dict[str, str] | None = None) -> tuple[Any, ...]:
+    encoded = pc.dictionary_encode(column)
+    values = encoded.dictionary.to_pylist()
+    if book:
+        values = [book.get(value, value) for value in values]
+    at = encoded.indices.fill_null(pa.scalar(len(values), pa.int32()))
+    return ("coded", values, at.to_numpy().tobytes())
+
+
+def _digits(niks: Any) -> npt.NDArray[np.int64]:
+    """16-digit NIKs (an Arrow string array without NULLs) as a (rows, 16) array of digits."""
+    digits = np.frombuffer(_join(niks, "").encode("ascii"), np.uint8).reshape(-1, 16)
+    return digits.astype(np.int64) - 48
 
 
 def _key(name: str) -> str:
@@ -573,7 +640,7 @@ class PairJob(ImportJob):
             for chunk in chunks:
                 if failed:
                     break
-                rows, niks, lines = build_rows(chunk.columns, hasher)
+                rows, niks, lines = build_rows(unpack(chunk.columns), hasher)
                 pending.put(rows)
                 found[chunk.families] = True
                 self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)
@@ -585,3 +652,5 @@ class PairJob(ImportJob):
 
 
 _NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
+_BEFORE_NIK_FIELDS = pa.array(["scientific_notation", "bad_nik"])  # reasons checked earlier
+_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,6 +31,50 @@ WORKER_CODE = "import storage.dtsen.v3_rows as m; m.worker_main()"
 _POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
 _NO_NIKS: NikArray = np.empty(0, np.int64)
 _NO_LINES: LineArray = np.empty(0, np.int32)
+# A chunk's columns as they cross the pipe (marshal, no Python object a value): the row count,
+# then per column ("ints", int32 bytes), ("joined", values joined by SEPARATOR), ("list",
+# values), ("coded", distinct values, int32 index bytes; the index len(values) is None) or
+# ("days", int32 days since 1970 bytes). Made by v3.pack from DuckDB's Arrow batches.
+Packed = tuple[Any, ...]
+SEPARATOR = "\x1f"
+_EPOCH = date(1970, 1, 1).toordinal()
+# Birth dates as text by day number: ~40.000 distinct over a city, made once each.
+_DAY_TEXTS: dict[int, str] = {}
+_DAY_LIMIT = 100_000
+
+
+def unpack(packed: Packed) -> list[list[Any]]:
+    """The columns of a packed chunk as lists, for `build_rows`. Repeated values (codes,
+    desils, dates) are shared objects: a gender or a date is made once, not once a row."""
+    count, *encoded = packed
+    if not count:
+        return []
+    columns: list[list[Any]] = []
+    for kind, *data in encoded:
+        if kind == "ints":
+            columns.append(np.frombuffer(data[0], np.int32).tolist())
+        elif kind == "joined":
+            columns.append(data[0].split(SEPARATOR))
+        elif kind == "list":
+            columns.append(data[0])
+        elif kind == "coded":
+            values = np.array([*data[0], None], dtype=object)
+            columns.append(values[np.frombuffer(data[1], np.int32)].tolist())
+        else:  # days
+            columns.append(_dates(np.frombuffer(data[0], np.int32)))
+    return columns
+
+
+def _dates(days: npt.NDArray[np.int32]) -> list[str]:
+    if len(_DAY_TEXTS) > _DAY_LIMIT:
+        _DAY_TEXTS.clear()
+    distinct, at = np.unique(days, return_inverse=True)
+    texts = [
+        _DAY_TEXTS.get(day)
+        or _DAY_TEXTS.setdefault(day, date.fromordinal(day + _EPOCH).isoformat())
+        for day in distinct.tolist()
+    ]
+    return np.array(texts, dtype=object)[at].tolist()  # type: ignore[no-any-return]
 
 
 def build_rows(columns: list[list[Any]], hasher: KeyedHash
@@ -57,10 +102,10 @@ def build_rows(columns: list[list[Any]], hasher: KeyedHash
 
 @dataclass(frozen=True)
 class Chunk:
-    """A batch of the pass: the loadable persons as columns (line, NIK, then COLUMNS_V3 from
-    nama on), the skipped rows, and the family lines that found a person."""
+    """A batch of the pass: the loadable persons as packed columns (line, NIK, then COLUMNS_V3
+    from nama on; see `unpack`), the skipped rows, and the family lines that found a person."""
 
-    columns: list[list[Any]]
+    columns: Packed
     bad: list[BadRow]
     families: npt.NDArray[np.int64]
 
@@ -144,7 +189,7 @@ def worker_main() -> None:
     """A writer process: hashes the persons it is given and writes them, turns kept in order.
 
     Messages (marshal frames) on stdin: the config (database path, secret), then
-    ("block", seq, columns) to build and ("write", seq) once every earlier block is in the
+    ("block", seq, packed columns) to build and ("write", seq) once every earlier block is in the
     staging table. Answers on stdout: ("parsed", seq), ("written", seq, rows, NIK bytes, line
     bytes) or ("error", text).
     """
@@ -161,8 +206,8 @@ def worker_main() -> None:
         built: dict[int, tuple[list[tuple[Any, ...]], NikArray, LineArray]] = {}
         while (message := receive(commands)) is not None:
             if message[0] == "block":
-                _, seq, columns = message
-                built[seq] = build_rows(columns, hasher)
+                _, seq, packed = message
+                built[seq] = build_rows(unpack(packed), hasher)
                 send(output, ("parsed", seq))
             else:
                 seq = message[1]
