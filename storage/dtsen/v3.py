@@ -39,8 +39,8 @@ from storage.dtsen.v3_rows import (
     Chunk,
     Packed,
     build_rows,
+    keyed_digests,
     read_ahead,
-    unpack,
     write_in_turns,
 )
 from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
@@ -74,14 +74,17 @@ DUCKDB_MEMORY = "100MB"
 CSV_BUFFER = 4 << 20
 # Bytes of finished batches DuckDB's stream may queue ahead of this process (DuckDB: 10 MB).
 STREAM_BUFFER = "2MB"
-# Rows per Arrow batch from DuckDB, and per write (one transaction each).
-FETCH_ROWS = 4096
+# Rows per Arrow batch from DuckDB: each batch takes the GIL on DuckDB's side, which waits up
+# to the switch interval (5 ms) while this process hashes: 4096 rows a batch cost ~3 s so.
+FETCH_ROWS = 65_536
+# Rows per chunk handed to a writer process, and per write (one transaction each).
+CHUNK_ROWS = 16_384
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
 # Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
 # for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
 # a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
-WRITERS = 2
+WRITERS = 1
 # Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
 AHEAD = 2
 
@@ -232,7 +235,7 @@ class PairReader:
         self.f = Header.read(families, "families")
         check_headers(persons, self.p, families, self.f)
         self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
-        self.secret = secret
+        self.hasher = KeyedHash(secret)
         self.today = today
         self.region_code = region_code.replace(".", "")
         # check_nik's fast sets by number: province code (2 digits), birth field (DDMMYY).
@@ -416,20 +419,26 @@ class PairReader:
         books = [self.book.get(name) for name in WORK_COLUMNS]
         batches = read_ahead(self.db.sql(inner).to_arrow_reader(FETCH_ROWS))
         with contextlib.closing(batches):
-            for batch in batches:
-                reason = self._nik_fields(batch.column(1), batch.column(2))
-                good, bad = batch, []
-                if reason.null_count < len(reason):
-                    good = batch.filter(pc.is_null(reason))
-                    skipped = batch.filter(pc.is_valid(reason))
-                    lines, niks = skipped.column(0).to_pylist(), skipped.column(2).to_pylist()
-                    reasons = reason.filter(pc.is_valid(reason)).to_pylist()
-                    bad = [
-                        (line, why, self._detail(why, nik), mask_nik(nik))
-                        for line, why, nik in zip(lines, reasons, niks, strict=True)
-                    ]
-                families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
-                yield Chunk(pack(good, books), bad, families)
+            for whole in batches:
+                for at in range(0, whole.num_rows, CHUNK_ROWS):
+                    yield self._chunk(whole.slice(at, CHUNK_ROWS), books)
+
+    def _chunk(self, batch: Any, books: list[dict[str, str] | None]) -> Chunk:
+        """A checked slice of the pass as a Chunk."""
+        reason = self._nik_fields(batch.column(1), batch.column(2))
+        good, bad = batch, []
+        if reason.null_count < len(reason):
+            good = batch.filter(pc.is_null(reason))
+            skipped = batch.filter(pc.is_valid(reason))
+            lines, niks = skipped.column(0).to_pylist(), skipped.column(2).to_pylist()
+            reasons = reason.filter(pc.is_valid(reason)).to_pylist()
+            bad = [
+                (line, why, self._detail(why, nik), mask_nik(nik))
+                for line, why, nik in zip(lines, reasons, niks, strict=True)
+            ]
+        families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
+        packed, niks, lines = pack(good, books, self.hasher)
+        return Chunk(packed, bad, families, niks, lines)
 
     def _nik_fields(self, reason: Any, nik: Any) -> Any:
         """`reason` with bad_nik for the NIKs whose province or birth date field is not valid
@@ -438,7 +447,8 @@ class PairReader:
         later = pc.invert(pc.is_in(reason, _BEFORE_NIK_FIELDS))  # NULL (loadable) included
         if not pc.any(later).as_py():
             return reason
-        digits = _digits(nik.filter(later))
+        ascii_niks = _join(nik.filter(later), "").encode("ascii")
+        digits = np.frombuffer(ascii_niks, np.uint8).reshape(-1, 16).astype(np.int64) - 48
         valid = self.provinces[digits[:, :2] @ _POWERS[-2:]]
         valid &= self.births[digits[:, 6:12] @ _POWERS[-6:]]
         if valid.all():
@@ -470,24 +480,32 @@ class PairReader:
         return ""
 
 
-def pack(batch: Any, books: list[dict[str, str] | None]) -> Packed:
+def pack(batch: Any, books: list[dict[str, str] | None], hasher: KeyedHash
+         ) -> tuple[Packed, NikArray, LineArray]:  # fmt: skip
     """The loadable rows of an Arrow batch of `PairReader.chunks` (line, reason, NIK, nama,
-    born, then codes and desils, the work variables, the family's line) as `unpack` reads
-    them: numbers as bytes, NIKs and names joined into one text, the other columns as their
-    distinct values and an index, the work variables' values decoded through `books` (their
-    codebook entries). In C and numpy: no Python object a value here."""
-    count = batch.num_rows
+    born, then codes and desils, the work variables, the family's line) packed in COLUMNS_V3
+    as `unpack` reads them: each NIK's keyed hash (`hasher`), numbers as bytes, names joined
+    into one text, the other columns as their distinct values and an index, the work
+    variables decoded through `books` (their codebook entries); and the NIKs and lines.
+    Python objects only for the hashes: the rest is Arrow's and numpy's C."""
     line, _reason, nik, nama, born, *coded = batch.columns[:-1]
+    lines = line.cast(pa.int32()).to_numpy()
+    ascii_niks = _join(nik, "").encode("ascii")  # 16 digits each: checked in SQL
+    digests = keyed_digests(ascii_niks, hasher)
+    keys = np.frombuffer(digests, ">i8")[::4].astype(np.int64)  # digest_key of each row
+    digits = np.frombuffer(ascii_niks, np.uint8).reshape(-1, 16).astype(np.int64) - 48
     plain = coded[: -len(books)]
-    return (
-        count,
-        ("ints", line.cast(pa.int32()).to_numpy().tobytes()),
-        _joined(nik, count),
-        _joined(nama, count),
+    packed = (
+        batch.num_rows,
+        ("ints", lines.tobytes()),
+        ("digests", digests),
+        ("keys", keys.tobytes()),
+        _joined(nama, batch.num_rows),
         ("days", born.cast(pa.int32()).to_numpy(zero_copy_only=False).tobytes()),
         *(_coded(column) for column in plain),
         *(_coded(column, book) for column, book in zip(coded[len(plain) :], books, strict=True)),
     )
+    return packed, digits @ _POWERS, lines
 
 
 def _joined(column: Any, count: int) -> tuple[Any, ...]:
@@ -510,12 +528,6 @@ def _coded(column: Any, book: dict[str, str] | None = None) -> tuple[Any, ...]:
         values = [book.get(value, value) for value in values]
     at = encoded.indices.fill_null(pa.scalar(len(values), pa.int32()))
     return ("coded", values, at.to_numpy().tobytes())
-
-
-def _digits(niks: Any) -> npt.NDArray[np.int64]:
-    """16-digit NIKs (an Arrow string array without NULLs) as a (rows, 16) array of digits."""
-    digits = np.frombuffer(_join(niks, "").encode("ascii"), np.uint8).reshape(-1, 16)
-    return digits.astype(np.int64) - 48
 
 
 def _key(name: str) -> str:
@@ -597,7 +609,7 @@ class PairJob(ImportJob):
             parallel = self.source.stat().st_size >= PARALLEL_MIN_BYTES
         if not parallel:
             return None
-        config = (str(Path(self.loader.path).resolve()), self.secret)
+        config = (str(Path(self.loader.path).resolve()),)
         self._parsers = ParserProcesses(WRITERS, config, code=WORKER_CODE)
         return self._parsers
 
@@ -608,10 +620,10 @@ class PairJob(ImportJob):
 
         def handed(chunk: Chunk) -> None:
             found[chunk.families] = True
+            self.duplicates.add(chunk.niks, chunk.lines)
             self._account(Parsed([], chunk.bad, *_NO_ROWS), self.read, None)
 
-        def written(rows: int, niks: NikArray, lines: LineArray) -> None:
-            self.duplicates.add(niks, lines)
+        def written(rows: int) -> None:
             self.loaded += rows
             self.read += rows
 
@@ -624,7 +636,6 @@ class PairJob(ImportJob):
         builds the next (sqlite3 and DuckDB release the GIL while they work)."""
         pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
-        hasher = KeyedHash(self.secret)
 
         def write() -> None:
             while (rows := pending.get()) is not None:
@@ -640,10 +651,10 @@ class PairJob(ImportJob):
             for chunk in chunks:
                 if failed:
                     break
-                rows, niks, lines = build_rows(unpack(chunk.columns), hasher)
+                rows = build_rows(chunk.columns)
                 pending.put(rows)
                 found[chunk.families] = True
-                self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)
+                self._account(Parsed(rows, chunk.bad, chunk.niks, chunk.lines), self.read, None)
         finally:
             pending.put(None)
             writer.join()
