@@ -24,7 +24,7 @@ import numpy.typing as npt
 from domain.pii import redact_text
 from storage.dtsen.contract import COLUMNS_V3, BadRow, DtsenImportError
 from storage.dtsen.parsers import ParserProcesses, receive, send
-from storage.dtsen.sqlite_load import sqlite_connect, sqlite_write
+from storage.dtsen.sqlite_load import sqlite_connect, sqlite_write_columns
 from storage.dtsen.validate import KeyedHash, LineArray, NikArray
 
 T = TypeVar("T")
@@ -215,17 +215,18 @@ def worker_main() -> None:
         assert config is not None
         (db_path,) = config
         connection = sqlite_connect(db_path)
-        built: dict[int, list[tuple[Any, ...]]] = {}
+        built: dict[int, list[list[Any]]] = {}
         while (message := receive(commands)) is not None:
             if message[0] == "block":
                 _, seq, packed = message
-                built[seq] = build_rows(packed)
+                built[seq] = unpack(packed)
                 send(output, ("parsed", seq))
             else:
                 seq = message[1]
-                rows = built.pop(seq)
-                sqlite_write(connection, rows, COLUMNS_V3)
-                send(output, ("written", seq, len(rows)))
+                columns = built.pop(seq)
+                if columns:
+                    sqlite_write_columns(connection, columns, COLUMNS_V3)
+                send(output, ("written", seq, len(columns[0]) if columns else 0))
         connection.close()
     except DtsenImportError as error:
         send(output, ("error", str(error)))
