@@ -348,7 +348,7 @@ def test_writer_rows_carry_the_keyed_hash_of_each_nik() -> None:
     check."""
     import pyarrow as pa
 
-    from storage.dtsen.v3 import pack
+    from storage.dtsen.v3_pack import pack
     from storage.dtsen.v3_rows import build_rows
     from storage.dtsen.validate import KeyedHash
 

@@ -1,6 +1,7 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
 the family file into memory, then streams the persons file once, joined and checked in SQL,
-as Arrow batches; writer processes (v3_rows) hash each NIK and write the rows on SQLite.
+as Arrow batches, packed with each NIK's keyed hash here (v3_pack); writer processes (v3_rows)
+make the rows and write them on SQLite.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
@@ -26,24 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
-from domain.nik import check_nik, nik_fast_sets
+from domain.nik import check_nik
 from domain.pii import mask_nik
 from domain.regions import load_regions
 from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
 from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
-from storage.dtsen.v3_rows import (
-    SEPARATOR,
-    WORKER_CODE,
-    Chunk,
-    Packed,
-    build_rows,
-    keyed_digests,
-    read_ahead,
-    write_in_turns,
-)
-from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
+from storage.dtsen.v3_pack import NikFields, pack
+from storage.dtsen.v3_rows import WORKER_CODE, Chunk, build_rows, read_ahead, write_in_turns
+from storage.dtsen.validate import KeyedHash, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
 PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
@@ -81,9 +74,9 @@ FETCH_ROWS = 32_768
 CHUNK_ROWS = 8192
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
-# for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
-# a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
+# Writer processes for a big pair on SQLite (~55 MB each): one makes the rows and writes them
+# (~6 s of CPU for Kota Bekasi) while DuckDB and this process read, check, pack and hash; a
+# second was no faster on 2 cores and took the peak RSS past 500 MB.
 WRITERS = 1
 # Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
 AHEAD = 2
@@ -239,12 +232,7 @@ class PairReader:
         self.hasher = KeyedHash(secret)
         self.today = today
         self.region_code = region_code.replace(".", "")
-        # check_nik's fast sets by number: province code (2 digits), birth field (DDMMYY).
-        provinces, births = nik_fast_sets(today)
-        self.provinces = np.zeros(100, np.bool_)
-        self.provinces[[int(code) for code in provinces]] = True
-        self.births = np.zeros(1_000_000, np.bool_)
-        self.births[[int(field) for field in births]] = True
+        self.nik_fields = NikFields(today)
         self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
         # In memory, spilling to the temporary directory past the memory limit.
         self.db = duckdb.connect()
@@ -426,7 +414,7 @@ class PairReader:
 
     def _chunk(self, batch: Any, books: list[dict[str, str] | None]) -> Chunk:
         """A checked slice of the pass as a Chunk."""
-        reason = self._nik_fields(batch.column(1), batch.column(2))
+        reason = self.nik_fields.check(batch.column(1), batch.column(2))
         good, bad = batch, []
         if reason.null_count < len(reason):
             good = batch.filter(pc.is_null(reason))
@@ -440,23 +428,6 @@ class PairReader:
         families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
         packed, niks, lines = pack(good, books, self.hasher)
         return Chunk(packed, bad, families, niks, lines)
-
-    def _nik_fields(self, reason: Any, nik: Any) -> Any:
-        """`reason` with bad_nik for the NIKs whose province or birth date field is not valid
-        (`check_nik`'s fast sets, as tables here: two joins fewer in DuckDB). Rows refused for
-        an earlier reason keep it; the others' NIKs are 16 digits (checked in SQL)."""
-        later = pc.invert(pc.is_in(reason, _BEFORE_NIK_FIELDS))  # NULL (loadable) included
-        if not pc.any(later).as_py():
-            return reason
-        ascii_niks = _join(nik.filter(later), "").encode("ascii")
-        digits = np.frombuffer(ascii_niks, np.uint8).reshape(-1, 16).astype(np.int64) - 48
-        valid = self.provinces[digits[:, :2] @ _POWERS[-2:]]
-        valid &= self.births[digits[:, 6:12] @ _POWERS[-6:]]
-        if valid.all():
-            return reason
-        wrong = np.zeros(len(reason), np.bool_)
-        wrong[np.flatnonzero(later.to_numpy(zero_copy_only=False))[~valid]] = True
-        return pc.if_else(pa.array(wrong), pa.scalar("bad_nik"), reason)
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -479,56 +450,6 @@ class PairReader:
         if reason == "bad_nik":
             return str(check_nik(nik, self.today) or "invalid")
         return ""
-
-
-def pack(batch: Any, books: list[dict[str, str] | None], hasher: KeyedHash
-         ) -> tuple[Packed, NikArray, LineArray]:  # fmt: skip
-    """The loadable rows of an Arrow batch of `PairReader.chunks` (line, reason, NIK, nama,
-    born, then codes and desils, the work variables, the family's line) packed in COLUMNS_V3
-    as `unpack` reads them: each NIK's keyed hash (`hasher`), numbers as bytes, names joined
-    into one text, the other columns as their distinct values and an index, the work
-    variables decoded through `books` (their codebook entries); and the NIKs and lines.
-    Python objects only for the hashes: the rest is Arrow's and numpy's C."""
-    line, _reason, nik, nama, born, *coded = batch.columns[:-1]
-    lines = line.cast(pa.int32()).to_numpy()
-    ascii_niks = _join(nik, "").encode("ascii")  # 16 digits each: checked in SQL
-    digests = keyed_digests(ascii_niks, hasher)
-    keys = np.frombuffer(digests, ">i8")[::4].astype(np.int64)  # digest_key of each row
-    digits = np.frombuffer(ascii_niks, np.uint8).reshape(-1, 16).astype(np.int64) - 48
-    plain = coded[: -len(books)]
-    packed = (
-        batch.num_rows,
-        ("ints", lines.tobytes()),
-        ("digests", digests),
-        ("keys", keys.tobytes()),
-        _joined(nama, batch.num_rows),
-        ("days", born.cast(pa.int32()).to_numpy(zero_copy_only=False).tobytes()),
-        *(_coded(column) for column in plain),
-        *(_coded(column, book) for column, book in zip(coded[len(plain) :], books, strict=True)),
-    )
-    return packed, digits @ _POWERS, lines
-
-
-def _joined(column: Any, count: int) -> tuple[Any, ...]:
-    if column.null_count or (count and pc.any(pc.match_substring(column, SEPARATOR)).as_py()):
-        return ("list", column.to_pylist())
-    return ("joined", _join(column, SEPARATOR))
-
-
-def _join(column: Any, separator: str) -> str:
-    """The values of an Arrow string array without NULLs, joined into one text (in C)."""
-    whole = pa.ListArray.from_arrays(pa.array([0, len(column)], pa.int32()), column)
-    text: str = pc.binary_join(whole, separator)[0].as_py()
-    return text
-
-
-def _coded(column: Any, book: dict[str, str] | None = None) -> tuple[Any, ...]:
-    encoded = pc.dictionary_encode(column)
-    values = encoded.dictionary.to_pylist()
-    if book:
-        values = [book.get(value, value) for value in values]
-    at = encoded.indices.fill_null(pa.scalar(len(values), pa.int32()))
-    return ("coded", values, at.to_numpy().tobytes())
 
 
 def _key(name: str) -> str:
@@ -625,8 +546,8 @@ class PairJob(ImportJob):
 
     def _write_in_processes(self, writers: ParserProcesses, chunks: Iterator[Chunk],
                             found: npt.NDArray[np.bool_]) -> None:  # fmt: skip
-        """The writer processes hash and write each chunk, on another core than DuckDB and
-        this thread (see `write_in_turns`); the rows never exist here."""
+        """The writer processes make the rows of each chunk and write them, on another core than
+        DuckDB and this thread (see `write_in_turns`); the rows never exist here."""
 
         def handed(chunk: Chunk) -> None:
             found[chunk.families] = True
@@ -673,5 +594,3 @@ class PairJob(ImportJob):
 
 
 _NO_ROWS = np.empty(0, np.int64), np.empty(0, np.int32)
-_BEFORE_NIK_FIELDS = pa.array(["scientific_notation", "bad_nik"])  # reasons checked earlier
-_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
