@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -341,29 +342,45 @@ async def test_cancelled_pair_import_leaves_the_table_in_service(
 
 
 def test_writer_rows_carry_the_keyed_hash_of_each_nik() -> None:
-    """The rows a writer process builds from DuckDB's columns: the blind index of each NIK
-    (the bot's own digest and key), then the checked columns as they came; and the NIKs and
-    lines for the duplicate check."""
+    """The rows a writer process builds from a packed batch of DuckDB's columns: the blind
+    index of each NIK (the bot's own digest and key), then the checked columns as they came,
+    the work codes decoded through the codebook; and the NIKs and lines for the duplicate
+    check."""
+    import pyarrow as pa
+
+    from storage.dtsen.v3_pack import pack
     from storage.dtsen.v3_rows import build_rows
     from storage.dtsen.validate import KeyedHash
 
     people = make_people(3, seed=11)
-    columns: list[list[object]] = [
-        [2, 3, 5], [p.nik for p in people], [p.name for p in people], ["1990-01-02"] * 3,
-        ["L", "P", "L"], ["3275021005"] * 3, [3, 4, 10], [5, None, 6], [7, 8, None],
-        ["3275", None, "3216"], ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
+    expected: list[list[object]] = [
+        [p.name for p in people], ["1990-01-02"] * 3, ["L", "P", "L"], ["3275021005"] * 3,
+        [3, 4, 10], [5, None, 6], [7, 8, None], ["3275", None, "3216"],
+        ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
     ]  # fmt: skip
-    rows, niks, lines = build_rows(columns, KeyedHash(SECRET))
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array([2, 3, 5], pa.int64()), pa.array([None] * 3, pa.string()),
+            pa.array([p.nik for p in people]), pa.array(expected[0]),
+            pa.array([date(1990, 1, 2)] * 3, pa.date32()), pa.array(expected[2]),
+            pa.array(expected[3]), *(pa.array(column, pa.int8()) for column in expected[4:7]),
+            pa.array(expected[7]), pa.array(["1", None, "2"]), pa.array([None] * 3, pa.string()),
+            pa.array(["8", None, ""]), pa.array([7, 7, 9], pa.int32()),
+        ],
+        names=[f"c{i}" for i in range(15)],
+    )  # fmt: skip
+    packed, niks, lines = pack(batch, [{"1": "Bekerja"}, None, None], KeyedHash(SECRET))
+    rows = build_rows(packed)
     for row, person, line in zip(rows, people, (2, 3, 5), strict=True):
         digest = identifier_digest(person.nik, SECRET)
         assert row[:4] == (line, digest, digest_key(digest), person.name)
         assert isinstance(row[1], bytearray)  # bound without sqlite3's adapter lookup
     assert [row[4:] for row in rows] == [
-        tuple(column[i] for column in columns[3:]) for i in range(3)
+        tuple(column[i] for column in expected[1:]) for i in range(3)
     ]
     assert niks.tolist() == [int(p.nik) for p in people]
     assert lines.tolist() == [2, 3, 5]
-    assert build_rows([], KeyedHash(SECRET))[0] == []
+    assert build_rows(pack(batch.slice(0, 0), [None] * 3, KeyedHash(SECRET))[0]) == []
 
 
 Loaded = tuple[list[tuple[object, ...]], dict[SkipReason, int]]

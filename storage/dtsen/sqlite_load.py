@@ -82,6 +82,31 @@ def sqlite_write(
     connection.execute("COMMIT")
 
 
+def sqlite_write_columns(
+    connection: sqlite3.Connection, columns: Sequence[list[object]], names: tuple[str, ...]
+) -> None:
+    """`sqlite_write` of the rows whose columns these are, without making a tuple a row: the
+    values are laid out row after row in one list (a slice assignment a column, in C) and cut
+    into the statements' parameters."""
+    count, width = len(columns[0]), len(names)
+    flat: list[object] = [None] * (count * width)
+    for at, column in enumerate(columns):
+        flat[at::width] = column
+    insert_one, insert_many = inserts(names)
+    values = iter(flat)
+    statements = zip(*[values] * (_ROWS_PER_INSERT * width), strict=False)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        connection.executemany(
+            insert_many, itertools.islice(statements, count // _ROWS_PER_INSERT)
+        )
+        connection.executemany(insert_one, zip(*[values] * width, strict=False))
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 class SqliteLoader:
     """Loads through the plain `sqlite3` module on the database file.
 

@@ -1,6 +1,7 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB reads
 the family file into memory, then streams the persons file once, joined and checked in SQL,
-as Arrow batches; writer processes (v3_rows) hash each NIK and write the rows on SQLite.
+as Arrow batches, packed with each NIK's keyed hash here (v3_pack); writer processes (v3_rows)
+make the rows and write them on SQLite.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
@@ -22,18 +23,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
-from domain.nik import check_nik, nik_fast_sets
+from domain.nik import check_nik
 from domain.pii import mask_nik
 from domain.regions import load_regions
 from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
 from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
+from storage.dtsen.v3_pack import NikFields, pack
 from storage.dtsen.v3_rows import WORKER_CODE, Chunk, build_rows, read_ahead, write_in_turns
-from storage.dtsen.validate import KeyedHash, LineArray, NikArray, Parsed
+from storage.dtsen.validate import KeyedHash, Parsed
 from storage.spreadsheets import SpreadsheetError, cell_text, normalise_header, open_xlsx
 
 PERSON_REQUIRED = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
@@ -64,13 +67,16 @@ DUCKDB_MEMORY = "100MB"
 CSV_BUFFER = 4 << 20
 # Bytes of finished batches DuckDB's stream may queue ahead of this process (DuckDB: 10 MB).
 STREAM_BUFFER = "2MB"
-# Rows per Arrow batch from DuckDB, and per write (one transaction each).
-FETCH_ROWS = 4096
+# Rows per Arrow batch from DuckDB: each batch takes the GIL on DuckDB's side, which waits up
+# to the switch interval (5 ms) while this process hashes: 4096 rows a batch cost ~3 s so.
+FETCH_ROWS = 32_768
+# Rows per chunk handed to a writer process, and per write (one transaction each).
+CHUNK_ROWS = 8192
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite (~55 MB each): one hashes and writes (~7 s of CPU
-# for Kota Bekasi) while DuckDB and this process read (~11 s of CPU in all) on the other core;
-# a second was no faster (18,8 s vs 17,9-19,6 s, alternating runs), ~50 MB more.
+# Writer processes for a big pair on SQLite (~55 MB each): one makes the rows and writes them
+# (~6 s of CPU for Kota Bekasi) while DuckDB and this process read, check, pack and hash; a
+# second was no faster on 2 cores and took the peak RSS past 500 MB.
 WRITERS = 1
 # Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
 AHEAD = 2
@@ -178,7 +184,8 @@ def _literal(text: str) -> str:
 
 
 # A NIK or KK number as text: spaces and a leading apostrophe gone, a float's `.0` dropped. Each
-# expression tests the usual form first: a regular expression per cell cost ~1 µs a row.
+# expression tests the usual forms first (and an empty cell): a regular expression per cell cost
+# ~1 µs a row.
 _ID = (
     "CASE WHEN length({0}) = 16 THEN {0} ELSE regexp_replace(regexp_replace("
     r"coalesce({0}, ''), '[\s'']', '', 'g'), '\.0*$', '') END"
@@ -188,11 +195,11 @@ _SCI = (
     r"regexp_matches(coalesce({0}, ''), '^\s*[0-9.,]+[eE][+]?[0-9]+\s*$') END"
 )
 _CODE = (
-    "CASE WHEN length({0}) BETWEEN 1 AND 2 THEN {0} ELSE "
+    "CASE WHEN length({0}) BETWEEN 1 AND 2 THEN {0} WHEN coalesce({0}, '') = '' THEN NULL ELSE "
     r"nullif(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '') END"
 )
 _DIGITS = (
-    "CASE WHEN length({0}) = {1} THEN {0} ELSE "
+    "CASE WHEN length({0}) = {1} THEN {0} WHEN coalesce({0}, '') = '' THEN '' ELSE "
     r"regexp_replace(regexp_replace(trim(coalesce({0}, '')), '\.0+$', ''), '[^0-9]', '', 'g') END"
 )
 _NAME_KEY = r"regexp_replace(lower(coalesce({0}, '')), '[^a-z0-9]', '', 'g')"
@@ -222,9 +229,10 @@ class PairReader:
         self.f = Header.read(families, "families")
         check_headers(persons, self.p, families, self.f)
         self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
-        self.secret = secret
+        self.hasher = KeyedHash(secret)
         self.today = today
         self.region_code = region_code.replace(".", "")
+        self.nik_fields = NikFields(today)
         self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
         # In memory, spilling to the temporary directory past the memory limit.
         self.db = duckdb.connect()
@@ -368,29 +376,15 @@ class PairReader:
             genders[code.casefold()] = normalize_gender(meaning) or ""
         db.execute("CREATE TABLE g (raw VARCHAR, sex VARCHAR)")
         db.executemany("INSERT INTO g VALUES (?, ?)", list(genders.items()))
-        provinces, births = nik_fast_sets(self.today)
-        db.execute("CREATE TABLE prov (code VARCHAR)")
-        db.executemany("INSERT INTO prov VALUES (?)", [(c,) for c in provinces])
-        db.execute("CREATE TABLE births AS SELECT unnest(?::VARCHAR[]) AS field", [sorted(births)])
 
     def chunks(self) -> Generator[Chunk, None, None]:
         """One pass over the persons file joined to the families, checked, in file order, a
         Chunk at a time (rows are built by `build_rows`). NIKs listed twice are left to
         `Duplicates`."""
-        decoded = ", ".join(
-            f"coalesce(c{i}.keterangan, p.{name}) AS {column}"
-            for i, (name, column) in enumerate(WORK_COLUMNS.items())
-        )
-        joins = " ".join(
-            f"LEFT JOIN cb AS c{i} ON c{i}.kolom = {_literal(name)} AND c{i}.kode = p.{name}"
-            for i, name in enumerate(WORK_COLUMNS)
-        )
         inner = (  # the columns of Chunk, with the reason and the family's line
             "SELECT p.line, CASE "
             "WHEN p.sci THEN 'scientific_notation' "
             "WHEN NOT (length(p.nik) = 16 AND regexp_full_match(p.nik, '[0-9]{16}') "
-            "AND left(p.nik, 2) IN (SELECT code FROM prov) "
-            "AND substr(p.nik, 7, 6) IN (SELECT field FROM births) "
             "AND right(p.nik, 4) <> '0000') THEN 'bad_nik' "
             "WHEN fam.kk IS NULL THEN 'no_family' "
             "WHEN p.nama = '' THEN 'missing_nama' "
@@ -399,34 +393,41 @@ class PairReader:
             "WHEN coalesce(g.sex, '') = '' THEN 'bad_jenis_kelamin' "
             "WHEN fam.kode IS NULL THEN 'bad_kode_wilayah' "
             "WHEN fam.d1 IS NULL OR fam.d1 < 0 OR fam.d2 < 0 OR fam.d3 < 0 THEN 'bad_desil' "
-            "END AS reason, p.nik, left(p.nama, 200) AS nama, "
-            "strftime(p.born, '%Y-%m-%d') AS born, g.sex, fam.kode, fam.d1, fam.d2, fam.d3, "
-            f"p.ktp, {decoded}, fam.line "
+            "END AS reason, p.nik, left(p.nama, 200) AS nama, p.born, g.sex, fam.kode, "
+            f"fam.d1, fam.d2, fam.d3, p.ktp, {', '.join(f'p.{name}' for name in WORK_COLUMNS)}, "
+            "fam.line "
             f"FROM {self._persons()} p "
             "LEFT JOIN (SELECT * FROM f WHERE first AND NOT sci) fam "
             "ON fam.kk = try_cast(p.kk AS UBIGINT) "
-            f"LEFT JOIN g ON g.raw = p.jk {joins}"
+            "LEFT JOIN g ON g.raw = p.jk"
         )  # no ORDER BY: DuckDB keeps the file's order here (preserve_insertion_order)
         # Arrow batches, not tuples: fetchmany made ~15 Python objects a row holding the GIL
-        # (~3 µs a row, as much as the SQLite write); Arrow's columns convert in C, and DuckDB
-        # runs the query on a thread of its own (see read_ahead) while this one hands out.
+        # (~3 µs a row, as much as the SQLite write). Each batch is checked further and packed
+        # in C and numpy (`pack`), and made into Python values by the writer processes on the
+        # other core; DuckDB runs the query on a thread of its own (see read_ahead).
+        books = [self.book.get(name) for name in WORK_COLUMNS]
         batches = read_ahead(self.db.sql(inner).to_arrow_reader(FETCH_ROWS))
         with contextlib.closing(batches):
-            for batch in batches:
-                reason, good, bad = batch.column(1), batch, []
-                if reason.null_count < len(reason):
-                    good = batch.filter(pc.is_null(reason))
-                    skipped = batch.filter(pc.is_valid(reason))
-                    lines, reasons, niks = (skipped.column(i).to_pylist() for i in range(3))
-                    bad = [
-                        (line, why, self._detail(why, nik), mask_nik(nik))
-                        for line, why, nik in zip(lines, reasons, niks, strict=True)
-                    ]
-                columns = [
-                    good.column(i).to_pylist() for i in (0, *range(2, batch.num_columns - 1))
-                ]
-                families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
-                yield Chunk(columns, bad, families)
+            for whole in batches:
+                for at in range(0, whole.num_rows, CHUNK_ROWS):
+                    yield self._chunk(whole.slice(at, CHUNK_ROWS), books)
+
+    def _chunk(self, batch: Any, books: list[dict[str, str] | None]) -> Chunk:
+        """A checked slice of the pass as a Chunk."""
+        reason = self.nik_fields.check(batch.column(1), batch.column(2))
+        good, bad = batch, []
+        if reason.null_count < len(reason):
+            good = batch.filter(pc.is_null(reason))
+            skipped = batch.filter(pc.is_valid(reason))
+            lines, niks = skipped.column(0).to_pylist(), skipped.column(2).to_pylist()
+            reasons = reason.filter(pc.is_valid(reason)).to_pylist()
+            bad = [
+                (line, why, self._detail(why, nik), mask_nik(nik))
+                for line, why, nik in zip(lines, reasons, niks, strict=True)
+            ]
+        families = batch.column(batch.num_columns - 1).drop_null().to_numpy()
+        packed, niks, lines = pack(good, books, self.hasher)
+        return Chunk(packed, bad, families, niks, lines)
 
     def family_rows(self, found: npt.NDArray[np.bool_]) -> list[BadRow]:
         """Skipped rows of the family file: KK in scientific notation, KK listed again, and
@@ -478,8 +479,17 @@ class PairJob(ImportJob):
             self._reader.interrupt()
 
     def load(self) -> None:
+        # Arrow's buffers from the system allocator while the pair loads: mimalloc (Arrow's
+        # default) kept ~25 MB more of the freed batches (peak RSS 452 MB vs 426 MB here).
+        pool = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
+        try:
+            self._load_pair()
+        finally:
+            pa.set_memory_pool(pool)
+
+    def _load_pair(self) -> None:
         import duckdb
-        import pyarrow as pa
 
         # Writer processes start (~0.3 s) while DuckDB reads the family file.
         writers = self._start_writers()
@@ -530,21 +540,21 @@ class PairJob(ImportJob):
             parallel = self.source.stat().st_size >= PARALLEL_MIN_BYTES
         if not parallel:
             return None
-        config = (str(Path(self.loader.path).resolve()), self.secret)
+        config = (str(Path(self.loader.path).resolve()),)
         self._parsers = ParserProcesses(WRITERS, config, code=WORKER_CODE)
         return self._parsers
 
     def _write_in_processes(self, writers: ParserProcesses, chunks: Iterator[Chunk],
                             found: npt.NDArray[np.bool_]) -> None:  # fmt: skip
-        """The writer processes hash and write each chunk, on another core than DuckDB and
-        this thread (see `write_in_turns`); the rows never exist here."""
+        """The writer processes make the rows of each chunk and write them, on another core than
+        DuckDB and this thread (see `write_in_turns`); the rows never exist here."""
 
         def handed(chunk: Chunk) -> None:
             found[chunk.families] = True
+            self.duplicates.add(chunk.niks, chunk.lines)
             self._account(Parsed([], chunk.bad, *_NO_ROWS), self.read, None)
 
-        def written(rows: int, niks: NikArray, lines: LineArray) -> None:
-            self.duplicates.add(niks, lines)
+        def written(rows: int) -> None:
             self.loaded += rows
             self.read += rows
 
@@ -557,7 +567,6 @@ class PairJob(ImportJob):
         builds the next (sqlite3 and DuckDB release the GIL while they work)."""
         pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=1)
         failed: list[BaseException] = []
-        hasher = KeyedHash(self.secret)
 
         def write() -> None:
             while (rows := pending.get()) is not None:
@@ -573,10 +582,10 @@ class PairJob(ImportJob):
             for chunk in chunks:
                 if failed:
                     break
-                rows, niks, lines = build_rows(chunk.columns, hasher)
+                rows = build_rows(chunk.columns)
                 pending.put(rows)
                 found[chunk.families] = True
-                self._account(Parsed(rows, chunk.bad, niks, lines), self.read, None)
+                self._account(Parsed(rows, chunk.bad, chunk.niks, chunk.lines), self.read, None)
         finally:
             pending.put(None)
             writer.join()

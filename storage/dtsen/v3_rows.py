@@ -1,7 +1,8 @@
-"""Rows of a DTSEN V3 pair import from the columns DuckDB checked: each NIK's keyed hash, then
-one tuple a person in COLUMNS_V3 order; and the writer processes that do this beside the
-importing process on SQLite. Imports neither DuckDB, SQLAlchemy nor rich (a writer
-process starts in ~0.3 s and stays small).
+"""Rows of a DTSEN V3 pair import from the columns DuckDB checked, packed by the importing
+process (values as bytes, each NIK's keyed hash made there): one tuple a person in COLUMNS_V3
+order; and the writer processes that make and write them beside the importing process on
+SQLite. Imports neither DuckDB, SQLAlchemy nor rich (a writer process starts in ~0.3 s and
+stays small).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,47 +24,97 @@ import numpy.typing as npt
 from domain.pii import redact_text
 from storage.dtsen.contract import COLUMNS_V3, BadRow, DtsenImportError
 from storage.dtsen.parsers import ParserProcesses, receive, send
-from storage.dtsen.sqlite_load import sqlite_connect, sqlite_write
+from storage.dtsen.sqlite_load import sqlite_connect, sqlite_write_columns
 from storage.dtsen.validate import KeyedHash, LineArray, NikArray
 
 T = TypeVar("T")
 WORKER_CODE = "import storage.dtsen.v3_rows as m; m.worker_main()"
-_POWERS = 10 ** np.arange(15, -1, -1, dtype=np.int64)
-_NO_NIKS: NikArray = np.empty(0, np.int64)
-_NO_LINES: LineArray = np.empty(0, np.int32)
+# A chunk's columns as they cross the pipe (marshal, no Python object a value): the row count,
+# then per column of COLUMNS_V3 ("ints", int32 bytes), ("keys", int64 bytes), ("digests",
+# 32-byte digests back to back), ("joined", values joined by SEPARATOR), ("list", values),
+# ("coded", distinct values, int32 index bytes; the index len(values) is None) or ("days",
+# int32 days since 1970 bytes). Made by v3.pack from DuckDB's Arrow batches.
+Packed = tuple[Any, ...]
+SEPARATOR = "\x1f"
+_EPOCH = date(1970, 1, 1).toordinal()
+# Birth dates as text by day number (1900-01-01 is day 0), made once each: ~40.000 distinct.
+_FIRST_DAY = date(1900, 1, 1).toordinal()
+_DAY_TEXTS = np.full(200 * 366, None, dtype=object)
 
 
-def build_rows(columns: list[list[Any]], hasher: KeyedHash
-               ) -> tuple[list[tuple[Any, ...]], NikArray, LineArray]:  # fmt: skip
-    """COLUMNS_V3 rows from the columns line, NIK, nama ... lapangan_usaha of loadable persons
-    (see `Chunk`), with their NIKs and lines. The HMAC is inlined as in `Validator.chunks` (a
-    method call a row is measurable here)."""
-    if not columns or not columns[0]:
-        return [], _NO_NIKS, _NO_LINES
+def unpack(packed: Packed) -> list[list[Any]]:
+    """The columns of a packed chunk as lists, for `build_rows`. Repeated values (codes,
+    desils, dates) are shared objects: a gender or a date is made once, not once a row."""
+    count, *encoded = packed
+    if not count:
+        return []
+    columns: list[list[Any]] = []
+    for kind, *data in encoded:
+        if kind == "ints":
+            columns.append(np.frombuffer(data[0], np.int32).tolist())
+        elif kind == "keys":
+            columns.append(np.frombuffer(data[0], np.int64).tolist())
+        elif kind == "digests":
+            # bytearray: bound without sqlite3's adapter lookup (bytes takes it)
+            blob = data[0]
+            columns.append([bytearray(blob[at : at + 32]) for at in range(0, len(blob), 32)])
+        elif kind == "joined":
+            columns.append(data[0].split(SEPARATOR))
+        elif kind == "list":
+            columns.append(data[0])
+        elif kind == "coded":
+            values = np.array([*data[0], None], dtype=object)
+            columns.append(values[np.frombuffer(data[1], np.int32)].tolist())
+        else:  # days
+            columns.append(_dates(np.frombuffer(data[0], np.int32)))
+    return columns
+
+
+def _dates(days: npt.NDArray[np.int32]) -> list[str]:
+    """Days since 1970 (from 1900 to today: checked in SQL) as ISO dates."""
+    at = days + (_EPOCH - _FIRST_DAY)
+    texts = _DAY_TEXTS[at]
+    missing = texts == None  # noqa: E711 (numpy compares each element)
+    if missing.any():
+        for day in np.unique(at[missing]).tolist():
+            _DAY_TEXTS[day] = date.fromordinal(day + _FIRST_DAY).isoformat()
+        texts = _DAY_TEXTS[at]
+    return texts.tolist()  # type: ignore[no-any-return]
+
+
+def keyed_digests(niks: bytes, hasher: KeyedHash) -> bytes:
+    """The keyed hash (blind index) of each 16-digit NIK in `niks` (ASCII, back to back), 32
+    bytes each, back to back. The HMAC is inlined as in `Validator.chunks` (a method call a
+    row is measurable here)."""
     inner_copy, outer_copy = hasher.inner.copy, hasher.outer.copy
-    digests: list[bytearray] = []
+    digests: list[bytes] = []
     append = digests.append
-    for nik in columns[1]:
+    view = memoryview(niks)
+    for at in range(0, len(niks), 16):
         inner = inner_copy()
-        inner.update(nik.encode())
+        inner.update(view[at : at + 16])
         outer = outer_copy()
         outer.update(inner.digest())
-        append(bytearray(outer.digest()))
-    # digest_key of every row at once: the first 8 of each 32 bytes, big-endian.
-    keys = np.frombuffer(b"".join(digests), ">i8")[::4].tolist()
-    rows = list(zip(columns[0], digests, keys, *columns[2:], strict=True))
-    digits = np.frombuffer("".join(columns[1]).encode("ascii"), np.uint8).reshape(-1, 16)
-    return rows, (digits.astype(np.int64) - 48) @ _POWERS, np.array(columns[0], np.int32)
+        append(outer.digest())
+    return b"".join(digests)
+
+
+def build_rows(packed: Packed) -> list[tuple[Any, ...]]:
+    """The COLUMNS_V3 rows of a packed chunk."""
+    return list(zip(*unpack(packed), strict=True))
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A batch of the pass: the loadable persons as columns (line, NIK, then COLUMNS_V3 from
-    nama on), the skipped rows, and the family lines that found a person."""
+    """A batch of the pass: the loadable persons as packed COLUMNS_V3 (see `unpack`), the
+    skipped rows, the family lines that found a person, and the persons' NIKs and lines for
+    the duplicate check."""
 
-    columns: list[list[Any]]
+    columns: Packed
     bad: list[BadRow]
     families: npt.NDArray[np.int64]
+    niks: NikArray
+    lines: LineArray
 
 
 def read_ahead(batches: Iterable[T]) -> Generator[T, None, None]:
@@ -105,11 +157,14 @@ def read_ahead(batches: Iterable[T]) -> Generator[T, None, None]:
 
 def write_in_turns(writers: ParserProcesses, slots: int, chunks: Iterable[Chunk],
                    stop: threading.Event, handed: Callable[[Chunk], None],
-                   written: Callable[[int, NikArray, LineArray], None]) -> None:  # fmt: skip
+                   written: Callable[[int], None]) -> None:  # fmt: skip
     """Hand each chunk to a writer process with a free slot (`slots` in all, round the
     processes); tell the one holding the next chunk in file order to write it once it is
-    built, so rows are appended in id order, one writer at a time. `handed(chunk)` once it
-    is out, `written(rows, NIKs, lines)` once it is in the staging table."""
+    built, so rows are appended in id order, one writer at a time. A single process is told
+    to write each chunk with it: no turn to wait for, no round trip through this process
+    (whose threads may wait for the GIL). `handed(chunk)` once it is out, `written(rows)` once
+    it is in the staging table."""
+    alone = writers.count == 1
     free = [slot % writers.count for slot in range(slots)]
     owner: dict[int, int] = {}  # chunk -> process
     built: set[int] = set()
@@ -119,10 +174,11 @@ def write_in_turns(writers: ParserProcesses, slots: int, chunks: Iterable[Chunk]
         nonlocal next_write, writing
         _, message = writers.next_message(stop)
         if message[0] == "parsed":
-            built.add(message[1])
+            if not alone:
+                built.add(message[1])
         else:
-            _, seq, rows, niks, lines = message
-            written(rows, np.frombuffer(niks, np.int64), np.frombuffer(lines, np.int32))
+            _, seq, rows = message
+            written(rows)
             free.append(owner.pop(seq))
             next_write, writing = seq + 1, False
         if not writing and next_write in built:
@@ -135,18 +191,20 @@ def write_in_turns(writers: ParserProcesses, slots: int, chunks: Iterable[Chunk]
             answer()
         owner[seq] = number = free.pop(0)
         writers.tell(number, ("block", seq, chunk.columns))
+        if alone:
+            writers.tell(number, ("write", seq))
         handed(chunk)
     while owner:
         answer()
 
 
 def worker_main() -> None:
-    """A writer process: hashes the persons it is given and writes them, turns kept in order.
+    """A writer process: makes the rows of the chunks it is given and writes them, turns kept
+    in order.
 
-    Messages (marshal frames) on stdin: the config (database path, secret), then
-    ("block", seq, columns) to build and ("write", seq) once every earlier block is in the
-    staging table. Answers on stdout: ("parsed", seq), ("written", seq, rows, NIK bytes, line
-    bytes) or ("error", text).
+    Messages (marshal frames) on stdin: the config (database path,), then ("block", seq,
+    packed columns) to build and ("write", seq) once every earlier block is in the staging
+    table. Answers on stdout: ("parsed", seq), ("written", seq, rows) or ("error", text).
     """
     output = os.fdopen(os.dup(1), "wb")  # the frames own fd 1; stray prints go to stderr
     os.dup2(2, 1)
@@ -155,20 +213,20 @@ def worker_main() -> None:
     try:
         config = receive(commands)
         assert config is not None
-        db_path, secret = config
-        hasher = KeyedHash(secret)
+        (db_path,) = config
         connection = sqlite_connect(db_path)
-        built: dict[int, tuple[list[tuple[Any, ...]], NikArray, LineArray]] = {}
+        built: dict[int, list[list[Any]]] = {}
         while (message := receive(commands)) is not None:
             if message[0] == "block":
-                _, seq, columns = message
-                built[seq] = build_rows(columns, hasher)
+                _, seq, packed = message
+                built[seq] = unpack(packed)
                 send(output, ("parsed", seq))
             else:
                 seq = message[1]
-                rows, niks, lines = built.pop(seq)
-                sqlite_write(connection, rows, COLUMNS_V3)
-                send(output, ("written", seq, len(rows), niks.tobytes(), lines.tobytes()))
+                columns = built.pop(seq)
+                if columns:
+                    sqlite_write_columns(connection, columns, COLUMNS_V3)
+                send(output, ("written", seq, len(columns[0]) if columns else 0))
         connection.close()
     except DtsenImportError as error:
         send(output, ("error", str(error)))
