@@ -1,0 +1,91 @@
+"""The send limiter on a stalled event loop: a message that wakes up well after its slot takes a
+fresh one instead of going out in a bunch with everything else that woke late (the bunches are
+what go over Telegram's caps), at most LATE_RESERVATIONS times, so it is never starved.
+
+Time is a fake here (a clock and a sleep that wakes late as told), and so is the budget: one
+whose queue ahead is always QUEUE_AHEAD long, as when other processes keep it busy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.send_limiter import LATE_RESERVATIONS, LATE_TOLERANCE, SendLimiter
+from storage.send_budget import SlotAnswer
+
+QUEUE_AHEAD = 0.3
+CHAT = 5
+
+
+class StalledLoop:
+    """A clock and a sleep: each sleep wakes the next of `lateness` seconds after it should
+    (then on time), as a loop busy elsewhere does."""
+
+    def __init__(self, lateness: list[float]) -> None:
+        self.now = 1_000.0
+        self.lateness = list(lateness)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += delay + (self.lateness.pop(0) if self.lateness else 0.0)
+
+
+class BusyBudget:
+    """A budget whose every slot is QUEUE_AHEAD after the moment asked, and whose chats are
+    free; records the chats asked for and the slots granted (with the chat and horizon)."""
+
+    def __init__(self) -> None:
+        self.chats: list[int] = []
+        self.slots: list[float] = []
+        self.asked: list[tuple[int, float]] = []
+
+    async def reserve_chat(self, *, chat_id: int, now: float) -> float:
+        self.chats.append(chat_id)
+        return now
+
+    async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
+        self.asked.append((chat_id, horizon))
+        self.slots.append(now + QUEUE_AHEAD)
+        return SlotAnswer(now + QUEUE_AHEAD, now + QUEUE_AHEAD)
+
+    async def pause(self, *, until: float) -> None:
+        raise AssertionError(f"no 429 here (paused until {until})")
+
+
+async def _send_one(lateness: list[float]) -> tuple[BusyBudget, list[float]]:
+    """Send one message; the slots the budget granted and when the message went."""
+    loop = StalledLoop(lateness)
+    budget = BusyBudget()
+    limiter = SendLimiter(budget, clock=loop.clock, sleep=loop.sleep)
+    sent: list[float] = []
+
+    async def callback(*_args: Any, **_kwargs: Any) -> bool:
+        sent.append(loop.now)
+        return True
+
+    await limiter.process_request(callback, (), {}, "sendMessage", {"chat_id": CHAT}, None)
+    return budget, sent
+
+
+async def test_a_message_waking_on_time_keeps_its_slot() -> None:
+    budget, sent = await _send_one([LATE_TOLERANCE / 2])
+    assert len(budget.slots) == 1
+    assert sent == [budget.slots[0] + LATE_TOLERANCE / 2]
+
+
+async def test_a_message_waking_late_takes_a_fresh_slot_and_goes_in_it() -> None:
+    budget, sent = await _send_one([LATE_TOLERANCE + 0.3, 0.0])
+    assert len(budget.slots) == 2
+    # Sent in the fresh slot, not in a bunch at the moment it woke.
+    assert sent == [budget.slots[1]]
+    assert budget.slots[1] > budget.slots[0] + LATE_TOLERANCE + 0.3
+    # Its chat's turn had come: the fresh slot does not wait another chat interval for it.
+    assert budget.chats == [CHAT]
+    assert [chat for chat, _ in budget.asked] == [CHAT, CHAT]
+
+
+async def test_a_message_that_keeps_waking_late_still_goes_after_the_last_fresh_slot() -> None:
+    budget, sent = await _send_one([LATE_TOLERANCE + 0.3] * 10)
+    assert len(budget.slots) == LATE_RESERVATIONS
+    assert len(sent) == 1
