@@ -103,8 +103,8 @@ class SendCaps:
             self.refused += 1
             self.refused_by[cap] += 1
             since = now - chat_times[-1] if chat_times else None
-            key = None if chat_id is None else str(chat_id)
-            self.refusals.append(Refusal(now, cap, key, since, len(self._bot)))
+            chat = None if chat_id is None else str(chat_id)
+            self.refusals.append(Refusal(now, cap, chat, since, len(self._bot)))
             retry_after = max(1, math.ceil(wait))
             return ApiError(
                 429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
