@@ -160,17 +160,19 @@ class SendLimiter(BaseRateLimiter[int]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _wait_for_slot(self, chat_id: int, priority: Priority) -> None:
-        chat_at = await self.budget.reserve_chat(chat_id=chat_id, now=self._clock())
-        await self._sleep_until(chat_at)
-        for _ in range(LATE_RESERVATIONS):
+        for attempt in range(LATE_RESERVATIONS):
+            chat_at = await self.budget.reserve_chat(chat_id=chat_id, now=self._clock())
+            await self._sleep_until(chat_at)
             slot = await self._take_slot(chat_id, priority)
             await self._sleep_until(slot)
             # A process that wakes well after its slot (a stalled event loop, a busy machine)
             # would send in a burst with everything else that woke late, over Telegram's caps:
-            # it takes a fresh slot instead. The abandoned slot only leaves a gap. The chat's
-            # turn came already (a fresh slot is later still, and holds the chat after it).
-            if self._clock() - slot <= LATE_TOLERANCE:
+            # it takes a fresh slot instead; the abandoned one only leaves a gap. It gives its
+            # chat back too: at once when no later message of the chat took its turn after the
+            # abandoned slot, else after that message (which counted on this one going then).
+            if self._clock() - slot <= LATE_TOLERANCE or attempt == LATE_RESERVATIONS - 1:
                 return
+            await self.budget.release_chat(chat_id=chat_id, slot=slot, now=self._clock())
 
     async def _take_slot(self, chat_id: int, priority: Priority) -> float:
         horizon = HORIZONS[priority]

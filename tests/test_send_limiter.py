@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.send_limiter import LATE_RESERVATIONS, LATE_TOLERANCE, SendLimiter
-from storage.send_budget import SlotAnswer
+from bot.send_limiter import CHAT_INTERVAL, LATE_RESERVATIONS, LATE_TOLERANCE, SendLimiter
+from storage.send_budget import NO_LIMIT, MemoryBudget, SlotAnswer
 
 QUEUE_AHEAD = 0.3
 CHAT = 5
@@ -33,12 +33,14 @@ class StalledLoop:
 
 class BusyBudget:
     """A budget whose every slot is QUEUE_AHEAD after the moment asked, and whose chats are
-    free; records the chats asked for and the slots granted (with the chat and horizon)."""
+    free; records the chats asked for, the slots granted (with the chat and horizon) and the
+    slots given back."""
 
     def __init__(self) -> None:
         self.chats: list[int] = []
         self.slots: list[float] = []
         self.asked: list[tuple[int, float]] = []
+        self.released: list[tuple[int, float]] = []
 
     async def reserve_chat(self, *, chat_id: int, now: float) -> float:
         self.chats.append(chat_id)
@@ -51,6 +53,10 @@ class BusyBudget:
 
     async def pause(self, *, until: float) -> None:
         raise AssertionError(f"no 429 here (paused until {until})")
+
+    async def release_chat(self, *, chat_id: int, slot: float, now: float) -> None:
+        assert now > slot
+        self.released.append((chat_id, slot))
 
 
 async def _send_one(lateness: list[float]) -> tuple[BusyBudget, list[float]]:
@@ -80,8 +86,9 @@ async def test_a_message_waking_late_takes_a_fresh_slot_and_goes_in_it() -> None
     # Sent in the fresh slot, not in a bunch at the moment it woke.
     assert sent == [budget.slots[1]]
     assert budget.slots[1] > budget.slots[0] + LATE_TOLERANCE + 0.3
-    # Its chat's turn had come: the fresh slot does not wait another chat interval for it.
-    assert budget.chats == [CHAT]
+    # It gave the abandoned slot's hold on its chat back before asking for its chat again.
+    assert budget.released == [(CHAT, budget.slots[0])]
+    assert budget.chats == [CHAT, CHAT]
     assert [chat for chat, _ in budget.asked] == [CHAT, CHAT]
 
 
@@ -89,3 +96,23 @@ async def test_a_message_that_keeps_waking_late_still_goes_after_the_last_fresh_
     budget, sent = await _send_one([LATE_TOLERANCE + 0.3] * 10)
     assert len(budget.slots) == LATE_RESERVATIONS
     assert len(sent) == 1
+    assert len(budget.released) == LATE_RESERVATIONS - 1
+
+
+async def test_a_chat_given_back_is_free_at_once_unless_a_later_message_took_its_turn() -> None:
+    """A late message's chat is free again for it at once; but when another message of the
+    chat took its turn after the abandoned slot, the late one goes a chat interval after
+    that one (which counted on the abandoned slot going first)."""
+    budget = MemoryBudget(interval=0.04, chat_interval=CHAT_INTERVAL)
+    first = await budget.take_slot(chat_id=CHAT, now=100.0, horizon=NO_LIMIT)
+    assert first.at == 100.0
+    await budget.release_chat(chat_id=CHAT, slot=100.0, now=100.5)
+    assert await budget.reserve_chat(chat_id=CHAT, now=100.5) == 100.5
+
+    other = 7
+    late = await budget.take_slot(chat_id=other, now=200.0, horizon=NO_LIMIT)
+    assert late.at is not None
+    later = await budget.reserve_chat(chat_id=other, now=200.1)
+    assert later == late.at + CHAT_INTERVAL
+    await budget.release_chat(chat_id=other, slot=late.at, now=200.5)
+    assert await budget.reserve_chat(chat_id=other, now=200.5) == later + CHAT_INTERVAL
