@@ -133,7 +133,7 @@ async def test_two_processes_on_one_postgresql_share_the_send_budget(
         )
     finally:
         await _close(first, second)
-    assert capped_emulator.caps.refused == 0
+    assert capped_emulator.caps.refused == 0, capped_emulator.caps.refusals
     assert len(_bot_messages(capped_emulator, range(1, 61))) == 80
     assert _limiter(first).pauses + _limiter(second).pauses == 0
 
