@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import IntEnum
 from typing import Any, Final
 
@@ -43,12 +43,15 @@ HORIZONS: Final = {
     Priority.NOTIFICATION: 0.0,
 }
 # Telegram's clock starts when a request arrives, ours when it leaves: the trip in between
-# varies. Pacing at 93 % of the cap and 1.05 s per chat keeps that jitter from making a 429.
-RATE_HEADROOM: Final = 0.93
-CHAT_INTERVAL: Final = 1.05
+# varies (a loaded machine, a stalled receiver: up to a few tenths of a second). Pacing at 90 %
+# of the cap and 1.2 s per chat keeps that jitter, and a wake-up up to LATE_TOLERANCE late,
+# from making a 429: a chat's messages leave at least 1.15 s apart.
+RATE_HEADROOM: Final = 0.9
+CHAT_INTERVAL: Final = 1.2
 # Waking later than this after its slot, a message takes a fresh one (at most a few times, so a
-# message is never starved): late wake-ups are what bunch messages over the caps.
-LATE_TOLERANCE: Final = 0.2
+# message is never starved): late wake-ups are what bunch messages over the caps. At 27 slots a
+# second, 0.05 s is at most two slots bunched, within the headroom.
+LATE_TOLERANCE: Final = 0.05
 LATE_RESERVATIONS: Final = 3
 # Methods that put or change a message in a chat: the ones Telegram's caps count.
 COUNTED_METHODS: Final = frozenset(
@@ -111,10 +114,12 @@ class SendLimiter(BaseRateLimiter[int]):
         *,
         max_retries: int = 3,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.budget = budget
         self.max_retries = max_retries
         self._clock = clock
+        self._sleep = sleep
         # One request per priority asks the budget at a time, first come first served; the
         # others wait here, in this process, without a database round trip each.
         self._turns = {priority: asyncio.Lock() for priority in Priority}
@@ -155,18 +160,21 @@ class SendLimiter(BaseRateLimiter[int]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _wait_for_slot(self, chat_id: int, priority: Priority) -> None:
-        for _ in range(LATE_RESERVATIONS):
-            slot = await self._reserve(chat_id, priority)
+        for attempt in range(LATE_RESERVATIONS):
+            chat_at = await self.budget.reserve_chat(chat_id=chat_id, now=self._clock())
+            await self._sleep_until(chat_at)
+            slot = await self._take_slot(chat_id, priority)
             await self._sleep_until(slot)
             # A process that wakes well after its slot (a stalled event loop, a busy machine)
             # would send in a burst with everything else that woke late, over Telegram's caps:
-            # it takes a fresh slot instead. The abandoned slot only leaves a gap.
-            if self._clock() - slot <= LATE_TOLERANCE:
+            # it takes a fresh slot instead; the abandoned one only leaves a gap. It gives its
+            # chat back too: at once when no later message of the chat took its turn after the
+            # abandoned slot, else after that message (which counted on this one going then).
+            if self._clock() - slot <= LATE_TOLERANCE or attempt == LATE_RESERVATIONS - 1:
                 return
+            await self.budget.release_chat(chat_id=chat_id, slot=slot, now=self._clock())
 
-    async def _reserve(self, chat_id: int, priority: Priority) -> float:
-        chat_at = await self.budget.reserve_chat(chat_id=chat_id, now=self._clock())
-        await self._sleep_until(chat_at)
+    async def _take_slot(self, chat_id: int, priority: Priority) -> float:
         horizon = HORIZONS[priority]
         async with self._turns[priority]:
             while True:
@@ -174,9 +182,9 @@ class SendLimiter(BaseRateLimiter[int]):
                 answer = await self.budget.take_slot(chat_id=chat_id, now=now, horizon=horizon)
                 if answer.at is not None:
                     return answer.at
-                await asyncio.sleep(max(answer.busy_until - horizon - now, 0.005))
+                await self._sleep(max(answer.busy_until - horizon - now, 0.005))
 
     async def _sleep_until(self, moment: float) -> None:
         delay = moment - self._clock()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._sleep(delay)

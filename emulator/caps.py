@@ -51,6 +51,19 @@ class CapLimits:
     per_group_window: float = 60.0
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """One 429, for finding its cause: when, which cap, which chat, and how far the refused call
+    came after the previous message counted in that chat (None: the chat's first) and the
+    oldest one in the bot's window."""
+
+    at: float
+    cap: str
+    chat_id: str | None
+    since_chat: float | None
+    bot_window: int
+
+
 @dataclass
 class SendCaps:
     """The send times of the recent windows and the 429s given; off until `enabled`."""
@@ -61,6 +74,7 @@ class SendCaps:
     accepted: int = 0
     # The 429s by the cap that gave them: "bot", "chat" or "group".
     refused_by: collections.Counter[str] = field(default_factory=collections.Counter)
+    refusals: list[Refusal] = field(default_factory=list)
     _bot: collections.deque[float] = field(default_factory=collections.deque)
     _chats: dict[str, collections.deque[float]] = field(default_factory=dict)
 
@@ -88,6 +102,9 @@ class SendCaps:
         if wait > 0:
             self.refused += 1
             self.refused_by[cap] += 1
+            since = now - chat_times[-1] if chat_times else None
+            chat = None if chat_id is None else str(chat_id)
+            self.refusals.append(Refusal(now, cap, chat, since, len(self._bot)))
             retry_after = max(1, math.ceil(wait))
             return ApiError(
                 429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
@@ -111,6 +128,7 @@ class SendCaps:
         """Forget the windows and the counts."""
         self.refused = self.accepted = 0
         self.refused_by.clear()
+        self.refusals.clear()
         self._bot.clear()
         self._chats.clear()
 

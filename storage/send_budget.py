@@ -19,6 +19,9 @@ from storage.engine import Database
 
 # A horizon this large admits every request, however long the queue ahead.
 NO_LIMIT: Final = 1e9
+# A chat held until no later than its released slot's hold (+ this rounding) was held by that
+# slot alone: any later reservation holds it a whole chat interval longer.
+_SAME: Final = 0.001
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class SendBudget(Protocol):
 
     async def pause(self, *, until: float) -> None:
         """Telegram answered 429: nothing goes before `until`."""
+
+    async def release_chat(self, *, chat_id: int, slot: float, now: float) -> None:
+        """A message gives up `slot` (it woke too late to use it): the chat, held after that
+        slot, is free from `now` again, unless a later message took its turn meanwhile (that
+        one keeps its place, and the next reservation comes after it)."""
 
 
 class MemoryBudget:
@@ -74,6 +82,10 @@ class MemoryBudget:
     async def pause(self, *, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
 
+    async def release_chat(self, *, chat_id: int, slot: float, now: float) -> None:
+        if self._chats.get(chat_id, 0.0) <= slot + self.chat_interval + _SAME:
+            self._chats[chat_id] = now
+
     def _forget_quiet_chats(self, now: float) -> None:
         """Chats whose next moment has passed need no entry: it would never hold them back."""
         self._chats = {chat: at for chat, at in self._chats.items() if at > now}
@@ -102,6 +114,10 @@ _TAKE_SLOT = sa.text(
     " WHERE chat_id = :chat_id AND EXISTS (SELECT 1 FROM granted)"
     ") SELECT (SELECT at FROM granted),"
     " (SELECT GREATEST(next_free_at, paused_until) FROM send_budget WHERE id = 1)"
+)
+_RELEASE_CHAT = sa.text(
+    "UPDATE chat_send SET next_allowed_at = CAST(:now AS double precision) "
+    "WHERE chat_id = :chat_id AND next_allowed_at <= CAST(:held AS double precision)"
 )
 _PAUSE = sa.text(
     "UPDATE send_budget SET paused_until = "
@@ -147,3 +163,8 @@ class PostgresBudget:
     async def pause(self, *, until: float) -> None:
         async with self._engine.connect() as connection:
             await connection.execute(_PAUSE, {"until": until})
+
+    async def release_chat(self, *, chat_id: int, slot: float, now: float) -> None:
+        held = slot + self.chat_interval + _SAME
+        async with self._engine.connect() as connection:
+            await connection.execute(_RELEASE_CHAT, {"chat_id": chat_id, "held": held, "now": now})

@@ -29,6 +29,10 @@ def test_a_second_message_into_one_private_chat_within_a_second_is_refused_with_
     assert caps.admit("sendMessage", {"chat_id": 5}, now=101.0) is None
     assert (caps.accepted, caps.refused) == (3, 1)
     assert caps.refused_by == {"chat": 1}
+    # Each 429 is recorded for finding its cause: the cap, the chat, the gap to its last message.
+    [record] = caps.refusals
+    assert (record.at, record.cap, record.chat_id, record.bot_window) == (100.4, "chat", "5", 1)
+    assert record.since_chat == pytest.approx(0.4)
 
 
 def test_the_bot_wide_cap_refuses_the_thirty_first_message_in_a_second() -> None:

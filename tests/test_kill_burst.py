@@ -34,7 +34,7 @@ QUOTA = 5
 KILLS = 2
 REVIEWER = 900002
 # Without an answer for this long, a worker sends /start to see where they are (as people do).
-# (The production send limiter spaces one chat's messages 1,05 s apart, Telegram's 1 a second per
+# (The production send limiter spaces one chat's messages 1,2 s apart, Telegram's 1 a second per
 # chat: an answer of two messages takes over a second, so a nudge sooner only adds traffic.)
 PROD_AFTER = 3.0
 ACKNOWLEDGED = re.compile(r"Pendaftaran Anda sudah dikirim")
