@@ -161,28 +161,33 @@ class SendLimiter(BaseRateLimiter[int]):
 
     async def _wait_for_slot(self, chat_id: int, priority: Priority) -> None:
         for attempt in range(LATE_RESERVATIONS):
-            chat_at = await self.budget.reserve_chat(chat_id=chat_id, now=self._clock())
-            await self._sleep_until(chat_at)
             slot = await self._take_slot(chat_id, priority)
             await self._sleep_until(slot)
             # A process that wakes well after its slot (a stalled event loop, a busy machine)
             # would send in a burst with everything else that woke late, over Telegram's caps:
             # it takes a fresh slot instead; the abandoned one only leaves a gap. It gives its
-            # chat back too: at once when no later message of the chat took its turn after the
-            # abandoned slot, else after that message (which counted on this one going then).
+            # chat back too, unless a later message of the chat took its turn meanwhile.
             if self._clock() - slot <= LATE_TOLERANCE or attempt == LATE_RESERVATIONS - 1:
                 return
             await self.budget.release_chat(chat_id=chat_id, slot=slot, now=self._clock())
 
     async def _take_slot(self, chat_id: int, priority: Priority) -> float:
         horizon = HORIZONS[priority]
-        async with self._turns[priority]:
-            while True:
-                now = self._clock()
-                answer = await self.budget.take_slot(chat_id=chat_id, now=now, horizon=horizon)
-                if answer.at is not None:
-                    return answer.at
-                await self._sleep(max(answer.busy_until - horizon - now, 0.005))
+        while True:
+            async with self._turns[priority]:
+                while True:
+                    now = self._clock()
+                    answer = await self.budget.take_slot(chat_id=chat_id, now=now, horizon=horizon)
+                    if answer.at is not None:
+                        return answer.at
+                    if answer.chat_ready is not None:
+                        break
+                    await self._sleep(max(answer.busy_until - horizon - now, 0.005))
+            # The chat's previous message is less than a chat interval before any slot free
+            # now: wait outside the turn (other chats go meanwhile) until a slot at the end of
+            # the queue would be far enough behind it.
+            ahead = max(answer.busy_until - now, 0.0)
+            await self._sleep(max(answer.chat_ready - ahead - now, 0.005))
 
     async def _sleep_until(self, moment: float) -> None:
         delay = moment - self._clock()

@@ -26,31 +26,31 @@ _SAME: Final = 0.001
 
 @dataclass(frozen=True)
 class SlotAnswer:
-    """A reservation's outcome: `at` is the moment granted (None: refused, the queue ahead is
-    longer than the caller's horizon); `busy_until` is when the queue ahead ends."""
+    """A reservation's outcome: `at` is the moment granted (None: refused); `busy_until` is when
+    the queue ahead ends; `chat_ready`, on a refusal for the chat's sake, is when the chat's
+    previous message is a chat interval behind (ask again then)."""
 
     at: float | None
     busy_until: float
+    chat_ready: float | None = None
 
 
 class SendBudget(Protocol):
     """What the rate limiter asks of a budget, in memory or shared."""
 
-    async def reserve_chat(self, *, chat_id: int, now: float) -> float:
-        """The moment this chat's next message may go; the chat's next one comes after it."""
-
     async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
-        """A moment for one message into any chat, granted only when the queue ahead ends
-        within `horizon` seconds from now; a granted slot also holds the chat back until one
-        chat interval after it."""
+        """A moment for one message into `chat_id`, granted only when the queue ahead ends
+        within `horizon` seconds from now AND the moment is a chat interval after the chat's
+        previous one; a granted slot holds the chat until one chat interval after it. The two
+        are decided together, so two messages into one chat (from two processes) can never be
+        granted moments closer than a chat interval."""
 
     async def pause(self, *, until: float) -> None:
         """Telegram answered 429: nothing goes before `until`."""
 
     async def release_chat(self, *, chat_id: int, slot: float, now: float) -> None:
         """A message gives up `slot` (it woke too late to use it): the chat, held after that
-        slot, is free from `now` again, unless a later message took its turn meanwhile (that
-        one keeps its place, and the next reservation comes after it)."""
+        slot, is free from `now` again, unless a later message took its turn meanwhile."""
 
 
 class MemoryBudget:
@@ -63,20 +63,18 @@ class MemoryBudget:
         self.paused_until = 0.0
         self._chats: dict[int, float] = {}
 
-    async def reserve_chat(self, *, chat_id: int, now: float) -> float:
-        at = max(self._chats.get(chat_id, 0.0), now)
-        self._chats[chat_id] = at + self.chat_interval
-        if len(self._chats) > 50_000:
-            self._forget_quiet_chats(now)
-        return at
-
     async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
         busy_until = max(self.next_free_at, self.paused_until)
         if busy_until > now + horizon:
             return SlotAnswer(None, busy_until)
         at = max(busy_until, now)
+        ready = self._chats.get(chat_id, 0.0)
+        if ready > at:
+            return SlotAnswer(None, busy_until, ready)
         self.next_free_at = at + self.interval
-        self._chats[chat_id] = max(self._chats.get(chat_id, 0.0), at + self.chat_interval)
+        self._chats[chat_id] = at + self.chat_interval
+        if len(self._chats) > 50_000:
+            self._forget_quiet_chats(now)
         return SlotAnswer(at, busy_until)
 
     async def pause(self, *, until: float) -> None:
@@ -91,29 +89,22 @@ class MemoryBudget:
         self._chats = {chat: at for chat, at in self._chats.items() if at > now}
 
 
-_RESERVE_CHAT = sa.text(
-    "INSERT INTO chat_send (chat_id, next_allowed_at) "
-    "VALUES (:chat_id, CAST(:now AS double precision) + :chat_interval) "
-    "ON CONFLICT (chat_id) DO UPDATE SET next_allowed_at = "
-    "GREATEST(chat_send.next_allowed_at, CAST(:now AS double precision)) + :chat_interval "
-    "RETURNING next_allowed_at - :chat_interval"
+# One transaction a slot, the budget's row locked first: every grant is decided on the newest
+# budget AND the newest chat row (read by a statement of its own after the lock, since a
+# statement's snapshot is taken before it waits for a lock), so two processes cannot both see a
+# chat free.
+_LOCK_BUDGET = sa.text(
+    "SELECT GREATEST(next_free_at, paused_until) FROM send_budget WHERE id = 1 FOR UPDATE"
 )
-# One statement, one round trip: the slot is granted only when the queue ahead (the budget's next
-# free moment, or the pause) ends within the horizon; the chat is held back after it. The second
-# select reads the row as it was before this statement: when to ask again if refused.
-_TAKE_SLOT = sa.text(
-    "WITH granted AS ("
-    " UPDATE send_budget SET next_free_at ="
-    " GREATEST(next_free_at, paused_until, CAST(:now AS double precision)) + :interval"
-    " WHERE id = 1 AND GREATEST(next_free_at, paused_until)"
-    " <= CAST(:now AS double precision) + CAST(:horizon AS double precision)"
-    " RETURNING next_free_at - :interval AS at"
-    "), held AS ("
-    " UPDATE chat_send SET next_allowed_at ="
-    " GREATEST(next_allowed_at, (SELECT at FROM granted) + :chat_interval)"
-    " WHERE chat_id = :chat_id AND EXISTS (SELECT 1 FROM granted)"
-    ") SELECT (SELECT at FROM granted),"
-    " (SELECT GREATEST(next_free_at, paused_until) FROM send_budget WHERE id = 1)"
+_CHAT_READY = sa.text("SELECT next_allowed_at FROM chat_send WHERE chat_id = :chat_id")
+_GRANT = sa.text(
+    "WITH budget AS ("
+    " UPDATE send_budget SET next_free_at = CAST(:at AS double precision) + :interval"
+    " WHERE id = 1"
+    ") INSERT INTO chat_send (chat_id, next_allowed_at)"
+    " VALUES (:chat_id, CAST(:at AS double precision) + :chat_interval)"
+    " ON CONFLICT (chat_id) DO UPDATE SET next_allowed_at ="
+    " GREATEST(chat_send.next_allowed_at, EXCLUDED.next_allowed_at)"
 )
 _RELEASE_CHAT = sa.text(
     "UPDATE chat_send SET next_allowed_at = CAST(:now AS double precision) "
@@ -126,8 +117,9 @@ _PAUSE = sa.text(
 
 
 class PostgresBudget:
-    """The budget shared by every process on one PostgreSQL (rows send_budget and chat_send),
-    each request one statement in autocommit: one round trip."""
+    """The budget shared by every process on one PostgreSQL (rows send_budget and chat_send): a
+    slot is one short transaction (the budget's row locked, the chat read, both moved on); a
+    pause or a chat given back is one statement in autocommit."""
 
     def __init__(self, database: Database, *, interval: float, chat_interval: float) -> None:
         if database.dialect != "postgresql":
@@ -135,30 +127,31 @@ class PostgresBudget:
         self.interval = interval
         self.chat_interval = chat_interval
         self._engine = database.engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    async def reserve_chat(self, *, chat_id: int, now: float) -> float:
-        async with self._engine.connect() as connection:
-            # Taken again once a pooled connection is ours: a moment granted while waiting for
-            # one would already be past, and the messages granted after it would go at once.
-            now = max(now, time.time())
-            result = await connection.execute(
-                _RESERVE_CHAT,
-                {"chat_id": chat_id, "now": now, "chat_interval": self.chat_interval},
-            )
-            return float(result.scalar_one())
+        # A slot is one short READ COMMITTED transaction (see _LOCK_BUDGET).
+        self._granting = database.engine.execution_options(isolation_level="READ COMMITTED")
 
     async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
-        params = {
-            "chat_id": chat_id,
-            "horizon": min(horizon, NO_LIMIT),
-            "interval": self.interval,
-            "chat_interval": self.chat_interval,
-        }
-        async with self._engine.connect() as connection:
-            params["now"] = max(now, time.time())  # as in reserve_chat
-            row = (await connection.execute(_TAKE_SLOT, params)).one()
-        at = None if row[0] is None else float(row[0])
-        return SlotAnswer(at, float(row[1]))
+        async with self._granting.connect() as connection, connection.begin():
+            busy_until = float((await connection.execute(_LOCK_BUDGET)).scalar_one())
+            # Taken again once the connection and the lock are ours: a moment granted while
+            # waiting for them would already be past, and the messages after it would bunch.
+            now = max(now, time.time())
+            if busy_until > now + min(horizon, NO_LIMIT):
+                return SlotAnswer(None, busy_until)
+            at = max(busy_until, now)
+            ready = (await connection.execute(_CHAT_READY, {"chat_id": chat_id})).scalar()
+            if ready is not None and float(ready) > at:
+                return SlotAnswer(None, busy_until, float(ready))
+            await connection.execute(
+                _GRANT,
+                {
+                    "chat_id": chat_id,
+                    "at": at,
+                    "interval": self.interval,
+                    "chat_interval": self.chat_interval,
+                },
+            )
+        return SlotAnswer(at, busy_until)
 
     async def pause(self, *, until: float) -> None:
         async with self._engine.connect() as connection:

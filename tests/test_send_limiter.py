@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.send_limiter import CHAT_INTERVAL, LATE_RESERVATIONS, LATE_TOLERANCE, SendLimiter
 from storage.send_budget import NO_LIMIT, MemoryBudget, SlotAnswer
 
@@ -33,18 +35,12 @@ class StalledLoop:
 
 class BusyBudget:
     """A budget whose every slot is QUEUE_AHEAD after the moment asked, and whose chats are
-    free; records the chats asked for, the slots granted (with the chat and horizon) and the
-    slots given back."""
+    free; records the slots granted (with the chat and horizon) and the slots given back."""
 
     def __init__(self) -> None:
-        self.chats: list[int] = []
         self.slots: list[float] = []
         self.asked: list[tuple[int, float]] = []
         self.released: list[tuple[int, float]] = []
-
-    async def reserve_chat(self, *, chat_id: int, now: float) -> float:
-        self.chats.append(chat_id)
-        return now
 
     async def take_slot(self, *, chat_id: int, now: float, horizon: float) -> SlotAnswer:
         self.asked.append((chat_id, horizon))
@@ -86,9 +82,8 @@ async def test_a_message_waking_late_takes_a_fresh_slot_and_goes_in_it() -> None
     # Sent in the fresh slot, not in a bunch at the moment it woke.
     assert sent == [budget.slots[1]]
     assert budget.slots[1] > budget.slots[0] + LATE_TOLERANCE + 0.3
-    # It gave the abandoned slot's hold on its chat back before asking for its chat again.
+    # It gave the abandoned slot's hold on its chat back before asking for a slot again.
     assert budget.released == [(CHAT, budget.slots[0])]
-    assert budget.chats == [CHAT, CHAT]
     assert [chat for chat, _ in budget.asked] == [CHAT, CHAT]
 
 
@@ -107,12 +102,51 @@ async def test_a_chat_given_back_is_free_at_once_unless_a_later_message_took_its
     first = await budget.take_slot(chat_id=CHAT, now=100.0, horizon=NO_LIMIT)
     assert first.at == 100.0
     await budget.release_chat(chat_id=CHAT, slot=100.0, now=100.5)
-    assert await budget.reserve_chat(chat_id=CHAT, now=100.5) == 100.5
+    again = await budget.take_slot(chat_id=CHAT, now=100.5, horizon=NO_LIMIT)
+    assert again.at == 100.5
 
     other = 7
     late = await budget.take_slot(chat_id=other, now=200.0, horizon=NO_LIMIT)
     assert late.at is not None
-    later = await budget.reserve_chat(chat_id=other, now=200.1)
-    assert later == late.at + CHAT_INTERVAL
-    await budget.release_chat(chat_id=other, slot=late.at, now=200.5)
-    assert await budget.reserve_chat(chat_id=other, now=200.5) == later + CHAT_INTERVAL
+    later = await budget.take_slot(chat_id=other, now=late.at + CHAT_INTERVAL, horizon=NO_LIMIT)
+    assert later.at == late.at + CHAT_INTERVAL
+    await budget.release_chat(chat_id=other, slot=late.at, now=later.at + 0.1)
+    refused = await budget.take_slot(chat_id=other, now=later.at + 0.1, horizon=NO_LIMIT)
+    assert refused.at is None
+    assert refused.chat_ready == later.at + CHAT_INTERVAL
+
+
+async def test_two_messages_into_one_chat_are_never_granted_closer_than_a_chat_interval() -> None:
+    """The chat is decided with the slot: a second message asking while the first's slot is
+    still ahead in a long queue is refused until a chat interval after it, then granted there,
+    whatever order the two asked in (the gap that made 429s between two processes)."""
+    budget = MemoryBudget(interval=0.04, chat_interval=CHAT_INTERVAL)
+    # A long queue ahead (other chats): the first message's slot is 0.8 s away.
+    for chat in range(20):
+        await budget.take_slot(chat_id=1000 + chat, now=300.0, horizon=NO_LIMIT)
+    first = await budget.take_slot(chat_id=CHAT, now=300.0, horizon=NO_LIMIT)
+    assert first.at == pytest.approx(300.8)
+    refused = await budget.take_slot(chat_id=CHAT, now=300.9, horizon=NO_LIMIT)
+    assert refused.at is None
+    assert refused.chat_ready == first.at + CHAT_INTERVAL
+    second = await budget.take_slot(chat_id=CHAT, now=refused.chat_ready, horizon=NO_LIMIT)
+    assert second.at is not None
+    assert second.at - first.at >= CHAT_INTERVAL - 1e-9
+
+
+async def test_the_limiter_waits_for_its_chat_without_holding_up_other_chats() -> None:
+    """Refused for its chat, a message sleeps until its chat is ready and then goes; the
+    message it waited behind went a chat interval before it."""
+    loop = StalledLoop([])
+    budget = MemoryBudget(interval=0.04, chat_interval=CHAT_INTERVAL)
+    limiter = SendLimiter(budget, clock=loop.clock, sleep=loop.sleep)
+    sent: list[float] = []
+
+    async def callback(*_args: Any, **_kwargs: Any) -> bool:
+        sent.append(loop.now)
+        return True
+
+    for _ in range(2):
+        await limiter.process_request(callback, (), {}, "sendMessage", {"chat_id": CHAT}, None)
+    assert len(sent) == 2
+    assert sent[1] - sent[0] >= CHAT_INTERVAL
