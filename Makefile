@@ -38,7 +38,7 @@ lint: $(DEV_STAMP)
 # Most of the suite waits on real time (bots, emulators, PostgreSQL), so it runs on TEST_WORKERS
 # processes; the tests marked solo (Telegram's caps in real time, see tests/conftest.py) then run
 # alone.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: lint postgres
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not solo"
 	$(BIN)/pytest -m solo
