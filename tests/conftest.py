@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -122,6 +123,21 @@ async def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
         return
+    async with _template_copy(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer | None) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database at the newest migration, for what only PostgreSQL does
+    (several processes sharing one database)."""
+    async with _template_copy(postgres_server) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _template_copy(postgres_server: PostgresServer | None) -> AsyncIterator[str]:
+    """A database copied from the session's migrated template, dropped afterwards."""
     server = _skip_without(postgres_server)
     name = await server.create_database(server.template)
     try:

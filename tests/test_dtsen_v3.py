@@ -397,13 +397,12 @@ async def _table_and_report(database: Database, sample_dir: Path, *, parallel: b
     return [tuple(row) for row in rows], dict(summary.skipped_by_reason)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL loads with COPY
 async def test_pair_in_writer_processes_loads_what_one_process_loads(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A big pair on SQLite is hashed and written by writer processes, chunk after chunk in
     file order: the table and the report are those of the import in one process."""
-    if database.dialect != "sqlite":
-        pytest.skip("writer processes are SQLite's; PostgreSQL loads with COPY")
     import storage.dtsen.v3 as v3
 
     monkeypatch.setattr(v3, "FETCH_ROWS", 500)  # many chunks, handed to both processes
@@ -416,12 +415,11 @@ async def test_pair_in_writer_processes_loads_what_one_process_loads(
     assert beside_report[SkipReason.DUPLICATE_NIK] >= 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # writer processes: SQLite's
 async def test_cancelled_pair_import_in_writer_processes_leaves_the_table(
     database: Database, tmp_path: Path
 ) -> None:
     """Ctrl-C while writer processes load: they are stopped, the previous table serves."""
-    if database.dialect != "sqlite":
-        pytest.skip("writer processes are SQLite's")
     people = make_people(10, seed=9)
     persons, families = small_pair(tmp_path, people)
     await import_dtsen(database, persons, families=families, secret=SECRET, today=TODAY)

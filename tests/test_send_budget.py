@@ -33,7 +33,6 @@ from emulator.caps import CapLimits
 from storage.opening import open_database
 from storage.send_budget import NO_LIMIT, MemoryBudget, PostgresBudget
 from testkit.harness import Harness, make_settings
-from testkit.postgres import PostgresServer
 
 TOLERANT_CHAT_WINDOW = CapLimits(per_chat_window=0.5)
 
@@ -43,18 +42,6 @@ async def capped_emulator() -> AsyncIterator[BotApiEmulator]:
     """An emulator enforcing Telegram's caps (30/s per bot; see the module note per chat)."""
     async with BotApiEmulator(enforce_caps=True, cap_limits=TOLERANT_CHAT_WINDOW) as emu:
         yield emu
-
-
-@pytest.fixture
-async def postgres_url(postgres_server: PostgresServer | None) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database at the newest migration (several processes share it)."""
-    if postgres_server is None:
-        pytest.skip("PostgreSQL is not installed here (scripts/ensure-postgres.sh)")
-    name = await postgres_server.create_database(postgres_server.template)
-    try:
-        yield postgres_server.url(name)
-    finally:
-        await postgres_server.drop_database(name)
 
 
 async def _webhook_process(emulator: BotApiEmulator, url: str, **overrides: Any) -> RentanApp:
