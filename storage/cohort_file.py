@@ -27,6 +27,7 @@ from storage.spreadsheets import (
     cell_text,
     normalise_header,
     open_xlsx,
+    parse_field_map,
     read_csv,
 )
 
@@ -64,18 +65,7 @@ class CohortFileError(Exception):
 
 def parse_cohort_map(text: str) -> dict[str, str]:
     """`nik=NIK_ART,nama=NAMA` -> {"nik": "NIK_ART", ...}; ValueError when malformed."""
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        field, sep, column = part.partition("=")
-        field = field.strip().casefold()
-        if not sep or not column.strip():
-            raise ValueError(f"expected FIELD=COLUMN, got {part.strip()!r}")
-        if field not in FIELDS:
-            raise ValueError(f"unknown field {field!r}; fields are {', '.join(FIELDS)}")
-        mapping[field] = column.strip()
-    return mapping
+    return parse_field_map(text, FIELDS)
 
 
 @dataclass(frozen=True)

@@ -271,3 +271,20 @@ def _data_rows(rows: Iterator[Row], max_rows: int | None) -> Iterator[Row]:
         if max_rows is not None and count > max_rows:
             raise TooManyRows(max_rows)
         yield line, cells
+
+
+def parse_field_map(text: str, fields: Sequence[str]) -> dict[str, str]:
+    """An import's `--map`: `nik=NIK_ART,nama=NAMA` -> {"nik": "NIK_ART", "nama": "NAMA"}, each
+    field one of `fields`; ValueError when malformed."""
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        field, sep, column = part.partition("=")
+        field = field.strip().casefold()
+        if not sep or not column.strip():
+            raise ValueError(f"expected FIELD=COLUMN, got {part.strip()!r}")
+        if field not in fields:
+            raise ValueError(f"unknown field {field!r}; fields are {', '.join(fields)}")
+        mapping[field] = column.strip()
+    return mapping

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from storage.spreadsheets import normalise_header
+from storage.spreadsheets import normalise_header, parse_field_map
 
 TABLE = "dtsen_record"
 STAGING_TABLE = "dtsen_record__staging"
@@ -58,18 +58,7 @@ class Cancelled(Exception):
 
 def parse_column_map(text: str) -> dict[str, str]:
     """`nik=NIK_ART,nama=NAMA` -> {"nik": "NIK_ART", "nama": "NAMA"}; ValueError when malformed."""
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        field, sep, column = part.partition("=")
-        field = field.strip().casefold()
-        if not sep or not column.strip():
-            raise ValueError(f"expected FIELD=COLUMN, got {part.strip()!r}")
-        if field not in FIELDS:
-            raise ValueError(f"unknown field {field!r}; fields are {', '.join(FIELDS)}")
-        mapping[field] = column.strip()
-    return mapping
+    return parse_field_map(text, FIELDS)
 
 
 # A loaded row, in staging-table column order: id (the source line), nik_hash (the 32-byte
