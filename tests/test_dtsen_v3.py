@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PERSON_COLUMNS = ("nomor_induk_kependudukan", "nomor_kartu_keluarga", "nama", "tanggal_lahir",
                   "jenis_kelamin", "status_bekerja", "status_dalam_pekerjaan_utama",
                   "lapangan_usaha_dari_pekerjaan_utama", "kode_kabupaten_kota_ktp")  # fmt: skip
+WORK_NAMES = ("status_bekerja", "status_dalam_pekerjaan_utama",
+              "lapangan_usaha_dari_pekerjaan_utama")  # fmt: skip
 FAMILY_COLUMNS = ("nomor_kartu_keluarga", "kode_kelurahan_desa", "desil_nasional",
                   "desil_provinsi", "desil_kabupaten_kota")  # fmt: skip
 
@@ -342,45 +344,60 @@ async def test_cancelled_pair_import_leaves_the_table_in_service(
 
 
 def test_writer_rows_carry_the_keyed_hash_of_each_nik() -> None:
-    """The rows a writer process builds from a packed batch of DuckDB's columns: the blind
-    index of each NIK (the bot's own digest and key), then the checked columns as they came,
-    the work codes decoded through the codebook; and the NIKs and lines for the duplicate
-    check."""
+    """The rows a writer process builds from a batch of DuckDB's persons' pass joined to the
+    families: the blind index of each NIK (the bot's own digest and key), then the checked
+    columns as they came, the family's domicile and desils, the work codes decoded through the
+    codebook; the NIKs and lines for the duplicate check; and the rows the family refuses."""
+    import numpy as np
     import pyarrow as pa
 
-    from storage.dtsen.v3_pack import pack
+    from storage.dtsen.v3_pack import FamilyIndex, NikFields, hash_batch, join_batch
     from storage.dtsen.v3_rows import build_rows
     from storage.dtsen.validate import KeyedHash
 
-    people = make_people(3, seed=11)
+    people = make_people(5, seed=11)
+    kks = [3275010101010001, 3275010101010001, 3275010101010002, 3275010101019999,
+           3275010101010003]  # fmt: skip
     expected: list[list[object]] = [
-        [p.name for p in people], ["1990-01-02"] * 3, ["L", "P", "L"], ["3275021005"] * 3,
-        [3, 4, 10], [5, None, 6], [7, 8, None], ["3275", None, "3216"],
-        ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
+        [p.name for p in people[:3]], ["1990-01-02"] * 3, ["L", "P", "L"],
+        ["3275021005", "3275021005", "3275011001"], [3, 3, 10], [5, 5, None], [7, 7, 9],
+        ["3275", None, "3216"], ["Bekerja", None, "2"], [None] * 3, ["8", None, ""],
     ]  # fmt: skip
     batch = pa.RecordBatch.from_arrays(
         [
-            pa.array([2, 3, 5], pa.int64()), pa.array([None] * 3, pa.string()),
-            pa.array([p.nik for p in people]), pa.array(expected[0]),
-            pa.array([date(1990, 1, 2)] * 3, pa.date32()), pa.array(expected[2]),
-            pa.array(expected[3]), *(pa.array(column, pa.int8()) for column in expected[4:7]),
-            pa.array(expected[7]), pa.array(["1", None, "2"]), pa.array([None] * 3, pa.string()),
-            pa.array(["8", None, ""]), pa.array([7, 7, 9], pa.int32()),
+            pa.array([None] * 5, pa.int8()), pa.array([p.nik for p in people]),
+            pa.array(kks, pa.uint64()), pa.array([p.name for p in people]),
+            pa.array([date(1990, 1, 2)] * 5, pa.date32()), pa.array(["L", "P", "L", "L", "P"]),
+            pa.array(["3275", None, "3216", None, None]), pa.array(["1", None, "2", "1", "1"]),
+            pa.array([None] * 5, pa.string()), pa.array(["8", None, "", "8", "8"]),
         ],
-        names=[f"c{i}" for i in range(15)],
+        names=["reason", "nik", "kk", "nama", "born", "sex", "ktp", *WORK_NAMES],
     )  # fmt: skip
-    packed, niks, lines = pack(batch, [{"1": "Bekerja"}, None, None], KeyedHash(SECRET))
-    rows = build_rows(packed)
-    for row, person, line in zip(rows, people, (2, 3, 5), strict=True):
+    families = FamilyIndex(
+        kk=np.array([3275010101010001, 3275010101010002, 3275010101010003], np.uint64),
+        line=np.array([2, 3, 4], np.int32), kode_values=["3275021005", "3275011001"],
+        kode_at=np.array([0, 1, 0], np.int32),
+        desils=(np.array([3, 10, -1], np.int8), np.array([5, -2, 1], np.int8),
+                np.array([7, 9, 1], np.int8)),
+    )  # fmt: skip
+    found = np.zeros(5, np.bool_)
+    hashed = hash_batch(batch, 2, NikFields(TODAY), KeyedHash(SECRET))
+    chunk = join_batch(hashed, families, [{"1": "Bekerja"}, None, None], TODAY, found)
+    rows = build_rows(chunk.columns)
+    for row, person, line in zip(rows, people[:3], (2, 3, 4), strict=True):
         digest = identifier_digest(person.nik, SECRET)
         assert row[:4] == (line, digest, digest_key(digest), person.name)
         assert isinstance(row[1], bytearray)  # bound without sqlite3's adapter lookup
     assert [row[4:] for row in rows] == [
         tuple(column[i] for column in expected[1:]) for i in range(3)
     ]
-    assert niks.tolist() == [int(p.nik) for p in people]
-    assert lines.tolist() == [2, 3, 5]
-    assert build_rows(pack(batch.slice(0, 0), [None] * 3, KeyedHash(SECRET))[0]) == []
+    assert chunk.niks.tolist() == [int(p.nik) for p in people[:3]]
+    assert chunk.lines.tolist() == [2, 3, 4]
+    assert [(line, why) for line, why, _detail, _nik in chunk.bad] == [
+        (5, "no_family"),
+        (6, "bad_desil"),
+    ]
+    assert found.tolist() == [False, False, True, True, True]
 
 
 Loaded = tuple[list[tuple[object, ...]], dict[SkipReason, int]]
@@ -405,7 +422,7 @@ async def test_pair_in_writer_processes_loads_what_one_process_loads(
     file order: the table and the report are those of the import in one process."""
     import storage.dtsen.v3 as v3
 
-    monkeypatch.setattr(v3, "FETCH_ROWS", 500)  # many chunks, handed to both processes
+    monkeypatch.setattr(v3, "CHUNK_ROWS", 500)  # many chunks, handed to both processes
     monkeypatch.setattr(v3, "WRITERS", 2)  # taking turns to write, as on more than two cores
     alone, alone_report = await _table_and_report(database, tmp_path / "a", parallel=False)
     beside, beside_report = await _table_and_report(database, tmp_path / "b", parallel=True)

@@ -32,6 +32,8 @@ SQLITE_BUSY_TIMEOUT_S = 15.0  # as storage.engine, without importing SQLAlchemy 
 # share of the import) in sqlite3's per-statement work: step, reset, releasing the GIL. 64 rows
 # of 8 values (or 14, see COLUMNS_V3) stay under the 999 variables of SQLite builds before 3.32.
 _ROWS_PER_INSERT = 64
+# Threads sorting the keys while the index is built (SQLite: 0, the connection's own only).
+SORT_THREADS = 2
 
 
 @functools.cache
@@ -149,9 +151,11 @@ class SqliteLoader:
         # so any staging table found once it is held is a leftover.
         self._lock_file = _take_import_lock(self._lock_path)
         self._connection = db = sqlite_connect(self.path)
-        # The index build in the swap sorts every nik_key in this thread: with integer keys,
-        # sorter threads (PRAGMA threads=2) made it slower here (3M keys: 2.4 s, 2.8 s CPU vs
-        # 2.0 s, 1.9 s CPU), and a bigger cache_size too (3.9 s); mmap_size did not help.
+        # The index build in the swap sorts every nik_key: with a sorter thread beside this
+        # one it takes 0,9-1,1 s for Kota Bekasi's 2,6 M persons against 1,2-1,4 s alone
+        # (alternating runs, 7 Dec); a bigger cache_size made it slower (3.9 s), mmap_size
+        # did not help.
+        db.execute(f"PRAGMA threads = {SORT_THREADS}")
         # This SQLite is built with SECURE_DELETE, which zero-fills every freed page: dropping a
         # 2,6 M-row table would write ~1 GB. FAST still purges live b-tree pages; the freed
         # pages of the previous extract are overwritten by the next import.
