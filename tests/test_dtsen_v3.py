@@ -459,3 +459,57 @@ async def test_cancelled_pair_import_in_writer_processes_leaves_the_table(
     async with database.engine.connect() as connection:
         tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
     assert STAGING_TABLE not in tables
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DuckDB's process: SQLite's
+@pytest.mark.parametrize("parallel", [False, True], ids=["duckdb_here", "duckdb_process"])
+async def test_a_file_duckdb_cannot_read_is_one_line_and_leaves_the_table(
+    parallel: bool, database: Database, tmp_path: Path
+) -> None:
+    """A persons row with more cells than the header, deep in the file: DuckDB stops there,
+    in this process or in its own, and the import says so in one line without the row's
+    NIK; the previous table serves."""
+    people = make_people(10, seed=9)
+    persons, families = small_pair(tmp_path, people)
+    await import_dtsen(database, persons, families=families, secret=SECRET, today=TODAY)
+    many = make_people(3_000, seed=12)
+    rows = [person_row(p, kk_of(i // 2)) for i, p in enumerate(many)]
+    rows[2_500] = [*rows[2_500], "extra", "cells"]
+    family_rows = [[kk_of(i), "3275021005", "3", "5", "7"] for i in range(1_500)]
+    with pytest.raises(DtsenImportError) as refused:
+        await import_dtsen(
+            database, write(tmp_path / "p.csv", PERSON_COLUMNS, rows),
+            families=write(tmp_path / "f.csv", FAMILY_COLUMNS, family_rows),
+            secret=SECRET, today=TODAY, parallel=parallel,
+        )  # fmt: skip
+    message = str(refused.value)
+    assert message.startswith("cannot read p.csv and f.csv: ")
+    assert "\n" not in message
+    assert many[2_500].nik not in message
+    assert await DtsenRepository(database, SECRET).count() == 10
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # DuckDB's process: SQLite's
+@pytest.mark.parametrize("parallel", [False, True], ids=["duckdb_here", "duckdb_process"])
+async def test_rows_scanned_in_parallel_keep_their_line_numbers(
+    parallel: bool, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB scans the persons file in many small pieces on all its threads; the rows still
+    come in file order, so each person is stored under their own line."""
+    import storage.dtsen.v3 as v3
+
+    monkeypatch.setattr(v3, "CSV_BUFFER", 1 << 16)  # ~25 pieces of a 1,6 MB file
+    people = make_people(16_000, seed=13)
+    rows = [person_row(p, kk_of(i // 2)) for i, p in enumerate(people)]
+    families = [[kk_of(i), "3275021005", "3", "5", "7"] for i in range(8_000)]
+    summary = await import_dtsen(
+        database, write(tmp_path / "p.csv", PERSON_COLUMNS, rows),
+        families=write(tmp_path / "f.csv", FAMILY_COLUMNS, families),
+        secret=SECRET, today=TODAY, parallel=parallel,
+    )  # fmt: skip
+    assert summary.rows_loaded == len(people)
+    async with database.engine.connect() as connection:
+        stored = (await connection.execute(text("SELECT id, nik_hash FROM dtsen_record"))).all()
+    assert {line: bytes(digest) for line, digest in stored} == {
+        line: identifier_digest(p.nik, SECRET) for line, p in enumerate(people, start=2)
+    }

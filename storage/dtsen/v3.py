@@ -77,18 +77,26 @@ class PairReader:
         self.p = Header.read(persons, "persons")
         self.f = Header.read(families, "families")
         check_headers(persons, self.p, families, self.f)
-        self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
-        self.hasher = KeyedHash(secret)
-        self.today = today
-        self.region_code = region_code.replace(".", "")
-        self.nik_fields = NikFields(today)
-        self.families_query = families_sql(scan(families, self.f, CSV_BUFFER), self.f)
-        self.persons_query = persons_pass(
-            persons_sql(scan(persons, self.p, CSV_BUFFER), self.p, self._genders()), today
-        )
-        self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
         self.queries = queries
-        queries.start(str(Path(self._dir) / "spill"), [self.families_query, self.persons_query])
+        self._dir = tempfile.mkdtemp(prefix="rentan-dtsen-")
+        try:
+            queries.start(str(Path(self._dir) / "spill"))
+            # DuckDB reads the family file while the codebook and the NIK tables are made.
+            self.families_query = families_sql(scan(families, self.f, CSV_BUFFER), self.f)
+            queries.run(self.families_query)
+            self.book = read_codebook(codebook, self.p, self.f) if codebook is not None else {}
+            self.hasher = KeyedHash(secret)
+            self.today = today
+            self.region_code = region_code.replace(".", "")
+            self.nik_fields = NikFields(today)
+            self.persons_query = persons_pass(
+                persons_sql(scan(persons, self.p, CSV_BUFFER), self.p, self._genders()), today
+            )
+            queries.run(self.persons_query)
+            queries.close_input()
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self._read: Families | None = None
         self.found = np.zeros(0, np.bool_)  # by family line: someone joined that family
 

@@ -2,10 +2,12 @@
 and KK numbers, codes, desils, dates, the domicile from a whole code, its parts or the names),
 the persons' pass with each row's reason to be skipped, and the family table.
 
-Neither query joins or numbers rows: DuckDB then scans a file on both cores and still hands the
-rows over in file order (preserve_insertion_order), which is what numbers them (a window
-function or a join made the pass single-threaded or gave up the order). The join to the
-families is v3_family's.
+Neither query joins or numbers rows: DuckDB then scans a file on all its threads and still
+hands the rows over in file order, which is what numbers them. DuckDB guarantees that order for
+SELECT, WHERE and subqueries of one table, not for joins (duckdb.org/docs/2.0/sql/dialect/
+order_preservation; tests/test_dtsen_v3.py checks it on a file scanned in ~25 pieces); numbering
+in SQL (row_number() OVER ()) made the pass single-threaded. The join to the families is
+v3_pack's, in numpy.
 """
 
 from __future__ import annotations

@@ -70,10 +70,16 @@ class LocalQueries:
         self.db: Any = None
         self._queries: list[str] = []
 
-    def start(self, spill_dir: str, queries: list[str]) -> None:
-        """Connect, spilling to `spill_dir`; `queries` are run as `batches` asks for them."""
+    def start(self, spill_dir: str) -> None:
+        """Connect, spilling to `spill_dir`."""
         self.db = _connect(spill_dir)
-        self._queries = list(queries)
+
+    def run(self, query: str) -> None:
+        """`query` runs when `batches(query)` reads it."""
+        self._queries.append(query)
+
+    def close_input(self) -> None:
+        """No more queries."""
 
     def batches(self, query: str) -> Iterator[Any]:
         import duckdb
@@ -83,7 +89,7 @@ class LocalQueries:
             yield from self.db.sql(query).to_arrow_reader(FETCH_ROWS)
         except duckdb.InterruptException:
             raise Cancelled from None
-        except (duckdb.Error, pa.ArrowException) as error:  # Arrow's carry DuckDB's, streamed
+        except (duckdb.Error, pa.ArrowException, OSError) as error:  # Arrow's carry DuckDB's
             raise QueryFailed(_first_line(error)) from None
 
     def finish(self) -> None:
@@ -100,9 +106,10 @@ class LocalQueries:
 
 class ChildQueries:
     """Queries run in order by a DuckDB in a process of its own, started at once (it loads
-    DuckDB meanwhile) and given its queries by `start`; each result is an Arrow IPC stream on
-    its stdout, one after the other. Read them in that order with `batches`, then call
-    `finish`: a stream cut short by an error ends like a whole one."""
+    DuckDB meanwhile): `start`, then `run` each query as soon as it is known (the first runs
+    while the next is being made) and `close_input`. Each result is an Arrow IPC stream on its
+    stdout, one after the other: read them in that order with `batches`, then call `finish`
+    (a stream cut short by an error ends like a whole one)."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[2])  # the directory holding storage/
@@ -122,15 +129,25 @@ class ChildQueries:
         self._stderr = threading.Thread(target=self._read_errors, daemon=True)
         self._stderr.start()
 
-    def start(self, spill_dir: str, queries: list[str]) -> None:
-        """Run `queries`, spilling to `spill_dir`."""
+    def start(self, spill_dir: str) -> None:
+        """Connect DuckDB there, spilling to `spill_dir`."""
+        self._tell((spill_dir,))
+
+    def run(self, query: str) -> None:
+        """Start `query` once the ones before it are read; `batches(query)` reads its rows."""
+        self._queries.append(query)
+        self._tell((query,))
+
+    def close_input(self) -> None:
+        """No more queries: the process ends after the last one."""
         assert self.process.stdin is not None
-        self._queries = list(queries)
-        try:
-            send(self.process.stdin, (spill_dir, self._queries))
+        with contextlib.suppress(OSError):
             self.process.stdin.close()
-        except OSError:  # it died: `batches` says why
-            pass
+
+    def _tell(self, message: tuple[str]) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):  # it died: `batches` says why
+            send(self.process.stdin, message)
 
     def _read_errors(self) -> None:
         assert self.process.stderr is not None
@@ -173,9 +190,9 @@ class ChildQueries:
 
 
 def child_main() -> None:
-    """The DuckDB process: (spill directory, queries) as a marshal frame on stdin; each query's
-    rows as an Arrow IPC stream on stdout, in order; on failure the first line of the error,
-    as the last line on stderr, and exit code 3."""
+    """The DuckDB process: (spill directory,) then (query,) frames (marshal) on stdin; each
+    query's rows as an Arrow IPC stream on stdout, in order; on failure the first line of the
+    error, as the last line on stderr, and exit code 3."""
     output = os.fdopen(os.dup(1), "wb")  # the streams own fd 1; stray prints go to stderr
     os.dup2(2, 1)
     try:
@@ -184,10 +201,9 @@ def child_main() -> None:
         config = receive(sys.stdin.buffer)
         if config is None:
             return  # the import stopped before it had queries to give
-        spill_dir, queries = config
-        db = _connect(spill_dir)
-        for query in queries:
-            reader = db.sql(query).to_arrow_reader(FETCH_ROWS)
+        db = _connect(config[0])
+        while (message := receive(sys.stdin.buffer)) is not None:
+            reader = db.sql(message[0]).to_arrow_reader(FETCH_ROWS)
             with pa.ipc.new_stream(output, reader.schema) as writer:
                 for batch in reader:
                     writer.write_batch(batch)
