@@ -1,8 +1,9 @@
 """The two-file DTSEN extract ("V3": persons and families, joined on the KK number): DuckDB
-reads the family file into memory on one thread while it streams the persons file on the others,
-checked in SQL, as Arrow batches in file order; this process numbers them and makes each NIK's
-keyed hash meanwhile, joins them to the families once those are read and packs them (v3_pack);
-writer processes (v3_rows) make the rows and write them on SQLite.
+(v3_stream; for big files in a process of its own) streams the family file, then the persons
+file, each normalised and checked in SQL (v3_sql), as Arrow batches in file order. This process
+indexes the families in numpy (v3_family), then numbers each persons batch by its order, makes
+its NIKs' keyed hashes, joins it to the families and packs it (v3_pack); writer processes
+(v3_rows) make the rows and write them on SQLite.
 
 Only what a rule or a reviewer uses leaves DuckDB (see COLUMNS_V3); the other ~90 variables of
 the two files are never read past the CSV scanner.
@@ -47,8 +48,7 @@ from storage.dtsen.v3_stream import ChildQueries, LocalQueries, QueryFailed
 from storage.dtsen.validate import KeyedHash, Parsed
 
 # Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, less memory. It goes
-# with v3_stream.DUCKDB_MEMORY: each scanner thread pins a few buffers, so at 8 MB the family
-# file's parallel scan ran out of 100 MB.
+# with v3_stream.DUCKDB_MEMORY: each scanner thread pins a few buffers.
 CSV_BUFFER = 4 << 20
 # Seconds a thread holds the GIL when another waits for it, while a pair loads (Python: 5 ms):
 # the thread reading DuckDB's batches waits for it at every refill of its pipe.
@@ -57,11 +57,12 @@ SWITCH_INTERVAL = 0.001
 CHUNK_ROWS = 8192
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
-# Writer processes for a big pair on SQLite (~55 MB each): one makes the rows and writes them
-# (~6 s of CPU for Kota Bekasi) while DuckDB and this process read, check, pack and hash; a
-# second was no faster on 2 cores and took the peak RSS past 500 MB.
+# Writer processes for a big pair on SQLite (~50 MB each): one makes the rows and writes them
+# (~5 s of CPU for Kota Bekasi) while DuckDB's process reads and this one hashes and packs; a
+# second would take the peak RSS past 500 MB, and the three processes already keep both cores
+# ~95 % busy.
 WRITERS = 1
-# Chunks a writer process may hold at once: the next one waits in its pipe while it writes.
+# Chunks a writer process may hold at once: the next one is received while it writes one.
 AHEAD = 2
 
 
