@@ -513,3 +513,27 @@ async def test_rows_scanned_in_parallel_keep_their_line_numbers(
     assert {line: bytes(digest) for line, digest in stored} == {
         line: identifier_digest(p.nik, SECRET) for line, p in enumerate(people, start=2)
     }
+
+
+@pytest.mark.parametrize(
+    ("cores", "threads", "memory"),  # DuckDB shows MiB: 48 MB, 96 MB
+    [(1, 1, "45.7 MiB"), (2, 2, "45.7 MiB"), (8, 4, "91.5 MiB"), (64, 4, "91.5 MiB")],
+)
+def test_duckdb_gets_memory_for_each_of_its_threads_and_at_most_four(
+    cores: int, threads: int, memory: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread scanning a CSV pins a few 4 MB blocks: on 8 cores DuckDB's own thread count
+    ran out of 48 MB on Kota Bekasi's file. Its threads are capped and its memory follows."""
+    import storage.dtsen.v3_stream as stream
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    queries = stream.LocalQueries()
+    queries.start(str(tmp_path / "spill"))
+    try:
+        settings = dict(queries.db.execute(
+            "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'memory_limit')"
+        ).fetchall())  # fmt: skip
+    finally:
+        queries.close()
+    assert settings["threads"] == str(threads)
+    assert settings["memory_limit"] == memory

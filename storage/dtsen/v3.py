@@ -48,13 +48,16 @@ from storage.dtsen.v3_stream import ChildQueries, LocalQueries, QueryFailed
 from storage.dtsen.validate import KeyedHash, Parsed
 
 # Bytes the CSV scanner reads at a time (DuckDB: 32 MB): a little slower, less memory. It goes
-# with v3_stream.DUCKDB_MEMORY: each scanner thread pins a few buffers.
+# with v3_stream.MEMORY_PER_THREAD_MB: each scanner thread pins a few blocks of it.
 CSV_BUFFER = 4 << 20
 # Seconds a thread holds the GIL when another waits for it, while a pair loads (Python: 5 ms):
 # the thread reading DuckDB's batches waits for it at every refill of its pipe.
 SWITCH_INTERVAL = 0.001
-# Rows per chunk handed to a writer process, and per write (one transaction each).
-CHUNK_ROWS = 8192
+# Rows per chunk handed to a writer process, and per write (one transaction each, ~40 ms of the
+# write lock). Per-chunk costs in all three processes: 2,6 M persons staged in 6,9-7,0 s at
+# 16.384 against 7,2-7,4 s at 8.192 and 7,8-7,9 s at 4.096 (32.768: 6,8-6,9 s, holding the
+# lock twice as long).
+CHUNK_ROWS = 16_384
 # Persons on which the files' match and the codebook are judged before the whole file is read.
 HEAD_ROWS = 10_000
 # Writer processes for a big pair on SQLite (~50 MB each): one makes the rows and writes them
