@@ -306,6 +306,11 @@ class ImportJob:
             self.loader.discard()
 
 
+def _big(source: Path) -> bool:
+    """Whether a file is big enough for processes of its own (PARALLEL_MIN_BYTES)."""
+    return source.is_file() and source.stat().st_size >= PARALLEL_MIN_BYTES
+
+
 async def import_dtsen(
     database: Database,
     source: Path,
@@ -351,11 +356,23 @@ async def import_dtsen(
     report = Report(report_path)
     job_class: Callable[..., ImportJob] = ImportJob
     if families is not None:
-        from storage.dtsen.v3 import PairJob  # DuckDB loads only for a pair
+        from storage.dtsen.v3_stream import ChildQueries, LocalQueries
 
-        job_class = functools.partial(
-            PairJob, families=families, codebook=codebook, region_code=region_code
+        # A big pair on SQLite: DuckDB's process starts now (~0.3 s), while this one loads the
+        # pair's modules (Arrow, numpy: ~0.25 s) and reads the headers and the codebook.
+        in_processes = isinstance(loader, SqliteLoader) and (
+            parallel if parallel is not None else _big(source)
         )
+        queries = ChildQueries() if in_processes else LocalQueries()
+        try:
+            from storage.dtsen.v3 import PairJob  # DuckDB loads only for a pair
+        except BaseException:
+            queries.close()
+            raise
+        job_class = functools.partial(
+            PairJob, families=families, codebook=codebook, region_code=region_code,
+            queries=queries,
+        )  # fmt: skip
     job = job_class(
         loader=loader,
         source=source,

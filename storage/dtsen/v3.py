@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from domain.eligibility import GENDER_SPELLINGS, normalize_gender
 from storage.dtsen.contract import BadRow, Cancelled, DtsenImportError, SkipReason
-from storage.dtsen.importer import PARALLEL_MIN_BYTES, ImportJob
+from storage.dtsen.importer import ImportJob
 from storage.dtsen.parsers import ParserProcesses
 from storage.dtsen.sqlite_load import SqliteLoader
 from storage.dtsen.v3_family import (
@@ -169,12 +169,22 @@ class PairJob(ImportJob):
     """An import of the persons file and the family file together (same report, same swap)."""
 
     def __init__(self, *, families: Path, codebook: Path | None, region_code: str,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 queries: LocalQueries | ChildQueries, **kwargs: Any) -> None:  # fmt: skip
+        """`queries`: DuckDB (in this process, or a process of its own for a big pair on
+        SQLite, then written by writer processes too); the job closes it."""
         super().__init__(**kwargs)
         self.families = families
         self.codebook = codebook
         self.region_code = region_code
+        self.queries = queries
         self._reader: PairReader | None = None
+
+    def run(self, *, max_bad_share: float, max_shrink_share: float | None, actor: str) -> None:
+        try:
+            super().run(max_bad_share=max_bad_share, max_shrink_share=max_shrink_share,
+                        actor=actor)  # fmt: skip
+        finally:
+            self.queries.close()  # also when the pair never loaded (the lock was taken, say)
 
     def cancel(self) -> None:
         super().cancel()
@@ -198,14 +208,12 @@ class PairJob(ImportJob):
             pa.set_memory_pool(pool)
 
     def _load_pair(self) -> None:
-        # DuckDB's process and the writers start (~0.3 s each) while this one reads the
-        # headers and the codebook.
+        queries = self.queries
         writers: ParserProcesses | None = None
-        in_processes = self._in_processes()
-        queries = ChildQueries() if in_processes else LocalQueries()
         try:
-            if in_processes:
+            if isinstance(queries, ChildQueries):  # a big pair on SQLite
                 assert isinstance(self.loader, SqliteLoader)
+                # The writers start (~0.3 s) while this one reads the headers and the codebook.
                 writers = self._start_writers(self.loader.path)
             reader = PairReader(self.source, self.families, codebook=self.codebook,
                                 secret=self.secret, today=self.today,
@@ -240,15 +248,6 @@ class PairJob(ImportJob):
                 f"{no_family:,} of {self.read:,} persons have no family row: nothing imported, "
                 "the previous table stays"
             )
-
-    def _in_processes(self) -> bool:
-        """Whether DuckDB and the writers run in processes of their own: a big pair (by
-        default from PARALLEL_MIN_BYTES of persons) on SQLite."""
-        if not isinstance(self.loader, SqliteLoader) or not self.source.is_file():
-            return False
-        if self.parallel is None:
-            return self.source.stat().st_size >= PARALLEL_MIN_BYTES
-        return self.parallel
 
     def _start_writers(self, path: str) -> ParserProcesses:
         self._parsers = ParserProcesses(WRITERS, (str(Path(path).resolve()),), code=WORKER_CODE)

@@ -5,7 +5,8 @@ in this process (`LocalQueries`: small files, PostgreSQL) or in a process of its
 A DuckDB in the importing process ran each streamed query on the thread fetching its batches,
 holding the GIL the importing process's hashing and packing also want: the two took turns on one
 core (~1 core in all, against ~2 with DuckDB in a process of its own). Imports neither
-SQLAlchemy nor rich; DuckDB only where it runs.
+SQLAlchemy nor rich, and DuckDB and Arrow only where they run: the import starts DuckDB's
+process before it loads them itself.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pyarrow as pa
 
 from domain.pii import redact_text
 from storage.dtsen.contract import Cancelled
@@ -102,6 +101,7 @@ class LocalQueries:
 
     def batches(self, query: str) -> Iterator[Any]:
         import duckdb
+        import pyarrow as pa
 
         _next_query(self._queries, query)
         try:
@@ -121,6 +121,7 @@ class LocalQueries:
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
+            self.db = None
 
 
 class ChildQueries:
@@ -174,6 +175,8 @@ class ChildQueries:
             self._errors.append(self.process.stderr.read())
 
     def batches(self, query: str) -> Iterator[Any]:
+        import pyarrow as pa
+
         _next_query(self._queries, query)
         try:
             yield from pa.ipc.open_stream(self.process.stdout)
@@ -200,12 +203,14 @@ class ChildQueries:
             self.process.kill()
 
     def close(self) -> None:
+        """Stop the process if it still runs and close its pipes (again: nothing to do)."""
         self.interrupt()
         self.process.wait()
         self._stderr.join(timeout=5)
-        for pipe in (self.process.stdout, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def child_main() -> None:
@@ -217,6 +222,7 @@ def child_main() -> None:
     os.nice(CHILD_NICENESS)  # before DuckDB starts its threads: they inherit it
     try:
         import duckdb  # noqa: F401 (loaded while the importing process reads the headers)
+        import pyarrow as pa
 
         config = receive(sys.stdin.buffer)
         if config is None:
