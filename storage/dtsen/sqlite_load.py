@@ -217,7 +217,9 @@ class SqliteLoader:
         return int(count)
 
     def swap(self, *, source_name: str, loaded: int, skipped: int, actor: str) -> None:
-        self._stop_checkpoints()
+        # The checkpoint thread goes on copying the staging table's pages into the database
+        # file while the index is built (on the other core: a passive checkpoint never blocks
+        # the writer), so the checkpoint after the commit has only the index left to copy.
         db = self._db
         # Naive UTC in SQLAlchemy's SQLite DATETIME format, as models.UTCDateTime stores it.
         imported_at = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -241,6 +243,7 @@ class SqliteLoader:
             raise
         db.execute("COMMIT")
         self._swapped = True
+        self._stop_checkpoints()
         # Copy the new table into the database file now rather than make the bot's next commit
         # pay for it, and shrink the WAL (it held the whole staging table). Readers get a second
         # to finish; if one holds on, the WAL is just truncated by a later checkpoint.
