@@ -57,6 +57,9 @@ class ImportSummary:
         )
 
 
+_BUCKETS = 1 << 20  # by the NIK's low bits (its serial number's), a power of two
+
+
 class Duplicates:
     """Finds repeated NIKs across the whole file, from the int64 NIKs of every loaded row.
 
@@ -88,10 +91,15 @@ class Duplicates:
         if not repeated.size:
             self._lines = []
             return []
-        slots = np.searchsorted(repeated, niks)
+        # Only rows whose NIK falls in a bucket of a repeated one are searched for: binary
+        # searches over every row took 0,12 s of 0,15 s for Kota Bekasi.
+        buckets = np.zeros(_BUCKETS, np.bool_)
+        buckets[repeated & (_BUCKETS - 1)] = True
+        candidates = np.flatnonzero(buckets[niks & (_BUCKETS - 1)])
+        slots = np.searchsorted(repeated, niks[candidates])
         np.minimum(slots, len(repeated) - 1, out=slots)
-        where = np.flatnonzero(repeated[slots] == niks)
-        del slots
+        where = candidates[repeated[slots] == niks[candidates]]
+        del slots, candidates
         lines = np.concatenate(self._lines)
         self._lines = []
         found: list[BadRow] = []
