@@ -82,7 +82,10 @@ def child(kind: str, db_path: str, sources: list[str]) -> None:
 
 
 def measure(kind: str, db_path: Path, sources: list[Path]) -> dict[str, Any]:
-    """One import in a child process; its result and the peak RSS of it and its children."""
+    """One import in a child process; its result and the peak RSS of it and its children.
+    The page cache's dirty pages (the previous import's ~1 GB) are written out first, so an
+    import does not wait for its predecessor's writeback."""
+    os.sync()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.bench_import_v3", "--child", kind, str(db_path),
          *map(str, sources)],
@@ -108,6 +111,7 @@ def measure(kind: str, db_path: Path, sources: list[Path]) -> dict[str, Any]:
 
 def ceiling(db_path: Path, limit: int) -> float:
     """Rows/s of plain batched executemany of the V3 import's final rows, held in memory."""
+    os.sync()
     with sqlite3.connect(db_path) as source:
         rows = source.execute(
             f"SELECT {', '.join(COLUMNS_V3)} FROM dtsen_record ORDER BY id LIMIT ?", (limit,)
