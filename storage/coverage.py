@@ -28,7 +28,7 @@ from storage.enrollment import (
     read_columns,
 )
 from storage.models import Application, AuditEvent, utcnow
-from storage.spreadsheets import normalise_header
+from storage.spreadsheets import normalise_header, parse_field_map
 
 Translate = Callable[[str], str]
 
@@ -84,18 +84,10 @@ COVERAGE_SUMMARY = N_(
 
 def parse_coverage_map(text: str) -> dict[str, str]:
     """`kpj=NO_KPJ,paid_through=IURAN_SD` -> {field: normalised column}; ValueError if bad."""
-    mapping: dict[str, str] = {}
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        field, sep, column = part.partition("=")
-        field = field.strip().casefold()
-        if not sep or not column.strip():
-            raise ValueError(f"expected FIELD=COLUMN, got {part.strip()!r}")
-        if field not in MAP_FIELDS:
-            raise ValueError(f"unknown field {field!r}; fields are {', '.join(MAP_FIELDS)}")
-        mapping[field] = normalise_header(column)
-    return mapping
+    return {
+        field: normalise_header(column)
+        for field, column in parse_field_map(text, MAP_FIELDS).items()
+    }
 
 
 @dataclass(frozen=True)
