@@ -27,7 +27,6 @@ _FRAME = struct.Struct("<Q")
 # A process's stdin pipe (Linux: 64 KiB by default): a chunk is up to ~1 MB, and every refill
 # waits for the process's reading thread to get the GIL.
 PIPE_BYTES = 1 << 20
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named from Python 3.10 on Linux only
 _WORKER_CODE = "import storage.dtsen.parsers as m; m.worker_main()"
 
 
@@ -138,8 +137,9 @@ class ParserProcesses:
                 start_new_session=True,
             )
             self._processes.append(process)
-            with contextlib.suppress(OSError):  # Linux; a smaller pipe is only slower
-                fcntl.fcntl(process.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+            assert process.stdin is not None
+            with contextlib.suppress(OSError):  # a smaller pipe is only slower
+                fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             self.tell(number, config)
             listener = threading.Thread(target=self._listen, args=(number, process), daemon=True)
             listener.start()

@@ -23,7 +23,7 @@ from typing import Any
 
 from domain.pii import redact_text
 from storage.dtsen.contract import Cancelled
-from storage.dtsen.parsers import _F_SETPIPE_SZ, PIPE_BYTES, receive, send
+from storage.dtsen.parsers import PIPE_BYTES, receive, send
 
 _CHILD_CODE = "import storage.dtsen.v3_stream as m; m.child_main()"
 # DuckDB's threads (its default: one a core) and memory. Each thread scanning a CSV pins a few
@@ -143,7 +143,7 @@ class ChildQueries:
         )  # fmt: skip
         assert self.process.stdout is not None
         with contextlib.suppress(OSError):  # a smaller pipe is only slower
-            fcntl.fcntl(self.process.stdout.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
+            fcntl.fcntl(self.process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._queries: list[str] = []
         self._errors: list[bytes] = []
         self._stderr = threading.Thread(target=self._read_errors, daemon=True)
