@@ -24,7 +24,7 @@ from storage.dtsen.sqlite_load import sqlite_connect, sqlite_write
 from storage.dtsen.validate import Parsed, Validator
 
 _FRAME = struct.Struct("<Q")
-# A process's stdin pipe (Linux: 64 KiB by default): a chunk is up to ~1 MB, and every refill
+# A process's stdin pipe (Linux: 64 KiB by default): a chunk is ~1,6 MB, and every refill
 # waits for the process's reading thread to get the GIL.
 PIPE_BYTES = 1 << 20
 _WORKER_CODE = "import storage.dtsen.parsers as m; m.worker_main()"
