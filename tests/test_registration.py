@@ -13,7 +13,7 @@ from config.catalogs import Catalogs
 from domain.flow import FIELD_LABELS, Step
 from domain.lifecycle import Status
 from domain.regions import load_regions
-from emulator import EmulatedUser
+from emulator import BotMessage, EmulatedUser
 from storage.models import Application
 from testkit.factories import Person, make_person
 from testkit.fakes import row_of, seed_dtsen
@@ -111,6 +111,22 @@ async def reach_heir(user: EmulatedUser, *, occupation: str = "Sopir") -> None:
     await user.expect(r"\(7/9\)")
     await user.press(occupation)
     await user.expect(r"\(8/9\)")
+
+
+async def reach_summary(
+    user: EmulatedUser, person: Person, address: str, *, occupation: str = "Sopir"
+) -> BotMessage:
+    """/start to the summary: the identity, the phone (typed), `address`, any kelurahan,
+    `occupation`, an heir who is a child; the summary message."""
+    await reach_nik(user)
+    await give_identity(user, person)
+    await reach_address(user, person)
+    await user.send(address)
+    await reach_heir(user, occupation=occupation)
+    await user.send("Siti Aminah")
+    await user.expect(r"\(9/9\)")
+    await user.press("Anak")
+    return await user.expect(r"Periksa kembali")
 
 
 async def applications_of(harness: Harness, user_id: int) -> list[Application]:
@@ -391,15 +407,7 @@ async def test_phone_changed_from_the_summary_still_takes_the_contact_button_awa
     person = make_person(53)
     await seed(harness, person)
     user = harness.user(200053)
-    await reach_nik(user)
-    await give_identity(user, person)
-    await reach_address(user, person)
-    await user.send("Jl. Melati No. 5 RT 01/RW 02")
-    await reach_heir(user)
-    await user.send("Siti Aminah")
-    await user.expect(r"\(9/9\)")
-    await user.press("Anak")
-    await user.expect(r"Periksa kembali")
+    await reach_summary(user, person, "Jl. Melati No. 5 RT 01/RW 02")
     await user.press("✏️ Ubah")
     await user.expect(r"Data mana")
     await user.press("Nomor HP")
@@ -494,15 +502,7 @@ async def test_markup_characters_in_an_address_are_shown_escaped(harness: Harnes
     person = make_person(62)
     await seed(harness, person)
     user = harness.user(200061)
-    await reach_nik(user)
-    await give_identity(user, person)
-    await reach_address(user, person)
-    await user.send("Jl. <Mawar> & Co *1*")
-    await reach_heir(user)
-    await user.send("Siti Aminah")
-    await user.expect(r"\(9/9\)")
-    await user.press("Anak")
-    summary = await user.expect(r"Periksa kembali")
+    summary = await reach_summary(user, person, "Jl. <Mawar> & Co *1*")
     assert "Jl. <Mawar> & Co *1*" in summary.text
 
 
@@ -562,15 +562,7 @@ async def test_worker_changes_a_field_from_the_summary(harness: Harness) -> None
     person = make_person(71)
     await seed(harness, person)
     user = harness.user(200070)
-    await reach_nik(user)
-    await give_identity(user, person)
-    await reach_address(user, person)
-    await user.send("Jl. Lama 1")
-    await reach_heir(user, occupation="Pemulung")
-    await user.send("Siti Aminah")
-    await user.expect(r"\(9/9\)")
-    await user.press("Anak")
-    await user.expect(r"Periksa kembali")
+    await reach_summary(user, person, "Jl. Lama 1", occupation="Pemulung")
     await user.press("✏️ Ubah")
     await user.expect(r"Data mana")
     await user.press("Alamat")
@@ -589,15 +581,9 @@ async def test_summary_lists_the_answers_in_the_order_the_questions_asked_them(
     person = make_person(73)
     await seed(harness, person)
     user = harness.user(200072)
-    await reach_nik(user)
-    await give_identity(user, person)
-    await reach_address(user, person)
-    await user.send("Jl. Melati No. 5 RT 01/RW 02")
-    await reach_heir(user, occupation="Pemulung")
-    await user.send("Siti Aminah")
-    await user.expect(r"\(9/9\)")
-    await user.press("Anak")
-    summary = await user.expect(r"Periksa kembali")
+    summary = await reach_summary(
+        user, person, "Jl. Melati No. 5 RT 01/RW 02", occupation="Pemulung"
+    )
 
     _ = Catalogs().get("id")._
     labels = [_(label) for step, label in FIELD_LABELS.items() if step is not Step.HEIR_RELATION]
